@@ -1,0 +1,439 @@
+//! A complete request head: parsed once, validated strictly, read lazily.
+
+use super::chars::{is_target_byte, is_tchar, is_token, is_value_byte, list_items, trim_ows};
+use super::{Error, Limits};
+use memchr::memchr;
+
+/// A byte range into [`RequestHead::raw`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Span {
+    fn of(start: usize, end: usize) -> Span {
+        Span { start, end }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// The field name, lowercased.
+    pub name: Span,
+    /// The field value, without surrounding whitespace.
+    pub value: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    Http10,
+    /// HTTP/1.1, and any later 1.x (RFC 9110 §2.5: treat as the highest minor we know).
+    Http11,
+}
+
+/// How the request body is framed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyKind {
+    /// No body (no framing header, or Content-Length: 0).
+    Empty,
+    Length(u64),
+    Chunked,
+}
+
+/// A parsed request head. Field names are lowercased in `raw`; every other byte is
+/// as received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestHead {
+    /// The head from the request line to the final CRLF.
+    pub raw: Vec<u8>,
+    pub method: Span,
+    pub target: Span,
+    pub version: Version,
+    pub headers: Vec<Header>,
+    pub body: BodyKind,
+    /// Whether the connection may carry another request after this one.
+    pub keep_alive: bool,
+    /// `Expect: 100-continue` on HTTP/1.1: the client waits before sending the body.
+    pub expect_continue: bool,
+    /// `Connection: upgrade` together with an `Upgrade` field.
+    pub upgrade: bool,
+}
+
+impl RequestHead {
+    pub fn bytes(&self, span: Span) -> &[u8] {
+        &self.raw[span.start..span.end]
+    }
+
+    pub fn method(&self) -> &[u8] {
+        self.bytes(self.method)
+    }
+
+    pub fn target(&self) -> &[u8] {
+        self.bytes(self.target)
+    }
+
+    /// The first value of a field, by lowercase name.
+    pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|h| self.bytes(h.name) == name)
+            .map(|h| self.bytes(h.value))
+    }
+
+    /// Parses a complete head: the request line and field lines, each ended by CRLF,
+    /// and the empty line that ends the head.
+    pub fn parse(raw: Vec<u8>, limits: &Limits) -> Result<RequestHead, Error> {
+        let mut builder = HeadBuilder::default();
+        let mut pos = 0;
+        loop {
+            let end = find_crlf(&raw, pos)?.ok_or(Error::InvalidRequestLine)?;
+            if end == pos {
+                break;
+            }
+            builder.line(&raw[pos..end], pos, limits)?;
+            pos = end + 2;
+        }
+        builder.finish(raw)
+    }
+}
+
+/// Reads a head line by line as its lines arrive, so that an error is found as soon
+/// as the line holding it is complete; [`HeadBuilder::finish`] adds the checks that
+/// need the whole head.
+#[derive(Debug, Default)]
+pub(super) struct HeadBuilder {
+    /// Spans of the request line; None until it was read.
+    request_line: Option<(Span, Span, Version)>,
+    headers: Vec<Header>,
+    content_length: Option<u64>,
+    te_seen: bool,
+    te_last_chunked: bool,
+    te_unsupported: bool,
+    hosts: u32,
+    close: bool,
+    keep_alive: bool,
+    upgrade_token: bool,
+    upgrade_field: bool,
+    expect_continue: bool,
+}
+
+impl HeadBuilder {
+    /// Reads one line without its CRLF; `offset` is where it starts in the head.
+    pub(super) fn has_request_line(&self) -> bool {
+        self.request_line.is_some()
+    }
+
+    pub(super) fn line(
+        &mut self,
+        line: &[u8],
+        offset: usize,
+        limits: &Limits,
+    ) -> Result<(), Error> {
+        let Some((_, _, version)) = self.request_line else {
+            let (m, t, v) = parse_request_line(line, limits)?;
+            check_target_form(&line[m.start..m.end], &line[t.start..t.end])?;
+            self.request_line = Some((m, t, v));
+            return Ok(());
+        };
+        if self.headers.len() == limits.max_headers {
+            return Err(Error::TooManyHeaders);
+        }
+        let h = parse_field_line(line)?;
+        let name = &line[h.name.start..h.name.end];
+        let value = &line[h.value.start..h.value.end];
+        self.field(name, value, version == Version::Http11, limits)?;
+        self.headers.push(Header {
+            name: Span::of(offset + h.name.start, offset + h.name.end),
+            value: Span::of(offset + h.value.start, offset + h.value.end),
+        });
+        Ok(())
+    }
+
+    fn field(
+        &mut self,
+        name: &[u8],
+        value: &[u8],
+        http11: bool,
+        limits: &Limits,
+    ) -> Result<(), Error> {
+        let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+        if is(b"content-length") {
+            for item in value.split(|&b| b == b',').map(trim_ows) {
+                let n = parse_decimal(item).ok_or(Error::InvalidContentLength)?;
+                if self.content_length.is_some_and(|c| c != n) {
+                    return Err(Error::ConflictingContentLength);
+                }
+                if n > limits.max_body_size {
+                    return Err(Error::BodyTooLarge);
+                }
+                self.content_length = Some(n);
+            }
+        } else if is(b"transfer-encoding") {
+            let mut any = false;
+            for coding in list_items(value) {
+                // chunked may only be the final coding, and only once
+                if !is_token(coding) || self.te_last_chunked {
+                    return Err(Error::InvalidTransferEncoding);
+                }
+                self.te_last_chunked = coding.eq_ignore_ascii_case(b"chunked");
+                self.te_unsupported |= !self.te_last_chunked;
+                any = true;
+            }
+            if !any {
+                return Err(Error::InvalidTransferEncoding);
+            }
+            self.te_seen = true;
+        } else if is(b"host") {
+            self.hosts += 1;
+            if self.hosts > 1 || (!value.is_empty() && !is_host_port(value)) {
+                return Err(Error::InvalidHost);
+            }
+        } else if is(b"connection") {
+            for item in list_items(value) {
+                self.close |= item.eq_ignore_ascii_case(b"close");
+                self.keep_alive |= item.eq_ignore_ascii_case(b"keep-alive");
+                self.upgrade_token |= item.eq_ignore_ascii_case(b"upgrade");
+            }
+        } else if is(b"expect") && http11 {
+            // RFC 9110 §10.1.1: an HTTP/1.0 expectation is ignored
+            if !value.eq_ignore_ascii_case(b"100-continue") {
+                return Err(Error::UnsupportedExpectation);
+            }
+            self.expect_continue = true;
+        } else if is(b"upgrade") {
+            self.upgrade_field = true;
+        }
+        if self.content_length.is_some() && self.te_seen {
+            return Err(Error::ContentLengthWithTransferEncoding);
+        }
+        Ok(())
+    }
+
+    /// The checks that need the whole head; `raw` is the head the lines came from.
+    pub(super) fn finish(self, mut raw: Vec<u8>) -> Result<RequestHead, Error> {
+        let (method, target, version) = self.request_line.ok_or(Error::InvalidRequestLine)?;
+        let http11 = version == Version::Http11;
+        if http11 && self.hosts == 0 {
+            return Err(Error::InvalidHost);
+        }
+        let connect = &raw[method.start..method.end] == b"CONNECT";
+        let body = if self.te_seen {
+            // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means faulty framing.
+            if !http11 || !self.te_last_chunked {
+                return Err(Error::InvalidTransferEncoding);
+            }
+            if self.te_unsupported {
+                return Err(Error::UnsupportedTransferEncoding);
+            }
+            BodyKind::Chunked
+        } else {
+            match self.content_length {
+                None | Some(0) => BodyKind::Empty,
+                Some(n) => BodyKind::Length(n),
+            }
+        };
+        // RFC 9110 §9.3.6: CONNECT has no content; what follows the head is the tunnel.
+        match (connect, body) {
+            (true, BodyKind::Chunked) => return Err(Error::InvalidTransferEncoding),
+            (true, BodyKind::Length(_)) => return Err(Error::InvalidContentLength),
+            _ => {}
+        }
+        for h in &self.headers {
+            raw[h.name.start..h.name.end].make_ascii_lowercase();
+        }
+        Ok(RequestHead {
+            raw,
+            method,
+            target,
+            version,
+            headers: self.headers,
+            body,
+            keep_alive: !self.close && (http11 || self.keep_alive),
+            expect_continue: self.expect_continue,
+            upgrade: connect || (self.upgrade_token && self.upgrade_field),
+        })
+    }
+}
+
+fn check_target_form(method: &[u8], target: &[u8]) -> Result<(), Error> {
+    if method == b"CONNECT" {
+        // authority-form: host ":" port, nothing else.
+        let ok = target.iter().rposition(|&b| b == b':').is_some_and(|c| {
+            c > 0
+                && c + 1 < target.len()
+                && target[c + 1..].iter().all(u8::is_ascii_digit)
+                && is_host(&target[..c])
+        });
+        return if ok {
+            Ok(())
+        } else {
+            Err(Error::TargetFormMismatch)
+        };
+    }
+    if target == b"*" {
+        return if method == b"OPTIONS" {
+            Ok(())
+        } else {
+            Err(Error::TargetFormMismatch)
+        };
+    }
+    if target[0] == b'/' || is_absolute_uri(target) {
+        Ok(())
+    } else {
+        Err(Error::InvalidTarget)
+    }
+}
+
+/// Finds the CRLF that ends the line starting at `from`. A CR anywhere else in the
+/// line is refused: only CRLF ends a line.
+fn find_crlf(raw: &[u8], from: usize) -> Result<Option<usize>, Error> {
+    match memchr(b'\n', &raw[from..]) {
+        None => Ok(None),
+        Some(i) => {
+            let lf = from + i;
+            if lf == from || raw[lf - 1] != b'\r' {
+                return Err(Error::BareLineFeed);
+            }
+            if memchr(b'\r', &raw[from..lf - 1]).is_some() {
+                return Err(Error::BareCarriageReturn);
+            }
+            Ok(Some(lf - 1))
+        }
+    }
+}
+
+fn parse_request_line(line: &[u8], limits: &Limits) -> Result<(Span, Span, Version), Error> {
+    if line.len() + 2 > limits.max_request_line {
+        return Err(Error::RequestLineTooLong);
+    }
+    let sp1 = memchr(b' ', line).ok_or(Error::InvalidRequestLine)?;
+    if sp1 == 0 || !line[..sp1].iter().all(|&b| is_tchar(b)) {
+        return Err(Error::InvalidMethod);
+    }
+    let rest = &line[sp1 + 1..];
+    let sp2 = memchr(b' ', rest).ok_or(Error::InvalidRequestLine)?;
+    if sp2 == 0 {
+        return Err(Error::InvalidRequestLine);
+    }
+    let target = &rest[..sp2];
+    if !target.iter().all(|&b| is_target_byte(b) && b != b'#') {
+        return Err(Error::InvalidTarget);
+    }
+    let version = parse_version(&rest[sp2 + 1..])?;
+    Ok((Span::of(0, sp1), Span::of(sp1 + 1, sp1 + 1 + sp2), version))
+}
+
+fn parse_version(v: &[u8]) -> Result<Version, Error> {
+    match v {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            match (major, minor) {
+                (b'1', b'0') => Ok(Version::Http10),
+                (b'1', _) => Ok(Version::Http11),
+                _ => Err(Error::UnsupportedVersion),
+            }
+        }
+        _ => Err(Error::InvalidVersion),
+    }
+}
+
+/// Splits and checks one field line (without CRLF). Spans are relative to `line`.
+pub(super) fn parse_field_line(line: &[u8]) -> Result<Header, Error> {
+    if line[0] == b' ' || line[0] == b'\t' {
+        return Err(Error::ObsFold);
+    }
+    let colon = memchr(b':', line).ok_or(Error::MissingColon)?;
+    let name = &line[..colon];
+    if name.last().is_some_and(|&b| b == b' ' || b == b'\t') {
+        return Err(Error::SpaceBeforeColon);
+    }
+    if !is_token(name) {
+        return Err(Error::InvalidHeaderName);
+    }
+    let line_value = &line[colon + 1..];
+    let lead = line_value
+        .iter()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count();
+    let value = trim_ows(line_value);
+    if !value.iter().all(|&b| is_value_byte(b)) {
+        return Err(Error::InvalidHeaderValue);
+    }
+    let vstart = colon + 1 + lead;
+    Ok(Header {
+        name: Span::of(0, colon),
+        value: Span::of(vstart, vstart + value.len()),
+    })
+}
+
+/// 1*DIGIT as a number; values past u64 saturate (they are over any body limit).
+fn parse_decimal(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(s.iter().fold(0u64, |n, &d| {
+        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+    }))
+}
+
+/// uri-host: an IP-literal in brackets or a reg-name / IPv4 address.
+fn is_host(h: &[u8]) -> bool {
+    if let [b'[', inner @ .., b']'] = h {
+        return !inner.is_empty()
+            && inner
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+    }
+    !h.is_empty()
+        && h.iter().all(|&b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'%'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                )
+        })
+}
+
+/// Host field value: uri-host [ ":" port ].
+fn is_host_port(v: &[u8]) -> bool {
+    let host_end = match v.iter().rposition(|&b| b == b':') {
+        // a colon inside brackets belongs to an IPv6 literal
+        Some(c) if !v[c..].contains(&b']') => {
+            if !v[c + 1..].iter().all(u8::is_ascii_digit) {
+                return false;
+            }
+            c
+        }
+        _ => v.len(),
+    };
+    is_host(&v[..host_end])
+}
+
+/// absolute-form: scheme ":" followed by something.
+fn is_absolute_uri(t: &[u8]) -> bool {
+    let Some(colon) = memchr(b':', t) else {
+        return false;
+    };
+    let scheme = &t[..colon];
+    colon + 1 < t.len()
+        && scheme.first().is_some_and(u8::is_ascii_alphabetic)
+        && scheme
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+}

@@ -1,0 +1,269 @@
+//! Response heads and chunk framing. Nothing an application gives is written
+//! unchecked: a name must be a token, a value must hold no CR, LF, NUL or other
+//! control byte, so no application can split a response.
+
+use super::chars::{is_field_value, is_token};
+use super::status::reason;
+use std::fmt;
+use std::io::Write;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EncodeError {
+    InvalidStatus,
+    InvalidReason,
+    InvalidHeaderName,
+    InvalidHeaderValue,
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EncodeError::InvalidStatus => "status code must be 100-999",
+            EncodeError::InvalidReason => "reason phrase holds a control character",
+            EncodeError::InvalidHeaderName => "header name is not a token",
+            EncodeError::InvalidHeaderValue => {
+                "header value holds CR, LF, NUL or another control character"
+            }
+        })
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+/// How the body after a head is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// `Content-Length: n`.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// No framing field: a response without body, or one delimited by closing.
+    Unframed,
+}
+
+/// Whether a status forbids framing fields altogether (RFC 9110 §8.6, RFC 9112 §6.1).
+pub fn forbids_framing(status: u16) -> bool {
+    (100..200).contains(&status) || status == 204
+}
+
+/// Whether a response with this status never has a body (RFC 9112 §6.3).
+pub fn has_no_body(status: u16) -> bool {
+    forbids_framing(status) || status == 304
+}
+
+/// Writes a response head field by field.
+#[derive(Debug)]
+pub struct HeadWriter {
+    out: Vec<u8>,
+    status: u16,
+}
+
+impl HeadWriter {
+    /// Starts with the status line; `reason` None means the standard phrase.
+    pub fn new(
+        status: u16,
+        reason_phrase: Option<&[u8]>,
+        capacity: usize,
+    ) -> Result<Self, EncodeError> {
+        if !(100..=999).contains(&status) {
+            return Err(EncodeError::InvalidStatus);
+        }
+        let phrase = reason_phrase.unwrap_or(reason(status).as_bytes());
+        if !is_field_value(phrase) {
+            return Err(EncodeError::InvalidReason);
+        }
+        let mut out = Vec::with_capacity(capacity.max(64 + phrase.len()));
+        out.extend_from_slice(b"HTTP/1.1 ");
+        push_u64(&mut out, u64::from(status));
+        out.push(b' ');
+        out.extend_from_slice(phrase);
+        out.extend_from_slice(b"\r\n");
+        Ok(HeadWriter { out, status })
+    }
+
+    pub fn header(&mut self, name: &[u8], value: &[u8]) -> Result<(), EncodeError> {
+        if !is_token(name) {
+            return Err(EncodeError::InvalidHeaderName);
+        }
+        if !is_field_value(value) {
+            return Err(EncodeError::InvalidHeaderValue);
+        }
+        self.out.reserve(name.len() + value.len() + 4);
+        self.out.extend_from_slice(name);
+        self.out.extend_from_slice(b": ");
+        self.out.extend_from_slice(value);
+        self.out.extend_from_slice(b"\r\n");
+        Ok(())
+    }
+
+    /// Adds Date, Server (omitted when empty), the framing field and Connection,
+    /// then the empty line. Framing is left out for statuses that forbid it.
+    /// `http10` says the client spoke HTTP/1.0, which keeps a connection open only
+    /// when told `Connection: keep-alive`.
+    pub fn finish(
+        mut self,
+        framing: Framing,
+        keep_alive: bool,
+        http10: bool,
+        date: &[u8],
+        server: &[u8],
+    ) -> Result<Vec<u8>, EncodeError> {
+        self.header(b"Date", date)?;
+        if !server.is_empty() {
+            self.header(b"Server", server)?;
+        }
+        if !forbids_framing(self.status) {
+            match framing {
+                Framing::Length(n) => {
+                    self.out.extend_from_slice(b"Content-Length: ");
+                    push_u64(&mut self.out, n);
+                    self.out.extend_from_slice(b"\r\n");
+                }
+                Framing::Chunked => self
+                    .out
+                    .extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+                Framing::Unframed => {}
+            }
+        }
+        if !keep_alive {
+            self.out.extend_from_slice(b"Connection: close\r\n");
+        } else if http10 {
+            self.out.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+        self.out.extend_from_slice(b"\r\n");
+        Ok(self.out)
+    }
+}
+
+fn push_u64(out: &mut Vec<u8>, n: u64) {
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{n}");
+}
+
+/// Appends one chunk (size line, data, CRLF) to `out`. Empty data writes nothing:
+/// an empty chunk would end the body.
+pub fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    let _ = write!(out, "{:x}\r\n", data.len());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The last chunk, trailer fields and the final CRLF.
+pub fn last_chunk(trailers: &[(&[u8], &[u8])]) -> Result<Vec<u8>, EncodeError> {
+    let mut out = b"0\r\n".to_vec();
+    for (name, value) in trailers {
+        if !is_token(name) {
+            return Err(EncodeError::InvalidHeaderName);
+        }
+        if !is_field_value(value) {
+            return Err(EncodeError::InvalidHeaderValue);
+        }
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
+
+    #[test]
+    fn simple_head() {
+        let mut w = HeadWriter::new(200, None, 0).unwrap();
+        w.header(b"Content-Type", b"text/plain").unwrap();
+        let head = w
+            .finish(Framing::Length(5), true, false, DATE, b"tremolo")
+            .unwrap();
+        assert_eq!(
+            head,
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
+              Server: tremolo\r\nContent-Length: 5\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn connection_and_framing_rules() {
+        let head = HeadWriter::new(204, None, 0)
+            .unwrap()
+            .finish(Framing::Length(3), false, false, DATE, b"")
+            .unwrap();
+        let text = String::from_utf8(head).unwrap();
+        assert!(text.starts_with("HTTP/1.1 204 No Content\r\n"));
+        assert!(!text.contains("Content-Length"));
+        assert!(text.contains("Connection: close\r\n"));
+        assert!(!text.contains("Server"));
+        let head = HeadWriter::new(599, Some(b"Custom"), 0)
+            .unwrap()
+            .finish(Framing::Chunked, true, true, DATE, b"x")
+            .unwrap();
+        let text = String::from_utf8(head).unwrap();
+        assert!(text.starts_with("HTTP/1.1 599 Custom\r\n"));
+        assert!(text.contains("Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n"));
+        let head = HeadWriter::new(599, None, 0)
+            .unwrap()
+            .finish(Framing::Unframed, true, false, DATE, b"")
+            .unwrap();
+        assert!(head.starts_with(b"HTTP/1.1 599 \r\n"));
+    }
+
+    #[test]
+    fn refuses_injection() {
+        assert_eq!(
+            HeadWriter::new(99, None, 0).unwrap_err(),
+            EncodeError::InvalidStatus
+        );
+        assert_eq!(
+            HeadWriter::new(1000, None, 0).unwrap_err(),
+            EncodeError::InvalidStatus
+        );
+        assert_eq!(
+            HeadWriter::new(200, Some(b"OK\r\nX: y"), 0).unwrap_err(),
+            EncodeError::InvalidReason
+        );
+        let mut w = HeadWriter::new(200, None, 0).unwrap();
+        assert_eq!(
+            w.header(b"X", b"a\r\nSet-Cookie: x"),
+            Err(EncodeError::InvalidHeaderValue)
+        );
+        assert_eq!(
+            w.header(b"X", b"a\nb"),
+            Err(EncodeError::InvalidHeaderValue)
+        );
+        assert_eq!(
+            w.header(b"X", b"a\0b"),
+            Err(EncodeError::InvalidHeaderValue)
+        );
+        assert_eq!(
+            w.header(b"X\r\nY", b"v"),
+            Err(EncodeError::InvalidHeaderName)
+        );
+        assert_eq!(w.header(b"", b"v"), Err(EncodeError::InvalidHeaderName));
+        assert_eq!(w.header(b"X Y", b"v"), Err(EncodeError::InvalidHeaderName));
+        assert_eq!(
+            last_chunk(&[(b"x", b"\n")]).unwrap_err(),
+            EncodeError::InvalidHeaderValue
+        );
+    }
+
+    #[test]
+    fn chunks() {
+        let mut out = Vec::new();
+        push_chunk(&mut out, b"hello world, 26 bytes long");
+        push_chunk(&mut out, b"");
+        assert_eq!(out, b"1a\r\nhello world, 26 bytes long\r\n");
+        assert_eq!(last_chunk(&[]).unwrap(), b"0\r\n\r\n");
+        assert_eq!(
+            last_chunk(&[(b"Digest", b"x")]).unwrap(),
+            b"0\r\nDigest: x\r\n\r\n"
+        );
+    }
+}

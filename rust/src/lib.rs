@@ -1,0 +1,16 @@
+//! Protocol core of tremolo.
+//!
+//! Everything here is sans-IO: it turns bytes into events and events into bytes, and
+//! never touches a socket, a file or a clock (time is always a parameter). The Python
+//! extension module lives in [`py`] behind the `python` cargo feature, so the core builds
+//! and tests with a plain `cargo test`.
+//!
+//! - [`h1`]: HTTP/1.1 request parser, response head encoder, chunk framing, dates.
+//! - [`ratelimit`]: token buckets for download and upload speed limits.
+#![forbid(unsafe_code)]
+
+pub mod h1;
+pub mod ratelimit;
+
+#[cfg(feature = "python")]
+mod py;

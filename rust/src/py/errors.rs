@@ -1,0 +1,35 @@
+//! Core errors as Python exceptions: the one place that maps them.
+
+use crate::h1::response::EncodeError;
+use crate::h1::Error;
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::prelude::*;
+
+create_exception!(
+    _core,
+    HTTPParseError,
+    PyException,
+    "A request the parser refused. `status` is the response status to send before \
+     closing the connection; `reason` says what was wrong."
+);
+create_exception!(
+    _core,
+    ResponseEncodeError,
+    PyValueError,
+    "A response the encoder refused to write (bad status, or a control character \
+     such as CR or LF in a header)."
+);
+
+/// An HTTPParseError instance (not raised) carrying `status` and `reason`.
+pub fn parse_error(py: Python<'_>, error: Error) -> PyResult<Bound<'_, PyAny>> {
+    let err = HTTPParseError::new_err(error.description());
+    let value = err.into_value(py).into_bound(py).into_any();
+    value.setattr("status", error.status())?;
+    value.setattr("reason", error.description())?;
+    Ok(value)
+}
+
+pub fn encode_error(error: EncodeError) -> PyErr {
+    ResponseEncodeError::new_err(error.to_string())
+}

@@ -1,0 +1,32 @@
+//! The extension module `tremolo._core`: the only place that uses pyo3.
+//!
+//! Conversions happen here and nowhere else; the core types know nothing of Python.
+
+mod encode;
+mod errors;
+mod parser;
+mod ratelimit;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+#[pyo3(name = "_core")]
+fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("HTTPParseError", py.get_type::<errors::HTTPParseError>())?;
+    m.add(
+        "ResponseEncodeError",
+        py.get_type::<errors::ResponseEncodeError>(),
+    )?;
+    m.add_class::<parser::RequestParser>()?;
+    m.add_class::<parser::RequestHead>()?;
+    m.add_class::<ratelimit::TokenBucket>()?;
+    m.add_function(wrap_pyfunction!(encode::encode_response, m)?)?;
+    m.add_function(wrap_pyfunction!(encode::encode_head, m)?)?;
+    m.add_function(wrap_pyfunction!(encode::encode_chunk, m)?)?;
+    m.add_function(wrap_pyfunction!(encode::last_chunk, m)?)?;
+    m.add_function(wrap_pyfunction!(encode::http_date, m)?)?;
+    m.add_function(wrap_pyfunction!(encode::reason_phrase, m)?)?;
+    Ok(())
+}

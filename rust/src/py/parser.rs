@@ -1,0 +1,275 @@
+//! RequestParser and RequestHead for Python.
+
+use super::errors::parse_error;
+use crate::h1::{self, BodyKind, Limits, Parser, Sink, Version};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+/// Builds the Python event list while the core parser runs. The core cannot fail
+/// mid-feed, so a Python error (out of memory) is kept and raised afterwards.
+struct ListSink<'py> {
+    py: Python<'py>,
+    events: Bound<'py, PyList>,
+    failed: Option<PyErr>,
+}
+
+impl ListSink<'_> {
+    fn push(&mut self, item: PyResult<Bound<'_, PyAny>>) {
+        if self.failed.is_some() {
+            return;
+        }
+        if let Err(e) = item.and_then(|i| self.events.append(i)) {
+            self.failed = Some(e);
+        }
+    }
+}
+
+impl Sink for ListSink<'_> {
+    fn head(&mut self, head: h1::RequestHead) {
+        let obj = Bound::new(self.py, RequestHead { inner: head }).map(Bound::into_any);
+        self.push(obj);
+    }
+    fn data(&mut self, data: &[u8]) {
+        let obj = PyBytes::new(self.py, data).into_any();
+        self.push(Ok(obj));
+    }
+    fn end(&mut self, trailers: Vec<(Vec<u8>, Vec<u8>)>) {
+        let obj = if trailers.is_empty() {
+            Ok(self.py.None().into_bound(self.py))
+        } else {
+            pairs(self.py, &trailers)
+        };
+        self.push(obj);
+    }
+    fn error(&mut self, error: h1::Error) {
+        let obj = parse_error(self.py, error);
+        self.push(obj);
+    }
+}
+
+fn pairs<'py>(py: Python<'py>, items: &[(Vec<u8>, Vec<u8>)]) -> PyResult<Bound<'py, PyAny>> {
+    let list = PyList::empty(py);
+    for (n, v) in items {
+        list.append(PyTuple::new(
+            py,
+            [PyBytes::new(py, n), PyBytes::new(py, v)],
+        )?)?;
+    }
+    Ok(list.into_any())
+}
+
+/// A sans-IO HTTP/1.1 request parser for one connection.
+///
+/// `feed(data)` returns every complete event in `data`, in order: a `RequestHead`,
+/// `bytes` of decoded body, then the end of the request: `None`, or a list of
+/// `(name, value)` trailer fields. A refused request ends the list with an
+/// `HTTPParseError` instance (not raised) whose `status` is the answer to send;
+/// after it, and after a request that closes the connection, input is ignored.
+#[pyclass(module = "tremolo._core")]
+pub struct RequestParser {
+    parser: Parser,
+}
+
+#[pymethods]
+impl RequestParser {
+    #[new]
+    #[pyo3(signature = (*, max_request_line=8192, max_header_size=8192, max_headers=100, max_body_size=2*1024*1024, max_chunk_line=1024))]
+    fn new(
+        max_request_line: usize,
+        max_header_size: usize,
+        max_headers: usize,
+        max_body_size: u64,
+        max_chunk_line: usize,
+    ) -> PyResult<Self> {
+        if max_request_line < 16 || max_header_size < 16 || max_chunk_line < 3 {
+            return Err(PyValueError::new_err(
+                "max_request_line and max_header_size must be at least 16, max_chunk_line at least 3",
+            ));
+        }
+        Ok(RequestParser {
+            parser: Parser::new(Limits {
+                max_request_line,
+                max_header_size,
+                max_headers,
+                max_body_size,
+                max_chunk_line,
+            }),
+        })
+    }
+
+    fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
+        let mut sink = ListSink {
+            py,
+            events: PyList::empty(py),
+            failed: None,
+        };
+        self.parser.feed(data, &mut sink);
+        match sink.failed {
+            Some(e) => Err(e),
+            None => Ok(sink.events),
+        }
+    }
+
+    /// The largest body accepted from the next request head or chunk on.
+    #[getter]
+    fn max_body_size(&self) -> u64 {
+        self.parser.limits().max_body_size
+    }
+
+    #[setter]
+    fn set_max_body_size(&mut self, value: u64) {
+        let mut limits = *self.parser.limits();
+        limits.max_body_size = value;
+        self.parser.set_limits(limits);
+    }
+
+    /// True after a request that asked for an upgrade (or CONNECT) has ended; bytes
+    /// received since are held until `resume()` or `take_buffered()`.
+    #[getter]
+    fn paused(&self) -> bool {
+        self.parser.is_paused()
+    }
+
+    /// True once no further request can come on this connection.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.parser.is_closed()
+    }
+
+    /// True between requests, with nothing of the next one received.
+    #[getter]
+    fn idle(&self) -> bool {
+        self.parser.is_idle()
+    }
+
+    /// The upgrade was declined: parses the held bytes as HTTP again.
+    fn resume<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let mut sink = ListSink {
+            py,
+            events: PyList::empty(py),
+            failed: None,
+        };
+        self.parser.resume(&mut sink);
+        match sink.failed {
+            Some(e) => Err(e),
+            None => Ok(sink.events),
+        }
+    }
+
+    /// The upgrade was accepted: returns the held bytes; the parser is closed.
+    fn take_buffered<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.parser.take_buffered())
+    }
+}
+
+/// A parsed request head. Field names are lowercase; values are as received,
+/// without surrounding whitespace. Attributes are built when first read.
+#[pyclass(module = "tremolo._core", frozen)]
+pub struct RequestHead {
+    inner: h1::RequestHead,
+}
+
+#[pymethods]
+impl RequestHead {
+    #[getter]
+    fn method<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.inner.method())
+    }
+
+    #[getter]
+    fn target<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.inner.target())
+    }
+
+    /// "1.0" or "1.1".
+    #[getter]
+    fn version(&self) -> &'static str {
+        match self.inner.version {
+            Version::Http10 => "1.0",
+            Version::Http11 => "1.1",
+        }
+    }
+
+    /// Every field as a `(name, value)` pair of bytes, in order received.
+    #[getter]
+    fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for h in &self.inner.headers {
+            let name = PyBytes::new(py, self.inner.bytes(h.name));
+            let value = PyBytes::new(py, self.inner.bytes(h.value));
+            list.append(PyTuple::new(py, [name, value])?)?;
+        }
+        Ok(list)
+    }
+
+    /// The first value of a field by lowercase name, or None.
+    fn get<'py>(&self, py: Python<'py>, name: &[u8]) -> Option<Bound<'py, PyBytes>> {
+        self.inner.get(name).map(|v| PyBytes::new(py, v))
+    }
+
+    /// Every value of a field by lowercase name.
+    fn get_all<'py>(&self, py: Python<'py>, name: &[u8]) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for h in self
+            .inner
+            .headers
+            .iter()
+            .filter(|h| self.inner.bytes(h.name) == name)
+        {
+            list.append(PyBytes::new(py, self.inner.bytes(h.value)))?;
+        }
+        Ok(list)
+    }
+
+    /// The head as received (field names lowercased), request line to final CRLF.
+    #[getter]
+    fn raw<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.raw)
+    }
+
+    #[getter]
+    fn keep_alive(&self) -> bool {
+        self.inner.keep_alive
+    }
+
+    #[getter]
+    fn expect_continue(&self) -> bool {
+        self.inner.expect_continue
+    }
+
+    #[getter]
+    fn upgrade(&self) -> bool {
+        self.inner.upgrade
+    }
+
+    /// The declared body length: 0 without a body, None when chunked.
+    #[getter]
+    fn content_length(&self) -> Option<u64> {
+        match self.inner.body {
+            BodyKind::Empty => Some(0),
+            BodyKind::Length(n) => Some(n),
+            BodyKind::Chunked => None,
+        }
+    }
+
+    #[getter]
+    fn chunked(&self) -> bool {
+        self.inner.body == BodyKind::Chunked
+    }
+
+    /// Whether body events follow this head.
+    #[getter]
+    fn has_body(&self) -> bool {
+        self.inner.body != BodyKind::Empty
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<RequestHead {} {} HTTP/{}>",
+            String::from_utf8_lossy(self.inner.method()),
+            String::from_utf8_lossy(self.inner.target()),
+            self.version()
+        )
+    }
+}
