@@ -1,0 +1,109 @@
+"""Every server option: its name, default and validation, in one place.
+
+Names and defaults follow the original Tremolo. Unknown options are kept in
+`Options.extra` (they reach handlers as `globals.options`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+MiB = 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """An option has a value that cannot work; the message names the option."""
+
+
+def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer, not {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _positive_number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{name} must be a number, not {value!r}")
+    if not value > 0:
+        raise ConfigError(f"{name} must be greater than 0, not {value}")
+    return float(value)
+
+
+@dataclass
+class Options:
+    host: str | None = None
+    port: int = 8000
+    reuse_port: bool = True
+    worker_num: int = 1
+    backlog: int = 100
+    debug: bool = False
+    log_level: str = "DEBUG"
+    log_fmt: str = "[%(asctime)s] %(module)s: %(levelname)s: %(message)s"
+    loop: str = "uvloop"
+    buffer_size: int = 16384
+    client_max_body_size: int = 2 * MiB
+    client_max_header_size: int = 8192
+    max_request_line: int = 8192
+    max_headers: int = 100
+    max_queue_size: int = 128
+    request_timeout: float = 30
+    keepalive_timeout: float = 30
+    keepalive_connections: int = 512
+    app_handler_timeout: float = 120
+    app_close_timeout: float = 30
+    shutdown_timeout: float = 30
+    server_name: str = "Tremolo"
+    thread_pool_size: int = 5
+    download_rate: int = MiB
+    upload_rate: int = MiB
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> Options:
+        known = {f.name for f in fields(cls)} - {"extra"}
+        opts = cls(**{k: v for k, v in kwargs.items() if k in known})
+        opts.extra = {k: v for k, v in kwargs.items() if k not in known}
+        opts.validate()
+        return opts
+
+    def validate(self) -> None:
+        for name, check in _CHECKS.items():
+            setattr(self, name, check(name, getattr(self, name)))
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError(f"log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL, "
+                              f"not {self.log_level!r}")
+        if not isinstance(self.server_name, str | bytes):
+            raise ConfigError(f"server_name must be a string, not {self.server_name!r}")
+        if not isinstance(self.port, int) or isinstance(self.port, bool) \
+                or not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be an integer from 0 to 65535, not {self.port!r}")
+
+    @property
+    def server_name_bytes(self) -> bytes:
+        name = self.server_name
+        return name if isinstance(name, bytes) else name.encode("latin-1")
+
+
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "worker_num": lambda n, v: _positive_int(n, v, minimum=0),
+    "backlog": _positive_int,
+    "buffer_size": lambda n, v: _positive_int(n, v, minimum=1024),
+    "client_max_body_size": lambda n, v: _positive_int(n, v, minimum=0),
+    "client_max_header_size": lambda n, v: _positive_int(n, v, minimum=256),
+    "max_request_line": lambda n, v: _positive_int(n, v, minimum=64),
+    "max_headers": _positive_int,
+    "max_queue_size": _positive_int,
+    "request_timeout": _positive_number,
+    "keepalive_timeout": _positive_number,
+    "keepalive_connections": _positive_int,
+    "app_handler_timeout": _positive_number,
+    "app_close_timeout": _positive_number,
+    "shutdown_timeout": _positive_number,
+    "thread_pool_size": _positive_int,
+    "download_rate": _positive_int,
+    "upload_rate": _positive_int,
+}

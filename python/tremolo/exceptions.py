@@ -1,0 +1,145 @@
+"""tremolo.exceptions: errors a handler raises to answer with an HTTP status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BadRequest", "ExpectationFailed", "Forbidden", "HTTPException", "HTTPRedirect",
+    "InternalServerError", "MethodNotAllowed", "NotFound", "PayloadTooLarge",
+    "PreconditionFailed", "RangeNotSatisfiable", "RequestTimeout", "ServiceUnavailable",
+    "TooManyRequests", "TremoloException", "Unauthorized",
+]
+
+
+class TremoloException(Exception):
+    message = "TremoloException"
+
+    def __str__(self) -> str:
+        if not self.args:
+            return self.message
+        first, *rest = self.args
+        if rest and isinstance(first, int):
+            return f"{first}: {' '.join(map(str, rest))}"
+        return " ".join(map(str, self.args))
+
+
+class HTTPException(TremoloException):
+    """An error response: `code`, `message` (the reason phrase), `content_type`.
+
+    `cause` wraps another exception: an HTTPException is used as it is; with the
+    base class, a TimeoutError becomes RequestTimeout (408) and anything else
+    InternalServerError (500). Extra keyword arguments are response headers.
+    """
+
+    code = 500
+    message = "Internal Server Error"
+    content_type = "text/html; charset=utf-8"
+
+    def __new__(cls, *args: Any, cause: BaseException | None = None,
+                **kwargs: Any) -> HTTPException:
+        if isinstance(cause, HTTPException):
+            return cause
+        if cause is not None and cls is HTTPException:
+            cls = RequestTimeout if isinstance(cause, TimeoutError) else InternalServerError
+        return super().__new__(cls)
+
+    def __init__(self, *args: Any, code: int | None = None, message: str | None = None,
+                 content_type: str | None = None, cause: BaseException | None = None,
+                 **headers: Any) -> None:
+        if cause is self:
+            return  # __new__ returned the cause itself: it is initialised already
+        if isinstance(code, int):
+            self.code = code
+        if isinstance(message, str):
+            self.message = message
+        if isinstance(content_type, str):
+            self.content_type = content_type
+        if cause is not None:
+            self.__cause__ = cause
+            if not args:
+                args = cause.args
+        super().__init__(*args)
+        self.headers = headers
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return self.headers
+
+    @property
+    def encoding(self) -> str:
+        for param in self.content_type.split(";")[1:]:
+            key, _, value = param.strip().partition("=")
+            if key.lower() == "charset" and value:
+                return value.strip('"')
+        return "utf-8"
+
+
+class HTTPRedirect(HTTPException):
+    code = 302
+    message = "Found"
+
+
+class BadRequest(HTTPException):
+    code = 400
+    message = "Bad Request"
+
+
+class Unauthorized(HTTPException):
+    code = 401
+    message = "Unauthorized"
+
+
+class Forbidden(HTTPException):
+    code = 403
+    message = "Forbidden"
+
+
+class NotFound(HTTPException):
+    code = 404
+    message = "Not Found"
+
+
+class MethodNotAllowed(HTTPException):
+    code = 405
+    message = "Method Not Allowed"
+
+
+class RequestTimeout(HTTPException):
+    code = 408
+    message = "Request Timeout"
+
+
+class PreconditionFailed(HTTPException):
+    code = 412
+    message = "Precondition Failed"
+
+
+class PayloadTooLarge(HTTPException):
+    code = 413
+    message = "Payload Too Large"
+
+
+class RangeNotSatisfiable(HTTPException):
+    code = 416
+    message = "Range Not Satisfiable"
+
+
+class ExpectationFailed(HTTPException):
+    code = 417
+    message = "Expectation Failed"
+
+
+class TooManyRequests(HTTPException):
+    code = 429
+    message = "Too Many Requests"
+
+
+class InternalServerError(HTTPException):
+    code = 500
+    message = "Internal Server Error"
+
+
+class ServiceUnavailable(HTTPException):
+    code = 503
+    message = "Service Unavailable"

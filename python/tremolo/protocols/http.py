@@ -1,0 +1,392 @@
+"""HTTP/1.1 over an asyncio transport: bytes in, core events, responses out.
+
+One `HTTPProtocol` per connection. It feeds every read to the Rust parser once and
+acts on the events: each request becomes an `Exchange` handed to the application
+adapter (a coroutine function). Responses go out in request order; a pipelined
+request waits until the one before it is answered. Reading pauses while too much
+is queued or buffered; writing waits while the client does not read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, cast
+
+from .. import _core
+from ..config import Options
+from .drive import drive
+
+Header = tuple[bytes, bytes]
+Handler = Callable[["Exchange"], Coroutine[Any, Any, None]]
+
+_RequestHead = _core.RequestHead
+_ParseError = _core.HTTPParseError
+_encode_response = _core.encode_response
+_encode_head = _core.encode_head
+_encode_chunk = _core.encode_chunk
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class ClientDisconnected(ConnectionError):
+    """The client went away before the exchange was over."""
+
+
+class ServerState:
+    """What every connection of one worker shares."""
+
+    def __init__(self, options: Options, loop: asyncio.AbstractEventLoop,
+                 logger: logging.Logger | None = None) -> None:
+        self.options = options
+        self.loop = loop
+        self.logger = logger or logging.getLogger("tremolo")
+        self.server_name = options.server_name_bytes
+        self.connections: set[HTTPProtocol] = set()
+        self.parser_limits = {
+            "max_request_line": min(options.max_request_line, options.client_max_header_size),
+            "max_header_size": options.client_max_header_size,
+            "max_headers": options.max_headers,
+            "max_body_size": options.client_max_body_size,
+        }
+        self._date_second = -1
+        self._date = b""
+
+    def date(self) -> bytes:
+        """The Date value, formatted once per second."""
+        now = int(time.time())
+        if now != self._date_second:
+            self._date_second = now
+            self._date = _core.http_date(now)
+        return self._date
+
+
+class Exchange:
+    """One request and its response, as an application adapter sees them."""
+
+    __slots__ = (
+        "_body", "_body_size", "_ended", "_error", "_expect", "_waiter", "chunked",
+        "finished", "head", "head_only", "http10", "keep_alive", "method", "protocol",
+        "started",
+    )
+
+    def __init__(self, protocol: HTTPProtocol, head: _core.RequestHead) -> None:
+        self.protocol = protocol
+        self.head = head
+        self.method = head.method
+        self.http10 = head.version == "1.0"
+        self.keep_alive = head.keep_alive
+        self.head_only = self.method == b"HEAD"
+        self.started = False
+        self.finished = False
+        self.chunked = False
+        self._body: deque[bytes] = deque()
+        self._body_size = 0
+        self._ended = not head.has_body
+        self._error: BaseException | None = None
+        self._expect = head.expect_continue and head.has_body
+        self._waiter: asyncio.Future[None] | None = None
+
+    # -- request body --------------------------------------------------------
+
+    @property
+    def body_complete(self) -> bool:
+        return self._ended
+
+    def _feed(self, data: bytes) -> None:
+        if self.finished:
+            return  # answered without reading: the rest of the body is dropped
+        self._body.append(data)
+        self._body_size += len(data)
+        self._wake()
+        self.protocol.update_reading()
+
+    def _end(self, error: BaseException | None = None) -> None:
+        self._ended = True
+        self._error = error
+        self._wake()
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def receive(self) -> bytes:
+        """The next piece of the request body; b"" once it has all been read."""
+        while not self._body:
+            if self._ended:
+                if self._error is not None:
+                    raise self._error
+                return b""
+            if self._expect:
+                self._expect = False
+                if not self.started:
+                    self.protocol.write(_CONTINUE)
+            self._waiter = self.protocol.loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        data = self._body.popleft()
+        self._body_size -= len(data)
+        self.protocol.update_reading()
+        return data
+
+    # -- response ------------------------------------------------------------
+
+    def _close_after(self) -> bool:
+        # A client that was never told to send its announced body may still send
+        # it: the connection cannot be reused safely.
+        return not self.keep_alive or (self._expect and not self._ended)
+
+    def respond(self, status: int, headers: Iterable[Header], body: bytes,
+                reason: bytes | None = None) -> None:
+        """Sends a whole response with Content-Length and finishes the exchange."""
+        if self.started:
+            raise RuntimeError("response already started")
+        self.started = True
+        keep = not self._close_after()
+        self.keep_alive = keep
+        p = self.protocol
+        p.write(_encode_response(status, headers, body, keep, self.http10, p.state.date(),
+                                 p.state.server_name, reason, self.head_only))
+        self._finish()
+
+    def start(self, status: int, headers: Iterable[Header], *,
+              content_length: int | None = None, reason: bytes | None = None) -> None:
+        """Sends the head of a streamed response: chunked on HTTP/1.1 unless a
+        length is given, delimited by closing on HTTP/1.0."""
+        if self.started:
+            raise RuntimeError("response already started")
+        self.started = True
+        keep = not self._close_after()
+        no_body = self.head_only or status in (204, 304) or status < 200
+        if content_length is None and not no_body:
+            if self.http10:
+                keep = False
+            else:
+                self.chunked = True
+        self.keep_alive = keep
+        p = self.protocol
+        p.write(_encode_head(status, headers, content_length, self.chunked, keep, self.http10,
+                             p.state.date(), p.state.server_name, reason))
+
+    async def write(self, data: bytes) -> None:
+        """Sends part of a started response body, waiting while the client is slow."""
+        if not self.started or self.finished:
+            raise RuntimeError("write() needs a started, unfinished response")
+        if not data or self.head_only:
+            return
+        p = self.protocol
+        p.write(_encode_chunk(data) if self.chunked else data)
+        if p.write_paused:
+            await p.drain()
+
+    def end(self, trailers: list[Header] | None = None) -> None:
+        """Finishes a started response."""
+        if self.finished:
+            return
+        if self.chunked and not self.head_only:
+            self.protocol.write(_core.last_chunk(trailers))
+        self._finish()
+
+    def _finish(self) -> None:
+        self.finished = True
+        self._body.clear()
+        self._body_size = 0
+        self.protocol.exchange_finished(self)
+
+
+class HTTPProtocol(asyncio.Protocol):
+    """HTTP/1.1 on one connection."""
+
+    def __init__(self, state: ServerState, handler: Handler) -> None:
+        self.state = state
+        self.loop = state.loop
+        self.handler = handler
+        self.parser = _core.RequestParser(**state.parser_limits)
+        self.transport: asyncio.Transport | None = None
+        self.current: Exchange | None = None  # being answered
+        self.reading: Exchange | None = None  # receiving body events
+        self.pending: deque[object] = deque()  # events behind a request being answered
+        self.task: asyncio.Task[Any] | None = None
+        self.write_paused = False
+        self.read_paused = False
+        self.processing = False
+        self.eof = False
+        self.closed = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        opts = state.options
+        self._max_queue = opts.max_queue_size
+        self._max_buffered = opts.buffer_size * 4
+
+    # -- asyncio.Protocol ----------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one
+        transport = cast(asyncio.Transport, transport)
+        self.transport = transport
+        size = self.state.options.buffer_size
+        transport.set_write_buffer_limits(high=size * 4, low=size // 2)
+        self.state.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.pending.extend(self.parser.feed(data))
+        self.process()
+
+    def eof_received(self) -> bool | None:
+        # A half-closed client still gets its answers; then the connection closes.
+        self.eof = True
+        if self.current is None and not self.pending:
+            self.close()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.state.connections.discard(self)
+        gone = ClientDisconnected("client disconnected")
+        for w in self._drain_waiters:
+            if not w.done():
+                w.set_exception(gone)
+        self._drain_waiters.clear()
+        if self.reading is not None and not self.reading.body_complete:
+            self.reading._end(gone)
+        task = self.task
+        if task is not None and not task.done():
+            self.loop.call_later(self.state.options.app_close_timeout, task.cancel)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        for w in self._drain_waiters:
+            if not w.done():
+                w.set_result(None)
+        self._drain_waiters.clear()
+
+    # -- events --------------------------------------------------------------
+
+    def process(self) -> None:
+        """Acts on parser events in order. A request head waits while the request
+        before it is being answered; body events go to the request they belong to.
+        A handler that answers at once finishes inside this loop, so the loop (not
+        recursion) carries on with the next pipelined request."""
+        if self.processing:
+            return
+        self.processing = True
+        pending = self.pending
+        try:
+            while pending:
+                ev = pending[0]
+                kind = type(ev)
+                if kind is _RequestHead:
+                    if self.current is not None:
+                        break
+                    pending.popleft()
+                    self.start_exchange(ev)  # type: ignore[arg-type]
+                elif kind is bytes:
+                    pending.popleft()
+                    if self.reading is not None:
+                        self.reading._feed(ev)  # type: ignore[arg-type]
+                elif ev is None or kind is list:
+                    pending.popleft()
+                    if self.reading is not None:
+                        self.reading._end()
+                        self.reading = None
+                else:
+                    pending.popleft()
+                    self.parse_error(ev)  # type: ignore[arg-type]
+                    pending.clear()
+        finally:
+            self.processing = False
+        if self.eof and self.current is None and not pending:
+            self.close()
+        self.update_reading()
+
+    def start_exchange(self, head: _core.RequestHead) -> None:
+        ex = Exchange(self, head)
+        self.current = ex
+        self.reading = ex if head.has_body else None
+        self.task = drive(self.loop, self.handler(ex), lambda exc: self.handler_done(ex, exc))
+
+    def handler_done(self, ex: Exchange, exc: BaseException | None) -> None:
+        self.task = None
+        if exc is not None and not isinstance(exc, asyncio.CancelledError | ClientDisconnected):
+            self.state.logger.error("unhandled error in handler", exc_info=exc)
+        if ex.finished or self.closed:
+            return
+        if not ex.started:
+            ex.keep_alive = False
+            ex.respond(500, [(b"Content-Type", b"text/plain; charset=utf-8")],
+                       b"Internal Server Error")
+        else:
+            # a body cut short cannot be delimited any more: closing says so
+            ex.keep_alive = False
+            ex.finished = True
+            self.close()
+
+    def exchange_finished(self, ex: Exchange) -> None:
+        if ex is not self.current:
+            return
+        self.current = None
+        if not ex.keep_alive:
+            self.close()
+            return
+        self.process()
+
+    def parse_error(self, err: _core.HTTPParseError) -> None:
+        if self.reading is not None:
+            self.reading._end(err)  # the handler reading the body learns why
+            self.reading = None
+        if self.current is not None:
+            self.current.keep_alive = False  # answer it, then close
+            return
+        status = err.status
+        body = f"{status} {_core.reason_phrase(status)}: {err.reason}\n".encode()
+        self.write(_encode_response(status, [(b"Content-Type", b"text/plain; charset=utf-8")],
+                                    body, False, False, self.state.date(),
+                                    self.state.server_name))
+        self.close()
+
+    # -- transport helpers ---------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if not self.closed and self.transport is not None:
+            self.transport.write(data)
+
+    async def drain(self) -> None:
+        if self.closed:
+            raise ClientDisconnected("client disconnected")
+        if self.write_paused:
+            w = self.loop.create_future()
+            self._drain_waiters.append(w)
+            await w
+
+    def update_reading(self) -> None:
+        """Pauses reading while too much waits in memory; resumes once it drained."""
+        if self.transport is None or self.closed:
+            return
+        buffered = self.reading._body_size if self.reading is not None else 0
+        full = len(self.pending) > self._max_queue or buffered > self._max_buffered
+        if full and not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+        elif not full and self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def close_when_idle(self) -> None:
+        """Closes now if no request is being answered, else right after its response
+        (which then says Connection: close)."""
+        if self.current is None:
+            self.close()
+        else:
+            self.current.keep_alive = False
+
+    def close(self) -> None:
+        if not self.closed and self.transport is not None:
+            self.closed = True
+            self.transport.close()

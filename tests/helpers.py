@@ -1,0 +1,114 @@
+"""Shared test helpers: vectors, parser runs, and raw socket exchanges."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tremolo import _core
+
+VECTORS = Path(__file__).parent / "vectors" / "h1"
+
+
+def load_vectors() -> list[dict[str, Any]]:
+    cases = []
+    for path in sorted(VECTORS.glob("*.json")):
+        cases.extend(json.loads(path.read_text()))
+    return cases
+
+
+def latin1(s: str) -> bytes:
+    return s.encode("latin-1")
+
+
+@dataclass
+class Req:
+    method: bytes
+    target: bytes
+    version: str
+    headers: list[tuple[bytes, bytes]]
+    body: bytes = b""
+    trailers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    complete: bool = False
+
+
+@dataclass
+class Outcome:
+    requests: list[Req]
+    error: int | None
+    paused: bool
+
+
+def run_parser(pieces: list[bytes], **limits: int) -> Outcome:
+    """Feeds pieces to a fresh parser; returns what came out, split-independent."""
+    parser = _core.RequestParser(**limits)
+    reqs: list[Req] = []
+    error = None
+    for piece in pieces:
+        for ev in parser.feed(piece):
+            if isinstance(ev, _core.RequestHead):
+                reqs.append(Req(ev.method, ev.target, ev.version, ev.headers))
+            elif isinstance(ev, bytes):
+                reqs[-1].body += ev
+            elif ev is None or isinstance(ev, list):
+                reqs[-1].trailers = ev or []
+                reqs[-1].complete = True
+            else:
+                assert isinstance(ev, _core.HTTPParseError), ev
+                error = ev.status
+    return Outcome(reqs, error, parser.paused)
+
+
+def exchange(port: int, data: bytes, *, timeout: float = 5.0, host: str = "127.0.0.1",
+             until_closed: bool = True, expect: bytes | None = None) -> bytes:
+    """Sends raw bytes; returns what the server answered, until it closes the
+    connection (or `expect` was seen). Bounded by `timeout`."""
+    deadline = time.monotonic() + timeout
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        while time.monotonic() < deadline:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = s.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            out += chunk
+            if expect is not None and expect in out:
+                break
+        return out
+
+
+def split_responses(data: bytes) -> list[tuple[bytes, dict[bytes, bytes], bytes]]:
+    """Splits Content-Length or chunked responses: (status line, headers, body)."""
+    out = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(b":")
+            headers[k.strip().lower()] = v.strip()
+        if b"content-length" in headers:
+            n = int(headers[b"content-length"])
+            body, data = rest[:n], rest[n:]
+        elif headers.get(b"transfer-encoding") == b"chunked":
+            body = b""
+            while True:
+                size_line, _, rest = rest.partition(b"\r\n")
+                size = int(size_line.split(b";")[0], 16)
+                if size == 0:
+                    _, _, data = rest.partition(b"\r\n")
+                    break
+                body += rest[:size]
+                rest = rest[size + 2:]
+        else:
+            body, data = rest, b""
+        out.append((lines[0], headers, body))
+    return out

@@ -1,0 +1,180 @@
+"""HTTPProtocol without sockets: a fake transport and a real event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tremolo.config import Options
+from tremolo.protocols.http import Exchange, HTTPProtocol, ServerState
+
+from .helpers import split_responses
+
+GET = b"GET /%d HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+class FakeTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.out = bytearray()
+        self.reading = True
+        self.closed = False
+        self.protocol: HTTPProtocol | None = None
+
+    def write(self, data: Any) -> None:
+        self.out += data
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+
+def connect(handler: Any, **options: Any) -> tuple[HTTPProtocol, FakeTransport]:
+    state = ServerState(Options.from_kwargs(options), asyncio.get_running_loop())
+    proto = HTTPProtocol(state, handler)
+    transport = FakeTransport()
+    proto.connection_made(transport)
+    return proto, transport
+
+
+async def echo_target(ex: Exchange) -> None:
+    ex.respond(200, [], ex.head.target)
+
+
+async def test_deep_pipeline_does_not_recurse() -> None:
+    proto, t = connect(echo_target, max_queue_size=5000)
+    proto.data_received(b"".join(GET % i for i in range(3000)))
+    bodies = [r[2] for r in split_responses(bytes(t.out))]
+    assert bodies == [b"/%d" % i for i in range(3000)]
+
+
+async def test_order_kept_when_handlers_suspend() -> None:
+    async def slow_first(ex: Exchange) -> None:
+        if ex.head.target == b"/0":
+            await asyncio.sleep(0.05)
+        ex.respond(200, [], ex.head.target)
+
+    proto, t = connect(slow_first)
+    proto.data_received(b"".join(GET % i for i in range(5)))
+    assert t.out == b""
+    await asyncio.sleep(0.2)
+    assert [r[2] for r in split_responses(bytes(t.out))] == [b"/%d" % i for i in range(5)]
+
+
+async def test_reading_pauses_when_the_queue_is_full() -> None:
+    release = asyncio.Event()
+
+    async def blocked(ex: Exchange) -> None:
+        await release.wait()
+        ex.respond(200, [], b"")
+
+    proto, t = connect(blocked, max_queue_size=4)
+    proto.data_received(b"".join(GET % i for i in range(10)))
+    assert not t.reading
+    release.set()
+    for _ in range(100):
+        if t.out.count(b"HTTP/1.1 200") == 10:
+            break
+        await asyncio.sleep(0.01)
+    assert t.out.count(b"HTTP/1.1 200") == 10
+    assert t.reading
+
+
+async def test_reading_pauses_while_the_body_is_not_consumed() -> None:
+    got = []
+
+    async def reader(ex: Exchange) -> None:
+        await asyncio.sleep(0.05)
+        while data := await ex.receive():
+            got.append(data)
+        ex.respond(200, [], b"ok")
+
+    proto, t = connect(reader, buffer_size=1024)
+    proto.data_received(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
+    for _ in range(20):
+        proto.data_received(b"x" * 1000)
+    assert not t.reading  # 20000 bytes buffered > 4 * buffer_size
+    for _ in range(100):
+        if t.reading:
+            break
+        await asyncio.sleep(0.01)
+    assert t.reading
+    assert sum(map(len, got)) == 20000
+
+
+async def test_expect_continue_is_sent_on_first_read() -> None:
+    async def reader(ex: Exchange) -> None:
+        body = await ex.receive()
+        ex.respond(200, [], body)
+
+    proto, t = connect(reader)
+    proto.data_received(b"POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                        b"Content-Length: 2\r\n\r\n")
+    await asyncio.sleep(0)
+    assert t.out == b"HTTP/1.1 100 Continue\r\n\r\n"
+    proto.data_received(b"hi")
+    await asyncio.sleep(0.01)
+    assert t.out.endswith(b"\r\n\r\nhi")
+
+
+async def test_unanswered_expectation_closes_the_connection() -> None:
+    proto, t = connect(echo_target)
+    proto.data_received(b"POST /x HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                        b"Content-Length: 2\r\n\r\n")
+    assert b"Connection: close" in t.out and t.closed
+
+
+async def test_write_waits_for_drain() -> None:
+    async def streamer(ex: Exchange) -> None:
+        ex.start(200, [])
+        await ex.write(b"a")
+        await ex.write(b"b")
+        ex.end()
+
+    proto, t = connect(streamer)
+    proto.pause_writing()
+    proto.data_received(GET % 1)
+    await asyncio.sleep(0.01)
+    assert t.out.endswith(b"1\r\na\r\n")
+    proto.resume_writing()
+    await asyncio.sleep(0.01)
+    assert t.out.endswith(b"1\r\nb\r\n0\r\n\r\n")
+
+
+async def test_handler_error_gives_500_and_closes() -> None:
+    async def broken(ex: Exchange) -> None:
+        raise RuntimeError("boom")
+
+    proto, t = connect(broken)
+    proto.data_received(GET % 1 + GET % 2)
+    assert t.out.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    assert t.out.count(b"HTTP/1.1") == 1 and t.closed
+
+
+async def test_half_closed_client_still_gets_its_answers() -> None:
+    proto, t = connect(echo_target)
+    proto.data_received(GET % 1 + GET % 2)
+    assert proto.eof_received() is True
+    assert t.out.count(b"HTTP/1.1 200") == 2 and t.closed
+
+
+@pytest.mark.parametrize("piece", [1, 3, 17])
+async def test_any_read_size(piece: int) -> None:
+    proto, t = connect(echo_target)
+    data = b"".join(GET % i for i in range(20))
+    for i in range(0, len(data), piece):
+        proto.data_received(data[i:i + piece])
+    assert [r[2] for r in split_responses(bytes(t.out))] == [b"/%d" % i for i in range(20)]
