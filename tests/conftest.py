@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def load_example(name: str) -> ModuleType:
     """Imports examples/<name>.py as a module (its app.run() is behind __main__)."""
-    spec = importlib.util.spec_from_file_location(f"example_{name}", ROOT / "examples" / f"{name}.py")
+    path = ROOT / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module

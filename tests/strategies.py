@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
@@ -83,6 +84,6 @@ def requests(draw: st.DrawFn, version: str | None = None, keep_alive: bool = Tru
         cuts = sorted(draw(st.lists(st.integers(1, max(1, len(body))), max_size=4,
                                     unique=True)))
         edges = [0, *[c for c in cuts if c < len(body)], len(body)]
-        chunks = [b - a for a, b in zip(edges, edges[1:], strict=False) if b > a]
+        chunks = [b - a for a, b in itertools.pairwise(edges) if b > a]
         trailers = draw(st.lists(st.tuples(names, values), max_size=2))
     return Request(draw(methods), draw(paths), version, headers, body, chunks, trailers)

@@ -1,6 +1,13 @@
 """Type stubs for the extension module tremolo._core (rust/src/py)."""
 
 from collections.abc import Iterable
+from typing import Self, TypeAlias, final
+
+__all__ = [
+    "HTTPParseError", "RequestHead", "RequestParser", "ResponseEncodeError", "TokenBucket",
+    "__version__", "encode_chunk", "encode_head", "encode_response", "http_date",
+    "last_chunk", "reason_phrase",
+]
 
 __version__: str
 
@@ -13,6 +20,7 @@ class HTTPParseError(Exception):
 class ResponseEncodeError(ValueError):
     """A response the encoder refused to write (bad status, control character)."""
 
+@final
 class RequestHead:
     @property
     def method(self) -> bytes: ...
@@ -38,20 +46,22 @@ class RequestHead:
     def chunked(self) -> bool: ...
     @property
     def has_body(self) -> bool: ...
+    def info(self) -> tuple[bytes, bool, bool, bool, bool]: ...
 
-Event = RequestHead | bytes | None | list[tuple[bytes, bytes]] | HTTPParseError
+_Event: TypeAlias = RequestHead | bytes | list[tuple[bytes, bytes]] | HTTPParseError | None
 
+@final
 class RequestParser:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         max_request_line: int = 8192,
         max_header_size: int = 8192,
         max_headers: int = 100,
         max_body_size: int = 2097152,
         max_chunk_line: int = 1024,
-    ) -> None: ...
-    def feed(self, data: bytes) -> list[Event]: ...
+    ) -> Self: ...
+    def feed(self, data: bytes) -> list[_Event]: ...
     @property
     def max_body_size(self) -> int: ...
     @max_body_size.setter
@@ -62,11 +72,12 @@ class RequestParser:
     def closed(self) -> bool: ...
     @property
     def idle(self) -> bool: ...
-    def resume(self) -> list[Event]: ...
+    def resume(self) -> list[_Event]: ...
     def take_buffered(self) -> bytes: ...
 
+@final
 class TokenBucket:
-    def __init__(self, rate: float, burst: float, now: float) -> None: ...
+    def __new__(cls, rate: float, burst: float, now: float) -> Self: ...
     def take(self, want: int, now: float) -> tuple[int, float]: ...
     def available(self, now: float) -> int: ...
     @property

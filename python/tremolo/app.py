@@ -98,6 +98,13 @@ class Tremolo:
         shared = {"app": self, "loop": loop, "logger": state.logger, "globals": self.globals,
                   "context": context}
 
+        templates: dict[Route, dict[str, Any]] = {}
+
+        def template(route: Route) -> dict[str, Any]:
+            # the arguments a route takes that are the same for every request
+            t = templates[route] = {n: shared[n] for n in route.wants if n in shared}
+            return t
+
         async def handle(ex: Exchange) -> None:
             path = ex.head.target.partition(b"?")[0]
             route = self.find_route(path)
@@ -105,10 +112,11 @@ class Tremolo:
                 return self._error(ex, NotFound(), debug)
             request = Request(ex)
             response = Response(request)
-            kwargs: dict[str, Any] = {}
-            for name in route.wants:
-                kwargs[name] = (request if name == "request" else
-                                response if name == "response" else shared[name])
+            kwargs = (templates.get(route) or template(route)).copy()
+            if "request" in route.wants:
+                kwargs["request"] = request
+            if "response" in route.wants:
+                kwargs["response"] = response
             try:
                 if route.is_async:
                     result = route.func(**kwargs)
@@ -123,9 +131,9 @@ class Tremolo:
                 elif kind is types.GeneratorType:
                     return await self._stream(ex, response, _iterate_in_thread(result, loop),
                                               loop)
-                if result is None:
-                    result = b""
-                ex.respond(response.status, response.head_fields(), _to_bytes(result))
+                if type(result) is not bytes:
+                    result = b"" if result is None else _to_bytes(result)
+                ex.respond(response.status, response.head_fields(), result)
             except ClientDisconnected:
                 raise
             except Exception as exc:

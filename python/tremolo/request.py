@@ -34,7 +34,7 @@ class Headers(dict[bytes, bytes]):
 class Request:
     """An HTTP request. Attributes are decoded when first read."""
 
-    __slots__ = ("_headers", "_path", "_query", "exchange", "ctx", "params")
+    __slots__ = ("_headers", "_path", "_query", "ctx", "exchange", "params")
 
     def __init__(self, exchange: Exchange) -> None:
         self.exchange = exchange

@@ -27,7 +27,7 @@ def new_event_loop(name: str) -> asyncio.AbstractEventLoop:
         except ImportError:
             logger.warning("uvloop is not installed; using the asyncio event loop")
             return asyncio.new_event_loop()
-        return uvloop.new_event_loop()  # type: ignore[no-any-return]
+        return uvloop.new_event_loop()
     if name in ("asyncio", "asyncio."):
         return asyncio.new_event_loop()
     module, _, attr = name.rpartition(".")
@@ -80,7 +80,7 @@ class Worker:
         for sock in sockets:
             server = await self.loop.create_server(protocol, sock=sock,
                                                    backlog=self.options.backlog)
-            self.servers.append(server)  # type: ignore[arg-type]
+            self.servers.append(server)
 
     def stop(self) -> None:
         if not self.stopping.done():

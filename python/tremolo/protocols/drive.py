@@ -17,7 +17,7 @@ import contextvars
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
-Done = Callable[[BaseException | None], None]
+Done = Callable[[Any, BaseException | None], None]
 
 
 class _Resume:
@@ -51,8 +51,8 @@ async def _resume(coro: Coroutine[Any, Any, Any], pending: Any) -> Any:
 
 
 def drive(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any],
-          done: Done) -> asyncio.Task[Any] | None:
-    """Runs `coro`; calls `done(None)` or `done(exception)` when it ends.
+          done: Done, arg: Any) -> asyncio.Task[Any] | None:
+    """Runs `coro`; calls `done(arg, None)` or `done(arg, exception)` when it ends.
 
     Returns the Task it continues in, or None when it ended in the first step.
     """
@@ -60,12 +60,15 @@ def drive(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any],
     try:
         pending = ctx.run(coro.send, None)
     except StopIteration:
-        done(None)
+        done(arg, None)
         return None
     except BaseException as exc:
-        done(exc)
+        done(arg, exc)
         return None
     task = loop.create_task(_resume(coro, pending), context=ctx)
-    task.add_done_callback(lambda t: done(t.exception() if not t.cancelled()
-                                          else asyncio.CancelledError()))
+
+    def finished(t: asyncio.Task[Any]) -> None:
+        done(arg, t.exception() if not t.cancelled() else asyncio.CancelledError())
+
+    task.add_done_callback(finished)
     return task

@@ -51,16 +51,14 @@ class ServerState:
             "max_headers": options.max_headers,
             "max_body_size": options.client_max_body_size,
         }
-        self._date_second = -1
-        self._date = b""
+        self.date = b""
+        self._refresh_date()
 
-    def date(self) -> bytes:
-        """The Date value, formatted once per second."""
-        now = int(time.time())
-        if now != self._date_second:
-            self._date_second = now
-            self._date = _core.http_date(now)
-        return self._date
+    def _refresh_date(self) -> None:
+        # Formatted once a second by a timer, not per response.
+        now = time.time()
+        self.date = _core.http_date(now)
+        self.loop.call_later(1.0 - now % 1.0, self._refresh_date)
 
 
 class Exchange:
@@ -75,18 +73,17 @@ class Exchange:
     def __init__(self, protocol: HTTPProtocol, head: _core.RequestHead) -> None:
         self.protocol = protocol
         self.head = head
-        self.method = head.method
-        self.http10 = head.version == "1.0"
-        self.keep_alive = head.keep_alive
-        self.head_only = self.method == b"HEAD"
+        method, self.http10, self.keep_alive, has_body, expect = head.info()
+        self.method = method
+        self.head_only = method == b"HEAD"
         self.started = False
         self.finished = False
         self.chunked = False
         self._body: deque[bytes] = deque()
         self._body_size = 0
-        self._ended = not head.has_body
+        self._ended = not has_body
         self._error: BaseException | None = None
-        self._expect = head.expect_continue and head.has_body
+        self._expect = expect
         self._waiter: asyncio.Future[None] | None = None
 
     # -- request body --------------------------------------------------------
@@ -138,7 +135,7 @@ class Exchange:
 
     def _close_after(self) -> bool:
         # A client that was never told to send its announced body may still send
-        # it: the connection cannot be reused safely.
+        # it: the connection cannot be reused safely. (respond() inlines this.)
         return not self.keep_alive or (self._expect and not self._ended)
 
     def respond(self, status: int, headers: Iterable[Header], body: bytes,
@@ -147,11 +144,11 @@ class Exchange:
         if self.started:
             raise RuntimeError("response already started")
         self.started = True
-        keep = not self._close_after()
-        self.keep_alive = keep
+        keep = self.keep_alive = self.keep_alive and not (self._expect and not self._ended)
         p = self.protocol
-        p.write(_encode_response(status, headers, body, keep, self.http10, p.state.date(),
-                                 p.state.server_name, reason, self.head_only))
+        state = p.state
+        p.write(_encode_response(status, headers, body, keep, self.http10, state.date,
+                                 state.server_name, reason, self.head_only))
         self._finish()
 
     def start(self, status: int, headers: Iterable[Header], *,
@@ -171,7 +168,7 @@ class Exchange:
         self.keep_alive = keep
         p = self.protocol
         p.write(_encode_head(status, headers, content_length, self.chunked, keep, self.http10,
-                             p.state.date(), p.state.server_name, reason))
+                             p.state.date, p.state.server_name, reason))
 
     async def write(self, data: bytes) -> None:
         """Sends part of a started response body, waiting while the client is slow."""
@@ -194,8 +191,9 @@ class Exchange:
 
     def _finish(self) -> None:
         self.finished = True
-        self._body.clear()
-        self._body_size = 0
+        if self._body:
+            self._body.clear()
+            self._body_size = 0
         self.protocol.exchange_finished(self)
 
 
@@ -233,7 +231,15 @@ class HTTPProtocol(asyncio.Protocol):
         self.state.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
-        self.pending.extend(self.parser.feed(data))
+        events = self.parser.feed(data)
+        if (len(events) == 2 and events[1] is None and self.current is None
+                and not self.pending and type(events[0]) is _RequestHead):
+            # the usual read: one whole request without body, nothing queued
+            self.start_exchange(events[0])
+            if self.eof and self.current is None:
+                self.close()
+            return
+        self.pending.extend(events)
         self.process()
 
     def eof_received(self) -> bool | None:
@@ -310,7 +316,7 @@ class HTTPProtocol(asyncio.Protocol):
         ex = Exchange(self, head)
         self.current = ex
         self.reading = ex if head.has_body else None
-        self.task = drive(self.loop, self.handler(ex), lambda exc: self.handler_done(ex, exc))
+        self.task = drive(self.loop, self.handler(ex), self.handler_done, ex)
 
     def handler_done(self, ex: Exchange, exc: BaseException | None) -> None:
         self.task = None
@@ -334,8 +340,10 @@ class HTTPProtocol(asyncio.Protocol):
         self.current = None
         if not ex.keep_alive:
             self.close()
-            return
-        self.process()
+        elif self.pending:
+            self.process()
+        elif self.read_paused:
+            self.update_reading()
 
     def parse_error(self, err: _core.HTTPParseError) -> None:
         if self.reading is not None:
@@ -347,7 +355,7 @@ class HTTPProtocol(asyncio.Protocol):
         status = err.status
         body = f"{status} {_core.reason_phrase(status)}: {err.reason}\n".encode()
         self.write(_encode_response(status, [(b"Content-Type", b"text/plain; charset=utf-8")],
-                                    body, False, False, self.state.date(),
+                                    body, False, False, self.state.date,
                                     self.state.server_name))
         self.close()
 

@@ -74,7 +74,7 @@ pub struct RequestParser {
 #[pymethods]
 impl RequestParser {
     #[new]
-    #[pyo3(signature = (*, max_request_line=8192, max_header_size=8192, max_headers=100, max_body_size=2*1024*1024, max_chunk_line=1024))]
+    #[pyo3(signature = (*, max_request_line=8192, max_header_size=8192, max_headers=100, max_body_size=2097152, max_chunk_line=1024))]
     fn new(
         max_request_line: usize,
         max_header_size: usize,
@@ -262,6 +262,19 @@ impl RequestHead {
     #[getter]
     fn has_body(&self) -> bool {
         self.inner.body != BodyKind::Empty
+    }
+
+    /// `(method, http10, keep_alive, has_body, expect_continue)` in one call: what a
+    /// server needs of every request, without five attribute lookups.
+    fn info<'py>(&self, py: Python<'py>) -> (Bound<'py, PyBytes>, bool, bool, bool, bool) {
+        let h = &self.inner;
+        (
+            PyBytes::new(py, h.method()),
+            h.version == Version::Http10,
+            h.keep_alive,
+            h.body != BodyKind::Empty,
+            h.expect_continue,
+        )
     }
 
     fn __repr__(&self) -> String {

@@ -1,0 +1,53 @@
+# Every development task. `make help` lists them.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+FUZZ_SECONDS ?= 60
+
+.PHONY: help install demo test test-rust test-python lint fmt fuzz fuzz-smoke bench vectors clean
+
+help: ## list the tasks
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+install: ## build the Rust core and install tremolo (editable) with test and dev tools
+	$(PIP) install --quiet --disable-pip-version-check -e '.[dev]'
+
+demo: ## install and run the hello-world demo on http://127.0.0.1:8000/hello
+	$(PIP) install --quiet --disable-pip-version-check .
+	$(PYTHON) examples/hello.py
+
+test: install lint test-rust test-python ## set up a fresh machine and run every check and test
+
+test-rust: ## cargo test: the core, with the shared vectors
+	cargo test --quiet
+
+test-python: ## pytest: bindings, properties, h11 differential, end to end
+	$(PYTHON) -m pytest -p no:cacheprovider
+
+lint: ## ruff, mypy, stub check, rustfmt, clippy
+	$(PYTHON) -m ruff check python tests bench examples
+	$(PYTHON) -m mypy
+	$(PYTHON) -m mypy.stubtest tremolo._core
+	cargo fmt --check
+	cargo clippy --quiet --all-targets --features python -- -D warnings
+	cargo clippy --quiet --all-targets -- -D warnings
+
+fmt: ## format the Rust code
+	cargo fmt
+
+fuzz: ## fuzz the request parser for FUZZ_SECONDS (60) seconds
+	cargo install --quiet --locked cargo-fuzz
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run parse_request corpus/parse_request seeds/parse_request \
+		-- -max_total_time=$(FUZZ_SECONDS) -max_len=4096
+
+fuzz-smoke: ## a short fuzz run (15 s)
+	$(MAKE) fuzz FUZZ_SECONDS=15
+
+bench: ## tremolo and its peers under wrk, side by side (see bench/README.md)
+	$(PYTHON) bench/run.py
+
+vectors: ## regenerate tests/vectors/h1/llhttp.json from ../shared/conformance/llhttp
+	$(PYTHON) tests/vectors/import_llhttp.py
+
+clean: ## remove build output
+	cargo clean
+	rm -rf python/tremolo/*.so .pytest_cache .mypy_cache .ruff_cache .hypothesis

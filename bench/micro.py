@@ -1,0 +1,74 @@
+"""Protocol-level micro-benchmark: the cost of one keep-alive request through
+HTTPProtocol and the native app, with a fake transport (no sockets, no kernel).
+
+    python3 bench/micro.py [--requests 200000] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from apps.tremolo_hello import app
+
+from tremolo.config import Options
+from tremolo.protocols.http import HTTPProtocol, ServerState
+
+REQUEST = b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: wrk\r\n\r\n"
+
+
+class Sink(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.n = 0
+
+    def write(self, data: object) -> None:
+        self.n += 1
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def close(self) -> None:
+        raise AssertionError("closed")
+
+
+async def run(n: int, profile: bool) -> None:
+    state = ServerState(Options(), asyncio.get_running_loop())
+    proto = HTTPProtocol(state, app.make_handler(state))
+    sink = Sink()
+    proto.connection_made(sink)
+    feed = proto.data_received
+    for _ in range(1000):
+        feed(REQUEST)
+    prof = cProfile.Profile() if profile else None
+    if prof:
+        prof.enable()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        feed(REQUEST)
+    dt = time.perf_counter() - t0
+    if prof:
+        prof.disable()
+        pstats.Stats(prof).sort_stats("tottime").print_stats(15)
+    assert sink.n == n + 1000
+    print(f"{dt / n * 1e6:.2f} us per request ({n / dt:,.0f} requests/s on one core, no I/O)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=200_000)
+    ap.add_argument("--profile", action="store_true")
+    args = ap.parse_args()
+    import uvloop
+    uvloop.run(run(args.requests, args.profile))
+
+
+if __name__ == "__main__":
+    main()

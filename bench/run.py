@@ -1,0 +1,218 @@
+"""Benchmark: tremolo and its peers side by side, one run, one table.
+
+Each server runs pinned to CPU 0 (taskset) on 127.0.0.1; wrk runs pinned to CPU 1.
+Every server is measured once per round, rounds interleaved, and the table shows
+the median of the rounds, with requests/s as a ratio to uvicorn (httptools).
+The machine is shared and noisy: read the ratios, not the absolute numbers.
+
+    python3 bench/run.py [--duration 10] [--rounds 3] [--connections 64] [--only NAME,...]
+
+The original Tremolo shares our package name, so it runs from its own virtual
+environment (bench/.venv-tremolo053, made on first use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+VENV053 = BENCH / ".venv-tremolo053"
+PY = sys.executable
+PEER_PACKAGES = ["uvicorn==0.54.0", "httptools==0.9.0", "uvloop==0.23.0", "granian==2.8.7", "h11"]
+
+
+@dataclass
+class Server:
+    name: str
+    argv: list[str]
+    path: str = "/hello"
+
+
+def servers(port: int) -> list[Server]:
+    uv = [PY, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
+          "--no-access-log", "--log-level", "warning", "--loop", "uvloop",
+          "--app-dir", str(BENCH), "apps.asgi_hello:app"]
+    gr = [PY, "-m", "granian", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+          "--no-ws", "--log-level", "warning", "--working-dir", str(BENCH)]
+    hello = str(BENCH / "apps" / "tremolo_hello.py")
+    return [
+        Server("tremolo", [PY, hello, str(port)]),
+        Server("uvicorn-httptools", [*uv, "--http", "httptools"]),
+        Server("uvicorn-h11", [*uv, "--http", "h11"]),
+        Server("granian-asgi", [*gr, "--interface", "asgi", "apps.asgi_hello:app"]),
+        Server("granian-rsgi", [*gr, "--interface", "rsgi", "apps.rsgi_hello:app"]),
+        Server("tremolo-0.5.3", [str(VENV053 / "bin" / "python"), hello, str(port)]),
+    ]
+
+
+def ensure_peers() -> None:
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is missing: apt-get install wrk")
+    subprocess.run([PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                    *PEER_PACKAGES], check=True)
+    if not (VENV053 / "bin" / "python").exists():
+        subprocess.run([PY, "-m", "venv", str(VENV053)], check=True)
+        subprocess.run([str(VENV053 / "bin" / "pip"), "install", "--quiet",
+                        "--disable-pip-version-check", "tremolo==0.5.3"], check=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running(server: Server, port: int) -> Iterator[None]:
+    # cwd outside the repository, so the original Tremolo does not import ours
+    proc = subprocess.Popen(["taskset", "-c", "0", *server.argv], cwd="/tmp",
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    err = proc.stderr.read().decode() if proc.stderr else ""
+                    raise RuntimeError(f"{server.name} did not start: {err[-2000:]}") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk(url: str, duration: int, connections: int) -> tuple[float, float, float, int]:
+    """(requests/s, p50 ms, p99 ms, non-2xx + socket errors)."""
+    out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}",
+                          f"-d{duration}s", "--latency", url],
+                         capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+    def pct(p: str) -> float:
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        return float(m.group(1)) * UNITS[m.group(2)] if m else float("nan")
+
+    errors = 0
+    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        errors += int(m.group(1))
+    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                      out):
+        errors += sum(map(int, m.groups()))
+    return rps, pct("50"), pct("99"), errors
+
+
+def versions() -> dict[str, str]:
+    def pkg(name: str, python: str = PY) -> str:
+        code = f"import importlib.metadata as m; print(m.version({name!r}))"
+        r = subprocess.run([python, "-c", code], capture_output=True, text=True, cwd="/tmp")
+        return r.stdout.strip() or "?"
+
+    wrk_v = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0]
+    return {
+        "python": platform.python_version(), "uvloop": pkg("uvloop"),
+        "uvicorn": pkg("uvicorn"), "httptools": pkg("httptools"), "h11": pkg("h11"),
+        "granian": pkg("granian"), "tremolo (this)": pkg("tremolo"),
+        "tremolo (original)": pkg("tremolo", str(VENV053 / "bin" / "python")),
+        "wrk": wrk_v.strip(),
+    }
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "?"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--only", default="")
+    ap.add_argument("--out", default=str(BENCH / "results.md"))
+    args = ap.parse_args()
+    ensure_peers()
+    port = free_port()
+    chosen = [s for s in servers(port) if not args.only or s.name in args.only.split(",")]
+    results: dict[str, list[tuple[float, float, float, int]]] = {s.name: [] for s in chosen}
+    for r in range(args.rounds):
+        for server in chosen:
+            with running(server, port):
+                url = f"http://127.0.0.1:{port}{server.path}"
+                wrk(url, 2, args.connections)  # warm-up
+                results[server.name].append(wrk(url, args.duration, args.connections))
+                rps, p50, p99, err = results[server.name][-1]
+                print(f"round {r + 1} {server.name:20} {rps:10.0f} req/s  p50 {p50:.2f} ms  "
+                      f"p99 {p99:.2f} ms  errors {err}", flush=True)
+    report(results, args, versions())
+
+
+def report(results: dict[str, list[tuple[float, float, float, int]]],
+           args: argparse.Namespace, vers: dict[str, str]) -> None:
+    med = {name: (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs),
+                  statistics.median(r[2] for r in runs), sum(r[3] for r in runs))
+           for name, runs in results.items()}
+    base = med.get("uvicorn-httptools", (0.0,))[0]
+    lines = [
+        "# Benchmark results", "",
+        f"Hello world (GET /hello, 12-byte body), {args.rounds} interleaved rounds of "
+        f"{args.duration} s each after a 2 s warm-up; wrk -t1 -c{args.connections}. "
+        "Medians over the rounds.", "",
+        "| server | requests/s | vs uvicorn-httptools | p50 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, (rps, p50, p99, err) in sorted(med.items(), key=lambda kv: -kv[1][0]):
+        ratio = f"{rps / base:.2f}x" if base else "-"
+        lines.append(f"| {name} | {rps:,.0f} | {ratio} | {p50:.2f} | {p99:.2f} | {err} |")
+    lines += ["", "All rounds (requests/s):", ""]
+    lines += [f"- {n}: " + ", ".join(f"{r[0]:,.0f}" for r in runs) for n, runs in results.items()]
+    lines += [
+        "", "## Method", "",
+        f"- Machine: {os.cpu_count()} CPUs ({cpu_model()}), Linux {platform.release()}; "
+        "shared and noisy, so compare ratios from the same run.",
+        "- Each server: `taskset -c 0 <server>` on 127.0.0.1, one worker process, "
+        "logging off or at warning level. Load: `taskset -c 1 wrk -t1 "
+        f"-c{args.connections} -d{args.duration}s --latency http://127.0.0.1:PORT/hello`.",
+        "- Servers: tremolo (this repository, native route, uvloop); uvicorn with httptools "
+        "and with h11 (both on uvloop, ASGI app in bench/apps/asgi_hello.py); granian "
+        "(ASGI, and RSGI with bench/apps/rsgi_hello.py); the original pure-Python Tremolo "
+        "0.5.3 from PyPI in its own virtual environment, running the same "
+        "bench/apps/tremolo_hello.py with download_rate raised so it does not throttle.",
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()) + ".",
+        "- Command: `python3 bench/run.py " + " ".join(sys.argv[1:]) + "`.",
+    ]
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
