@@ -15,7 +15,7 @@ demo: ## install and run the hello-world demo on http://127.0.0.1:8000/hello
 	$(PIP) install --quiet --disable-pip-version-check .
 	$(PYTHON) examples/hello.py
 
-test: install lint test-rust test-python ## set up a fresh machine and run every check and test
+test: install lint test-rust test-python fuzz-smoke ## set up a fresh machine and run every check and test
 
 test-rust: ## cargo test: the core, with the shared vectors
 	cargo test --quiet
@@ -36,6 +36,7 @@ fmt: ## format the Rust code
 
 fuzz: ## fuzz the request parser for FUZZ_SECONDS (60) seconds
 	cargo install --quiet --locked cargo-fuzz
+	mkdir -p fuzz/corpus/parse_request
 	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run parse_request corpus/parse_request seeds/parse_request \
 		-- -max_total_time=$(FUZZ_SECONDS) -max_len=4096
 

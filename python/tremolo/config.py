@@ -49,6 +49,7 @@ class Options:
     client_max_header_size: int = 8192
     max_request_line: int = 8192
     max_headers: int = 100
+    max_chunk_line: int = 1024
     max_queue_size: int = 128
     request_timeout: float = 30
     keepalive_timeout: float = 30
@@ -96,6 +97,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "client_max_header_size": lambda n, v: _positive_int(n, v, minimum=256),
     "max_request_line": lambda n, v: _positive_int(n, v, minimum=64),
     "max_headers": _positive_int,
+    "max_chunk_line": lambda n, v: _positive_int(n, v, minimum=16),
     "max_queue_size": _positive_int,
     "request_timeout": _positive_number,
     "keepalive_timeout": _positive_number,

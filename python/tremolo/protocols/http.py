@@ -50,6 +50,7 @@ class ServerState:
             "max_header_size": options.client_max_header_size,
             "max_headers": options.max_headers,
             "max_body_size": options.client_max_body_size,
+            "max_chunk_line": options.max_chunk_line,
         }
         self.date = b""
         self._refresh_date()
@@ -143,12 +144,15 @@ class Exchange:
         """Sends a whole response with Content-Length and finishes the exchange."""
         if self.started:
             raise RuntimeError("response already started")
-        self.started = True
-        keep = self.keep_alive = self.keep_alive and not (self._expect and not self._ended)
+        keep = self.keep_alive and not (self._expect and not self._ended)
         p = self.protocol
         state = p.state
-        p.write(_encode_response(status, headers, body, keep, self.http10, state.date,
-                                 state.server_name, reason, self.head_only))
+        # encoded before anything changes: a refused header leaves room for a 500
+        data = _encode_response(status, headers, body, keep, self.http10, state.date,
+                                state.server_name, reason, self.head_only)
+        self.started = True
+        self.keep_alive = keep
+        p.write(data)
         self._finish()
 
     def start(self, status: int, headers: Iterable[Header], *,
@@ -157,18 +161,21 @@ class Exchange:
         length is given, delimited by closing on HTTP/1.0."""
         if self.started:
             raise RuntimeError("response already started")
-        self.started = True
         keep = not self._close_after()
         no_body = self.head_only or status in (204, 304) or status < 200
+        chunked = False
         if content_length is None and not no_body:
             if self.http10:
                 keep = False
             else:
-                self.chunked = True
-        self.keep_alive = keep
+                chunked = True
         p = self.protocol
-        p.write(_encode_head(status, headers, content_length, self.chunked, keep, self.http10,
-                             p.state.date, p.state.server_name, reason))
+        data = _encode_head(status, headers, content_length, chunked, keep, self.http10,
+                            p.state.date, p.state.server_name, reason)
+        self.started = True
+        self.chunked = chunked
+        self.keep_alive = keep
+        p.write(data)
 
     async def write(self, data: bytes) -> None:
         """Sends part of a started response body, waiting while the client is slow."""
