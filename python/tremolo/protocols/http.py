@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from .. import _core
 from ..config import Options
+from ..exceptions import HTTPException
 from .drive import drive
 
 Header = tuple[bytes, bytes]
@@ -354,7 +355,11 @@ class HTTPProtocol(asyncio.Protocol):
 
     def parse_error(self, err: _core.HTTPParseError) -> None:
         if self.reading is not None:
-            self.reading._end(err)  # the handler reading the body learns why
+            # the handler reading the body learns why, as an error with its status
+            refused = HTTPException(err.reason, code=err.status,
+                                    message=_core.reason_phrase(err.status))
+            refused.__cause__ = err
+            self.reading._end(refused)
             self.reading = None
         if self.current is not None:
             self.current.keep_alive = False  # answer it, then close
