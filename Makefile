@@ -43,7 +43,7 @@ fuzz: ## fuzz the request parser for FUZZ_SECONDS (60) seconds
 fuzz-smoke: ## a short fuzz run (15 s)
 	$(MAKE) fuzz FUZZ_SECONDS=15
 
-bench: ## tremolo and its peers under wrk, side by side (see bench/README.md)
+bench: install ## tremolo and its peers under wrk, side by side (see bench/README.md)
 	$(PYTHON) bench/run.py
 
 vectors: ## regenerate tests/vectors/h1/llhttp.json from ../shared/conformance/llhttp

@@ -178,3 +178,33 @@ async def test_any_read_size(piece: int) -> None:
     for i in range(0, len(data), piece):
         proto.data_received(data[i:i + piece])
     assert [r[2] for r in split_responses(bytes(t.out))] == [b"/%d" % i for i in range(20)]
+
+
+async def test_declined_upgrade_goes_on_as_http() -> None:
+    release = asyncio.Event()
+
+    async def answer_later(ex: Exchange) -> None:
+        if ex.head.target == b"/ws":
+            await release.wait()
+        ex.respond(200, [], ex.head.target)
+
+    proto, t = connect(answer_later)
+    upgrade = b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    proto.data_received(upgrade + GET % 1)
+    assert not t.reading  # nothing more is read until the upgrade is decided
+    proto.data_received(GET % 2)
+    release.set()
+    for _ in range(100):
+        if t.out.count(b"HTTP/1.1 200") == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert [r[2] for r in split_responses(bytes(t.out))] == [b"/ws", b"/1", b"/2"]
+    assert t.reading
+
+
+async def test_declined_upgrade_answered_at_once() -> None:
+    proto, t = connect(echo_target)
+    upgrade = b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+    proto.data_received(upgrade + GET % 1)
+    assert [r[2] for r in split_responses(bytes(t.out))] == [b"/ws", b"/1"]
+    assert t.reading

@@ -246,6 +246,8 @@ class HTTPProtocol(asyncio.Protocol):
             self.start_exchange(events[0])
             if self.eof and self.current is None:
                 self.close()
+            elif self.parser.paused:
+                self.update_reading()
             return
         self.pending.extend(events)
         self.process()
@@ -348,7 +350,12 @@ class HTTPProtocol(asyncio.Protocol):
         self.current = None
         if not ex.keep_alive:
             self.close()
-        elif self.pending:
+            return
+        if self.parser.paused and not self.pending:
+            # The request asked for an upgrade and was answered without one: what
+            # the client sent after it is HTTP again.
+            self.pending.extend(self.parser.resume())
+        if self.pending:
             self.process()
         elif self.read_paused:
             self.update_reading()
@@ -390,7 +397,10 @@ class HTTPProtocol(asyncio.Protocol):
         if self.transport is None or self.closed:
             return
         buffered = self.reading._body_size if self.reading is not None else 0
-        full = len(self.pending) > self._max_queue or buffered > self._max_buffered
+        # While the parser holds bytes after an upgrade request, nothing is read
+        # until the response decides what they are.
+        full = (len(self.pending) > self._max_queue or buffered > self._max_buffered
+                or self.parser.paused)
         if full and not self.read_paused:
             self.read_paused = True
             self.transport.pause_reading()
