@@ -41,7 +41,9 @@ class Sink(asyncio.Transport):
 
 async def run(n: int, profile: bool) -> None:
     state = ServerState(Options(), asyncio.get_running_loop())
-    proto = HTTPProtocol(state, app.make_handler(state))
+    adapter = app.make_adapter(state)
+    await adapter.startup()
+    proto = HTTPProtocol(state, adapter)
     sink = Sink()
     proto.connection_made(sink)
     feed = proto.data_received

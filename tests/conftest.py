@@ -27,12 +27,12 @@ def load_example(name: str) -> ModuleType:
 @pytest.fixture(scope="module")
 def hello_port() -> Iterator[int]:
     app = load_example("hello").app
-    with serve_in_thread(app.make_handler, shutdown_timeout=2) as (_, port):
+    with serve_in_thread(app, shutdown_timeout=2) as (_, port):
         yield port
 
 
 @pytest.fixture(scope="module")
 def stream_port() -> Iterator[int]:
     app = load_example("hello_stream").app
-    with serve_in_thread(app.make_handler, shutdown_timeout=2) as (_, port):
+    with serve_in_thread(app, shutdown_timeout=2) as (_, port):
         yield port

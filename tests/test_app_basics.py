@@ -39,6 +39,11 @@ async def r_none(**server: Any) -> None:
     return None
 
 
+@app.route("/written")
+async def r_written(response: Any) -> None:
+    await response.write(b"written")
+
+
 @app.route("/plain")
 def r_plain(**server: Any) -> bytes:
     seen["plain_thread"] = threading.current_thread()
@@ -96,13 +101,13 @@ async def r_inject(response: Any) -> bytes:
 
 @pytest.fixture(scope="module")
 def port() -> Iterator[int]:
-    with serve_in_thread(app.make_handler, shutdown_timeout=2) as (_, p):
+    with serve_in_thread(app, shutdown_timeout=2) as (_, p):
         yield p
 
 
 @pytest.fixture(scope="module")
 def debug_port() -> Iterator[int]:
-    with serve_in_thread(app.make_handler, shutdown_timeout=2, debug=True) as (_, p):
+    with serve_in_thread(app, shutdown_timeout=2, debug=True) as (_, p):
         yield p
 
 
@@ -115,8 +120,13 @@ def test_return_values(port: int) -> None:
     assert get(port, "/bytes").content == b"raw"
     assert get(port, "/str").content == "caf\u00e9".encode()
     assert get(port, "/latin1").content == b"caf\xe9"
-    r = get(port, "/none")
-    assert r.status_code == 200 and r.content == b"" and r.headers["content-length"] == "0"
+    # the original's documented rule: returning None without having sent anything
+    # closes the connection without an answer
+    assert exchange(port, b"GET /none HTTP/1.1\r\nHost: t\r\n\r\n") == b""
+    # after streaming with response.write(), None just ends the response
+    out = exchange(port, b"GET /written HTTP/1.1\r\nHost: t\r\n\r\nGET /bytes HTTP/1.1\r\n"
+                         b"Host: t\r\nConnection: close\r\n\r\n")
+    assert [r[2] for r in split_responses(out)] == [b"written", b"raw"]
 
 
 def test_plain_handlers_run_off_the_loop(port: int) -> None:
@@ -129,7 +139,7 @@ def test_plain_handlers_run_off_the_loop(port: int) -> None:
 
 def test_handler_gets_what_it_declares(port: int) -> None:
     assert get(port, "/only-request?x=1").content == b"/only-request x=1"
-    assert get(port, "/kwargs").content == b"app,context,globals,logger,loop,request,response"
+    assert get(port, "/kwargs").content == b"app,context,globals,lock,logger,loop,request,response"
 
 
 def test_request_body(port: int) -> None:
@@ -168,7 +178,7 @@ def test_header_injection_is_never_written(port: int) -> None:
 def test_limits_come_from_options() -> None:
     small = {"client_max_body_size": 10, "client_max_header_size": 512,
              "max_request_line": 100, "max_chunk_line": 20}
-    with serve_in_thread(app.make_handler, shutdown_timeout=2, **small) as (_, p):
+    with serve_in_thread(app, shutdown_timeout=2, **small) as (_, p):
         ok = exchange(p, b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n"
                          b"Connection: close\r\n\r\n0123456789")
         assert ok.startswith(b"HTTP/1.1 200 ")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tremolo.config import Options
-from tremolo.protocols.http import Exchange, HTTPProtocol, ServerState
+from tremolo.protocols.http import Exchange, FunctionAdapter, HTTPProtocol, ServerState
 
 from .helpers import split_responses
 
@@ -44,7 +44,7 @@ class FakeTransport(asyncio.Transport):
 
 def connect(handler: Any, **options: Any) -> tuple[HTTPProtocol, FakeTransport]:
     state = ServerState(Options.from_kwargs(options), asyncio.get_running_loop())
-    proto = HTTPProtocol(state, handler)
+    proto = HTTPProtocol(state, FunctionAdapter(handler))
     transport = FakeTransport()
     proto.connection_made(transport)
     return proto, transport

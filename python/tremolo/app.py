@@ -1,191 +1,179 @@
-"""The native framework: `Tremolo` applications, routes and handlers.
-
-A handler is called with the keyword arguments it declares (all of them when it
-takes `**server`) and answers by returning bytes, str, `(str, encoding)` or None,
-or by yielding body chunks (sent as they come: chunked on HTTP/1.1).
-"""
+"""The native framework: `Tremolo` applications, their routes, hooks, middlewares
+and error handlers. One `NativeAdapter` per worker serves them."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import html
-import inspect
-import logging
-import types
+import itertools
 from collections.abc import Callable
 from typing import Any
 
 from .config import Options
-from .exceptions import HTTPException, InternalServerError, NotFound
-from .protocols.http import ClientDisconnected, Exchange, ServerState
-from .request import Request
-from .response import Response
+from .context import Context
+from .locks import ServerLock
+from .routing import Handler, Router, normalize
 
 __all__ = ["Application", "Tremolo"]
 
-#: What a handler may ask for by keyword.
-SERVER_ARGS = ("request", "response", "app", "loop", "logger", "globals", "context")
-_ERROR_FIELDS = [(b"Content-Type", b"text/html; charset=utf-8")]
+HOOKS = ("worker_start", "worker_stop", "connect", "close")
+MIDDLEWARES = ("request", "response")
+# For these, equal priorities run newest first (they unwind what the others did).
+REVERSED = ("worker_stop", "close", "response")
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
-class Route:
-    __slots__ = ("func", "is_async", "options", "wants")
+class Registered:
+    """A hook or middleware: its handler, priority and the path prefix it serves."""
 
-    def __init__(self, func: Callable[..., Any], options: dict[str, Any]) -> None:
-        self.func = func
-        self.options = options
-        self.is_async = inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
-        params = inspect.signature(func).parameters.values()
-        if any(p.kind is p.VAR_KEYWORD for p in params):
-            self.wants: tuple[str, ...] = SERVER_ARGS
-        else:
-            names = {p.name for p in params}
-            self.wants = tuple(n for n in SERVER_ARGS if n in names)
+    __slots__ = ("handler", "prefix", "priority", "seq")
+    counter = itertools.count()
+
+    def __init__(self, func: Callable[..., Any], priority: int, prefix: bytes = b"") -> None:
+        self.handler = Handler(func)
+        self.priority = priority
+        self.prefix = prefix
+        self.seq = next(self.counter)
 
 
-def _to_bytes(data: Any) -> bytes:
-    if isinstance(data, bytes):
-        return data
-    if isinstance(data, str):
-        return data.encode("utf-8")
-    if isinstance(data, tuple) and data and isinstance(data[0], str):
-        return data[0].encode(*data[1:2] or ("utf-8",))
-    if isinstance(data, bytearray | memoryview):
-        return bytes(data)
-    raise TypeError(f"a handler must return or yield bytes or str, not {type(data).__name__}")
+def _sort(items: list[Registered], name: str) -> None:
+    sign = -1 if name in REVERSED else 1
+    items.sort(key=lambda r: (r.priority, sign * r.seq))
 
 
 class Tremolo:
-    """A web application: routes, and the server that runs them."""
+    """A web application: routes, hooks and middlewares, and the server that runs
+    them (`run`, `listen`)."""
 
-    def __init__(self) -> None:
-        self.routes: dict[bytes, Route] = {}
-        self.globals: dict[str, Any] = {}
-        self.logger = logging.getLogger("tremolo")
-        self.options = Options()
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name
+        self.router = Router()
+        self.error_handlers: dict[int, Handler] = {}
+        self.hooks: dict[str, list[Registered]] = {n: [] for n in HOOKS}
+        self.middlewares: dict[str, list[Registered]] = {n: [] for n in MIDDLEWARES}
+        self.listeners: list[tuple[str | None, int | str, dict[str, Any]]] = []
+        self.globals = Context()
 
     # -- routes --------------------------------------------------------------
 
-    def route(self, path: str | bytes, **options: Any) -> Callable[[Callable[..., Any]],
-                                                                     Callable[..., Any]]:
-        def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
-            self.add_route(func, path, **options)
-            return func
+    def route(self, path: str, **options: Any) -> Decorator:
+        """Registers a function, a class-based view, an instance or a module."""
+        def decorator(target: Any) -> Any:
+            self.add_route(target, path, **options)
+            return target
         return decorator
 
-    def add_route(self, func: Callable[..., Any], path: str | bytes = "/",
-                  **options: Any) -> None:
-        key = path.encode("latin-1") if isinstance(path, str) else path
-        if len(key) > 1:
-            key = key.rstrip(b"/")  # /hello and /hello/ are the same route
-        self.routes[key] = Route(func, options)
+    def add_route(self, target: Any, path: str = "/", **options: Any) -> None:
+        if not isinstance(path, str) or not path:
+            raise ValueError("a route path must be a non-empty str")
+        self.router.add(target, path, options)
 
-    def find_route(self, path: bytes) -> Route | None:
-        route = self.routes.get(path)
-        if route is None and len(path) > 1 and path.endswith(b"/"):
-            route = self.routes.get(path.rstrip(b"/"))
-        return route
+    def error(self, code: int, func: Callable[..., Any] | None = None) -> Any:
+        """Registers the handler of error pages with status `code` (400-511)."""
+        if not isinstance(code, int) or not 400 <= code <= 511:
+            raise ValueError(f"{code!r} is not in the supported range: 400-511")
+
+        def decorator(f: Callable[..., Any]) -> Callable[..., Any]:
+            self.error_handlers[code] = Handler(f)
+            return f
+        return decorator(func) if callable(func) else decorator
+
+    # -- hooks and middlewares -----------------------------------------------
+
+    def add_hook(self, func: Callable[..., Any], name: str = "worker_start",
+                 priority: int = 999) -> None:
+        if name not in self.hooks:
+            raise ValueError(f"{name!r} is not one of: {', '.join(HOOKS)}")
+        self.hooks[name].append(Registered(func, priority))
+        _sort(self.hooks[name], name)
+
+    def add_middleware(self, func: Callable[..., Any], name: str = "request",
+                       priority: int = 999, *, prefix: bytes = b"") -> None:
+        if name not in self.middlewares:
+            raise ValueError(f"{name!r} is not one of: {', '.join(MIDDLEWARES)}")
+        self.middlewares[name].append(Registered(func, priority, prefix))
+        _sort(self.middlewares[name], name)
+
+    def _decorator(self, add: Callable[..., None], name: str, args: tuple[Any, ...],
+                   priority: int) -> Any:
+        def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+            add(func, name, priority)
+            return func
+        if len(args) == 1 and callable(args[0]):
+            return decorator(args[0])  # used bare: @app.on_request
+        return decorator
+
+    def hook(self, name: str, *args: Any, priority: int = 999) -> Any:
+        return self._decorator(self.add_hook, name, args, priority)
+
+    def middleware(self, name: str, *args: Any, priority: int = 999) -> Any:
+        return self._decorator(self.add_middleware, name, args, priority)
+
+    def on_worker_start(self, *args: Any, priority: int = 999) -> Any:
+        return self.hook("worker_start", *args, priority=priority)
+
+    def on_worker_stop(self, *args: Any, priority: int = 999) -> Any:
+        return self.hook("worker_stop", *args, priority=priority)
+
+    def on_connect(self, *args: Any, priority: int = 999) -> Any:
+        return self.hook("connect", *args, priority=priority)
+
+    def on_close(self, *args: Any, priority: int = 999) -> Any:
+        return self.hook("close", *args, priority=priority)
+
+    def on_request(self, *args: Any, priority: int = 999) -> Any:
+        return self.middleware("request", *args, priority=priority)
+
+    def on_response(self, *args: Any, priority: int = 999) -> Any:
+        return self.middleware("response", *args, priority=priority)
+
+    # -- composition ---------------------------------------------------------
+
+    def mount(self, prefix: str, app: Tremolo) -> None:
+        """Serves `app`'s routes and middlewares under `prefix`; its hooks and
+        listeners join this application's."""
+        if not prefix.startswith("/") or len(prefix) > 255:
+            raise ValueError("a mount prefix starts with '/' and is at most 255 long")
+        if app is self or not isinstance(app, Tremolo):
+            raise ValueError("mount takes another Tremolo application")
+        base = normalize(prefix)
+        base = b"" if base == b"/" else base
+        self.router.merge(app.router, base)
+        self.error_handlers = {**app.error_handlers, **self.error_handlers}
+        for name, items in app.middlewares.items():
+            for r in items:
+                self.add_middleware(r.handler.func, name, r.priority, prefix=base + r.prefix)
+        for name, hooks in app.hooks.items():
+            for h in hooks:
+                self.add_hook(h.handler.func, name, h.priority)
+        self.listeners.extend(app.listeners)
 
     # -- serving -------------------------------------------------------------
 
-    def make_handler(self, state: ServerState) -> Callable[[Exchange], Any]:
-        """The application adapter for one worker: a coroutine function per exchange."""
-        loop = state.loop
-        context: dict[str, Any] = {}
-        debug = state.options.debug
-        self.options = state.options
-        shared = {"app": self, "loop": loop, "logger": state.logger, "globals": self.globals,
-                  "context": context}
+    def listen(self, port: int | str, host: str | None = None, **options: Any) -> bool:
+        """Adds a listener: a TCP port (host None: the run() host), or a UNIX socket
+        path given as `port`. Options here override run()'s for this listener."""
+        key = (host, port)
+        if any((h, p) == key for h, p, _ in self.listeners):
+            return False
+        self.listeners.append((host, port, options))
+        return True
 
-        templates: dict[Route, dict[str, Any]] = {}
-
-        def template(route: Route) -> dict[str, Any]:
-            # the arguments a route takes that are the same for every request
-            t = templates[route] = {n: shared[n] for n in route.wants if n in shared}
-            return t
-
-        async def handle(ex: Exchange) -> None:
-            path = ex.head.target.partition(b"?")[0]
-            route = self.find_route(path)
-            if route is None:
-                return self._error(ex, NotFound(), debug)
-            request = Request(ex)
-            response = Response(request)
-            kwargs = (templates.get(route) or template(route)).copy()
-            if "request" in route.wants:
-                kwargs["request"] = request
-            if "response" in route.wants:
-                kwargs["response"] = response
-            try:
-                if route.is_async:
-                    result = route.func(**kwargs)
-                else:
-                    result = await loop.run_in_executor(None, functools.partial(route.func,
-                                                                                **kwargs))
-                kind = type(result)
-                if kind is types.CoroutineType:
-                    result = await result
-                elif kind is types.AsyncGeneratorType:
-                    return await self._stream(ex, response, result, loop)
-                elif kind is types.GeneratorType:
-                    return await self._stream(ex, response, _iterate_in_thread(result, loop),
-                                              loop)
-                if type(result) is not bytes:
-                    result = b"" if result is None else _to_bytes(result)
-                ex.respond(response.status, response.head_fields(), result)
-            except ClientDisconnected:
-                raise
-            except Exception as exc:
-                if ex.started:
-                    raise
-                self._error(ex, exc if isinstance(exc, HTTPException)
-                            else HTTPException(cause=exc), debug)
-                if not isinstance(exc, HTTPException):
-                    state.logger.error("handler %s failed", route.func.__name__, exc_info=exc)
-
-        return handle
-
-    async def _stream(self, ex: Exchange, response: Response, chunks: Any,
-                      loop: asyncio.AbstractEventLoop) -> None:
-        try:
-            first = await chunks.__anext__()
-        except StopAsyncIteration:
-            first = b""
-        ex.start(response.status, response.head_fields())
-        await ex.write(_to_bytes(first))
-        async for chunk in chunks:
-            await ex.write(_to_bytes(chunk))
-        ex.end()
-
-    def _error(self, ex: Exchange, exc: HTTPException, debug: bool) -> None:
-        detail = ""
-        if debug or not isinstance(exc, InternalServerError):
-            detail = html.escape(str(exc)) if exc.args else ""
-        body = f"<h1>{exc.code} {html.escape(exc.message)}</h1>"
-        if detail:
-            body += f"<p>{detail}</p>"
-        ex.keep_alive = False  # an error response closes the connection
-        ex.respond(exc.code, _ERROR_FIELDS, body.encode())
+    def make_adapter(self, state: Any) -> Any:
+        from .native import NativeAdapter
+        return NativeAdapter(self, state)
 
     def run(self, host: str | None = None, port: int = 0, *, worker_num: int = 1,
             **options: Any) -> None:
-        """Serves until interrupted (Ctrl-C or SIGTERM), draining in-flight requests."""
-        from .server import run_server
+        """Serves until interrupted (Ctrl-C or SIGTERM), draining in-flight requests.
+
+        worker_num=0 serves in this process; N starts N worker processes sharing
+        each port with SO_REUSEPORT."""
+        from .supervisor import serve
 
         opts = Options.from_kwargs({"host": host, "port": port, "worker_num": worker_num,
                                     **options})
-        run_server(self.make_handler, opts)
+        serve(self.make_adapter, opts, self.listeners,
+              ServerLock.create(opts.locks))
 
 
 Application = Tremolo
-
-
-async def _iterate_in_thread(gen: Any, loop: asyncio.AbstractEventLoop) -> Any:
-    """A plain generator's chunks, each produced in the thread pool."""
-    end = object()
-    while True:
-        chunk = await loop.run_in_executor(None, next, gen, end)
-        if chunk is end:
-            return
-        yield chunk

@@ -6,6 +6,7 @@ Names and defaults follow the original Tremolo. Unknown options are kept in
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -61,6 +62,10 @@ class Options:
     thread_pool_size: int = 5
     download_rate: int = MiB
     upload_rate: int = MiB
+    ssl: dict[str, Any] | None = None
+    ws: bool = True
+    locks: int = 16
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -77,6 +82,17 @@ class Options:
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ConfigError(f"log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL, "
                               f"not {self.log_level!r}")
+        if isinstance(self.trusted_proxies, str):
+            self.trusted_proxies = tuple(p.strip() for p in self.trusted_proxies.split(","))
+        for proxy in self.trusted_proxies:
+            if proxy != "*":
+                try:
+                    ipaddress.ip_network(proxy, strict=False)
+                except ValueError:
+                    raise ConfigError(f"trusted_proxies: {proxy!r} is not an address or "
+                                      "network") from None
+        if self.ssl is not None and not (isinstance(self.ssl, dict) and "cert" in self.ssl):
+            raise ConfigError("ssl must be a dict with 'cert' (and 'key', 'password')")
         if not isinstance(self.server_name, str | bytes):
             raise ConfigError(f"server_name must be a string, not {self.server_name!r}")
         if not isinstance(self.port, int) or isinstance(self.port, bool) \
@@ -108,4 +124,5 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "thread_pool_size": _positive_int,
     "download_rate": _positive_int,
     "upload_rate": _positive_int,
+    "locks": _positive_int,
 }

@@ -2,47 +2,101 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import os
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from .context import Context
+from .exceptions import BadRequest
 
 if TYPE_CHECKING:
     from .protocols.http import Exchange
 
+DEFAULT_CONTENT_TYPE = b"application/octet-stream"
 
-class Headers(dict[bytes, bytes]):
-    """Header fields by lowercase name; repeated fields are joined with ", "
-    (RFC 9110 §5.3). `getlist` gives each value separately."""
 
-    __slots__ = ("_pairs",)
+class Headers(dict[bytes, list[bytes]]):
+    """Request fields: lowercase name -> list of values, in the order received."""
 
     def __init__(self, pairs: list[tuple[bytes, bytes]]) -> None:
         super().__init__()
-        self._pairs = pairs
         for name, value in pairs:
             if name in self:
-                # Set-Cookie is never joined on a request, but Cookie may be repeated
-                sep = b"; " if name == b"cookie" else b", "
-                self[name] = self[name] + sep + value
+                self[name].append(value)
             else:
-                self[name] = value
+                self[name] = [value]
 
-    def getlist(self, name: bytes | str) -> list[bytes]:
+    def getlist(self, name: bytes | str, separator: bytes = b",") -> list[bytes]:
+        """Every value of a field, lists split on `separator` and trimmed."""
         key = name.lower().encode("latin-1") if isinstance(name, str) else name.lower()
-        return [v for n, v in self._pairs if n == key]
+        out: list[bytes] = []
+        for value in self.get(key, ()):
+            out.extend(item.strip() for item in value.split(separator) if item.strip())
+        return out
+
+
+def parse_cookies(values: list[bytes]) -> dict[str, list[str]]:
+    cookies: dict[str, list[str]] = {}
+    for value in values:
+        for part in value.split(b";"):
+            name, sep, val = part.strip().partition(b"=")
+            if sep and name:
+                val = val.strip()
+                if len(val) > 1 and val[:1] == val[-1:] == b'"':
+                    val = val[1:-1]
+                cookies.setdefault(name.decode("latin-1"), []).append(val.decode("latin-1"))
+    return cookies
+
+
+def _trusted(peer: str | None, proxies: frozenset[str]) -> bool:
+    if peer is None:
+        return False
+    if "*" in proxies or peer in proxies:
+        return True
+    try:
+        addr = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any("/" in p and addr in ipaddress.ip_network(p, strict=False) for p in proxies)
 
 
 class Request:
-    """An HTTP request. Attributes are decoded when first read."""
+    """An HTTP request. Names are bytes as received; `query`, `cookies` and the
+    parsed body are dicts of str, as in the original Tremolo."""
 
-    __slots__ = ("_headers", "_path", "_query", "ctx", "exchange", "params")
+    __slots__ = ("_buf", "_ctx", "_headers", "_options", "_params", "_path",
+                 "_query_string", "exchange")
 
-    def __init__(self, exchange: Exchange) -> None:
+    def __init__(self, exchange: Exchange, options: dict[str, Any] | None = None) -> None:
         self.exchange = exchange
         self._path: bytes | None = None
-        self._query = b""
+        self._query_string = b""
         self._headers: Headers | None = None
-        self.ctx: dict[str, Any] = {}
-        self.params: dict[str, Any] = {}
+        self._buf = bytearray()  # read(n) leftovers, served before the stream
+        self._options = options  # the route's options, copied into ctx when read
+        self._ctx: Context | None = None
+        self._params: Context | None = None
+
+    @property
+    def ctx(self) -> Context:
+        """Per-request storage; `ctx.options` holds the route's options."""
+        if self._ctx is None:
+            self._ctx = Context(options=Context(self._options or ()))
+        return self._ctx
+
+    @property
+    def params(self) -> Context:
+        """What was parsed out of the request: `path` (regex groups), `query`,
+        `cookies`."""
+        if self._params is None:
+            self._params = Context()
+        return self._params
+
+    # -- the request line ----------------------------------------------------
 
     @property
     def method(self) -> bytes:
@@ -53,8 +107,7 @@ class Request:
         return self.exchange.head.target
 
     def _split(self) -> bytes:
-        target = self.exchange.head.target
-        path, _, self._query = target.partition(b"?")
+        path, _, self._query_string = self.url.partition(b"?")
         self._path = path
         return path
 
@@ -66,11 +119,20 @@ class Request:
     def query_string(self) -> bytes:
         if self._path is None:
             self._split()
-        return self._query
+        return self._query_string
 
     @property
     def version(self) -> bytes:
         return b"1.0" if self.exchange.http10 else b"1.1"
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        if "query" not in self.params:
+            qs = self.query_string.decode("latin-1")
+            self.params["query"] = parse_qs(qs, max_num_fields=100) if qs else {}
+        return self.params["query"]  # type: ignore[no-any-return]
+
+    # -- fields --------------------------------------------------------------
 
     @property
     def headers(self) -> Headers:
@@ -83,7 +145,12 @@ class Request:
         return self.exchange.head.get(b"host") or b""
 
     @property
+    def content_type(self) -> bytes:
+        return self.exchange.head.get(b"content-type") or DEFAULT_CONTENT_TYPE
+
+    @property
     def content_length(self) -> int:
+        """The declared body length; -1 when the body is chunked."""
         n = self.exchange.head.content_length
         return -1 if n is None else n
 
@@ -91,14 +158,110 @@ class Request:
     def has_body(self) -> bool:
         return self.exchange.head.has_body
 
+    @property
+    def cookies(self) -> dict[str, list[str]]:
+        if "cookies" not in self.params:
+            self.params["cookies"] = parse_cookies(self.headers.get(b"cookie", []))
+        return self.params["cookies"]  # type: ignore[no-any-return]
+
+    # -- the connection ------------------------------------------------------
+
+    @property
+    def transport(self) -> Any:
+        return self.exchange.protocol.transport
+
+    @property
+    def socket(self) -> Any:
+        t = self.transport
+        return t.get_extra_info("socket") if t is not None else None
+
+    @property
+    def client(self) -> tuple[str, int] | None:
+        """The peer address (host, port); None on a UNIX socket."""
+        return self.exchange.protocol.peer
+
+    @property
+    def is_secure(self) -> bool:
+        t = self.transport
+        return t is not None and t.get_extra_info("sslcontext") is not None
+
+    def _from_proxy(self) -> bool:
+        proto = self.exchange.protocol
+        client = proto.peer
+        return _trusted(client[0] if client else None, proto.state.trusted_proxies)
+
+    @property
+    def ip(self) -> bytes:
+        """The client's address: the first X-Forwarded-For entry when the peer is a
+        trusted proxy (trusted_proxies, loopback by default), else the peer."""
+        if "ip" not in self.ctx:
+            ip = b""
+            if self._from_proxy():
+                forwarded = self.headers.getlist(b"x-forwarded-for")
+                ip = forwarded[0] if forwarded else b""
+            if not ip:
+                client = self.client
+                ip = client[0].encode() if client else b""
+            self.ctx["ip"] = ip
+        return self.ctx["ip"]  # type: ignore[no-any-return]
+
+    @property
+    def scheme(self) -> bytes:
+        if "scheme" not in self.ctx:
+            scheme = b""
+            if self._from_proxy():
+                proto = self.headers.getlist(b"x-forwarded-proto")
+                scheme = proto[0].lower() if proto else b""
+            if scheme not in (b"http", b"https"):
+                scheme = b"https" if self.is_secure else b"http"
+            self.ctx["scheme"] = scheme
+        return self.ctx["scheme"]  # type: ignore[no-any-return]
+
+    def uid(self, length: int = 32) -> bytes:
+        """A unique id: time, port and pid, then random bytes."""
+        client = self.client
+        port = client[1] if client else 0
+        prefix = (int(time.time()).to_bytes(4, "big")
+                  + ((port << 16) | (os.getpid() & 0xFFFF)).to_bytes(4, "big"))[:length]
+        return prefix + os.urandom(max(0, length - len(prefix)))
+
+    # -- the body ------------------------------------------------------------
+
+    async def recv(self) -> bytes:
+        """The next piece of body as it arrives; b"" at the end."""
+        if self._buf:
+            data = bytes(self._buf)
+            self._buf.clear()
+            return data
+        return await self.exchange.receive()
+
     async def stream(self) -> AsyncIterator[bytes]:
         """The body, piece by piece, as it arrives."""
-        while True:
+        while data := await self.recv():
+            yield data
+
+    async def read(self, size: int = -1) -> bytes:
+        """`size` bytes (fewer only at the end of the body); with no size, the next
+        piece as it arrives. Mixed with stream() or body(), no byte is lost."""
+        if size < 0:
+            return await self.recv()
+        while len(self._buf) < size:
             data = await self.exchange.receive()
             if not data:
-                return
-            yield data
+                break
+            self._buf += data
+        out = bytes(self._buf[:size])
+        del self._buf[:size]
+        return out
 
     async def body(self) -> bytes:
         """The whole body (bounded by client_max_body_size)."""
-        return b"".join([piece async for piece in self.stream()])
+        if "body" not in self.ctx:
+            self.ctx["body"] = b"".join([piece async for piece in self.stream()])
+        return self.ctx["body"]  # type: ignore[no-any-return]
+
+    async def json(self) -> Any:
+        try:
+            return json.loads(await self.body())
+        except ValueError as exc:
+            raise BadRequest("the body is not valid JSON") from exc

@@ -1,50 +1,183 @@
-"""The response object handlers receive: status and headers before they are sent."""
+"""The response object handlers receive: status and fields until they are sent."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import email.utils
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from . import _core
+from .exceptions import HTTPRedirect, InternalServerError
 
 if TYPE_CHECKING:
     from .request import Request
 
 DEFAULT_CONTENT_TYPE = b"text/html; charset=utf-8"
+REDIRECTS = {301: "Moved Permanently", 302: "Found", 303: "See Other",
+             307: "Temporary Redirect", 308: "Permanent Redirect"}
 
 
-def _bytes(value: bytes | str) -> bytes:
-    return value.encode("latin-1") if isinstance(value, str) else value
+def _bytes(value: bytes | str | int) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode("latin-1")
+
+
+def _field(value: bytes | str | int) -> bytes:
+    data = _bytes(value)
+    if b"\r" in data or b"\n" in data or b"\0" in data:
+        raise InternalServerError("a header holds CR, LF or NUL")
+    return data
 
 
 class Response:
-    __slots__ = ("content_type", "headers", "request", "status")
+    """Status and fields can change until the head is sent (by the first write,
+    end, or the handler's return); response middlewares run just before that."""
 
     def __init__(self, request: Request) -> None:
         self.request = request
         self.status = 200
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.reason: bytes | None = None
+        self.fields: list[tuple[bytes, bytes]] = []
         self.content_type = DEFAULT_CONTENT_TYPE
+        self.chunked: bool | None = None
+        self.keepalive = True
+        #: awaited once, just before the head is sent (the app's response middlewares)
+        self.before_send: Callable[[], Awaitable[bool]] | None = None
+
+    @property
+    def exchange(self) -> Any:
+        return self.request.exchange
+
+    # -- status and fields ---------------------------------------------------
 
     def set_status(self, status: int = 200, reason: bytes | str | None = None) -> None:
+        if not isinstance(status, int) or not 100 <= status <= 999:
+            raise InternalServerError(f"invalid status {status!r}")
         self.status = status
+        self.reason = None if reason is None else _field(reason)
 
     def get_status(self) -> tuple[int, bytes]:
+        if self.reason is not None:
+            return self.status, self.reason
         return self.status, _core.reason_phrase(self.status).encode("latin-1")
 
-    def set_header(self, name: bytes | str, value: bytes | str = b"") -> None:
-        key = _bytes(name).lower()
-        self.headers = [h for h in self.headers if h[0].lower() != key]
-        self.headers.append((_bytes(name), _bytes(value)))
+    @property
+    def headers(self) -> dict[bytes, list[bytes]]:
+        """The fields set so far: lowercase name -> values."""
+        out: dict[bytes, list[bytes]] = {}
+        for name, value in self.fields:
+            out.setdefault(name.lower(), []).append(value)
+        return out
 
-    def append_header(self, name: bytes | str, value: bytes | str) -> None:
-        self.headers.append((_bytes(name), _bytes(value)))
+    def set_header(self, name: bytes | str, value: bytes | str | int = b"") -> None:
+        key = _field(name)
+        self.fields = [f for f in self.fields if f[0].lower() != key.lower()]
+        self.fields.append((key, _field(value)))
+
+    def append_header(self, name: bytes | str, value: bytes | str | int) -> None:
+        self.fields.append((_field(name), _field(value)))
 
     def set_content_type(self, content_type: bytes | str = DEFAULT_CONTENT_TYPE) -> None:
-        self.content_type = _bytes(content_type)
+        self.content_type = _field(content_type)
+
+    def set_cookie(self, name: str | bytes, value: str | bytes = "", *, expires: int = 0,
+                   path: str | bytes = "/", domain: str | bytes | None = None,
+                   secure: bool = False, httponly: bool = False,
+                   samesite: str | bytes | None = None) -> None:
+        """Adds a Set-Cookie field. `expires` is seconds from now (0: a session
+        cookie; negative: delete it)."""
+        parts = [_field(name) + b"=" + _field(value)]
+        if expires:
+            when = email.utils.formatdate(time.time() + expires, usegmt=True)
+            parts.append(b"Expires=" + when.encode())
+            parts.append(b"Max-Age=%d" % max(expires, 0))
+        if path:
+            parts.append(b"Path=" + _field(path))
+        if domain:
+            parts.append(b"Domain=" + _field(domain))
+        if secure:
+            parts.append(b"Secure")
+        if httponly:
+            parts.append(b"HttpOnly")
+        if samesite:
+            parts.append(b"SameSite=" + _field(samesite))
+        self.append_header(b"Set-Cookie", b"; ".join(parts))
+
+    def headers_sent(self) -> bool:
+        return bool(self.exchange.started)
 
     def head_fields(self) -> list[tuple[bytes, bytes]]:
-        """The fields to send: Content-Type first (except where no body can go), then
-        what the handler set."""
         if self.status in (204, 304) or self.status < 200:
-            return self.headers
-        return [(b"Content-Type", self.content_type), *self.headers]
+            return self.fields
+        return [(b"Content-Type", self.content_type), *self.fields]
+
+    def redirect(self, url: str | bytes, code: int = 302) -> HTTPRedirect:
+        """An HTTPRedirect to raise: `raise response.redirect('/new', 301)`."""
+        if code not in REDIRECTS:
+            raise ValueError(f"redirect code must be one of {sorted(REDIRECTS)}")
+        return HTTPRedirect(code=code, message=REDIRECTS[code], location=_field(url))
+
+    # -- sending -------------------------------------------------------------
+
+    async def _prepare(self) -> None:
+        hook, self.before_send = self.before_send, None
+        if hook is not None:
+            await hook()
+
+    async def end(self, data: bytes | str = b"", *, keepalive: bool = True) -> None:
+        """Sends `data` as the whole body (with Content-Length), or as the last
+        part of a streamed body, and finishes the response."""
+        ex = self.exchange
+        if isinstance(data, str):
+            data = data.encode()
+        if ex.started:
+            await self.write(data)
+            await self.write(b"")
+        else:
+            await self._prepare()
+            if not (keepalive and self.keepalive):
+                ex.keep_alive = False
+            ex.respond(self.status, self.head_fields(), data, self.reason)
+
+    async def write(self, data: bytes | str | None = None, *, chunked: bool | None = None,
+                    **_: Any) -> None:
+        """Streams part of the body; the first call sends the head (chunked on
+        HTTP/1.1 unless `chunked=False`), b"" ends the body."""
+        ex = self.exchange
+        if isinstance(data, str):
+            data = data.encode()
+        if not ex.started:
+            await self._prepare()
+            if not self.keepalive:
+                ex.keep_alive = False
+            if chunked is not None:
+                self.chunked = chunked
+            length = None
+            if self.chunked is False and not ex.http10:
+                ex.keep_alive = False  # no framing: the end is the close
+            ex.start(self.status, self.head_fields(), content_length=length,
+                     reason=self.reason, chunked=self.chunked is not False)
+        if data is None:
+            return
+        if data == b"":
+            ex.end()
+            return
+        await ex.write(data)
+
+    async def send(self, data: bytes) -> None:
+        """Writes raw bytes to the connection, after the head was sent."""
+        await self.exchange.send_raw(data)
+
+    def close(self, keepalive: bool = False) -> None:
+        """Ends the exchange: with keepalive the connection serves the next request
+        (a streamed body is ended first), without it the connection closes."""
+        ex = self.exchange
+        if not keepalive:
+            ex.keep_alive = False
+            self.keepalive = False
+        if ex.started and not ex.finished:
+            ex.end()
+        elif not ex.started and not keepalive:
+            ex.abort()

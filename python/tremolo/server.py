@@ -1,21 +1,42 @@
-"""One worker: sockets, an event loop, connections, and a graceful stop."""
+"""One worker: listening sockets, an event loop, connections, and a graceful stop."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
-import signal
+import os
 import socket
-import sys
+import ssl
+import stat
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .config import ConfigError, Options
-from .protocols.http import Exchange, HTTPProtocol, ServerState
+from .protocols.http import Adapter, HTTPProtocol, ServerState
 
-HandlerFactory = Callable[[ServerState], Callable[[Exchange], Any]]
+AdapterFactory = Callable[[ServerState], Adapter]
 logger = logging.getLogger("tremolo")
+
+
+@dataclass
+class Listener:
+    """Where to listen, with the options that apply there."""
+
+    host: str | None
+    port: int | None  # None: `path` is a UNIX socket
+    path: str | None
+    options: Options
+
+    @property
+    def display(self) -> str:
+        if self.path is not None:
+            return f"unix:{self.path}"
+        host = self.host or "127.0.0.1"
+        return f"http{'s' if self.options.ssl else ''}://" + \
+            (f"[{host}]" if ":" in host else host) + f":{self.port}"
 
 
 def new_event_loop(name: str) -> asyncio.AbstractEventLoop:
@@ -41,8 +62,10 @@ def new_event_loop(name: str) -> asyncio.AbstractEventLoop:
     return loop
 
 
-def bind(host: str | None, port: int, *, reuse_port: bool, backlog: int) -> socket.socket:
-    """A listening TCP socket; '::' listens on IPv6 and IPv4 alike."""
+def bind(host: str | None, port: int, *, reuse_port: bool, backlog: int | None
+         ) -> socket.socket:
+    """A TCP socket bound to host:port, listening unless `backlog` is None.
+    '::' listens on IPv6 and IPv4 alike."""
     host = host or "127.0.0.1"
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -53,6 +76,24 @@ def bind(host: str | None, port: int, *, reuse_port: bool, backlog: int) -> sock
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.bind((host, port))
+        if backlog is not None:
+            sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def bind_unix(path: str, backlog: int) -> socket.socket:
+    """A listening UNIX socket; a stale socket file at `path` is replaced, any other
+    file is not."""
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
         sock.listen(backlog)
         sock.setblocking(False)
     except OSError:
@@ -61,35 +102,58 @@ def bind(host: str | None, port: int, *, reuse_port: bool, backlog: int) -> sock
     return sock
 
 
-class Worker:
-    """Serves connections on given sockets until `stop()`."""
+def ssl_context(options: Options) -> ssl.SSLContext | None:
+    if not options.ssl:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        ctx.load_cert_chain(options.ssl["cert"], options.ssl.get("key"),
+                            options.ssl.get("password"))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"ssl: cannot load the certificate: {exc}") from exc
+    return ctx
 
-    def __init__(self, factory: HandlerFactory, options: Options,
-                 loop: asyncio.AbstractEventLoop) -> None:
+
+class Worker:
+    """Serves connections on the given sockets until `stop()`."""
+
+    def __init__(self, factory: AdapterFactory, options: Options,
+                 loop: asyncio.AbstractEventLoop, lock: Any = None) -> None:
         self.options = options
         self.loop = loop
-        self.state = ServerState(options, loop)
-        self.handler = factory(self.state)
-        self.servers: list[asyncio.base_events.Server] = []
+        self.lock = lock
+        self.state = ServerState(options, loop, lock=lock)
+        self.adapter = factory(self.state)
+        self.states = [self.state]
+        self.servers: list[asyncio.Server] = []
         self.stopping = loop.create_future()
 
-    async def start(self, sockets: list[socket.socket]) -> None:
-        def protocol() -> HTTPProtocol:
-            return HTTPProtocol(self.state, self.handler)
+    async def start(self, sockets: list[tuple[socket.socket, Options]]) -> None:
+        await self.adapter.startup()
+        for sock, opts in sockets:
+            state = self.state
+            if opts is not self.options:
+                state = ServerState(opts, self.loop, lock=self.lock)
+                self.states.append(state)
 
-        for sock in sockets:
+            def protocol(state: ServerState = state) -> HTTPProtocol:
+                return HTTPProtocol(state, self.adapter)
+
             server = await self.loop.create_server(protocol, sock=sock,
-                                                   backlog=self.options.backlog)
+                                                   backlog=opts.backlog, ssl=ssl_context(opts))
             self.servers.append(server)
 
     def stop(self) -> None:
         if not self.stopping.done():
             self.stopping.set_result(None)
 
-    async def serve(self, sockets: list[socket.socket]) -> None:
+    async def serve(self, sockets: list[tuple[socket.socket, Options]]) -> None:
         await self.start(sockets)
         await self.stopping
         await self.shutdown()
+
+    def connections(self) -> list[HTTPProtocol]:
+        return [c for state in self.states for c in state.connections]
 
     async def shutdown(self) -> None:
         """Stops accepting, closes idle connections, lets busy ones finish their
@@ -97,32 +161,12 @@ class Worker:
         for server in self.servers:
             server.close()
         deadline = self.loop.time() + self.options.shutdown_timeout
-        while self.state.connections and self.loop.time() < deadline:
-            for conn in list(self.state.connections):
+        while self.connections() and self.loop.time() < deadline:
+            for conn in self.connections():
                 conn.close_when_idle()
             await asyncio.sleep(0.05)
-        for conn in list(self.state.connections):
+        for conn in self.connections():
             conn.close()
             if conn.transport is not None:
                 conn.transport.abort()
-
-
-def run_server(factory: HandlerFactory, options: Options) -> None:
-    """Runs one worker in this process until SIGINT or SIGTERM."""
-    logging.basicConfig(level=options.log_level.upper(), format=options.log_fmt)
-    sock = bind(options.host, options.port, reuse_port=options.reuse_port,
-                backlog=options.backlog)
-    loop = new_event_loop(options.loop)
-    asyncio.set_event_loop(loop)
-    worker = Worker(factory, options, loop)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, worker.stop)
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
-    logger.info("tremolo listening on http://%s:%d (%s, Python %s)", shown, port,
-                type(loop).__module__.split(".")[0], sys.version.split()[0])
-    try:
-        loop.run_until_complete(worker.serve([sock]))
-    finally:
-        sock.close()
-        loop.close()
+        await self.adapter.shutdown()

@@ -9,17 +9,20 @@ from collections.abc import Iterator
 from typing import Any
 
 from .config import Options
-from .server import HandlerFactory, Worker, bind, new_event_loop
+from .locks import ServerLock
+from .server import AdapterFactory, Worker, bind, new_event_loop
 
 
 @contextlib.contextmanager
-def serve_in_thread(factory: HandlerFactory, *, host: str = "127.0.0.1",
-                    start_timeout: float = 10, **options: Any) -> Iterator[tuple[str, int]]:
-    """Serves `factory` (e.g. `app.make_handler`) on an ephemeral port in a thread.
+def serve_in_thread(app: Any, *, host: str = "127.0.0.1", start_timeout: float = 10,
+                    **options: Any) -> Iterator[tuple[str, int]]:
+    """Serves `app` (a Tremolo application, or an adapter factory) on an ephemeral
+    port of 127.0.0.1 in a thread.
 
     Yields (host, port). On exit the worker shuts down gracefully (bounded by
     shutdown_timeout) and the thread is joined.
     """
+    factory: AdapterFactory = getattr(app, "make_adapter", app)
     opts = Options.from_kwargs({"host": host, "port": 0, **options})
     sock = bind(host, 0, reuse_port=False, backlog=opts.backlog)
     port = sock.getsockname()[1]
@@ -30,9 +33,9 @@ def serve_in_thread(factory: HandlerFactory, *, host: str = "127.0.0.1",
         loop = new_event_loop(opts.loop)
         asyncio.set_event_loop(loop)
         try:
-            worker = Worker(factory, opts, loop)
+            worker = Worker(factory, opts, loop, ServerLock.create(opts.locks))
             box["worker"], box["loop"] = worker, loop
-            loop.run_until_complete(worker.start([sock]))
+            loop.run_until_complete(worker.start([(sock, opts)]))
             ready.set()
             loop.run_until_complete(worker.stopping)
             loop.run_until_complete(worker.shutdown())

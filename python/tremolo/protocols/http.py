@@ -24,6 +24,33 @@ from .drive import drive
 Header = tuple[bytes, bytes]
 Handler = Callable[["Exchange"], Coroutine[Any, Any, None]]
 
+
+class Adapter:
+    """What a protocol needs of an application: `handle` each exchange, and hear
+    of connections opening and closing. Subclasses override what they use."""
+
+    async def handle(self, ex: Exchange) -> None:
+        raise NotImplementedError
+
+    def connection_made(self, protocol: HTTPProtocol) -> None:
+        pass
+
+    def connection_lost(self, protocol: HTTPProtocol) -> None:
+        pass
+
+    async def startup(self) -> None:
+        """Runs in the worker before it accepts connections."""
+
+    async def shutdown(self) -> None:
+        """Runs in the worker after its connections are closed."""
+
+
+class FunctionAdapter(Adapter):
+    """An adapter that is just a coroutine function taking an Exchange."""
+
+    def __init__(self, handle: Handler) -> None:
+        self.handle = handle  # type: ignore[method-assign,assignment]
+
 _RequestHead = _core.RequestHead
 _ParseError = _core.HTTPParseError
 _encode_response = _core.encode_response
@@ -40,11 +67,14 @@ class ServerState:
     """What every connection of one worker shares."""
 
     def __init__(self, options: Options, loop: asyncio.AbstractEventLoop,
-                 logger: logging.Logger | None = None) -> None:
+                 logger: logging.Logger | None = None, lock: Any = None) -> None:
         self.options = options
+        #: locks shared by the workers (the handlers' `lock`)
+        self.lock = lock
         self.loop = loop
         self.logger = logger or logging.getLogger("tremolo")
         self.server_name = options.server_name_bytes
+        self.trusted_proxies = frozenset(options.trusted_proxies)
         self.connections: set[HTTPProtocol] = set()
         self.parser_limits = {
             "max_request_line": min(options.max_request_line, options.client_max_header_size),
@@ -68,8 +98,8 @@ class Exchange:
 
     __slots__ = (
         "_body", "_body_size", "_ended", "_error", "_expect", "_waiter", "chunked",
-        "finished", "head", "head_only", "http10", "keep_alive", "method", "protocol",
-        "started",
+        "detached", "finished", "head", "head_only", "http10", "keep_alive", "method",
+        "protocol", "started",
     )
 
     def __init__(self, protocol: HTTPProtocol, head: _core.RequestHead) -> None:
@@ -80,6 +110,8 @@ class Exchange:
         self.head_only = method == b"HEAD"
         self.started = False
         self.finished = False
+        #: the application took the connection over: the protocol leaves it alone
+        self.detached = False
         self.chunked = False
         self._body: deque[bytes] = deque()
         self._body_size = 0
@@ -157,19 +189,21 @@ class Exchange:
         self._finish()
 
     def start(self, status: int, headers: Iterable[Header], *,
-              content_length: int | None = None, reason: bytes | None = None) -> None:
+              content_length: int | None = None, reason: bytes | None = None,
+              chunked: bool = True) -> None:
         """Sends the head of a streamed response: chunked on HTTP/1.1 unless a
-        length is given, delimited by closing on HTTP/1.0."""
+        length is given (or `chunked` is False), else delimited by closing."""
         if self.started:
             raise RuntimeError("response already started")
         keep = not self._close_after()
         no_body = self.head_only or status in (204, 304) or status < 200
-        chunked = False
+        use_chunks = False
         if content_length is None and not no_body:
-            if self.http10:
+            if self.http10 or not chunked:
                 keep = False
             else:
-                chunked = True
+                use_chunks = True
+        chunked = use_chunks
         p = self.protocol
         data = _encode_head(status, headers, content_length, chunked, keep, self.http10,
                             p.state.date, p.state.server_name, reason)
@@ -188,6 +222,22 @@ class Exchange:
         p.write(_encode_chunk(data) if self.chunked else data)
         if p.write_paused:
             await p.drain()
+
+    async def send_raw(self, data: bytes) -> None:
+        """Writes bytes as they are, after the head (the caller frames them)."""
+        if not self.started:
+            raise RuntimeError("send() needs a started response")
+        p = self.protocol
+        p.write(data)
+        if p.write_paused:
+            await p.drain()
+
+    def abort(self) -> None:
+        """Finishes without a response: the connection is closed."""
+        if not self.finished:
+            self.keep_alive = False
+            self.started = True
+            self._finish()
 
     def end(self, trailers: list[Header] | None = None) -> None:
         """Finishes a started response."""
@@ -208,10 +258,15 @@ class Exchange:
 class HTTPProtocol(asyncio.Protocol):
     """HTTP/1.1 on one connection."""
 
-    def __init__(self, state: ServerState, handler: Handler) -> None:
+    def __init__(self, state: ServerState, adapter: Adapter) -> None:
         self.state = state
         self.loop = state.loop
-        self.handler = handler
+        self.adapter = adapter
+        self.handler = adapter.handle
+        #: the peer (host, port); None on a UNIX socket
+        self.peer: tuple[str, int] | None = None
+        #: per-connection storage for the application adapter
+        self.context: dict[str, Any] = {}
         self.parser = _core.RequestParser(**state.parser_limits)
         self.transport: asyncio.Transport | None = None
         self.current: Exchange | None = None  # being answered
@@ -236,7 +291,11 @@ class HTTPProtocol(asyncio.Protocol):
         self.transport = transport
         size = self.state.options.buffer_size
         transport.set_write_buffer_limits(high=size * 4, low=size // 2)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.peer = (peer[0], peer[1])
         self.state.connections.add(self)
+        self.adapter.connection_made(self)
 
     def data_received(self, data: bytes) -> None:
         events = self.parser.feed(data)
@@ -272,6 +331,7 @@ class HTTPProtocol(asyncio.Protocol):
         task = self.task
         if task is not None and not task.done():
             self.loop.call_later(self.state.options.app_close_timeout, task.cancel)
+        self.adapter.connection_lost(self)
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -332,7 +392,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.task = None
         if exc is not None and not isinstance(exc, asyncio.CancelledError | ClientDisconnected):
             self.state.logger.error("unhandled error in handler", exc_info=exc)
-        if ex.finished or self.closed:
+        if ex.finished or ex.detached or self.closed:
             return
         if not ex.started:
             ex.keep_alive = False

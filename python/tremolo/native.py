@@ -1,0 +1,302 @@
+"""Serving a Tremolo application: one NativeAdapter per worker runs the request
+cycle (request middlewares, handler, response middlewares) and the hooks."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import html
+import traceback
+import types
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from .context import Context
+from .exceptions import HTTPException, MethodNotAllowed, NotFound
+from .protocols.http import Adapter, ClientDisconnected, Exchange, HTTPProtocol, ServerState
+from .request import Request
+from .response import Response
+from .routing import Handler
+from .syncwrap import SyncProxy
+
+if TYPE_CHECKING:
+    from .app import Registered, Tremolo
+
+_STR_TYPES = (bytes, bytearray, memoryview, str, tuple)
+
+
+def to_bytes(data: Any) -> bytes:
+    """bytes, str (UTF-8), or (str, encoding) as a body."""
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, str):
+        return data.encode()
+    if isinstance(data, tuple) and data and isinstance(data[0], str):
+        return data[0].encode(*data[1:2] or ("utf-8",))
+    if isinstance(data, bytearray | memoryview):
+        return bytes(data)
+    raise TypeError(f"a handler must return or yield bytes or str, not {type(data).__name__}")
+
+
+def _under(path: bytes, prefix: bytes) -> bool:
+    return not prefix or path == prefix or path.startswith(prefix + b"/")
+
+
+class NativeAdapter(Adapter):
+    def __init__(self, app: Tremolo, state: ServerState) -> None:
+        self.app = app
+        self.state = state
+        self.loop = state.loop
+        self.logger = state.logger
+        self.debug = state.options.debug
+        self.lock = state.lock
+        opts = state.options
+        app.globals.update(options=Context(vars(opts) | opts.extra), info=Context(
+            server_name=opts.server_name_bytes))
+        self.shared = {"app": app, "loop": self.loop, "logger": self.logger,
+                       "globals": app.globals, "lock": self.lock}
+        self.signature = html.escape(opts.server_name_bytes.decode("latin-1"))
+        self.executor: ThreadPoolExecutor | None = None
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    # -- worker and connection hooks -----------------------------------------
+
+    async def _run_hooks(self, hooks: list[Registered], kwargs: dict[str, Any]) -> None:
+        for hook in hooks:
+            result = hook.handler.func(**hook.handler.kwargs(kwargs, {}))
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result:
+                break  # a hook that returns True stops the chain
+
+    async def startup(self) -> None:
+        self.executor = ThreadPoolExecutor(self.state.options.thread_pool_size,
+                                           thread_name_prefix="tremolo-handler")
+        await self._run_hooks(self.app.hooks["worker_start"],
+                              {**self.shared, "context": self.app.globals})
+
+    async def shutdown(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        try:
+            await self._run_hooks(self.app.hooks["worker_stop"],
+                                  {**self.shared, "context": self.app.globals})
+        finally:
+            if self.executor is not None:
+                self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def _spawn(self, coro: Any) -> None:
+        task = self.loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.logger.error("hook failed", exc_info=task.exception())
+
+    def connection_made(self, protocol: HTTPProtocol) -> None:
+        protocol.context["ctx"] = Context()
+        if self.app.hooks["connect"]:
+            self._spawn(self._run_hooks(self.app.hooks["connect"],
+                                        {**self.shared, "context": protocol.context["ctx"]}))
+
+    def connection_lost(self, protocol: HTTPProtocol) -> None:
+        if self.app.hooks["close"]:
+            coro = self._run_hooks(self.app.hooks["close"],
+                                   {**self.shared, "context": protocol.context["ctx"]})
+            self._spawn(asyncio.wait_for(coro, self.state.options.app_close_timeout))
+
+    # -- the request cycle ---------------------------------------------------
+
+    async def handle(self, ex: Exchange) -> None:
+        app = self.app
+        route, groups = app.router.find(ex.head.target)
+        request = Request(ex)
+        response = Response(request)
+        server = dict(self.shared, request=request, response=response,
+                      context=ex.protocol.context["ctx"])
+        middlewares = app.middlewares
+        if middlewares["response"]:
+            response.before_send = functools.partial(self._response_middlewares, server)
+        try:
+            if middlewares["request"] and await self._request_middlewares(server):
+                return
+            if route is None:
+                raise NotFound
+            handler, view = route.resolve(ex.method)
+            if handler is None:
+                raise MethodNotAllowed(allow=route.allowed())
+            options = route.merged[handler]
+            if request._ctx is None:
+                request._options = options
+            else:  # a request middleware already read the options
+                request._ctx.options = Context(options, **request._ctx.options)
+            if groups:
+                request.params["path"] = Context(groups)
+            if options:
+                self._apply_options(response, options)
+            await self._call(handler, view, server, groups)
+        except ClientDisconnected:
+            raise
+        except Exception as exc:
+            await self._fail(exc, server)
+
+    async def _request_middlewares(self, server: dict[str, Any]) -> bool:
+        """Runs on_request middlewares; True when one answered the request."""
+        request: Request = server["request"]
+        for mw in self.app.middlewares["request"]:
+            if not _under(request.path, mw.prefix):
+                continue
+            if mw.handler.options:
+                request.ctx.options.update(mw.handler.options)
+            data = mw.handler.func(**mw.handler.kwargs(server, {}))
+            if asyncio.iscoroutine(data):
+                data = await data
+            if data is None:
+                continue
+            if isinstance(data, _STR_TYPES):
+                self._apply_options(server["response"], request.ctx.options)
+                await server["response"].end(to_bytes(data))
+            return True
+        return False
+
+    async def _response_middlewares(self, server: dict[str, Any]) -> bool:
+        request: Request = server["request"]
+        for mw in self.app.middlewares["response"]:
+            if not _under(request.path, mw.prefix):
+                continue
+            data = mw.handler.func(**mw.handler.kwargs(server, {}))
+            if asyncio.iscoroutine(data):
+                data = await data
+            if data:
+                return True
+        return False
+
+    @staticmethod
+    def _apply_options(response: Response, options: dict[str, Any]) -> None:
+        """Applies the options that tune the response (status, content_type,
+        chunked); the others only reach `request.ctx.options`."""
+        if "status" in options:
+            status = options["status"]
+            response.set_status(*status) if isinstance(status, tuple) \
+                else response.set_status(status)
+        if "content_type" in options:
+            response.set_content_type(options["content_type"])
+        if "chunked" in options:
+            response.chunked = bool(options["chunked"])
+
+    async def _call(self, handler: Handler, view: Any, server: dict[str, Any],
+                    groups: dict[str, Any]) -> None:
+        response: Response = server["response"]
+        # `func(**server)` copies the dict anyway: no copy needed for **server handlers
+        kwargs = server if handler.takes_all and not groups else handler.kwargs(server, groups)
+        func = handler.func
+        if view is not None and not isinstance(func, types.MethodType):
+            func = functools.partial(func, view)  # a method taken from the class
+        if handler.is_async:
+            result = func(**kwargs)
+            if type(result) is types.CoroutineType:
+                result = await result
+        else:
+            kwargs = {k: SyncProxy(v, self.loop) if k in ("request", "response") else v
+                      for k, v in kwargs.items()}
+            result = await self.loop.run_in_executor(self.executor,
+                                                     functools.partial(func, **kwargs))
+        kind = type(result)
+        if kind is bytes or kind is str or kind is tuple:
+            ex = response.exchange
+            if response.before_send is None and not ex.started and response.keepalive:
+                # the common case, without a coroutine for response.end()
+                ex.respond(response.status, response.head_fields(),
+                           result if kind is bytes else to_bytes(result), response.reason)
+            else:
+                await response.end(to_bytes(result))
+        elif kind is types.AsyncGeneratorType:
+            await self._stream(response, result)
+        elif kind is types.GeneratorType:
+            await self._stream(response, self._iterate_in_thread(result))
+        elif isinstance(result, bytearray | memoryview):
+            await response.end(to_bytes(result))
+        elif result is None:
+            # the original's rule: a handler that returns nothing after streaming is
+            # done; one that sent nothing closes the connection without an answer
+            response.close(keepalive=response.headers_sent())
+        else:
+            # anything else: the handler keeps the connection and manages it
+            response.exchange.detached = True
+            self.logger.debug("handler %s has exited with the connection possibly left "
+                              "open", getattr(handler.func, "__name__", handler.func))
+
+    async def _stream(self, response: Response, chunks: Any) -> None:
+        try:
+            first = await chunks.__anext__()
+        except StopAsyncIteration:
+            first = b""
+        await response.write(None)
+        await response.write(to_bytes(first) or None)
+        async for chunk in chunks:
+            data = to_bytes(chunk)
+            if data:
+                await response.write(data)
+        await response.write(b"")
+
+    async def _iterate_in_thread(self, gen: Any) -> Any:
+        end = object()
+        while True:
+            chunk = await self.loop.run_in_executor(self.executor, next, gen, end)
+            if chunk is end:
+                return
+            yield chunk
+
+    # -- errors --------------------------------------------------------------
+
+    async def _fail(self, exc: Exception, server: dict[str, Any]) -> None:
+        response: Response = server["response"]
+        ex = response.exchange
+        error = exc if isinstance(exc, HTTPException) else HTTPException(cause=exc)
+        if not isinstance(exc, HTTPException):
+            self.logger.error("unhandled error on %s", server["request"].path.decode(
+                "latin-1"), exc_info=exc)
+        if ex.started:
+            ex.abort()  # a body cut short: closing the connection says so
+            return
+        response.before_send = None
+        if error.code >= 400:
+            response.fields.clear()
+        response.set_status(error.code, error.message)
+        response.set_content_type(error.content_type)
+        for name, value in error.headers.items():
+            response.set_header(name.replace("_", "-"), value)
+        body = await self._error_body(error, exc, server)
+        await response.end(body, keepalive=error.code < 400)
+
+    async def _error_body(self, error: HTTPException, exc: Exception,
+                          server: dict[str, Any]) -> bytes:
+        custom = self.app.error_handlers.get(error.code)
+        if custom is not None:
+            try:
+                result = custom.func(**custom.kwargs({**server, "exc": exc}, {}))
+                if asyncio.iscoroutine(result):
+                    result = await result
+                if result is not None:
+                    return to_bytes(result)
+            except Exception as inner:
+                self.logger.error("error handler for %d failed", error.code, exc_info=inner)
+        if error.code < 400:
+            return b""
+        title = f"{error.code} {html.escape(error.message)}"
+        if isinstance(error, NotFound) and not error.args:
+            detail = ("Unable to find handler for "
+                      f"{html.escape(server['request'].path.decode('latin-1'))}.")
+        elif error.code >= 500 and not isinstance(exc, HTTPException):
+            detail = ""
+            if self.debug:
+                lines = traceback.format_exception(exc)
+                detail = "<pre>" + html.escape("".join(lines)) + "</pre>"
+        else:
+            detail = html.escape(str(error)) if error.args else ""
+        page = (f"<!DOCTYPE html><html><head><title>{title}</title></head><body>"
+                f"<h1>{title}</h1>" + (f"<p>{detail}</p>" if detail else "")
+                + f"<hr /><address>{self.signature}</address></body></html>")
+        return page.encode(error.encoding, "replace")

@@ -1,0 +1,161 @@
+"""Routes: static paths, regular expressions, and class-based views.
+
+A static path matches with or without a trailing slash and with any query string.
+A path starting with `^` or ending with `$` is a regular expression matched against
+the request target (path and query); `$` also matches at the end of the path. Its
+named groups reach the handler as keyword arguments and as `request.params.path`.
+Later registrations win.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import types
+from collections.abc import Callable
+from typing import Any
+
+#: Keyword arguments the server itself provides to handlers.
+SERVER_ARGS = ("request", "response", "app", "loop", "logger", "globals", "context", "lock")
+#: Handler keyword defaults that tune how the response is sent.
+RESPONSE_OPTIONS = ("status", "content_type", "chunked", "stream", "rate", "buffer_size")
+HTTP_METHODS = ("get", "head", "post", "put", "delete", "patch", "options", "trace", "connect")
+
+
+class Handler:
+    """A callable with what we learned from its signature once, at registration."""
+
+    __slots__ = ("func", "is_async", "is_coroutine", "options", "takes_all", "wants")
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        self.func = func
+        self.is_async = inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
+        self.is_coroutine = inspect.iscoroutinefunction(func)
+        params = list(inspect.signature(func).parameters.values())
+        self.takes_all = any(p.kind is p.VAR_KEYWORD for p in params)
+        self.wants = frozenset(p.name for p in params
+                               if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        # keyword defaults are per-route options (status, content_type, rate, ...)
+        self.options = {p.name: p.default for p in params
+                        if p.default is not p.empty and p.name not in SERVER_ARGS}
+
+    def kwargs(self, server: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+        """The keyword arguments to call with: the server objects it takes, then
+        `extra` (regex groups) where the names do not clash with them."""
+        if self.takes_all:
+            args = dict(server)
+            for k, v in extra.items():
+                args.setdefault(k, v)
+            return args
+        args = {k: v for k, v in server.items() if k in self.wants}
+        for k, v in extra.items():
+            if k in self.wants and k not in args:
+                args[k] = v
+        return args
+
+
+class Route:
+    """What a path leads to: one handler for every method, or a view with one
+    handler per method."""
+
+    __slots__ = ("handler", "merged", "methods", "options", "pattern", "view")
+
+    def __init__(self, target: Any, options: dict[str, Any],
+                 pattern: re.Pattern[bytes] | None = None) -> None:
+        self.pattern = pattern
+        self.options = options
+        self.view: Any = None
+        self.handler: Handler | None = None
+        self.methods: dict[bytes, Handler] = {}
+        if isinstance(target, (type, types.ModuleType)) \
+                or not callable(target):
+            self.view = target
+            for name in HTTP_METHODS:
+                func = getattr(target, name, None)
+                if callable(func):
+                    self.methods[name.upper().encode()] = Handler(func)
+            if not self.methods:
+                raise ValueError(f"{target!r} has no method named after an HTTP method")
+        else:
+            self.handler = Handler(target)
+        # the route's options with each handler's own defaults, merged once here
+        handlers = [self.handler] if self.handler is not None else list(self.methods.values())
+        self.merged = {h: {**options, **h.options} for h in handlers}
+
+    def allowed(self) -> bytes:
+        names = set(self.methods)
+        if b"GET" in names:
+            names.add(b"HEAD")
+        return b", ".join(sorted(names))
+
+    def resolve(self, method: bytes) -> tuple[Handler | None, Any]:
+        """(handler, bound instance) for a method; (None, None) when not allowed."""
+        if self.handler is not None:
+            return self.handler, None
+        h = self.methods.get(method) or (self.methods.get(b"GET") if method == b"HEAD"
+                                          else None)
+        if h is None:
+            return None, None
+        if isinstance(self.view, type):
+            # a class: one instance per request, given the route's options
+            return h, self.view(**self.options)
+        return h, self.view if not isinstance(self.view, types.ModuleType) else None
+
+
+def is_regex(path: str) -> bool:
+    return path.startswith("^") or path.endswith("$")
+
+
+def compile_pattern(path: str) -> re.Pattern[bytes]:
+    raw = path.encode("latin-1")
+    if raw.endswith(b"$"):
+        # `$` ends the path; a query string may follow
+        raw = raw[:-1] + rb"(?:\?.*)?$"
+    return re.compile(raw)
+
+
+def normalize(path: str | bytes) -> bytes:
+    key = path.encode("latin-1") if isinstance(path, str) else path
+    key = key.split(b"?", 1)[0]
+    return key.rstrip(b"/") or b"/"
+
+
+class Router:
+    def __init__(self) -> None:
+        self.static: dict[bytes, Route] = {}
+        self.regex: list[Route] = []  # newest first
+
+    def add(self, target: Any, path: str, options: dict[str, Any]) -> Route:
+        if is_regex(path):
+            route = Route(target, options, compile_pattern(path))
+            self.regex.insert(0, route)
+        else:
+            route = Route(target, options)
+            self.static[normalize(path)] = route
+        return route
+
+    def find(self, target: bytes) -> tuple[Route | None, dict[str, Any]]:
+        path = target.partition(b"?")[0]
+        route = self.static.get(path)
+        if route is None and len(path) > 1:
+            route = self.static.get(path.rstrip(b"/") or b"/")
+        if route is not None:
+            return route, {}
+        for route in self.regex:
+            assert route.pattern is not None
+            m = route.pattern.search(target)
+            if m is not None:
+                return route, m.groupdict()
+        return None, {}
+
+    def merge(self, other: Router, prefix: bytes) -> None:
+        """Adds `other`'s routes under `prefix` (for mount)."""
+        for path, route in other.static.items():
+            self.static[normalize(prefix + (path if path != b"/" else b""))] = route
+        for route in reversed(other.regex):
+            assert route.pattern is not None
+            source = route.pattern.pattern.lstrip(b"^")
+            if not source.startswith(b"/"):
+                source = b"/.*" + source
+            route.pattern = re.compile(b"^" + re.escape(prefix) + source)
+            self.regex.insert(0, route)

@@ -1,0 +1,187 @@
+"""The master process: binds the listeners, starts and watches the workers, and
+stops them all on SIGINT or SIGTERM. It knows processes and sockets, not HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import replace
+from typing import Any
+
+from .config import ConfigError, Options
+from .server import AdapterFactory, Listener, Worker, bind, bind_unix, new_event_loop
+
+logger = logging.getLogger("tremolo")
+#: a worker that dies sooner than this after starting counts as a crash loop
+QUICK_DEATH = 2.0
+MAX_QUICK_DEATHS = 5
+
+
+def listeners(options: Options, extra: list[tuple[str | None, int | str, dict[str, Any]]]
+              ) -> list[Listener]:
+    out = [Listener(options.host, options.port, None, options)]
+    for host, port, opts in extra:
+        merged = Options.from_kwargs({**vars(options), **options.extra, **opts,
+                                      "host": host or options.host})
+        if isinstance(port, int):
+            out.append(Listener(merged.host, port, None, merged))
+        else:
+            out.append(Listener(None, None, port, merged))
+    return out
+
+
+def open_sockets(specs: list[Listener], worker_num: int) -> list[tuple[socket.socket, Listener]]:
+    """Binds every listener once here. With SO_REUSEPORT and worker processes, the
+    master's TCP socket only reserves the address (it never listens, so the kernel
+    sends it no connection); each worker binds its own. Otherwise the master
+    listens and the workers share its socket."""
+    out = []
+    try:
+        for spec in specs:
+            opts = spec.options
+            if spec.path is not None:
+                out.append((bind_unix(spec.path, opts.backlog), spec))
+                continue
+            per_worker = worker_num > 0 and opts.reuse_port
+            sock = bind(spec.host, spec.port or 0, reuse_port=opts.reuse_port,
+                        backlog=None if per_worker else opts.backlog)
+            spec.port = sock.getsockname()[1]
+            out.append((sock, spec))
+    except OSError as exc:
+        for sock, _ in out:
+            sock.close()
+        raise ConfigError(f"cannot listen on {spec.display}: {exc.strerror or exc}") from exc
+    return out
+
+
+def worker_sockets(opened: list[tuple[socket.socket, Listener]], worker_num: int
+                   ) -> list[tuple[socket.socket, Options]]:
+    """The listening sockets one worker serves."""
+    out = []
+    for sock, spec in opened:
+        if spec.path is None and worker_num > 0 and spec.options.reuse_port:
+            own = bind(spec.host, spec.port or 0, reuse_port=True, backlog=spec.options.backlog)
+            out.append((own, spec.options))
+        else:
+            out.append((sock, spec.options))
+    return out
+
+
+def run_worker(factory: AdapterFactory, options: Options,
+               sockets: list[tuple[socket.socket, Options]], lock: Any) -> None:
+    """A worker's whole life: its loop, its sockets, until SIGINT or SIGTERM."""
+    loop = new_event_loop(options.loop)
+    asyncio.set_event_loop(loop)
+    worker = Worker(factory, options, loop, lock)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, worker.stop)
+    try:
+        loop.run_until_complete(worker.serve(sockets))
+    finally:
+        loop.close()
+
+
+def _child(factory: AdapterFactory, options: Options,
+           opened: list[tuple[socket.socket, Listener]], lock: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # replaced by the loop's handlers
+    sockets = worker_sockets(opened, options.worker_num)
+    for sock, spec in opened:
+        if spec.path is None and options.reuse_port:
+            sock.close()  # the master's reservation is not ours to keep
+    run_worker(factory, options, sockets, lock)
+
+
+def serve(factory: AdapterFactory, options: Options,
+          extra: list[tuple[str | None, int | str, dict[str, Any]]], lock: Any) -> None:
+    logging.basicConfig(level=options.log_level.upper(), format=options.log_fmt)
+    specs = listeners(options, extra)
+    opened = open_sockets(specs, options.worker_num)
+    where = ", ".join(spec.display for _, spec in opened)
+    try:
+        if options.worker_num == 0:
+            logger.info("tremolo listening on %s (pid %d)", where, os.getpid())
+            run_worker(factory, options, [(s, spec.options) for s, spec in opened], lock)
+            return
+        logger.info("tremolo listening on %s (%d worker%s)", where, options.worker_num,
+                    "s" if options.worker_num > 1 else "")
+        code = Supervisor(factory, options, opened, lock).run()
+        if code:
+            sys.exit(code)
+    finally:
+        for sock, spec in opened:
+            sock.close()
+            if spec.path is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(spec.path)
+
+
+class Supervisor:
+    def __init__(self, factory: AdapterFactory, options: Options,
+                 opened: list[tuple[socket.socket, Listener]], lock: Any) -> None:
+        self.factory = factory
+        self.options = replace(options)
+        self.opened = opened
+        self.lock = lock
+        self.ctx = multiprocessing.get_context("fork")
+        self.workers: dict[int, tuple[Any, float]] = {}
+        self.stopping = False
+        self.quick_deaths = 0
+
+    def spawn(self, slot: int) -> None:
+        proc = self.ctx.Process(target=_child, name=f"tremolo-worker-{slot}",
+                                args=(self.factory, self.options, self.opened, self.lock))
+        proc.start()
+        self.workers[slot] = (proc, time.monotonic())
+
+    def stop(self, signum: int, _frame: Any) -> None:
+        if not self.stopping:
+            self.stopping = True
+            logger.info("stopping %d worker(s)", len(self.workers))
+        for proc, _ in self.workers.values():
+            if proc.is_alive():
+                os.kill(proc.pid, signal.SIGTERM)
+
+    def run(self) -> int:
+        previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGINT,
+                                                                   signal.SIGTERM)}
+        try:
+            for slot in range(self.options.worker_num):
+                self.spawn(slot)
+            return self.watch()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def watch(self) -> int:
+        deadline = None
+        while self.workers:
+            time.sleep(0.1)
+            if self.stopping and deadline is None:
+                deadline = time.monotonic() + self.options.shutdown_timeout + 5
+            for slot, (proc, started) in list(self.workers.items()):
+                if proc.is_alive():
+                    if deadline is not None and time.monotonic() > deadline:
+                        proc.kill()
+                    continue
+                proc.join()
+                del self.workers[slot]
+                if self.stopping:
+                    continue
+                quick = time.monotonic() - started < QUICK_DEATH
+                self.quick_deaths = self.quick_deaths + 1 if quick else 0
+                if self.quick_deaths >= MAX_QUICK_DEATHS:
+                    logger.error("workers keep dying at start (exit code %s); giving up",
+                                 proc.exitcode)
+                    self.stop(signal.SIGTERM, None)
+                    return 1
+                logger.warning("worker %d exited with code %s; starting another", proc.pid,
+                               proc.exitcode)
+                self.spawn(slot)
+        return 0
