@@ -85,10 +85,11 @@ class NativeAdapter(Adapter):
             if self.executor is not None:
                 self.executor.shutdown(wait=False, cancel_futures=True)
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = self.loop.create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self.tasks.discard(task)
@@ -98,8 +99,9 @@ class NativeAdapter(Adapter):
     def connection_made(self, protocol: HTTPProtocol) -> None:
         protocol.context["ctx"] = Context()
         if self.app.hooks["connect"]:
-            self._spawn(self._run_hooks(self.app.hooks["connect"],
-                                        {**self.shared, "context": protocol.context["ctx"]}))
+            # requests on this connection wait for it (see handle)
+            protocol.context["connecting"] = self._spawn(self._run_hooks(
+                self.app.hooks["connect"], {**self.shared, "context": protocol.context["ctx"]}))
 
     def connection_lost(self, protocol: HTTPProtocol) -> None:
         if self.app.hooks["close"]:
@@ -111,6 +113,11 @@ class NativeAdapter(Adapter):
 
     async def handle(self, ex: Exchange) -> None:
         app = self.app
+        if app.hooks["connect"]:
+            connecting = ex.protocol.context.get("connecting")
+            if connecting is not None:
+                del ex.protocol.context["connecting"]
+                await asyncio.shield(connecting)
         route, groups = app.router.find(ex.head.target)
         request = Request(ex)
         response = Response(request)

@@ -227,6 +227,7 @@ class Exchange:
         """Writes bytes as they are, after the head (the caller frames them)."""
         if not self.started:
             raise RuntimeError("send() needs a started response")
+        self.chunked = False  # the caller frames the body now: end() adds nothing
         p = self.protocol
         p.write(data)
         if p.write_paused:

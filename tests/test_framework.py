@@ -1,0 +1,338 @@
+"""The native framework end to end: routing, views, errors, options, hooks,
+middlewares, mount."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import types
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tremolo import Tremolo
+from tremolo.exceptions import BadRequest, Forbidden, HTTPException
+
+from .helpers import exchange, split_responses
+
+events: list[str] = []
+app = Tremolo()
+
+
+@app.route("/static/path")
+async def static_path(request: Any) -> bytes:
+    return b"static " + request.query_string
+
+
+@app.route(r"^/page/(?P<page_id>\d+)$")
+async def page(request: Any, page_id: bytes = b"1", **server: Any) -> bytes:
+    return b"page " + page_id + b" " + request.params.path["page_id"]
+
+
+@app.route(r"^/items/(?P<name>[a-z]+)")
+async def items_old(name: bytes) -> bytes:
+    return b"old " + name
+
+
+@app.route(r"^/items/(?P<name>[a-z]+)")  # later registrations win
+async def items_new(name: bytes) -> bytes:
+    return b"new " + name
+
+
+@app.route("/dup")
+async def dup_old() -> bytes:
+    return b"old"
+
+
+@app.route("/dup")
+async def dup_new() -> bytes:
+    return b"new"
+
+
+class Model:
+    def message(self) -> str:
+        return "from the model"
+
+
+@app.route("/view", model=Model)
+class View:
+    def __init__(self, model: type[Model], **options: Any) -> None:
+        self.model = model()
+
+    async def get(self, **server: Any) -> str:
+        return self.model.message()
+
+    async def post(self, request: Any, **server: Any) -> bytes:
+        return b"posted " + await request.body()
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.n = 0
+
+    async def get(self, **server: Any) -> bytes:
+        self.n += 1
+        return b"%d" % self.n
+
+
+app.add_route(Counter(), "/instance")
+
+module_view = types.ModuleType("module_view")
+
+
+async def _module_delete(**server: Any) -> bytes:
+    return b"deleted"
+
+
+module_view.delete = _module_delete  # type: ignore[attr-defined]
+app.add_route(module_view, "/module")
+
+
+@app.route("/options")
+async def with_options(request: Any, status: tuple[int, bytes] = (201, b"Made"),
+                       content_type: str = "text/plain", flavour: str = "mint") -> bytes:
+    return request.ctx.options["flavour"].encode()
+
+
+@app.route("/unchunked")
+async def unchunked(chunked: bool = False, **server: Any) -> Any:
+    yield b"a"
+    yield b"b"
+
+
+@app.route("/forbidden")
+async def forbidden() -> bytes:
+    raise Forbidden("keep out", x_reason="test")
+
+
+@app.route("/redirect")
+async def redirect(response: Any) -> bytes:
+    raise response.redirect("/static/path", 301)
+
+
+@app.route("/timeout")
+async def timeout() -> bytes:
+    raise HTTPException(cause=TimeoutError("too slow"))
+
+
+@app.route("/async-work")
+async def async_work() -> bytes:
+    await asyncio.sleep(0.01)
+    return b"done"
+
+
+@app.error(404)
+async def custom_404(request: Any, **server: Any) -> bytes:
+    return b"custom 404 for " + request.path
+
+
+@app.error(500)
+async def custom_500(exc: Exception, **server: Any) -> str:
+    return f"custom 500: {type(exc).__name__}"
+
+
+@app.route("/crash")
+async def crash() -> bytes:
+    raise ValueError("boom")
+
+
+# middlewares: lower priority first; equal response priorities unwind in reverse
+@app.on_request
+async def mw_request_a(request: Any, **server: Any) -> Any:
+    events.append("request:a")
+    if request.path == b"/halt":
+        server["response"].set_status(403)
+        return b"halted"
+    if request.path == b"/halt-raise":
+        raise BadRequest("halted by middleware")
+    return None
+
+
+@app.on_request(priority=1)
+async def mw_request_first(**server: Any) -> None:
+    events.append("request:first")
+
+
+@app.on_response
+async def mw_response_a(response: Any, **server: Any) -> None:
+    events.append("response:a")
+    response.set_header("X-Middleware", "a")
+
+
+@app.on_response
+async def mw_response_b(response: Any, request: Any, **server: Any) -> None:
+    events.append("response:b")
+    if request.path == b"/static/path":
+        response.set_status(202)
+
+
+@app.on_connect
+async def on_connect(context: Any, **server: Any) -> None:
+    context.opened = True
+    events.append("connect")
+
+
+@app.on_close
+async def on_close(**server: Any) -> None:
+    events.append("close")
+
+
+@app.on_worker_start
+async def start(globals: Any, **server: Any) -> None:
+    globals.started = True
+    events.append("worker_start")
+
+
+@app.on_worker_stop
+def stop(**server: Any) -> None:
+    events.append("worker_stop")
+
+
+@app.route("/globals")
+async def show_globals(globals: Any, context: Any, **server: Any) -> bytes:
+    return b"%r %r %r" % (globals.started, context.opened, globals.options["custom_knob"])
+
+
+sub = Tremolo()
+
+
+@sub.route("/hello")
+async def sub_hello() -> bytes:
+    return b"sub hello"
+
+
+@sub.route(r"^/re/(?P<x>\d+)$")
+async def sub_re(x: bytes) -> bytes:
+    return b"sub re " + x
+
+
+@sub.on_request
+async def sub_mw(request: Any, **server: Any) -> None:
+    events.append("sub:" + request.path.decode())
+
+
+app.mount("/sub", sub)
+
+
+@pytest.fixture(scope="module")
+def port() -> Iterator[int]:
+    from tremolo.testing import serve_in_thread
+    with serve_in_thread(app, shutdown_timeout=2, custom_knob="yes") as (_, p):
+        yield p
+    assert events[-1] == "worker_stop"
+
+
+def get(port: int, path: str, method: str = "GET", **kw: Any) -> httpx.Response:
+    return httpx.request(method, f"http://127.0.0.1:{port}{path}", timeout=5, **kw)
+
+
+def test_static_routes(port: int) -> None:
+    for path in ("/static/path", "/static/path/", "/static/path?x=1", "/static/path/?x=1"):
+        r = get(port, path)
+        assert r.content.startswith(b"static"), path
+    assert get(port, "/static/path?a=b").content == b"static a=b"
+    assert get(port, "/static").status_code == 404
+    assert get(port, "/dup").content == b"new"
+
+
+def test_regex_routes(port: int) -> None:
+    assert get(port, "/page/12").content == b"page 12 12"
+    assert get(port, "/page/12?q=1").content == b"page 12 12"
+    assert get(port, "/page/x").status_code == 404
+    assert get(port, "/items/abc").content == b"new abc"
+
+
+def test_class_views(port: int) -> None:
+    assert get(port, "/view").text == "from the model"
+    assert get(port, "/view", "POST", content=b"x").content == b"posted x"
+    r = get(port, "/view", "DELETE")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD, POST"
+    r = get(port, "/view", "HEAD")
+    assert r.status_code == 200 and r.content == b""
+    assert r.headers["content-length"] == str(len("from the model"))
+    assert [get(port, "/instance").content for _ in range(2)] in ([b"1", b"2"], [b"2", b"3"])
+    assert get(port, "/module", "DELETE").content == b"deleted"
+    assert get(port, "/module").status_code == 405
+
+
+def test_route_options(port: int) -> None:
+    r = get(port, "/options")
+    assert (r.status_code, r.reason_phrase) == (201, "Made")
+    assert r.headers["content-type"] == "text/plain" and r.content == b"mint"
+    out = exchange(port, b"GET /unchunked HTTP/1.1\r\nHost: t\r\n\r\n")
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert b"Transfer-Encoding" not in head and b"Connection: close" in head
+    assert body == b"ab"
+
+
+def test_errors(port: int) -> None:
+    r = get(port, "/forbidden")
+    assert r.status_code == 403 and r.headers["x-reason"] == "test"
+    assert b"keep out" in r.content and r.headers["connection"] == "close"
+    r = get(port, "/redirect", follow_redirects=False)
+    assert r.status_code == 301 and r.headers["location"] == "/static/path"
+    assert "connection" not in r.headers  # a redirect keeps the connection
+    assert get(port, "/timeout").status_code == 408
+    r = get(port, "/nowhere")
+    assert r.status_code == 404 and r.content == b"custom 404 for /nowhere"
+    r = get(port, "/crash")
+    assert r.status_code == 500 and r.content == b"custom 500: ValueError"
+    assert get(port, "/async-work").content == b"done"
+
+
+def test_middlewares(port: int) -> None:
+    events.clear()
+    r = get(port, "/static/path")
+    assert r.status_code == 202  # a response middleware changed it
+    assert r.headers["x-middleware"] == "a"
+    order = [e for e in events if e.startswith(("request", "response"))]
+    assert order == ["request:first", "request:a", "response:b", "response:a"]
+    r = get(port, "/halt")
+    assert r.status_code == 403 and r.content == b"halted"
+    r = get(port, "/halt-raise")
+    assert r.status_code == 400 and b"halted by middleware" in r.content
+
+
+def test_hooks_and_globals(port: int) -> None:
+    events.clear()
+    assert get(port, "/globals").content == b"True True 'yes'"
+    for _ in range(50):
+        if "close" in events:
+            break
+        asyncio.run(asyncio.sleep(0.02))
+    assert "connect" in events and "close" in events
+
+
+def test_mount(port: int) -> None:
+    events.clear()
+    assert get(port, "/sub/hello").content == b"sub hello"
+    assert get(port, "/sub/re/7").content == b"sub re 7"
+    assert get(port, "/hello").status_code == 404
+    assert "sub:/sub/hello" in events
+    events.clear()
+    get(port, "/static/path")
+    assert not any(e.startswith("sub:") for e in events)  # only under its prefix
+
+
+def test_mount_refuses_bad_input() -> None:
+    with pytest.raises(ValueError):
+        app.mount("no-slash", Tremolo())
+    with pytest.raises(ValueError):
+        app.mount("/self", app)
+    with pytest.raises(ValueError):
+        app.error(399)
+    with pytest.raises(ValueError):
+        app.add_hook(lambda: None, "nope")
+
+
+def test_pipelined_through_the_framework(port: int) -> None:
+    reqs = b"".join(b"GET /page/%d HTTP/1.1\r\nHost: t\r\n\r\n" % i for i in range(20))
+    out = exchange(port, reqs + b"GET /dup HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    bodies = [r[2] for r in split_responses(out)]
+    assert bodies == [b"page %d %d" % (i, i) for i in range(20)] + [b"new"]
+
+
+if sys.platform != "linux":  # pragma: no cover
+    pytestmark = pytest.mark.skip("Linux only")
