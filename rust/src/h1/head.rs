@@ -94,7 +94,7 @@ impl RequestHead {
             builder.line(&raw[pos..end], pos, limits)?;
             pos = end + 2;
         }
-        builder.finish(raw)
+        builder.finish(raw, limits)
     }
 }
 
@@ -142,7 +142,7 @@ impl HeadBuilder {
         let h = parse_field_line(line)?;
         let name = &line[h.name.start..h.name.end];
         let value = &line[h.value.start..h.value.end];
-        self.field(name, value, version == Version::Http11, limits)?;
+        self.field(name, value, version == Version::Http11)?;
         self.headers.push(Header {
             name: Span::of(offset + h.name.start, offset + h.name.end),
             value: Span::of(offset + h.value.start, offset + h.value.end),
@@ -150,22 +150,13 @@ impl HeadBuilder {
         Ok(())
     }
 
-    fn field(
-        &mut self,
-        name: &[u8],
-        value: &[u8],
-        http11: bool,
-        limits: &Limits,
-    ) -> Result<(), Error> {
+    fn field(&mut self, name: &[u8], value: &[u8], http11: bool) -> Result<(), Error> {
         let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
         if is(b"content-length") {
             for item in value.split(|&b| b == b',').map(trim_ows) {
                 let n = parse_decimal(item).ok_or(Error::InvalidContentLength)?;
                 if self.content_length.is_some_and(|c| c != n) {
                     return Err(Error::ConflictingContentLength);
-                }
-                if n > limits.max_body_size {
-                    return Err(Error::BodyTooLarge);
                 }
                 self.content_length = Some(n);
             }
@@ -211,7 +202,7 @@ impl HeadBuilder {
     }
 
     /// The checks that need the whole head; `raw` is the head the lines came from.
-    pub(super) fn finish(self, mut raw: Vec<u8>) -> Result<RequestHead, Error> {
+    pub(super) fn finish(self, mut raw: Vec<u8>, limits: &Limits) -> Result<RequestHead, Error> {
         let (method, target, version) = self.request_line.ok_or(Error::InvalidRequestLine)?;
         let http11 = version == Version::Http11;
         if http11 && self.hosts == 0 {
@@ -230,6 +221,11 @@ impl HeadBuilder {
         } else {
             match self.content_length {
                 None | Some(0) => BodyKind::Empty,
+                // A client waiting for 100 Continue is told its expectation fails.
+                Some(n) if n > limits.max_body_size && self.expect_continue => {
+                    return Err(Error::ExpectationFailed)
+                }
+                Some(n) if n > limits.max_body_size => return Err(Error::BodyTooLarge),
                 Some(n) => BodyKind::Length(n),
             }
         };
@@ -368,14 +364,14 @@ pub(super) fn parse_field_line(line: &[u8]) -> Result<Header, Error> {
     })
 }
 
-/// 1*DIGIT as a number; values past u64 saturate (they are over any body limit).
+/// 1*DIGIT as a number; None if malformed or past u64 (no body is that large).
 fn parse_decimal(s: &[u8]) -> Option<u64> {
     if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(s.iter().fold(0u64, |n, &d| {
-        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-    }))
+    s.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
 }
 
 /// uri-host: an IP-literal in brackets or a reg-name / IPv4 address.

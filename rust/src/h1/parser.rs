@@ -249,7 +249,7 @@ impl Parser {
                 // RFC 9112 §2.2: an empty line before the request line is ignored.
                 return Ok(Some(end + 2));
             }
-            let head = std::mem::take(&mut self.head).finish(d[..end + 2].to_vec())?;
+            let head = std::mem::take(&mut self.head).finish(d[..end + 2].to_vec(), &limits)?;
             self.keep_alive = head.keep_alive;
             self.upgrade = head.upgrade;
             self.body_total = 0;
