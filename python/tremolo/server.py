@@ -165,8 +165,15 @@ class Worker:
             for conn in self.connections():
                 conn.close_when_idle()
             await asyncio.sleep(0.05)
+        tasks = [c.task for c in self.connections() if c.task is not None and not c.task.done()]
         for conn in self.connections():
             conn.close()
             if conn.transport is not None:
                 conn.transport.abort()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # let them unwind, and their done callbacks run, before the loop closes
+            await asyncio.wait(tasks, timeout=self.options.app_close_timeout)
+        await asyncio.sleep(0)
         await self.adapter.shutdown()
