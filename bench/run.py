@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +41,18 @@ class Server:
     name: str
     argv: list[str]
     path: str = "/hello"
+
+
+# Which servers each scenario compares, and on which path.
+SCENARIOS = {
+    # issue 2: hello world against every peer
+    "hello": [("tremolo", "/hello"), ("uvicorn-httptools", "/hello"), ("uvicorn-h11", "/hello"),
+              ("granian-asgi", "/hello"), ("granian-rsgi", "/hello"),
+              ("tremolo-0.5.3", "/hello")],
+    # issue 3: the native framework against granian RSGI and the original
+    "native": [("tremolo", "/hello"), ("granian-rsgi", "/hello"), ("tremolo-0.5.3", "/hello"),
+               ("tremolo", "/64k"), ("granian-rsgi", "/64k"), ("tremolo-0.5.3", "/64k")],
+}
 
 
 def servers(port: int) -> list[Server]:
@@ -158,20 +170,30 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--only", default="")
-    ap.add_argument("--out", default=str(BENCH / "results.md"))
+    ap.add_argument("--scenario", choices=sorted(SCENARIOS), default="hello")
+    ap.add_argument("--out", default="")
     args = ap.parse_args()
+    if not args.out:
+        suffix = "" if args.scenario == "hello" else f"-{args.scenario}"
+        args.out = str(BENCH / f"results{suffix}.md")
     ensure_peers()
     port = free_port()
-    chosen = [s for s in servers(port) if not args.only or s.name in args.only.split(",")]
-    results: dict[str, list[tuple[float, float, float, int]]] = {s.name: [] for s in chosen}
+    by_name = {s.name: s for s in servers(port)}
+    chosen = [replace(by_name[name], path=path) for name, path in SCENARIOS[args.scenario]
+              if not args.only or name in args.only.split(",")]
+    label = {id(s): s.name if args.scenario == "hello" else f"{s.name} {s.path}"
+             for s in chosen}
+    results: dict[str, list[tuple[float, float, float, int]]] = {label[id(s)]: []
+                                                                 for s in chosen}
     for r in range(args.rounds):
         for server in chosen:
+            name = label[id(server)]
             with running(server, port):
                 url = f"http://127.0.0.1:{port}{server.path}"
                 wrk(url, 2, args.connections)  # warm-up
-                results[server.name].append(wrk(url, args.duration, args.connections))
-                rps, p50, p99, err = results[server.name][-1]
-                print(f"round {r + 1} {server.name:20} {rps:10.0f} req/s  p50 {p50:.2f} ms  "
+                results[name].append(wrk(url, args.duration, args.connections))
+                rps, p50, p99, err = results[name][-1]
+                print(f"round {r + 1} {name:24} {rps:10.0f} req/s  p50 {p50:.2f} ms  "
                       f"p99 {p99:.2f} ms  errors {err}", flush=True)
     report(results, args, versions())
 
@@ -181,16 +203,24 @@ def report(results: dict[str, list[tuple[float, float, float, int]]],
     med = {name: (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs),
                   statistics.median(r[2] for r in runs), sum(r[3] for r in runs))
            for name, runs in results.items()}
-    base = med.get("uvicorn-httptools", (0.0,))[0]
+    if args.scenario == "hello":
+        title = "Hello world (GET /hello, 12-byte body)"
+        baseline = {name: "uvicorn-httptools" for name in med}
+    else:
+        title = ("The native framework: GET /hello (12-byte body) and GET /64k (a returned "
+                 "65536-byte body)")
+        baseline = {name: "granian-rsgi " + name.split()[-1] for name in med}
+    base_label = "uvicorn-httptools" if args.scenario == "hello" else "granian RSGI, same path"
     lines = [
         "# Benchmark results", "",
-        f"Hello world (GET /hello, 12-byte body), {args.rounds} interleaved rounds of "
-        f"{args.duration} s each after a 2 s warm-up; wrk -t1 -c{args.connections}. "
-        "Medians over the rounds.", "",
-        "| server | requests/s | vs uvicorn-httptools | p50 ms | p99 ms | errors |",
+        f"{title}, {args.rounds} interleaved rounds of {args.duration} s each after a 2 s "
+        f"warm-up; wrk -t1 -c{args.connections}. Medians over the rounds.", "",
+        f"| server | requests/s | vs {base_label} | p50 ms | p99 ms | errors |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for name, (rps, p50, p99, err) in sorted(med.items(), key=lambda kv: -kv[1][0]):
+    for name, (rps, p50, p99, err) in sorted(med.items(),
+                                             key=lambda kv: (kv[0].split()[-1], -kv[1][0])):
+        base = med.get(baseline[name], (0.0,))[0]
         ratio = f"{rps / base:.2f}x" if base else "-"
         lines.append(f"| {name} | {rps:,.0f} | {ratio} | {p50:.2f} | {p99:.2f} | {err} |")
     lines += ["", "All rounds (requests/s):", ""]
@@ -208,6 +238,8 @@ def report(results: dict[str, list[tuple[float, float, float, int]]],
         "0.5.3 from PyPI in its own virtual environment, running the same "
         "bench/apps/tremolo_hello.py with download_rate raised so it does not throttle.",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()) + ".",
+        "- The 64 KiB case runs the servers with buffer_size=65536 where it applies "
+        "(both Tremolos).",
         "- Command: `python3 bench/run.py " + " ".join(sys.argv[1:]) + "`.",
     ]
     Path(args.out).write_text("\n".join(lines) + "\n")

@@ -186,3 +186,25 @@ def test_sync_handlers_use_request_without_await(port: int) -> None:
            b"Connection: close\r\n\r\n1\r\na\r\n1\r\nb\r\n0\r\n\r\n")
     [(_, _, body)] = split_responses(exchange(port, raw))
     assert body in (b"a,b", b"ab")  # pieces as they arrived
+
+
+@app.route("/big")
+async def big(request: Any) -> bytes:
+    return b"x" * 100_000 if request.query_string != b"stream" else b""
+
+
+@app.route("/big-stream")
+async def big_stream(**server: Any) -> Any:
+    yield b"a" * 70_000
+    yield b"b" * 10
+
+
+def test_large_bodies_are_framed_right(port: int) -> None:
+    r = get(port, "/big")
+    assert r.content == b"x" * 100_000 and r.headers["content-length"] == "100000"
+    r = get(port, "/big", "HEAD")
+    assert r.content == b"" and r.headers["content-length"] == "100000"
+    r = get(port, "/big-stream")
+    assert r.content == b"a" * 70_000 + b"b" * 10
+    out = exchange(port, b"GET /big-stream HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert b"\r\n11170\r\n" + b"a" * 70_000 + b"\r\na\r\nbbbbbbbbbb\r\n0\r\n\r\n" in out

@@ -57,6 +57,8 @@ _encode_response = _core.encode_response
 _encode_head = _core.encode_head
 _encode_chunk = _core.encode_chunk
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# Bodies this size or larger are written beside the head (writev), not copied into it.
+_COPY_LIMIT = 16384
 
 
 class ClientDisconnected(ConnectionError):
@@ -181,11 +183,19 @@ class Exchange:
         p = self.protocol
         state = p.state
         # encoded before anything changes: a refused header leaves room for a 500
-        data = _encode_response(status, headers, body, keep, self.http10, state.date,
-                                state.server_name, reason, self.head_only)
-        self.started = True
-        self.keep_alive = keep
-        p.write(data)
+        if len(body) < _COPY_LIMIT or self.head_only:
+            data = _encode_response(status, headers, body, keep, self.http10, state.date,
+                                    state.server_name, reason, self.head_only)
+            self.started = True
+            self.keep_alive = keep
+            p.write(data)
+        else:
+            # a large body is not copied next to the head: both go out in one writev
+            head = _encode_head(status, headers, len(body), False, keep, self.http10,
+                                state.date, state.server_name, reason)
+            self.started = True
+            self.keep_alive = keep
+            p.writelines(head, body)
         self._finish()
 
     def start(self, status: int, headers: Iterable[Header], *,
@@ -219,7 +229,12 @@ class Exchange:
         if not data or self.head_only:
             return
         p = self.protocol
-        p.write(_encode_chunk(data) if self.chunked else data)
+        if not self.chunked:
+            p.write(data)
+        elif len(data) < _COPY_LIMIT:
+            p.write(_encode_chunk(data))
+        else:
+            p.writelines(b"%x\r\n" % len(data), data, b"\r\n")
         if p.write_paused:
             await p.drain()
 
@@ -444,6 +459,10 @@ class HTTPProtocol(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         if not self.closed and self.transport is not None:
             self.transport.write(data)
+
+    def writelines(self, *data: bytes) -> None:
+        if not self.closed and self.transport is not None:
+            self.transport.writelines(data)
 
     async def drain(self) -> None:
         if self.closed:
