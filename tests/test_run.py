@@ -121,7 +121,11 @@ def test_listeners_ipv6_and_unix(tmp_path: Path) -> None:
     port, extra = free_port(), free_port()
     sock_path = tmp_path / "tremolo.sock"
     body = f"""
-    app.listen({extra}, host='::')
+    @app.route('/echo')
+    async def echo(request, **server):
+        return await request.body()
+
+    app.listen({extra}, host='::', client_max_body_size=4)
     app.listen({str(sock_path)!r})
     app.run('127.0.0.1', {port}, worker_num=0)
     """
@@ -129,6 +133,11 @@ def test_listeners_ipv6_and_unix(tmp_path: Path) -> None:
         assert get_until_up(f"http://127.0.0.1:{port}/pid").status_code == 200
         assert httpx.get(f"http://[::1]:{extra}/pid", timeout=5).status_code == 200
         assert httpx.get(f"http://127.0.0.1:{extra}/pid", timeout=5).status_code == 200
+        # the extra listener has its own, smaller body limit
+        assert httpx.post(f"http://127.0.0.1:{port}/echo", content=b"12345",
+                          timeout=5).content == b"12345"
+        assert httpx.post(f"http://[::1]:{extra}/echo", content=b"12345",
+                          timeout=5).status_code == 413
         out = subprocess.run(["curl", "-sS", "-i", "--max-time", "5", "--unix-socket",
                               str(sock_path), "http://localhost/pid"],
                              capture_output=True, check=True).stdout
@@ -174,3 +183,28 @@ def test_bad_options_name_the_option(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, timeout=30)
     assert proc.returncode != 0
     assert "buffer_size must be an integer" in proc.stderr.decode()
+
+
+def test_log_level_and_format(tmp_path: Path) -> None:
+    port = free_port()
+    body = f"""
+    @app.route('/log')
+    async def log(logger, **server):
+        logger.info('hidden at WARNING')
+        logger.warning('shown at WARNING')
+        return b'ok'
+
+    app.run('127.0.0.1', {port}, worker_num=0, log_level='WARNING',
+            log_fmt='LOG|%(levelname)s|%(message)s')
+    """
+    script = tmp_path / "serve.py"
+    script.write_text(APP + textwrap.dedent(body))
+    proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert get_until_up(f"http://127.0.0.1:{port}/log").content == b"ok"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=15)
+    assert "LOG|WARNING|shown at WARNING" in err.decode()
+    assert "hidden at WARNING" not in err.decode()
