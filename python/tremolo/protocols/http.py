@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from .. import _core
 from ..config import Options
-from ..exceptions import HTTPException
+from ..exceptions import HTTPException, RequestTimeout
 from .drive import drive
 
 Header = tuple[bytes, bytes]
@@ -65,6 +65,11 @@ class ClientDisconnected(ConnectionError):
     """The client went away before the exchange was over."""
 
 
+def _time_out(waiter: asyncio.Future[None], what: str) -> None:
+    if not waiter.done():
+        waiter.set_exception(RequestTimeout(f"timed out waiting for {what}"))
+
+
 class ServerState:
     """What every connection of one worker shares."""
 
@@ -78,6 +83,8 @@ class ServerState:
         self.server_name = options.server_name_bytes
         self.trusted_proxies = frozenset(options.trusted_proxies)
         self.connections: set[HTTPProtocol] = set()
+        #: idle keep-alive connections, oldest first (keepalive_connections bounds it)
+        self.idle: dict[HTTPProtocol, None] = {}
         self.parser_limits = {
             "max_request_line": min(options.max_request_line, options.client_max_header_size),
             "max_header_size": options.client_max_header_size,
@@ -87,6 +94,23 @@ class ServerState:
         }
         self.date = b""
         self._refresh_date()
+        # how often idle and header-reading connections are checked against their clocks
+        self.tick = min(1.0, options.request_timeout / 4, options.keepalive_timeout / 4)
+        self.loop.call_later(self.tick, self._sweep)
+
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        for conn in list(self.connections):
+            conn.check_clocks(now)
+        self.loop.call_later(self.tick, self._sweep)
+
+    def became_idle(self, conn: HTTPProtocol) -> None:
+        idle = self.idle
+        idle[conn] = None
+        if len(idle) > self.options.keepalive_connections:
+            oldest = next(iter(idle))
+            del idle[oldest]
+            oldest.close()
 
     def _refresh_date(self) -> None:
         # Formatted once a second by a timer, not per response.
@@ -157,10 +181,14 @@ class Exchange:
                 self._expect = False
                 if not self.started:
                     self.protocol.write(_CONTINUE)
-            self._waiter = self.protocol.loop.create_future()
+            p = self.protocol
+            waiter = self._waiter = p.loop.create_future()
+            timer = p.loop.call_later(p.state.options.request_timeout, _time_out, waiter,
+                                      "the request body")
             try:
-                await self._waiter
+                await waiter
             finally:
+                timer.cancel()
                 self._waiter = None
         data = self._body.popleft()
         self._body_size -= len(data)
@@ -283,6 +311,11 @@ class HTTPProtocol(asyncio.Protocol):
         self.peer: tuple[str, int] | None = None
         #: per-connection storage for the application adapter
         self.context: dict[str, Any] = {}
+        #: when the connection last became idle (opened, or a response ended)
+        self.idle_since = self.loop.time()
+        #: whether it served a request already (then idling is keep-alive)
+        self.reused = False
+        self.handler_timer: asyncio.TimerHandle | None = None
         self.parser = _core.RequestParser(**state.parser_limits)
         self.transport: asyncio.Transport | None = None
         self.current: Exchange | None = None  # being answered
@@ -314,6 +347,8 @@ class HTTPProtocol(asyncio.Protocol):
         self.adapter.connection_made(self)
 
     def data_received(self, data: bytes) -> None:
+        if self.reused:
+            self.state.idle.pop(self, None)
         events = self.parser.feed(data)
         if (len(events) == 2 and events[1] is None and self.current is None
                 and not self.pending and type(events[0]) is _RequestHead):
@@ -337,6 +372,7 @@ class HTTPProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.state.connections.discard(self)
+        self.state.idle.pop(self, None)
         gone = ClientDisconnected("client disconnected")
         for w in self._drain_waiters:
             if not w.done():
@@ -402,10 +438,22 @@ class HTTPProtocol(asyncio.Protocol):
         ex = Exchange(self, head)
         self.current = ex
         self.reading = ex if head.has_body else None
-        self.task = drive(self.loop, self.handler(ex), self.handler_done, ex)
+        task = self.task = drive(self.loop, self.handler(ex), self.handler_done, ex)
+        if task is not None:
+            # only handlers that really wait need a clock
+            self.handler_timer = self.loop.call_later(
+                self.state.options.app_handler_timeout, self.handler_timed_out, task)
+
+    def handler_timed_out(self, task: asyncio.Task[Any]) -> None:
+        self.state.logger.error("handler cancelled after app_handler_timeout (%ss)",
+                                self.state.options.app_handler_timeout)
+        task.cancel()
 
     def handler_done(self, ex: Exchange, exc: BaseException | None) -> None:
         self.task = None
+        if self.handler_timer is not None:
+            self.handler_timer.cancel()
+            self.handler_timer = None
         if exc is not None and not isinstance(exc, asyncio.CancelledError | ClientDisconnected):
             self.state.logger.error("unhandled error in handler", exc_info=exc)
         if ex.finished or ex.detached or self.closed:
@@ -427,6 +475,8 @@ class HTTPProtocol(asyncio.Protocol):
         if not ex.keep_alive:
             self.close()
             return
+        self.idle_since = self.loop.time()
+        self.reused = True
         if self.parser.paused and not self.pending:
             # The request asked for an upgrade and was answered without one: what
             # the client sent after it is HTTP again.
@@ -435,6 +485,16 @@ class HTTPProtocol(asyncio.Protocol):
             self.process()
         elif self.read_paused:
             self.update_reading()
+        if self.current is None and self.parser.idle and not self.closed:
+            self.state.became_idle(self)
+
+    def parse_error_status(self, status: int, reason: str) -> None:
+        """Answers `status` with a short text and closes the connection."""
+        body = f"{status} {_core.reason_phrase(status)}: {reason}\n".encode()
+        self.write(_encode_response(status, [(b"Content-Type", b"text/plain; charset=utf-8")],
+                                    body, False, False, self.state.date,
+                                    self.state.server_name))
+        self.close()
 
     def parse_error(self, err: _core.HTTPParseError) -> None:
         if self.reading is not None:
@@ -447,12 +507,7 @@ class HTTPProtocol(asyncio.Protocol):
         if self.current is not None:
             self.current.keep_alive = False  # answer it, then close
             return
-        status = err.status
-        body = f"{status} {_core.reason_phrase(status)}: {err.reason}\n".encode()
-        self.write(_encode_response(status, [(b"Content-Type", b"text/plain; charset=utf-8")],
-                                    body, False, False, self.state.date,
-                                    self.state.server_name))
-        self.close()
+        self.parse_error_status(err.status, err.reason)
 
     # -- transport helpers ---------------------------------------------------
 
@@ -465,12 +520,41 @@ class HTTPProtocol(asyncio.Protocol):
             self.transport.writelines(data)
 
     async def drain(self) -> None:
+        """Waits while the client is not reading; one that reads nothing for
+        request_timeout is dropped."""
         if self.closed:
             raise ClientDisconnected("client disconnected")
         if self.write_paused:
             w = self.loop.create_future()
             self._drain_waiters.append(w)
-            await w
+            timer = self.loop.call_later(self.state.options.request_timeout, _time_out, w,
+                                         "the client reading the response")
+            try:
+                await w
+            except RequestTimeout:
+                self.abort()
+                raise ClientDisconnected("the client stopped reading") from None
+            finally:
+                timer.cancel()
+
+    def check_clocks(self, now: float) -> None:
+        """Closes a connection idle too long, or answers 408 to one whose request
+        head is not complete within request_timeout of the connection opening or of
+        the previous response ending. Requests being answered have their own clocks."""
+        if self.closed or self.current is not None:
+            return
+        opts = self.state.options
+        waited = now - self.idle_since
+        if self.parser.idle:
+            if waited > (opts.keepalive_timeout if self.reused else opts.request_timeout):
+                self.close()
+        elif waited > opts.request_timeout:
+            self.parse_error_status(408, "request head not received in time")
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.closed = True
+            self.transport.abort()
 
     def update_reading(self) -> None:
         """Pauses reading while too much waits in memory; resumes once it drained."""
