@@ -115,7 +115,8 @@ def test_unread_body_does_not_break_the_next_request(hello_port: int) -> None:
     post = b"POST /hello HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nabcde"
     chunked = (b"POST /hello HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
                b"3\r\nabc\r\n0\r\n\r\n")
-    out = exchange(hello_port, post + chunked + GET, expect=b"world!" * 3)
+    last = b"GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    out = exchange(hello_port, post + chunked + last)
     assert [r[2] for r in split_responses(out)] == [b"Hello world!"] * 3
 
 

@@ -192,6 +192,8 @@ class NativeAdapter(Adapter):
             response.set_content_type(options["content_type"])
         if "chunked" in options:
             response.chunked = bool(options["chunked"])
+        if "rate" in options:
+            response.exchange.rate = int(options["rate"])
 
     async def _call(self, handler: Handler, view: Any, server: dict[str, Any],
                     groups: dict[str, Any]) -> None:
@@ -213,12 +215,15 @@ class NativeAdapter(Adapter):
         kind = type(result)
         if kind is bytes or kind is str or kind is tuple:
             ex = response.exchange
-            if response.before_send is None and not ex.started and response.keepalive:
+            if kind is not bytes:
+                result = to_bytes(result)
+            if len(result) > self.state.options.buffer_size and ex.limited(len(result)):
+                await response.end(result)
+            elif response.before_send is None and not ex.started and response.keepalive:
                 # the common case, without a coroutine for response.end()
-                ex.respond(response.status, response.head_fields(),
-                           result if kind is bytes else to_bytes(result), response.reason)
+                ex.respond(response.status, response.head_fields(), result, response.reason)
             else:
-                await response.end(to_bytes(result))
+                await response.end(result)
         elif kind is types.AsyncGeneratorType:
             await self._stream(response, result)
         elif kind is types.GeneratorType:

@@ -139,7 +139,10 @@ class Response:
             await self._prepare()
             if not (keepalive and self.keepalive):
                 ex.keep_alive = False
-            ex.respond(self.status, self.head_fields(), data, self.reason)
+            if ex.limited(len(data)):
+                await ex.respond_limited(self.status, self.head_fields(), data, self.reason)
+            else:
+                ex.respond(self.status, self.head_fields(), data, self.reason)
 
     async def write(self, data: bytes | str | None = None, *, chunked: bool | None = None,
                     **_: Any) -> None:

@@ -65,6 +65,12 @@ class ClientDisconnected(ConnectionError):
     """The client went away before the exchange was over."""
 
 
+def burst(rate: int, buffer_size: int) -> int:
+    """What a token bucket lets through at once: a tenth of a second's worth, at
+    least one buffer, so measured rates stay close to the limit."""
+    return max(buffer_size, rate // 10)
+
+
 def _time_out(waiter: asyncio.Future[None], what: str) -> None:
     if not waiter.done():
         waiter.set_exception(RequestTimeout(f"timed out waiting for {what}"))
@@ -123,9 +129,9 @@ class Exchange:
     """One request and its response, as an application adapter sees them."""
 
     __slots__ = (
-        "_body", "_body_size", "_ended", "_error", "_expect", "_waiter", "chunked",
+        "_body", "_body_size", "_bucket", "_ended", "_error", "_expect", "_waiter", "chunked",
         "detached", "finished", "head", "head_only", "http10", "keep_alive", "method",
-        "protocol", "started",
+        "protocol", "rate", "started",
     )
 
     def __init__(self, protocol: HTTPProtocol, head: _core.RequestHead) -> None:
@@ -145,6 +151,9 @@ class Exchange:
         self._error: BaseException | None = None
         self._expect = expect
         self._waiter: asyncio.Future[None] | None = None
+        #: bytes per second this response may be sent at (download_rate, or a route's)
+        self.rate = protocol.state.options.download_rate
+        self._bucket: _core.TokenBucket | None = None
 
     # -- request body --------------------------------------------------------
 
@@ -250,12 +259,51 @@ class Exchange:
         self.keep_alive = keep
         p.write(data)
 
+    def limited(self, size: int) -> bool:
+        """Whether sending `size` bytes now would go past the speed limit."""
+        return size > burst(self.rate, self.protocol.state.options.buffer_size) or (
+            self._bucket is not None and size > self._bucket.available(
+                self.protocol.loop.time()))
+
+    async def respond_limited(self, status: int, headers: Iterable[Header], body: bytes,
+                              reason: bytes | None = None) -> None:
+        """respond() at the speed limit: the head, then the body piece by piece."""
+        self.start(status, headers, content_length=len(body), reason=reason)
+        await self.write(body)
+        self.end()
+
     async def write(self, data: bytes) -> None:
-        """Sends part of a started response body, waiting while the client is slow."""
+        """Sends part of a started response body, at most at `rate` bytes per second,
+        waiting while the client is slow."""
         if not self.started or self.finished:
             raise RuntimeError("write() needs a started, unfinished response")
         if not data or self.head_only:
             return
+        if self.limited(len(data)):
+            await self._write_limited(data)
+            return
+        if self._bucket is not None:
+            self._bucket.take(len(data), self.protocol.loop.time())
+        await self._write(data)
+
+    async def _write_limited(self, data: bytes) -> None:
+        p = self.protocol
+        loop = p.loop
+        if self._bucket is None:
+            size = burst(self.rate, p.state.options.buffer_size)
+            self._bucket = _core.TokenBucket(self.rate, size, loop.time())
+        view = memoryview(data)
+        while view:
+            allowed, wait = self._bucket.take(len(view), loop.time())
+            if allowed:
+                await self._write(bytes(view[:allowed]))
+                view = view[allowed:]
+            if view:
+                await asyncio.sleep(wait)
+                if p.closed:
+                    raise ClientDisconnected("client disconnected")
+
+    async def _write(self, data: bytes) -> None:
         p = self.protocol
         if not self.chunked:
             p.write(data)
@@ -316,6 +364,8 @@ class HTTPProtocol(asyncio.Protocol):
         #: whether it served a request already (then idling is keep-alive)
         self.reused = False
         self.handler_timer: asyncio.TimerHandle | None = None
+        self.upload_bucket: _core.TokenBucket | None = None
+        self.rate_paused = False
         self.parser = _core.RequestParser(**state.parser_limits)
         self.transport: asyncio.Transport | None = None
         self.current: Exchange | None = None  # being answered
@@ -349,6 +399,8 @@ class HTTPProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.reused:
             self.state.idle.pop(self, None)
+        if self.reading is not None:
+            self.limit_upload(len(data))
         events = self.parser.feed(data)
         if (len(events) == 2 and events[1] is None and self.current is None
                 and not self.pending and type(events[0]) is _RequestHead):
@@ -365,6 +417,10 @@ class HTTPProtocol(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         # A half-closed client still gets its answers; then the connection closes.
         self.eof = True
+        if self.reading is not None and not self.reading.body_complete:
+            # the rest of that body can never come
+            self.reading._end(ClientDisconnected("client closed before the body ended"))
+            self.reading = None
         if self.current is None and not self.pending:
             self.close()
         return True
@@ -384,6 +440,27 @@ class HTTPProtocol(asyncio.Protocol):
         if task is not None and not task.done():
             self.loop.call_later(self.state.options.app_close_timeout, task.cancel)
         self.adapter.connection_lost(self)
+
+    def limit_upload(self, size: int) -> None:
+        """Counts body bytes against upload_rate; past it, reading pauses (the
+        client's data waits in the kernel and then in the client) until it may go on."""
+        now = self.loop.time()
+        bucket = self.upload_bucket
+        if bucket is None:
+            opts = self.state.options
+            bucket = self.upload_bucket = _core.TokenBucket(
+                opts.upload_rate, burst(opts.upload_rate, opts.buffer_size), now)
+        allowed, wait = bucket.take(size, now)
+        if allowed < size:
+            # what arrived is over budget: it is owed, so the bucket waits for it
+            owed = size - allowed
+            self.rate_paused = True
+            self.loop.call_later(wait + owed / bucket.rate, self.resume_upload)
+            self.update_reading()
+
+    def resume_upload(self) -> None:
+        self.rate_paused = False
+        self.update_reading()
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -564,7 +641,7 @@ class HTTPProtocol(asyncio.Protocol):
         # While the parser holds bytes after an upgrade request, nothing is read
         # until the response decides what they are.
         full = (len(self.pending) > self._max_queue or buffered > self._max_buffered
-                or self.parser.paused)
+                or self.parser.paused or self.rate_paused)
         if full and not self.read_paused:
             self.read_paused = True
             self.transport.pause_reading()
