@@ -169,6 +169,15 @@ class Response:
             return
         await ex.write(data)
 
+    async def sendfile(self, path: Any, offset: int = 0, count: int = -1,
+                       content_type: bytes | str | None = None, **_: Any) -> None:
+        """Sends a file (or `count` bytes of it from `offset`) with Last-Modified,
+        ETag and Accept-Ranges, answering Range, If-Range, If-None-Match and
+        If-Modified-Since; zero-copy unless a speed limit applies."""
+        from .files import sendfile
+
+        await sendfile(self, path, offset, count, content_type)
+
     async def send(self, data: bytes) -> None:
         """Writes raw bytes to the connection, after the head was sent."""
         await self.exchange.send_raw(data)

@@ -279,19 +279,25 @@ class Exchange:
             raise RuntimeError("write() needs a started, unfinished response")
         if not data or self.head_only:
             return
-        if self.limited(len(data)):
-            await self._write_limited(data)
+        p = self.protocol
+        loop = p.loop
+        bucket = self._bucket
+        if bucket is None:
+            # every write of a streamed body counts against the speed limit
+            size = burst(self.rate, p.state.options.buffer_size)
+            bucket = self._bucket = _core.TokenBucket(self.rate, size, loop.time())
+        allowed, _ = bucket.take(len(data), loop.time())
+        if allowed == len(data):
+            await self._write(data)
             return
-        if self._bucket is not None:
-            self._bucket.take(len(data), self.protocol.loop.time())
-        await self._write(data)
+        if allowed:
+            await self._write(data[:allowed])
+        await self._write_limited(data[allowed:])
 
     async def _write_limited(self, data: bytes) -> None:
         p = self.protocol
         loop = p.loop
-        if self._bucket is None:
-            size = burst(self.rate, p.state.options.buffer_size)
-            self._bucket = _core.TokenBucket(self.rate, size, loop.time())
+        assert self._bucket is not None
         view = memoryview(data)
         while view:
             allowed, wait = self._bucket.take(len(view), loop.time())
@@ -613,6 +619,20 @@ class HTTPProtocol(asyncio.Protocol):
                 raise ClientDisconnected("the client stopped reading") from None
             finally:
                 timer.cancel()
+
+    async def drain_all(self) -> None:
+        """Waits until the transport's write buffer is empty (bounded by
+        request_timeout, like every drain), so the socket can be written directly."""
+        t = self.transport
+        if t is None or not t.get_write_buffer_size():
+            return
+        size = self.state.options.buffer_size
+        t.set_write_buffer_limits(high=0, low=0)  # paused until the buffer is empty
+        try:
+            await self.drain()
+        finally:
+            if not self.closed:
+                t.set_write_buffer_limits(high=size * 4, low=size // 2)
 
     def check_clocks(self, now: float) -> None:
         """Closes a connection idle too long, or answers 408 to one whose request

@@ -1,0 +1,249 @@
+"""response.sendfile: conditional requests, byte ranges, and zero-copy transfer.
+
+Validators are Last-Modified and a strong ETag made of the size and modification
+time. If-None-Match (or, without it, If-Modified-Since) gives 304; Range gives 206 with
+one range, multipart/byteranges with several (in request order), 416 when none can be
+served; If-Range keeps the ranges only while the validator still matches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import mimetypes
+import os
+import select
+import stat
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from . import _core
+from .exceptions import NotFound
+
+if TYPE_CHECKING:
+    from .response import Response
+
+#: more ranges than this in one request are ignored (the whole file is sent)
+MAX_RANGES = 16
+_sendfile_threads: ThreadPoolExecutor | None = None
+
+
+def parse_ranges(header: bytes, size: int) -> list[tuple[int, int]] | None:
+    """Satisfiable ranges as (start, end inclusive), in request order; [] when none is
+    satisfiable; None when the header is malformed or not about bytes (ignore it)."""
+    unit, sep, spec = header.partition(b"=")
+    if not sep or unit.strip().lower() != b"bytes":
+        return None
+    out = []
+    items = [i.strip() for i in spec.split(b",") if i.strip()]
+    if not items or len(items) > MAX_RANGES:
+        return None
+    for item in items:
+        first, dash, last = item.partition(b"-")
+        if not dash:
+            return None
+        first, last = first.strip(), last.strip()
+        if (first and not first.isdigit()) or (last and not last.isdigit()):
+            return None
+        if not first:  # suffix: the last N bytes
+            if not last:
+                return None
+            n = int(last)
+            if n and size:
+                out.append((max(0, size - n), size - 1))
+            continue
+        start = int(first)
+        end = int(last) if last else size - 1
+        if last and end < start:
+            return None
+        if start < size:
+            out.append((start, min(end, size - 1)))
+    return out
+
+
+def _etag_matches(header: bytes, etag: bytes, weak: bool) -> bool:
+    if header.strip() == b"*":
+        return True
+    for tag in header.split(b","):
+        tag = tag.strip()
+        if weak:
+            tag = tag.removeprefix(b"W/")
+        if tag == etag:
+            return True
+    return False
+
+
+def _date(value: bytes) -> float | None:
+    try:
+        parsed = email.utils.parsedate_to_datetime(value.decode("latin-1"))
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed.timestamp() if parsed is not None else None
+
+
+async def sendfile(response: Response, path: str | os.PathLike[str], offset: int = 0,
+                   count: int = -1, content_type: bytes | str | None = None) -> None:
+    request = response.request
+    try:
+        f: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed below, after the transfer
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        raise NotFound from exc
+    try:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise NotFound
+        total = st.st_size
+        offset = min(max(offset, 0), total)
+        size = total - offset if count < 0 else min(count, total - offset)
+        mtime = int(st.st_mtime)
+        etag = b'"%x-%x-%x"' % (st.st_mtime_ns, size, offset)
+        last_modified = _core.http_date(mtime)
+        if content_type is None:
+            guessed = mimetypes.guess_type(os.fspath(path))[0]
+            content_type = (guessed or "application/octet-stream").encode()
+        response.set_content_type(content_type)
+        response.set_header(b"Last-Modified", last_modified)
+        response.set_header(b"ETag", etag)
+        response.set_header(b"Accept-Ranges", b"bytes")
+        headers = request.headers
+        inm = b", ".join(headers.get(b"if-none-match", ()))
+        ims = headers.get(b"if-modified-since", [b""])[0]
+        if inm:
+            not_modified = _etag_matches(inm, etag, weak=True)
+        else:
+            since = _date(ims) if ims else None
+            not_modified = since is not None and mtime <= since
+        if not_modified and request.method in (b"GET", b"HEAD"):
+            response.set_status(304)
+            await response.end(b"")
+            return
+        ranges = None
+        range_header = headers.get(b"range", [b""])[0]
+        if range_header and request.method == b"GET":
+            if_range = headers.get(b"if-range", [b""])[0]
+            fresh = not if_range or (
+                if_range.strip() == etag if if_range.strip().startswith(b'"')
+                else (_date(if_range) is not None and mtime <= (_date(if_range) or 0)))
+            if fresh:
+                ranges = parse_ranges(range_header, size)
+        if ranges == []:
+            response.set_status(416)
+            response.set_header(b"Content-Range", b"bytes */%d" % size)
+            await response.end(b"")
+            return
+        if not ranges:
+            await _send(response, f, offset, size, size)
+            return
+        response.set_status(206)
+        if len(ranges) == 1:
+            start, end = ranges[0]
+            response.set_header(b"Content-Range", b"bytes %d-%d/%d" % (start, end, size))
+            await _send(response, f, offset + start, end - start + 1, end - start + 1)
+            return
+        await _send_multipart(response, f, offset, size, ranges, content_type)
+    finally:
+        f.close()
+
+
+async def _send_multipart(response: Response, f: BinaryIO, offset: int, size: int,
+                          ranges: list[tuple[int, int]], content_type: bytes | str) -> None:
+    boundary = os.urandom(12).hex().encode()
+    ctype = content_type.encode() if isinstance(content_type, str) else content_type
+    heads = [b"--%s\r\nContent-Type: %s\r\nContent-Range: bytes %d-%d/%d\r\n\r\n"
+             % (boundary, ctype, s, e, size) for s, e in ranges]
+    tail = b"--%s--\r\n" % boundary
+    length = sum(len(h) + (e - s + 1) + 2 for h, (s, e) in zip(heads, ranges, strict=True))
+    response.set_content_type(b"multipart/byteranges; boundary=" + boundary)
+    ex = response.exchange
+    await response._prepare()
+    ex.start(response.status, response.head_fields(), content_length=length + len(tail),
+             reason=response.reason)
+    for head, (start, end) in zip(heads, ranges, strict=True):
+        await ex.write(head)
+        await _copy(response, f, offset + start, end - start + 1)
+        await ex.write(b"\r\n")
+    await ex.write(tail)
+    ex.end()
+
+
+async def _send(response: Response, f: BinaryIO, start: int, count: int, length: int) -> None:
+    ex = response.exchange
+    await response._prepare()
+    ex.start(response.status, response.head_fields(), content_length=length,
+             reason=response.reason)
+    if not ex.head_only:
+        await _copy(response, f, start, count)
+    ex.end()
+
+
+async def _copy(response: Response, f: BinaryIO, start: int, count: int) -> None:
+    """The file's bytes [start, start+count) to the client: zero-copy unless a speed
+    limit applies, then in paced pieces read off the event loop."""
+    ex = response.exchange
+    p = ex.protocol
+    loop = p.loop
+    if count <= 0:
+        return
+    if not ex.limited(count):
+        await p.drain_all()
+        if await _zero_copy(p, f, start, count):
+            return
+    piece = max(p.state.options.buffer_size, 16384)
+    pos, end = start, start + count
+    while pos < end:
+        data = await loop.run_in_executor(None, os.pread, f.fileno(), min(piece, end - pos), pos)
+        if not data:
+            raise OSError("the file shrank while it was being sent")
+        await ex.write(data)
+        pos += len(data)
+
+
+async def _zero_copy(p: Any, f: BinaryIO, start: int, count: int) -> bool:
+    """os.sendfile from the file to the socket: with the loop's own sendfile where it
+    has one, else from a thread that waits for the socket with poll(). False when the
+    transport cannot (TLS, no socket)."""
+    global _sendfile_threads
+    transport = p.transport
+    if transport is None or transport.get_extra_info("sslcontext") is not None:
+        return False
+    loop = p.loop
+    try:
+        await loop.sendfile(transport, f, start, count, fallback=False)
+        return True
+    except (NotImplementedError, RuntimeError, asyncio.SendfileNotAvailableError):
+        pass
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    if _sendfile_threads is None:
+        _sendfile_threads = ThreadPoolExecutor(32, thread_name_prefix="tremolo-sendfile")
+    fd, timeout = sock.fileno(), p.state.options.request_timeout
+    # the transport's buffer is empty (drain_all) and nothing else writes meanwhile
+    sent = await loop.run_in_executor(_sendfile_threads, _blocking_sendfile, fd, f.fileno(),
+                                      start, count, timeout)
+    if sent < count:
+        p.abort()
+        raise ConnectionError("the client stopped reading the file")
+    return True
+
+
+def _blocking_sendfile(sock_fd: int, file_fd: int, offset: int, count: int,
+                       timeout: float) -> int:
+    poller = select.poll()
+    poller.register(sock_fd, select.POLLOUT)
+    sent = 0
+    while sent < count:
+        try:
+            n = os.sendfile(sock_fd, file_fd, offset + sent, count - sent)
+        except BlockingIOError:
+            n = -1
+        except OSError:
+            return sent
+        if n == 0:
+            return sent
+        if n > 0:
+            sent += n
+            continue
+        if not poller.poll(timeout * 1000):
+            return sent  # the client read nothing for request_timeout
+    return sent
