@@ -17,6 +17,7 @@ from .protocols.http import Adapter, ClientDisconnected, Exchange, HTTPProtocol,
 from .request import Request
 from .response import Response
 from .routing import Handler
+from .sse import SSE
 from .syncwrap import SyncProxy
 
 if TYPE_CHECKING:
@@ -143,6 +144,8 @@ class NativeAdapter(Adapter):
                 request.params["path"] = Context(groups)
             if options:
                 self._apply_options(response, options)
+                if "sse" in options:
+                    server["sse"] = SSE(response)
             await self._call(handler, view, server, groups)
         except ClientDisconnected:
             raise

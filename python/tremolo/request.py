@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from .context import Context
-from .exceptions import BadRequest
+from .exceptions import BadRequest, PayloadTooLarge
+from .multipart import MultipartReader, Part, boundary_of
 
 if TYPE_CHECKING:
     from .protocols.http import Exchange
@@ -265,3 +266,44 @@ class Request:
             return json.loads(await self.body())
         except ValueError as exc:
             raise BadRequest("the body is not valid JSON") from exc
+
+    async def form(self, max_fields: int = 100, *, max_size: int = 8 << 20
+                   ) -> dict[str, list[str]]:
+        """The fields of an urlencoded or multipart body: `{'name': ['value']}`, at
+        most `max_fields` fields and `max_size` bytes (400 / 413 past them). Parts
+        with a filename are left to files()."""
+        if "post" in self.params:
+            return self.params["post"]  # type: ignore[no-any-return]
+        kind = self.content_type.split(b";")[0].strip().lower()
+        fields: dict[str, list[str]] = {}
+        if kind == b"application/x-www-form-urlencoded":
+            data = bytearray()
+            async for piece in self.stream():
+                data += piece
+                if len(data) > max_size:
+                    raise PayloadTooLarge(f"the form is over {max_size} bytes")
+            try:
+                fields = parse_qs(data.decode("latin-1"), max_num_fields=max_fields)
+            except ValueError as exc:
+                raise BadRequest(f"more than {max_fields} form fields") from exc
+        elif kind == b"multipart/form-data":
+            total = 0
+            async for part in self.files(max_fields, max_file_size=max_size):
+                if part.filename is not None:
+                    continue
+                value = await part.read()
+                total += len(value)
+                if total > max_size:
+                    raise PayloadTooLarge(f"the form is over {max_size} bytes")
+                fields.setdefault(part.name, []).append(value.decode("utf-8", "replace"))
+        self.params["post"] = fields
+        return fields
+
+    async def files(self, max_files: int = 1024, *, max_file_size: int = 100 << 20
+                    ) -> AsyncIterator[Part]:
+        """The parts of a multipart body, one at a time, each with its data in
+        pieces (`part.stream()`); a part left unread is skipped."""
+        reader = MultipartReader(self.recv, boundary_of(self.content_type),
+                                 max_parts=max_files, max_part_size=max_file_size)
+        while (part := await reader.next_part()) is not None:
+            yield part

@@ -1,0 +1,187 @@
+"""Streaming multipart/form-data (RFC 7578): parts arrive one by one, and each part's
+data in pieces, so an upload is never held in memory whole.
+
+Bounded: a part's header block (max_header_size), the number of parts (max_parts), and
+each part's size (max_part_size, then 413). A malformed or truncated body is a 400.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from .exceptions import BadRequest, PayloadTooLarge
+
+Receive = Callable[[], Awaitable[bytes]]
+
+
+def boundary_of(content_type: bytes) -> bytes:
+    """The boundary parameter of a multipart Content-Type; BadRequest without one."""
+    for param in content_type.split(b";")[1:]:
+        key, _, value = param.strip().partition(b"=")
+        if key.strip().lower() == b"boundary":
+            value = value.strip()
+            if len(value) > 1 and value[:1] == value[-1:] == b'"':
+                value = value[1:-1]
+            if 1 <= len(value) <= 70:
+                return value
+    raise BadRequest("multipart body without a valid boundary")
+
+
+def parse_params(value: bytes) -> tuple[bytes, dict[str, str]]:
+    """`form-data; name="a"; filename="b.txt"` -> (b'form-data', {...})."""
+    head, *rest = value.split(b";")
+    params = {}
+    for item in rest:
+        key, sep, val = item.strip().partition(b"=")
+        if not sep:
+            continue
+        val = val.strip()
+        if len(val) > 1 and val[:1] == val[-1:] == b'"':
+            val = val[1:-1].replace(b'\\"', b'"')
+        params[key.strip().lower().decode("latin-1")] = val.decode("utf-8", "replace")
+    return head.strip().lower(), params
+
+
+class Part:
+    """One part: `name`, `filename` (None for a plain field), `type`, `headers`, and
+    its data through `stream()` or `read()`."""
+
+    def __init__(self, reader: MultipartReader, headers: dict[bytes, bytes]) -> None:
+        self._reader = reader
+        self.headers = headers
+        _, params = parse_params(headers.get(b"content-disposition", b""))
+        self.name = params.get("name", "")
+        self.filename = params.get("filename")
+        self.type = headers.get(b"content-type", b"text/plain").decode("latin-1")
+        self.done = False
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        while not self.done:
+            data = await self._reader.part_data(self)
+            if data:
+                yield data
+
+    async def read(self) -> bytes:
+        return b"".join([data async for data in self.stream()])
+
+    def __getitem__(self, key: str) -> Any:  # the original's dict-style access
+        return {"name": self.name, "filename": self.filename, "type": self.type}[key]
+
+
+class MultipartReader:
+    def __init__(self, receive: Receive, boundary: bytes, *, max_parts: int = 1024,
+                 max_part_size: int = 100 << 20, max_header_size: int = 8192) -> None:
+        self.receive = receive
+        self.delimiter = b"\r\n--" + boundary
+        self.buf = bytearray(b"\r\n")  # the first boundary has no CRLF before it
+        self.max_parts = max_parts
+        self.max_part_size = max_part_size
+        self.max_header_size = max_header_size
+        self.eof = False
+        self.finished = False
+        self.part: Part | None = None
+        self.part_size = 0
+        self.parts = 0
+
+    async def _fill(self) -> None:
+        data = await self.receive()
+        if not data:
+            self.eof = True
+            raise BadRequest("multipart body ended too soon")
+        self.buf += data
+
+    async def _skip_preamble(self) -> None:
+        while True:
+            at = self.buf.find(self.delimiter)
+            if at >= 0:
+                del self.buf[:at + len(self.delimiter)]
+                return
+            # keep what could be the start of the delimiter
+            keep = len(self.delimiter) - 1
+            if len(self.buf) > keep:
+                del self.buf[:-keep]
+            await self._fill()
+
+    async def _after_delimiter(self) -> bool:
+        """After a delimiter: True if a part follows, False at the closing one."""
+        while len(self.buf) < 2:
+            await self._fill()
+        if self.buf[:2] == b"--":
+            self.finished = True
+            return False
+        # transport padding (spaces, tabs) may come before the CRLF
+        while True:
+            end = self.buf.find(b"\r\n")
+            if end >= 0:
+                if self.buf[:end].strip(b" \t"):
+                    raise BadRequest("malformed multipart delimiter")
+                del self.buf[:end + 2]
+                return True
+            if len(self.buf) > 256:
+                raise BadRequest("malformed multipart delimiter")
+            await self._fill()
+
+    async def _headers(self) -> dict[bytes, bytes]:
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end >= 0 or self.buf.startswith(b"\r\n"):
+                break
+            if len(self.buf) > self.max_header_size:
+                raise BadRequest("multipart part headers too large")
+            await self._fill()
+        if self.buf.startswith(b"\r\n"):
+            end, block = 0, b""
+        else:
+            block = bytes(self.buf[:end])
+        if end > self.max_header_size:
+            raise BadRequest("multipart part headers too large")
+        del self.buf[:end + (2 if end == 0 else 4)]
+        headers: dict[bytes, bytes] = {}
+        for line in block.split(b"\r\n") if block else ():
+            name, sep, value = line.partition(b":")
+            if not sep or not name.strip():
+                raise BadRequest("malformed multipart part header")
+            headers[name.strip().lower()] = value.strip()
+        return headers
+
+    async def next_part(self) -> Part | None:
+        if self.finished:
+            return None
+        if self.part is not None:
+            while not self.part.done:  # the unread rest of the previous part
+                await self.part_data(self.part)
+        else:
+            await self._skip_preamble()
+        if not await self._after_delimiter():
+            return None
+        self.parts += 1
+        if self.parts > self.max_parts:
+            raise BadRequest(f"more than {self.max_parts} multipart parts")
+        self.part = Part(self, await self._headers())
+        self.part_size = 0
+        return self.part
+
+    async def part_data(self, part: Part) -> bytes:
+        """The next piece of `part`'s data; b"" once it ended."""
+        if part is not self.part or part.done:
+            return b""
+        while True:
+            at = self.buf.find(self.delimiter)
+            if at >= 0:
+                data = bytes(self.buf[:at])
+                del self.buf[:at + len(self.delimiter)]
+                part.done = True
+                return self._count(data)
+            keep = len(self.delimiter) - 1
+            if len(self.buf) > keep:
+                data = bytes(self.buf[:-keep])
+                del self.buf[:-keep]
+                return self._count(data)
+            await self._fill()
+
+    def _count(self, data: bytes) -> bytes:
+        self.part_size += len(data)
+        if self.part_size > self.max_part_size:
+            raise PayloadTooLarge(f"a multipart part is over {self.max_part_size} bytes")
+        return data

@@ -1,0 +1,59 @@
+"""Server-Sent Events: a handler that declares `sse=None` gets an SSE helper."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from .exceptions import InternalServerError
+
+if TYPE_CHECKING:
+    from .response import Response
+
+_LINES = re.compile(rb"\r\n|\r|\n")
+
+
+def _bytes(value: bytes | str | int) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+class SSE:
+    """`await sse.send(data, event=None, event_id=None, retry=0)`, `await sse.close()`."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+        self.started = False
+
+    async def _start(self) -> None:
+        r = self.response
+        r.set_content_type(b"text/event-stream; charset=utf-8")
+        r.set_header(b"Cache-Control", b"no-cache")
+        await r.write(None)
+        self.started = True
+
+    async def send(self, data: bytes | str = b"", event: bytes | str | None = None,
+                   event_id: bytes | str | None = None, retry: int = 0) -> None:
+        """One event: each line of `data` becomes a `data:` line."""
+        out = []
+        if event is not None:
+            out.append(b"event: " + self._single_line(event, "event"))
+        if event_id is not None:
+            out.append(b"id: " + self._single_line(event_id, "event_id"))
+        if retry:
+            out.append(b"retry: %d" % int(retry))
+        out.extend(b"data: " + line for line in _LINES.split(_bytes(data)))
+        if not self.started:
+            await self._start()
+        await self.response.write(b"\n".join(out) + b"\n\n")
+
+    @staticmethod
+    def _single_line(value: bytes | str, what: str) -> bytes:
+        data = _bytes(value)
+        if b"\r" in data or b"\n" in data or b"\0" in data:
+            raise InternalServerError(f"an SSE {what} cannot hold a line break")
+        return data
+
+    async def close(self) -> None:
+        if not self.started:
+            await self._start()
+        await self.response.write(b"")

@@ -1,0 +1,158 @@
+"""request.form(), request.files() (streamed multipart) and SSE."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tremolo import Tremolo
+from tremolo.testing import serve_in_thread
+
+from .helpers import exchange, split_responses
+
+app = Tremolo()
+
+
+@app.route("/form")
+async def form(request: Any) -> str:
+    return json.dumps(await request.form())
+
+
+@app.route("/form-small")
+async def form_small(request: Any) -> str:
+    return json.dumps(await request.form(max_fields=2, max_size=100))
+
+
+@app.route("/files")
+async def files(request: Any) -> str:
+    out = []
+    async for part in request.files():
+        pieces, digest, size = 0, hashlib.sha256(), 0
+        async for data in part.stream():
+            pieces += 1
+            size += len(data)
+            digest.update(data)
+        out.append({"name": part.name, "filename": part.filename, "type": part.type,
+                    "size": size, "sha": digest.hexdigest(), "pieces": pieces})
+    return json.dumps(out)
+
+
+@app.route("/files-skip")
+async def files_skip(request: Any) -> str:
+    names = [part.name async for part in request.files()]  # data never read
+    return json.dumps(names)
+
+
+@app.route("/sse")
+async def events(sse: Any = None, **server: Any) -> None:
+    await sse.send("hello")
+    await sse.send("line one\nline two\r\nline three", event="update", event_id=7, retry=3000)
+    await sse.close()
+
+
+@app.route("/sse-bad")
+async def sse_bad(sse: Any = None) -> None:
+    await sse.send("x", event="two\nlines")
+
+
+@pytest.fixture(scope="module")
+def port() -> Iterator[int]:
+    with serve_in_thread(app, client_max_body_size=64 << 20, download_rate=1 << 40,
+                         upload_rate=1 << 40, shutdown_timeout=2) as (_, p):
+        yield p
+
+
+def url(port: int, path: str) -> str:
+    return f"http://127.0.0.1:{port}{path}"
+
+
+def test_urlencoded_form(port: int) -> None:
+    r = httpx.post(url(port, "/form"), data={"a": "1", "b": ["x", "y"], "c": "caf\u00e9"},
+                   timeout=5)
+    assert r.json() == {"a": ["1"], "b": ["x", "y"], "c": ["caf\u00e9"]}
+
+
+def test_multipart_form_fields(port: int) -> None:
+    r = httpx.post(url(port, "/form"), data={"a": "1", "b": "two"},
+                   files={"f": ("f.txt", b"file data")}, timeout=5)
+    assert r.json() == {"a": ["1"], "b": ["two"]}
+
+
+def test_form_limits(port: int) -> None:
+    r = httpx.post(url(port, "/form-small"), data={"a": "1", "b": "2", "c": "3"}, timeout=5)
+    assert r.status_code == 400
+    r = httpx.post(url(port, "/form-small"), data={"a": "x" * 200}, timeout=5)
+    assert r.status_code == 413
+
+
+def test_files_stream_in_pieces(port: int) -> None:
+    big = bytes(range(256)) * 8192  # 2 MiB
+    r = httpx.post(url(port, "/files"), data={"field": "value"},
+                   files={"upload": ("big.bin", big, "application/x-test")}, timeout=30)
+    parts = r.json()
+    assert [p["name"] for p in parts] == ["field", "upload"]
+    assert parts[0]["filename"] is None and parts[0]["size"] == 5
+    upload = parts[1]
+    assert upload["filename"] == "big.bin" and upload["type"] == "application/x-test"
+    assert upload["size"] == len(big) and upload["sha"] == hashlib.sha256(big).hexdigest()
+    assert upload["pieces"] > 1  # streamed, not buffered whole
+
+
+def multipart(body: bytes, boundary: bytes = b"XyZ") -> bytes:
+    return (b"POST /files HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+            b"Content-Type: multipart/form-data; boundary=" + boundary +
+            b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+
+def test_multipart_edge_cases(port: int) -> None:
+    ok = (b"preamble\r\n--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n"
+          b"--XyZ is not a delimiter here\r\n--XyZ  \r\nContent-Disposition: form-data; "
+          b"name=\"b\"\r\n\r\n\r\n--XyZ--\r\nepilogue")
+    [(status, _, body)] = split_responses(exchange(port, multipart(ok)))
+    assert status == b"HTTP/1.1 200 OK"
+    parts = json.loads(body)
+    assert [(p["name"], p["size"]) for p in parts] == [("a", 29), ("b", 0)]
+
+
+@pytest.mark.parametrize("body", [
+    b"--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\ntruncated",
+    b"no delimiter at all",
+    b"--XyZ\r\nBroken header line\r\n\r\ndata\r\n--XyZ--",
+    b"--XyZ\r\n" + b"X: " + b"h" * 9000 + b"\r\n\r\ndata\r\n--XyZ--",
+    b"--XyZ garbage\r\n\r\n--XyZ--",
+])
+def test_malformed_multipart_is_400(port: int, body: bytes) -> None:
+    out = exchange(port, multipart(body), timeout=5)
+    assert out.startswith(b"HTTP/1.1 400 "), out[:60]
+
+
+def test_missing_boundary_is_400(port: int) -> None:
+    raw = (b"POST /files HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data\r\n"
+           b"Content-Length: 4\r\n\r\nabcd")
+    assert exchange(port, raw).startswith(b"HTTP/1.1 400 ")
+
+
+def test_unread_parts_are_skipped(port: int) -> None:
+    r = httpx.post(url(port, "/files-skip"), data={"a": "1"},
+                   files={"f": ("f", b"z" * 100000), "g": ("g", b"y")}, timeout=10)
+    assert r.json() == ["a", "f", "g"]
+
+
+def test_sse(port: int) -> None:
+    with httpx.stream("GET", url(port, "/sse"), timeout=5) as r:
+        assert r.headers["content-type"] == "text/event-stream; charset=utf-8"
+        assert r.headers["cache-control"] == "no-cache"
+        text = b"".join(r.iter_bytes()).decode()
+    assert text == ("data: hello\n\n"
+                    "event: update\nid: 7\nretry: 3000\n"
+                    "data: line one\ndata: line two\ndata: line three\n\n")
+
+
+def test_sse_refuses_newlines_in_fields(port: int) -> None:
+    r = httpx.get(url(port, "/sse-bad"), timeout=5)
+    assert r.status_code == 500
