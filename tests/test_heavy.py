@@ -1,0 +1,243 @@
+"""Big transfers and many clients against a server in its own process, with its
+memory watched: 100 MiB up and down, 1000 idle connections, a pipelined flood."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+MiB = 1 << 20
+SERVER = """
+import hashlib, os, resource, sys
+from tremolo import Tremolo
+
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+app = Tremolo()
+FILE = sys.argv[2]
+
+@app.route('/upload')
+async def upload(request, **server):
+    digest, size = hashlib.sha256(), 0
+    async for data in request.stream():
+        digest.update(data)
+        size += len(data)
+    return f'{size} {digest.hexdigest()}'
+
+@app.route('/download')
+async def download(**server):
+    chunk = b'd' * (1 << 20)
+    for _ in range(100):
+        yield chunk
+
+@app.route('/file')
+async def file(response, **server):
+    await response.sendfile(FILE)
+
+@app.route('/hello')
+async def hello(**server):
+    return b'hello'
+
+@app.route('/connections')
+async def connections(request, **server):
+    return str(len(request.exchange.protocol.state.connections))
+
+app.run('127.0.0.1', int(sys.argv[1]), worker_num=0, log_level='WARNING',
+        download_rate=1 << 40, upload_rate=1 << 40, client_max_body_size=200 << 20,
+        keepalive_connections=2000, request_timeout=30, keepalive_timeout=30)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+class Watch:
+    """Samples a process's RSS every 50 ms in a thread; `peak` is the highest seen."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self.stop = pid, 0, threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stop.wait(0.05):
+            self.peak = max(self.peak, rss(self.pid))
+
+    def __enter__(self) -> Watch:
+        self.peak = rss(self.pid)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int, Path]]:
+    d = tmp_path_factory.mktemp("heavy")
+    big = d / "big.bin"
+    with big.open("wb") as f:
+        for i in range(100):
+            f.write(bytes([i]) * MiB)
+    script = d / "server.py"
+    script.write_text(textwrap.dedent(SERVER))
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(script), str(port), str(big)])
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/hello", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.05)
+        yield port, proc.pid, big
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+LIMIT = 64 * MiB
+
+
+def test_100_mib_upload_in_bounded_memory(server: tuple[int, int, Path]) -> None:
+    port, pid, _ = server
+
+    def body() -> Iterator[bytes]:
+        for i in range(100):
+            yield bytes([i]) * MiB
+
+    expected = hashlib.sha256()
+    for i in range(100):
+        expected.update(bytes([i]) * MiB)
+    with Watch(pid) as watch:
+        r = httpx.post(f"http://127.0.0.1:{port}/upload", content=body(), timeout=60)
+    assert r.text == f"{100 * MiB} {expected.hexdigest()}"
+    print(f"peak server RSS {watch.peak / MiB:.1f} MiB")
+    assert watch.peak < LIMIT, f"peak RSS {watch.peak / MiB:.1f} MiB"
+
+
+@pytest.mark.parametrize("path", ["/download", "/file"])
+def test_100_mib_download_in_bounded_memory(server: tuple[int, int, Path], path: str) -> None:
+    port, pid, big = server
+    size = 0
+    digest = hashlib.sha256()
+    with Watch(pid) as watch, httpx.stream("GET", f"http://127.0.0.1:{port}{path}",
+                                           timeout=60) as r:
+        for data in r.iter_bytes():
+            size += len(data)
+            digest.update(data)
+    assert size == 100 * MiB
+    if path == "/file":
+        assert digest.hexdigest() == hashlib.sha256(big.read_bytes()).hexdigest()
+    print(f"peak server RSS {watch.peak / MiB:.1f} MiB")
+    assert watch.peak < LIMIT, f"peak RSS {watch.peak / MiB:.1f} MiB"
+
+
+def test_slow_reader_of_a_big_file_costs_bounded_memory(server: tuple[int, int, Path]) -> None:
+    port, pid, _ = server
+    with Watch(pid) as watch, socket.create_connection(("127.0.0.1", port)) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.sendall(b"GET /download HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(1.0)  # not reading: the server must wait, not buffer 100 MiB
+        t0 = time.monotonic()
+        assert httpx.get(f"http://127.0.0.1:{port}/hello", timeout=2).content == b"hello"
+        assert time.monotonic() - t0 < 0.5
+    print(f"peak server RSS {watch.peak / MiB:.1f} MiB")
+    assert watch.peak < LIMIT, f"peak RSS {watch.peak / MiB:.1f} MiB"
+
+
+def test_1000_idle_connections(server: tuple[int, int, Path]) -> None:
+    port, pid, _ = server
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    before = rss(pid)
+    socks = []
+    try:
+        for _ in range(1000):
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        deadline = time.monotonic() + 10
+        while True:
+            count = int(httpx.get(f"http://127.0.0.1:{port}/connections", timeout=5).text)
+            if count >= 1001 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert count >= 1001
+        t0 = time.monotonic()
+        assert httpx.get(f"http://127.0.0.1:{port}/hello", timeout=2).content == b"hello"
+        assert time.monotonic() - t0 < 0.5
+        held = rss(pid) - before
+        print(f"1000 idle connections hold {held / MiB:.1f} MiB")
+        assert held < 32 * MiB, f"{held / 1000:.0f} bytes per idle connection"
+    finally:
+        for s in socks:
+            s.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    deadline = time.monotonic() + 10
+    while int(httpx.get(f"http://127.0.0.1:{port}/connections", timeout=5).text) > 1:
+        assert time.monotonic() < deadline, "closed connections were not let go"
+        time.sleep(0.05)
+
+
+def test_pipelined_flood(server: tuple[int, int, Path]) -> None:
+    port, pid, _ = server
+    flood = b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n" * 20000
+    with Watch(pid) as watch, socket.create_connection(("127.0.0.1", port)) as s:
+        s.setblocking(False)
+        sent = 0
+        deadline = time.monotonic() + 5
+        while sent < len(flood) and time.monotonic() < deadline:
+            try:
+                sent += s.send(flood[sent:])
+            except BlockingIOError:
+                time.sleep(0.01)
+        # the server stops reading when its queue is full; others are still served
+        t0 = time.monotonic()
+        assert httpx.get(f"http://127.0.0.1:{port}/hello", timeout=2).content == b"hello"
+        assert time.monotonic() - t0 < 0.5
+        s.setblocking(True)
+        s.settimeout(10)
+        got = b""
+        while got.count(b"hello") < 20000:
+            if sent < len(flood):
+                s.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    sent += s.send(flood[sent:])
+                s.setblocking(True)
+                s.settimeout(10)
+            chunk = s.recv(1 << 20)
+            assert chunk, "the server closed the flooding connection"
+            got += chunk
+    assert got.count(b"HTTP/1.1 200 OK") == 20000
+    print(f"peak server RSS {watch.peak / MiB:.1f} MiB")
+    assert watch.peak < LIMIT, f"peak RSS {watch.peak / MiB:.1f} MiB"
+    assert os.path.exists(f"/proc/{pid}")
