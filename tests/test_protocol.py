@@ -208,3 +208,37 @@ async def test_declined_upgrade_answered_at_once() -> None:
     proto.data_received(upgrade + GET % 1)
     assert [r[2] for r in split_responses(bytes(t.out))] == [b"/ws", b"/1"]
     assert t.reading
+
+
+async def body_echo(ex: Exchange) -> None:
+    pieces = []
+    while data := await ex.receive():
+        assert len(data) <= 4 * 16384
+        pieces.append(data)
+    ex.respond(200, [], b"".join(pieces))
+
+
+BODY = bytes(range(256)) * 20
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+@pytest.mark.parametrize("piece", [1, 2, 5, 13, 64, 1000, 100000])
+async def test_uploads_at_any_read_split(framing: str, piece: int) -> None:
+    if framing == "length":
+        raw = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY
+    else:
+        chunks = [BODY[i:i + 700] for i in range(0, len(BODY), 700)]
+        # the last data chunk and the terminator travel together
+        raw = (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+               + b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n")
+    raw += GET % 9
+    proto, t = connect(body_echo)
+    for i in range(0, len(raw), piece):
+        proto.data_received(raw[i:i + piece])
+        await asyncio.sleep(0)
+    for _ in range(100):
+        if t.out.count(b"HTTP/1.1 200") == 2:
+            break
+        await asyncio.sleep(0.01)
+    first, second = split_responses(bytes(t.out))
+    assert first[2] == BODY and second[0] == b"HTTP/1.1 200 OK"
