@@ -24,6 +24,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -41,6 +42,8 @@ class Server:
     name: str
     argv: list[str]
     path: str = "/hello"
+    script: str | None = None  # a wrk Lua script (uploads)
+    connections: int | None = None  # overrides --connections
 
 
 # Which servers each scenario compares, and on which path.
@@ -52,7 +55,13 @@ SCENARIOS = {
     # issue 3: the native framework against granian RSGI and the original
     "native": [("tremolo", "/hello"), ("granian-rsgi", "/hello"), ("tremolo-0.5.3", "/hello"),
                ("tremolo", "/64k"), ("granian-rsgi", "/64k"), ("tremolo-0.5.3", "/64k")],
+    # issue 4: big bodies, speed limits off
+    "streaming": [(name, path) for path in ("/1m", "/upload", "/file")
+                  for name in ("tremolo-streaming", "uvicorn-streaming", "granian-streaming")],
 }
+# wrk connections per path in the streaming scenario (big bodies need fewer)
+STREAM_CONNECTIONS = {"/1m": 16, "/upload": 16, "/file": 4}
+BIG_FILE = Path("/tmp/tremolo-bench-50m.bin")
 
 
 def servers(port: int) -> list[Server]:
@@ -62,7 +71,11 @@ def servers(port: int) -> list[Server]:
     gr = [PY, "-m", "granian", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
           "--no-ws", "--log-level", "warning", "--working-dir", str(BENCH)]
     hello = str(BENCH / "apps" / "tremolo_hello.py")
+    streaming = str(BENCH / "apps" / "streaming.py")
     return [
+        Server("tremolo-streaming", [PY, streaming, str(port)]),
+        Server("uvicorn-streaming", [*uv[:-1], "--http", "httptools", "apps.streaming:asgi"]),
+        Server("granian-streaming", [*gr, "--interface", "rsgi", "apps.streaming:rsgi"]),
         Server("tremolo", [PY, hello, str(port)]),
         Server("uvicorn-httptools", [*uv, "--http", "httptools"]),
         Server("uvicorn-h11", [*uv, "--http", "h11"]),
@@ -89,8 +102,42 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class Peak:
+    """The highest RSS of a process and its children, sampled every 100 ms."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.value = pid, 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def tree_rss(self) -> int:
+        pids = [self.pid]
+        with contextlib.suppress(OSError):
+            children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text()
+            pids += [int(p) for p in children.split()]
+        total = 0
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+        return total
+
+    def run(self) -> None:
+        while not self.done.wait(0.1):
+            self.value = max(self.value, self.tree_rss())
+
+    def __enter__(self) -> Peak:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.done.set()
+        self.thread.join(5)
+
+
 @contextlib.contextmanager
-def running(server: Server, port: int) -> Iterator[None]:
+def running(server: Server, port: int) -> Iterator[int]:
     # cwd outside the repository, so the original Tremolo does not import ours
     proc = subprocess.Popen(["taskset", "-c", "0", *server.argv], cwd="/tmp",
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -106,7 +153,7 @@ def running(server: Server, port: int) -> Iterator[None]:
                     err = proc.stderr.read().decode() if proc.stderr else ""
                     raise RuntimeError(f"{server.name} did not start: {err[-2000:]}") from None
                 time.sleep(0.05)
-        yield
+        yield proc.pid
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGINT)
@@ -120,10 +167,12 @@ def running(server: Server, port: int) -> Iterator[None]:
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def wrk(url: str, duration: int, connections: int) -> tuple[float, float, float, int]:
+def wrk(url: str, duration: int, connections: int, script: str | None = None
+        ) -> tuple[float, float, float, int]:
     """(requests/s, p50 ms, p99 ms, non-2xx + socket errors)."""
+    extra = ["-s", script] if script else []
     out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}",
-                          f"-d{duration}s", "--latency", url],
+                          f"-d{duration}s", "--latency", *extra, url],
                          capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
@@ -181,48 +230,68 @@ def main() -> None:
     by_name = {s.name: s for s in servers(port)}
     chosen = [replace(by_name[name], path=path) for name, path in SCENARIOS[args.scenario]
               if not args.only or name in args.only.split(",")]
+    if args.scenario == "streaming":
+        if not BIG_FILE.exists() or BIG_FILE.stat().st_size != 50 << 20:
+            BIG_FILE.write_bytes(os.urandom(1 << 20) * 50)
+        for s in chosen:
+            s.connections = STREAM_CONNECTIONS[s.path]
+            if s.path == "/upload":
+                s.script = str(BENCH / "upload.lua")
     label = {id(s): s.name if args.scenario == "hello" else f"{s.name} {s.path}"
              for s in chosen}
     results: dict[str, list[tuple[float, float, float, int]]] = {label[id(s)]: []
                                                                  for s in chosen}
+    peaks: dict[str, int] = {}
     for r in range(args.rounds):
         for server in chosen:
             name = label[id(server)]
-            with running(server, port):
+            conns = server.connections or args.connections
+            with running(server, port) as pid:
                 url = f"http://127.0.0.1:{port}{server.path}"
-                wrk(url, 2, args.connections)  # warm-up
-                results[name].append(wrk(url, args.duration, args.connections))
+                wrk(url, 2, conns, server.script)  # warm-up
+                with Peak(pid) as peak:
+                    results[name].append(wrk(url, args.duration, conns, server.script))
+                peaks[name] = max(peaks.get(name, 0), peak.value)
                 rps, p50, p99, err = results[name][-1]
                 print(f"round {r + 1} {name:24} {rps:10.0f} req/s  p50 {p50:.2f} ms  "
-                      f"p99 {p99:.2f} ms  errors {err}", flush=True)
-    report(results, args, versions())
+                      f"p99 {p99:.2f} ms  errors {err}  peak RSS {peak.value >> 20} MiB",
+                      flush=True)
+    report(results, args, versions(), peaks)
 
 
 def report(results: dict[str, list[tuple[float, float, float, int]]],
-           args: argparse.Namespace, vers: dict[str, str]) -> None:
+           args: argparse.Namespace, vers: dict[str, str], peaks: dict[str, int]) -> None:
     med = {name: (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs),
                   statistics.median(r[2] for r in runs), sum(r[3] for r in runs))
            for name, runs in results.items()}
     if args.scenario == "hello":
         title = "Hello world (GET /hello, 12-byte body)"
         baseline = {name: "uvicorn-httptools" for name in med}
+    elif args.scenario == "streaming":
+        title = ("Big bodies, speed limits off: GET /1m (1 MiB returned), POST /upload "
+                 "(1 MiB streamed in, wrk -c16), GET /file (a 50 MiB file, wrk -c4)")
+        baseline = {name: "granian-streaming " + name.split()[-1] for name in med}
     else:
         title = ("The native framework: GET /hello (12-byte body) and GET /64k (a returned "
                  "65536-byte body)")
         baseline = {name: "granian-rsgi " + name.split()[-1] for name in med}
     base_label = "uvicorn-httptools" if args.scenario == "hello" else "granian RSGI, same path"
+    if args.scenario == "streaming":
+        base_label = "granian RSGI, same path"
     lines = [
         "# Benchmark results", "",
         f"{title}, {args.rounds} interleaved rounds of {args.duration} s each after a 2 s "
         f"warm-up; wrk -t1 -c{args.connections}. Medians over the rounds.", "",
-        f"| server | requests/s | vs {base_label} | p50 ms | p99 ms | errors |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"| server | requests/s | vs {base_label} | p50 ms | p99 ms | errors | peak RSS |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, (rps, p50, p99, err) in sorted(med.items(),
                                              key=lambda kv: (kv[0].split()[-1], -kv[1][0])):
         base = med.get(baseline[name], (0.0,))[0]
         ratio = f"{rps / base:.2f}x" if base else "-"
-        lines.append(f"| {name} | {rps:,.0f} | {ratio} | {p50:.2f} | {p99:.2f} | {err} |")
+        peak = f"{peaks.get(name, 0) / (1 << 20):.0f} MiB"
+        lines.append(f"| {name} | {rps:,.0f} | {ratio} | {p50:.2f} | {p99:.2f} | {err} "
+                     f"| {peak} |")
     lines += ["", "All rounds (requests/s):", ""]
     lines += [f"- {n}: " + ", ".join(f"{r[0]:,.0f}" for r in runs) for n, runs in results.items()]
     lines += [
@@ -239,7 +308,10 @@ def report(results: dict[str, list[tuple[float, float, float, int]]],
         "bench/apps/tremolo_hello.py with download_rate raised so it does not throttle.",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()) + ".",
         "- The 64 KiB case runs the servers with buffer_size=65536 where it applies "
-        "(both Tremolos).",
+        "(both Tremolos). The streaming case: bench/apps/streaming.py (tremolo native "
+        "with sendfile, uvicorn ASGI reading the file in 1 MiB pieces, granian RSGI with "
+        "response_file), uploads posted by bench/upload.lua; peak RSS is the server's "
+        "process tree, sampled every 100 ms.",
         "- Command: `python3 bench/run.py " + " ".join(sys.argv[1:]) + "`.",
     ]
     Path(args.out).write_text("\n".join(lines) + "\n")

@@ -12,20 +12,20 @@ import asyncio
 import email.utils
 import mimetypes
 import os
-import select
 import stat
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from . import _core
 from .exceptions import NotFound
+from .protocols.http import ClientDisconnected
 
 if TYPE_CHECKING:
     from .response import Response
 
 #: more ranges than this in one request are ignored (the whole file is sent)
 MAX_RANGES = 16
-_sendfile_threads: ThreadPoolExecutor | None = None
+#: the most one sendfile call moves: other connections get their turn in between
+SENDFILE_STEP = int(os.environ.get("TREMOLO_SENDFILE_STEP", 256 << 10))
 
 
 def parse_ranges(header: bytes, size: int) -> list[tuple[int, int]] | None:
@@ -200,9 +200,9 @@ async def _copy(response: Response, f: BinaryIO, start: int, count: int) -> None
 
 async def _zero_copy(p: Any, f: BinaryIO, start: int, count: int) -> bool:
     """os.sendfile from the file to the socket: with the loop's own sendfile where it
-    has one, else from a thread that waits for the socket with poll(). False when the
-    transport cannot (TLS, no socket)."""
-    global _sendfile_threads
+    has one (asyncio), else from the event loop each time a duplicate of the socket's
+    descriptor is writable (uvloop refuses writers on a transport's own descriptor).
+    False when the transport cannot (TLS, no socket)."""
     transport = p.transport
     if transport is None or transport.get_extra_info("sslcontext") is not None:
         return False
@@ -215,35 +215,47 @@ async def _zero_copy(p: Any, f: BinaryIO, start: int, count: int) -> bool:
     sock = transport.get_extra_info("socket")
     if sock is None:
         return False
-    if _sendfile_threads is None:
-        _sendfile_threads = ThreadPoolExecutor(32, thread_name_prefix="tremolo-sendfile")
-    fd, timeout = sock.fileno(), p.state.options.request_timeout
-    # the transport's buffer is empty (drain_all) and nothing else writes meanwhile
-    sent = await loop.run_in_executor(_sendfile_threads, _blocking_sendfile, fd, f.fileno(),
-                                      start, count, timeout)
-    if sent < count:
-        p.abort()
-        raise ConnectionError("the client stopped reading the file")
-    return True
+    fd = os.dup(sock.fileno())  # the transport's buffer is empty (drain_all)
+    done: asyncio.Future[None] = loop.create_future()
+    state = {"sent": 0, "progress": loop.time()}
 
-
-def _blocking_sendfile(sock_fd: int, file_fd: int, offset: int, count: int,
-                       timeout: float) -> int:
-    poller = select.poll()
-    poller.register(sock_fd, select.POLLOUT)
-    sent = 0
-    while sent < count:
+    def writable() -> None:
         try:
-            n = os.sendfile(sock_fd, file_fd, offset + sent, count - sent)
+            n = os.sendfile(fd, f.fileno(), start + state["sent"],
+                            min(SENDFILE_STEP, count - state["sent"]))
         except BlockingIOError:
-            n = -1
-        except OSError:
-            return sent
-        if n == 0:
-            return sent
-        if n > 0:
-            sent += n
-            continue
-        if not poller.poll(timeout * 1000):
-            return sent  # the client read nothing for request_timeout
-    return sent
+            return
+        except OSError as exc:
+            if not done.done():
+                done.set_exception(ClientDisconnected(f"sendfile failed: {exc}"))
+            return
+        if n == 0 and not done.done():
+            done.set_exception(OSError("the file shrank while it was being sent"))
+            return
+        state["sent"] += n
+        state["progress"] = loop.time()
+        if state["sent"] >= count and not done.done():
+            done.set_result(None)
+
+    timeout = p.state.options.request_timeout
+
+    def watchdog() -> None:
+        if done.done():
+            return
+        if loop.time() - state["progress"] > timeout:
+            done.set_exception(ClientDisconnected("the client stopped reading the file"))
+        else:
+            handle[0] = loop.call_later(1.0, watchdog)
+
+    handle = [loop.call_later(1.0, watchdog)]
+    loop.add_writer(fd, writable)
+    try:
+        await done
+    except (ClientDisconnected, OSError):
+        p.abort()
+        raise
+    finally:
+        loop.remove_writer(fd)
+        handle[0].cancel()
+        os.close(fd)
+    return True
