@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from . import _core
 from .exceptions import NotFound
-from .protocols.http import ClientDisconnected
 
 if TYPE_CHECKING:
     from .response import Response
 
 #: more ranges than this in one request are ignored (the whole file is sent)
 MAX_RANGES = 16
-#: the most one sendfile call moves: other connections get their turn in between
-SENDFILE_STEP = int(os.environ.get("TREMOLO_SENDFILE_STEP", 256 << 10))
+#: file bodies go out in pieces of 16 x buffer_size, and at least this large
+PIECE = 256 << 10
+_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
 
 
 def parse_ranges(header: bytes, size: int) -> list[tuple[int, int]] | None:
@@ -177,85 +177,56 @@ async def _send(response: Response, f: BinaryIO, start: int, count: int, length:
 
 
 async def _copy(response: Response, f: BinaryIO, start: int, count: int) -> None:
-    """The file's bytes [start, start+count) to the client: zero-copy unless a speed
-    limit applies, then in paced pieces read off the event loop."""
+    """The file's bytes [start, start+count) to the client. Zero-copy with the loop's
+    sendfile where it has one and no speed limit applies; otherwise in pieces read
+    from the page cache without blocking (RWF_NOWAIT), or in a thread when the data
+    is not cached, and written at the speed limit."""
     ex = response.exchange
     p = ex.protocol
     loop = p.loop
     if count <= 0:
         return
-    if not ex.limited(count):
-        await p.drain_all()
-        if await _zero_copy(p, f, start, count):
-            return
-    piece = max(p.state.options.buffer_size, 16384)
+    if not ex.limited(count) and await _native_sendfile(p, f, start, count):
+        return
+    piece = max(p.state.options.buffer_size * 16, PIECE)
+    fd = f.fileno()
     pos, end = start, start + count
     while pos < end:
-        data = await loop.run_in_executor(None, os.pread, f.fileno(), min(piece, end - pos), pos)
+        size = min(piece, end - pos)
+        data = read_cached(fd, size, pos)
+        if data is None:
+            data = await loop.run_in_executor(None, os.pread, fd, size, pos)
         if not data:
             raise OSError("the file shrank while it was being sent")
         await ex.write(data)
         pos += len(data)
 
 
-async def _zero_copy(p: Any, f: BinaryIO, start: int, count: int) -> bool:
-    """os.sendfile from the file to the socket: with the loop's own sendfile where it
-    has one (asyncio), else from the event loop each time a duplicate of the socket's
-    descriptor is writable (uvloop refuses writers on a transport's own descriptor).
-    False when the transport cannot (TLS, no socket)."""
+def read_cached(fd: int, size: int, pos: int) -> bytes | None:
+    """Up to `size` bytes at `pos` if they are in the page cache, else None: such a
+    read never waits for the disk, so it may run on the event loop."""
+    if _NOWAIT is None:
+        return None
+    buf = bytearray(size)
+    try:
+        n = os.preadv(fd, [buf], pos, _NOWAIT)
+    except (BlockingIOError, OSError):
+        return None
+    if n <= 0:
+        return None
+    del buf[n:]
+    return bytes(buf)
+
+
+async def _native_sendfile(p: Any, f: BinaryIO, start: int, count: int) -> bool:
+    """The event loop's zero-copy sendfile (the asyncio loop has one, uvloop not).
+    False where it is not available (uvloop, TLS)."""
     transport = p.transport
     if transport is None or transport.get_extra_info("sslcontext") is not None:
         return False
-    loop = p.loop
     try:
-        await loop.sendfile(transport, f, start, count, fallback=False)
+        await p.drain_all()
+        await p.loop.sendfile(transport, f, start, count, fallback=False)
         return True
     except (NotImplementedError, RuntimeError, asyncio.SendfileNotAvailableError):
-        pass
-    sock = transport.get_extra_info("socket")
-    if sock is None:
         return False
-    fd = os.dup(sock.fileno())  # the transport's buffer is empty (drain_all)
-    done: asyncio.Future[None] = loop.create_future()
-    state = {"sent": 0, "progress": loop.time()}
-
-    def writable() -> None:
-        try:
-            n = os.sendfile(fd, f.fileno(), start + state["sent"],
-                            min(SENDFILE_STEP, count - state["sent"]))
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            if not done.done():
-                done.set_exception(ClientDisconnected(f"sendfile failed: {exc}"))
-            return
-        if n == 0 and not done.done():
-            done.set_exception(OSError("the file shrank while it was being sent"))
-            return
-        state["sent"] += n
-        state["progress"] = loop.time()
-        if state["sent"] >= count and not done.done():
-            done.set_result(None)
-
-    timeout = p.state.options.request_timeout
-
-    def watchdog() -> None:
-        if done.done():
-            return
-        if loop.time() - state["progress"] > timeout:
-            done.set_exception(ClientDisconnected("the client stopped reading the file"))
-        else:
-            handle[0] = loop.call_later(1.0, watchdog)
-
-    handle = [loop.call_later(1.0, watchdog)]
-    loop.add_writer(fd, writable)
-    try:
-        await done
-    except (ClientDisconnected, OSError):
-        p.abort()
-        raise
-    finally:
-        loop.remove_writer(fd)
-        handle[0].cancel()
-        os.close(fd)
-    return True
