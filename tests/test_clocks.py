@@ -175,3 +175,27 @@ def test_client_that_never_reads_costs_bounded_memory(server: tuple[int, Any]) -
             pass
     assert got < 20 * (1 << 20)
     assert httpx.get(f"http://127.0.0.1:{port}/hello", timeout=2).content == b"hello"
+
+
+cancelled: list[bool] = []
+
+
+@app.route("/abandoned")
+async def abandoned() -> bytes:
+    try:
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:
+        cancelled.append(True)
+        raise
+    return b"never"
+
+
+def test_handler_of_a_gone_client_is_cancelled_after_app_close_timeout() -> None:
+    with serve_in_thread(app, app_close_timeout=0.5, shutdown_timeout=2) as (_, port):
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"GET /abandoned HTTP/1.1\r\nHost: t\r\n\r\n")
+            time.sleep(0.2)
+        start = time.monotonic()
+        while not cancelled and time.monotonic() - start < 3:
+            time.sleep(0.05)
+        assert cancelled and 0.3 < time.monotonic() - start < 1.5

@@ -156,3 +156,18 @@ def test_sse(port: int) -> None:
 def test_sse_refuses_newlines_in_fields(port: int) -> None:
     r = httpx.get(url(port, "/sse-bad"), timeout=5)
     assert r.status_code == 500
+
+
+@app.route("/pieces")
+async def pieces(request: Any) -> str:
+    return json.dumps([len(p) async for p in request.stream()])
+
+
+def test_stream_pieces_are_at_most_buffer_size() -> None:
+    with serve_in_thread(app, buffer_size=4096, shutdown_timeout=2) as (_, port):
+        body = b"p" * 100_000
+        raw = (b"POST /pieces HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+               b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        [(_, _, out)] = split_responses(exchange(port, raw))
+    sizes = json.loads(out)
+    assert sum(sizes) == 100_000 and max(sizes) <= 4096

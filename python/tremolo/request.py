@@ -229,12 +229,17 @@ class Request:
     # -- the body ------------------------------------------------------------
 
     async def recv(self) -> bytes:
-        """The next piece of body as it arrives; b"" at the end."""
-        if self._buf:
-            data = bytes(self._buf)
-            self._buf.clear()
-            return data
-        return await self.exchange.receive()
+        """The next piece of body as it arrives, at most buffer_size bytes; b"" at
+        the end."""
+        limit = self.exchange.protocol.state.options.buffer_size
+        if not self._buf:
+            data = await self.exchange.receive()
+            if len(data) <= limit:
+                return data
+            self._buf += data
+        data = bytes(self._buf[:limit])
+        del self._buf[:limit]
+        return data
 
     async def stream(self) -> AsyncIterator[bytes]:
         """The body, piece by piece, as it arrives."""

@@ -427,6 +427,11 @@ class HTTPProtocol(asyncio.Protocol):
             # the rest of that body can never come
             self.reading._end(ClientDisconnected("client closed before the body ended"))
             self.reading = None
+        task = self.task
+        if task is not None and not task.done():
+            # a closed client and a half-closed one look the same: the answer may
+            # still be wanted, but not for longer than app_close_timeout
+            self.loop.call_later(self.state.options.app_close_timeout, task.cancel)
         if self.current is None and not self.pending:
             self.close()
         return True
