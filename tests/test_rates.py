@@ -81,3 +81,28 @@ def test_upload_rate_pauses_reading(port: int) -> None:
     assert out.endswith(b"\r\n\r\n3145728")
     rate = len(body) / elapsed
     assert 0.8 * MiB <= rate <= 1.2 * MiB, f"{rate / MiB:.2f} MiB/s"
+
+
+def test_body_limits_end_to_end() -> None:
+    with serve_in_thread(app, client_max_body_size=100_000, shutdown_timeout=2) as (_, p):
+        # declared too large: refused before any body is read
+        with socket.create_connection(("127.0.0.1", p), timeout=5) as s:
+            s.sendall(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 100001\r\n\r\n")
+            assert s.recv(100).startswith(b"HTTP/1.1 413 ")
+        # chunked: stopped with 413 where it passes the limit
+        with socket.create_connection(("127.0.0.1", p), timeout=5) as s:
+            s.sendall(b"POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+            out = b""
+            try:
+                for _ in range(20):
+                    s.sendall(b"2710\r\n" + b"c" * 10000 + b"\r\n")  # 10000 bytes each
+                    time.sleep(0.01)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            s.settimeout(5)
+            try:
+                while chunk := s.recv(65536):
+                    out += chunk
+            except ConnectionResetError:
+                pass
+        assert out.startswith(b"HTTP/1.1 413 ")
