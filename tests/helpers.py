@@ -63,6 +63,13 @@ def run_parser(pieces: list[bytes], **limits: int) -> Outcome:
     return Outcome(reqs, error, parser.paused)
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def exchange(port: int, data: bytes, *, timeout: float = 5.0, host: str = "127.0.0.1",
              until_closed: bool = True, expect: bytes | None = None) -> bytes:
     """Sends raw bytes; returns what the server answered, until it closes the

@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from .helpers import free_port
+
 MiB = 1 << 20
 SERVER = """
 import hashlib, os, resource, sys
@@ -61,11 +63,6 @@ app.run('127.0.0.1', int(sys.argv[1]), worker_num=0, log_level='WARNING',
         keepalive_connections=2000, request_timeout=30, keepalive_timeout=30)
 """
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rss(pid: int) -> int:

@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from .helpers import exchange, split_responses
+from .helpers import exchange, free_port, split_responses
 
 GET = b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
 
@@ -132,11 +132,6 @@ def test_streamed_hello(stream_port: int) -> None:
     assert body == b"Hello world!" and b"Connection: close" in head
     assert b"Transfer-Encoding" not in head
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_app_run_serves_until_interrupted(tmp_path) -> None:  # type: ignore[no-untyped-def]

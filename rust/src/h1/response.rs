@@ -82,18 +82,7 @@ impl HeadWriter {
     }
 
     pub fn header(&mut self, name: &[u8], value: &[u8]) -> Result<(), EncodeError> {
-        if !is_token(name) {
-            return Err(EncodeError::InvalidHeaderName);
-        }
-        if !is_field_value(value) {
-            return Err(EncodeError::InvalidHeaderValue);
-        }
-        self.out.reserve(name.len() + value.len() + 4);
-        self.out.extend_from_slice(name);
-        self.out.extend_from_slice(b": ");
-        self.out.extend_from_slice(value);
-        self.out.extend_from_slice(b"\r\n");
-        Ok(())
+        push_field(&mut self.out, name, value)
     }
 
     /// Adds Date, Server (omitted when empty), the framing field and Connection,
@@ -151,20 +140,28 @@ pub fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Appends `name: value` CRLF after checking both: a field is written whole and
+/// valid, or not at all.
+fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) -> Result<(), EncodeError> {
+    if !is_token(name) {
+        return Err(EncodeError::InvalidHeaderName);
+    }
+    if !is_field_value(value) {
+        return Err(EncodeError::InvalidHeaderValue);
+    }
+    out.reserve(name.len() + value.len() + 4);
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+    Ok(())
+}
+
 /// The last chunk, trailer fields and the final CRLF.
 pub fn last_chunk(trailers: &[(&[u8], &[u8])]) -> Result<Vec<u8>, EncodeError> {
     let mut out = b"0\r\n".to_vec();
     for (name, value) in trailers {
-        if !is_token(name) {
-            return Err(EncodeError::InvalidHeaderName);
-        }
-        if !is_field_value(value) {
-            return Err(EncodeError::InvalidHeaderValue);
-        }
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
+        push_field(&mut out, name, value)?;
     }
     out.extend_from_slice(b"\r\n");
     Ok(out)
