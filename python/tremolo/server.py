@@ -18,6 +18,10 @@ from .config import ConfigError, Options
 from .protocols.http import Adapter, HTTPProtocol, ServerState
 
 AdapterFactory = Callable[[ServerState], Adapter]
+
+
+class StartupFailed(Exception):
+    """The application's startup (worker_start hooks, ASGI lifespan) failed."""
 logger = logging.getLogger("tremolo")
 
 
@@ -129,7 +133,10 @@ class Worker:
         self.stopping = loop.create_future()
 
     async def start(self, sockets: list[tuple[socket.socket, Options]]) -> None:
-        await self.adapter.startup()
+        try:
+            await self.adapter.startup()
+        except Exception as exc:
+            raise StartupFailed(str(exc) or type(exc).__name__) from exc
         for sock, opts in sockets:
             state = self.state
             if opts is not self.options:

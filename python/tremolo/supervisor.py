@@ -16,17 +16,27 @@ from dataclasses import replace
 from typing import Any
 
 from .config import ConfigError, Options
-from .server import AdapterFactory, Listener, Worker, bind, bind_unix, new_event_loop
+from .server import (
+    AdapterFactory,
+    Listener,
+    StartupFailed,
+    Worker,
+    bind,
+    bind_unix,
+    new_event_loop,
+)
 
 logger = logging.getLogger("tremolo")
 #: a worker that dies sooner than this after starting counts as a crash loop
 QUICK_DEATH = 2.0
 MAX_QUICK_DEATHS = 5
+#: a worker's exit code when the application's startup failed: never restarted
+STARTUP_FAILED = 3
 
 
-def listeners(options: Options, extra: list[tuple[str | None, int | str, dict[str, Any]]]
-              ) -> list[Listener]:
-    out = [Listener(options.host, options.port, None, options)]
+def listeners(options: Options, extra: list[tuple[str | None, int | str, dict[str, Any]]],
+              primary: bool = True) -> list[Listener]:
+    out = [Listener(options.host, options.port, None, options)] if primary else []
     for host, port, opts in extra:
         merged = Options.from_kwargs({**vars(options), **options.extra, **opts,
                                       "host": host or options.host})
@@ -84,6 +94,9 @@ def run_worker(factory: AdapterFactory, options: Options,
         loop.add_signal_handler(sig, worker.stop)
     try:
         loop.run_until_complete(worker.serve(sockets))
+    except StartupFailed as exc:
+        logger.error("application startup failed: %s", exc)
+        raise SystemExit(STARTUP_FAILED) from None
     finally:
         loop.close()
 
@@ -99,9 +112,10 @@ def _child(factory: AdapterFactory, options: Options,
 
 
 def serve(factory: AdapterFactory, options: Options,
-          extra: list[tuple[str | None, int | str, dict[str, Any]]], lock: Any) -> None:
+          extra: list[tuple[str | None, int | str, dict[str, Any]]], lock: Any,
+          primary: bool = True) -> None:
     logging.basicConfig(level=options.log_level.upper(), format=options.log_fmt)
-    specs = listeners(options, extra)
+    specs = listeners(options, extra, primary)
     opened = open_sockets(specs, options.worker_num)
     where = ", ".join(spec.display for _, spec in opened)
     try:
@@ -133,6 +147,7 @@ class Supervisor:
         self.workers: dict[int, tuple[Any, float]] = {}
         self.stopping = False
         self.quick_deaths = 0
+        self.failed = 0
 
     def spawn(self, slot: int) -> None:
         proc = self.ctx.Process(target=_child, name=f"tremolo-worker-{slot}",
@@ -174,6 +189,10 @@ class Supervisor:
                 del self.workers[slot]
                 if self.stopping:
                     continue
+                if proc.exitcode == STARTUP_FAILED:
+                    self.stop(signal.SIGTERM, None)
+                    self.failed = STARTUP_FAILED
+                    continue
                 quick = time.monotonic() - started < QUICK_DEATH
                 self.quick_deaths = self.quick_deaths + 1 if quick else 0
                 if self.quick_deaths >= MAX_QUICK_DEATHS:
@@ -184,4 +203,4 @@ class Supervisor:
                 logger.warning("worker %d exited with code %s; starting another", proc.pid,
                                proc.exitcode)
                 self.spawn(slot)
-        return 0
+        return self.failed

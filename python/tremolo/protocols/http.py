@@ -372,6 +372,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.handler_timer: asyncio.TimerHandle | None = None
         self.upload_bucket: _core.TokenBucket | None = None
         self.rate_paused = False
+        self._close_watchers: list[asyncio.Future[None]] = []
         self.parser = _core.RequestParser(**state.parser_limits)
         self.transport: asyncio.Transport | None = None
         self.current: Exchange | None = None  # being answered
@@ -441,6 +442,10 @@ class HTTPProtocol(asyncio.Protocol):
         self.state.connections.discard(self)
         self.state.idle.pop(self, None)
         gone = ClientDisconnected("client disconnected")
+        for w in self._close_watchers:
+            if not w.done():
+                w.set_result(None)
+        self._close_watchers.clear()
         for w in self._drain_waiters:
             if not w.done():
                 w.set_exception(gone)
@@ -472,6 +477,14 @@ class HTTPProtocol(asyncio.Protocol):
     def resume_upload(self) -> None:
         self.rate_paused = False
         self.update_reading()
+
+    def watch_close(self, future: asyncio.Future[None]) -> None:
+        """Resolves `future` when the connection closes."""
+        if self.closed:
+            if not future.done():
+                future.set_result(None)
+        else:
+            self._close_watchers.append(future)
 
     def pause_writing(self) -> None:
         self.write_paused = True
