@@ -22,8 +22,9 @@ from .lifespan import ASGI, Lifespan
 Message = dict[str, Any]
 _HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade",
                b"proxy-connection", b"te"}
-EXTENSIONS = {"http.response.trailers": {}, "http.response.pathsend": {},
-              "http.response.early_hint": {}}
+EXTENSIONS: dict[str, dict[str, Any]] = {
+    "http.response.trailers": {}, "http.response.pathsend": {}, "http.response.early_hint": {},
+}
 
 
 class AppError(RuntimeError):
