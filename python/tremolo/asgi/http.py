@@ -111,18 +111,19 @@ class Cycle:
         self.complete = False
         self.trailers: list[tuple[bytes, bytes]] = []
         self.finished: asyncio.Future[None] | None = None
+        self.body_done = False
 
     # -- receive -------------------------------------------------------------
 
     async def receive(self) -> Message:
         ex = self.ex
-        if not ex.body_complete:
+        if not self.body_done:
             try:
                 data = await ex.receive()
             except ClientDisconnected:
                 return {"type": "http.disconnect"}
-            return {"type": "http.request", "body": data,
-                    "more_body": bool(data) and not ex.body_complete}
+            self.body_done = not data or ex.body_exhausted
+            return {"type": "http.request", "body": data, "more_body": not self.body_done}
         # the body was read: the next event is the end of the exchange
         if self.finished is None:
             self.finished = ex.protocol.loop.create_future()

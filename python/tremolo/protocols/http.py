@@ -159,7 +159,13 @@ class Exchange:
 
     @property
     def body_complete(self) -> bool:
+        """The whole body has arrived (some may still wait to be read)."""
         return self._ended
+
+    @property
+    def body_exhausted(self) -> bool:
+        """The whole body has arrived and been read."""
+        return self._ended and not self._body
 
     def _feed(self, data: bytes) -> None:
         if self.finished:
