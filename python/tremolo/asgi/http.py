@@ -32,6 +32,9 @@ class AppError(RuntimeError):
 
 
 class ASGIAdapter(Adapter):
+    # ASGI frameworks (through anyio) need a current Task from their first line
+    inline = False
+
     def __init__(self, app: Any, state: ServerState, root_path: str = "") -> None:
         self.app = app
         self.state = state

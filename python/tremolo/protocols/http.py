@@ -10,6 +10,7 @@ is queued or buffered; writing waits while the client does not read.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
@@ -28,6 +29,10 @@ Handler = Callable[["Exchange"], Coroutine[Any, Any, None]]
 class Adapter:
     """What a protocol needs of an application: `handle` each exchange, and hear
     of connections opening and closing. Subclasses override what they use."""
+
+    #: run handle()'s first step inline, without a Task (see drive.py); adapters for
+    #: code that needs asyncio.current_task() from the start (anyio) set it False
+    inline = True
 
     async def handle(self, ex: Exchange) -> None:
         raise NotImplementedError
@@ -545,11 +550,19 @@ class HTTPProtocol(asyncio.Protocol):
         ex = Exchange(self, head)
         self.current = ex
         self.reading = ex if head.has_body else None
-        task = self.task = drive(self.loop, self.handler(ex), self.handler_done, ex)
+        if self.adapter.inline:
+            task = self.task = drive(self.loop, self.handler(ex), self.handler_done, ex)
+        else:
+            task = self.task = self.loop.create_task(self.handler(ex))
+            task.add_done_callback(functools.partial(self._task_done, ex))
         if task is not None:
             # only handlers that really wait need a clock
             self.handler_timer = self.loop.call_later(
                 self.state.options.app_handler_timeout, self.handler_timed_out, task)
+
+    def _task_done(self, ex: Exchange, task: asyncio.Task[Any]) -> None:
+        self.handler_done(ex, task.exception() if not task.cancelled()
+                          else asyncio.CancelledError())
 
     def handler_timed_out(self, task: asyncio.Task[Any]) -> None:
         self.state.logger.error("handler cancelled after app_handler_timeout (%ss)",
