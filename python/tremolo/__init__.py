@@ -11,7 +11,8 @@ __all__ = ["Application", "Tremolo", "__version__", "exceptions", "run"]
 
 
 def run(app: Any, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
-    """Serves an ASGI application (as `python3 -m tremolo` does) until interrupted."""
+    """Serves an ASGI or WSGI application (as `python3 -m tremolo` does) until
+    interrupted; `interface='asgi'|'wsgi'` overrides the detection."""
     from .cli import serve
 
     serve(app, host=host, port=port, **options)

@@ -1,5 +1,5 @@
-"""`python3 -m tremolo [options] APP` and `tremolo.run(app, ...)`: serve an ASGI (or,
-later, WSGI) application."""
+"""`python3 -m tremolo [options] APP` and `tremolo.run(app, ...)`: serve an ASGI or
+WSGI application."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> Parser:
     parser = Parser(prog="python3 -m tremolo",
-                    description="Serve an ASGI application with tremolo.")
+                    description="Serve an ASGI or WSGI application with tremolo.")
     parser.add_argument("app", metavar="APP", nargs="?",
                         help="module:attr, module (attr 'app'), or path/to/file.py[:attr]")
     parser.add_argument("--version", action="version", version=f"tremolo {__version__}")
@@ -130,9 +130,10 @@ def serve(app: Any, *, interface: str = "auto", host: str | None = "127.0.0.1",
 
     if interface == "auto":
         interface = detect_interface(app)
-    if interface == "wsgi":
-        raise ConfigError("interface: WSGI is not served yet; only ASGI applications are")
     from .asgi import ASGIAdapter
+    from .wsgi import WSGIAdapter
+
+    adapter = ASGIAdapter if interface == "asgi" else WSGIAdapter
 
     listeners: list[tuple[str | None, int | str, dict[str, Any]]] = []
     if bind:
@@ -144,8 +145,8 @@ def serve(app: Any, *, interface: str = "auto", host: str | None = "127.0.0.1",
         listeners.extend((h, p, {}) for h, p in rest)
     opts = Options.from_kwargs({"host": host, "port": port, **options})
 
-    def factory(state: Any) -> ASGIAdapter:
-        return ASGIAdapter(app, state, root_path)
+    def factory(state: Any) -> Any:
+        return adapter(app, state, root_path)
 
     supervise(factory, opts, listeners, ServerLock.create(opts.locks),
               primary=not (bind and host is None))

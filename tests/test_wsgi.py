@@ -1,0 +1,245 @@
+"""WSGI (PEP 3333) behind the real server: environ, input, framing, frameworks."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tremolo.testing import serve_in_thread
+from tremolo.wsgi import WSGIAdapter
+
+from .helpers import exchange, split_responses
+
+closed: list[str] = []
+FILE: dict[str, Path] = {}
+
+
+class Body:
+    def __init__(self, parts: list[bytes], name: str) -> None:
+        self.parts, self.name = parts, name
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.parts)
+
+    def close(self) -> None:
+        closed.append(self.name)
+
+
+def app(environ: dict[str, Any], start_response: Any) -> Any:
+    path = environ["PATH_INFO"]
+    if path == "/environ":
+        keys = ["REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "SERVER_NAME",
+                "SERVER_PORT", "SERVER_PROTOCOL", "REMOTE_ADDR", "CONTENT_TYPE",
+                "CONTENT_LENGTH", "HTTP_X_CUSTOM", "HTTP_COOKIE", "wsgi.url_scheme",
+                "wsgi.multithread", "wsgi.run_once"]
+        body = json.dumps({k: environ.get(k) for k in keys}
+                          | {"version": list(environ["wsgi.version"]),
+                             "thread": threading.current_thread().name}).encode()
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body]
+    if path == "/input":
+        stream = environ["wsgi.input"]
+        first = stream.readline()
+        sized = stream.read(3)
+        lines = stream.readlines()
+        start_response("200 OK", [])
+        return [json.dumps([first.decode(), sized.decode(), [x.decode() for x in lines]])
+                .encode()]
+    if path == "/iter-input":
+        start_response("200 OK", [])
+        return [b"|".join(environ["wsgi.input"])]
+    if path == "/stream":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Body([b"one ", b"two ", b"three"], "stream")
+    if path == "/length":
+        start_response("200 OK", [("Content-Length", "6")])
+        return Body([b"abc", b"def"], "length")
+    if path == "/write":
+        write = start_response("201 Created", [("X-Way", "write")])
+        write(b"written ")
+        return [b"and returned"]
+    if path == "/exc-info":
+        try:
+            raise ValueError("oops")
+        except ValueError:
+            start_response("200 OK", [])
+            start_response("500 Internal Server Error", [("X-Error", "1")], sys.exc_info())
+        return [b"recovered"]
+    if path == "/crash":
+        raise RuntimeError("boom")
+    if path == "/file":
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](open(FILE["path"], "rb"))
+    if path == "/slow-client":
+        start_response("200 OK", [])
+
+        def gen() -> Iterator[bytes]:
+            for _ in range(1024):  # 64 MiB
+                yield b"s" * 65536
+                closed.append("chunk")
+        return gen()
+    start_response("404 Not Found", [])
+    return [b"not found"]
+
+
+@pytest.fixture(scope="module")
+def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    FILE["path"] = tmp_path_factory.mktemp("wsgi") / "f.bin"
+    FILE["path"].write_bytes(b"w" * 200_000)
+    with serve_in_thread(lambda s: WSGIAdapter(app, s, root_path="/app"),
+                         shutdown_timeout=2, download_rate=1 << 40) as (_, p):
+        yield p
+
+
+def get(port: int, path: str, method: str = "GET", **kw: Any) -> httpx.Response:
+    return httpx.request(method, f"http://127.0.0.1:{port}{path}", timeout=10, **kw)
+
+
+def test_environ(port: int) -> None:
+    d = get(port, "/app/environ?x=%20y", headers={"X-Custom": "v", "Cookie": "a=1"}).json()
+    assert d["REQUEST_METHOD"] == "GET" and d["SCRIPT_NAME"] == "/app"
+    assert d["PATH_INFO"] == "/environ" and d["QUERY_STRING"] == "x=%20y"
+    assert d["SERVER_NAME"] == "127.0.0.1" and d["SERVER_PORT"] == str(port)
+    assert d["SERVER_PROTOCOL"] == "HTTP/1.1" and d["REMOTE_ADDR"] == "127.0.0.1"
+    assert d["HTTP_X_CUSTOM"] == "v" and d["HTTP_COOKIE"] == "a=1"
+    assert d["wsgi.url_scheme"] == "http" and d["wsgi.multithread"] is True
+    assert d["version"] == [1, 0] and d["thread"].startswith("tremolo-wsgi")
+    d = get(port, "/app/environ", "POST", content=b"xy",
+            headers={"Content-Type": "text/plain"}).json()
+    assert d["CONTENT_TYPE"] == "text/plain" and d["CONTENT_LENGTH"] == "2"
+
+
+def test_path_info_is_latin1_of_the_decoded_bytes(port: int) -> None:
+    out = exchange(port, b"GET /caf%C3%A9 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 404 ")  # PATH_INFO was "/caf\xc3\xa9", not /environ
+
+
+def test_input(port: int) -> None:
+    r = get(port, "/app/input", "POST", content=b"line one\nabcrest 1\nrest 2\n")
+    assert r.json() == ["line one\n", "abc", ["rest 1\n", "rest 2\n"]]
+    raw = (b"POST /app/iter-input HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+           b"Connection: close\r\n\r\n4\r\na\nb\n\r\n2\r\nc\n\r\n0\r\n\r\n")
+    [(_, _, body)] = split_responses(exchange(port, raw))
+    assert body == b"a\n|b\n|c\n"
+
+
+def test_framing_and_close(port: int) -> None:
+    closed.clear()
+    r = get(port, "/app/stream")
+    assert r.content == b"one two three" and r.headers["transfer-encoding"] == "chunked"
+    r = get(port, "/app/length")
+    assert r.content == b"abcdef" and r.headers["content-length"] == "6"
+    deadline = time.monotonic() + 2  # close() runs in the app's thread, after the bytes
+    while len(closed) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert closed == ["stream", "length"]  # close() always called
+    r = get(port, "/app/write")
+    assert r.status_code == 201 and r.content == b"written and returned"
+    r = get(port, "/app/environ")
+    assert "content-length" in r.headers  # a one-chunk body gets a length
+
+
+def test_errors(port: int) -> None:
+    r = get(port, "/app/exc-info")
+    assert r.status_code == 500 and r.headers["x-error"] == "1" and r.content == b"recovered"
+    assert get(port, "/app/crash").status_code == 500
+    assert get(port, "/app/environ").status_code == 200  # keeps serving
+
+
+def test_file_wrapper(port: int) -> None:
+    r = get(port, "/app/file")
+    assert r.content == FILE["path"].read_bytes() and r.headers["content-length"] == "200000"
+
+
+def test_slow_client_backpressures_the_iterator(port: int) -> None:
+    import socket
+    closed.clear()
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+        s.sendall(b"GET /app/slow-client HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(1.0)
+        produced = closed.count("chunk")
+        # what the kernel's socket buffers absorb (a few MiB), not the 64 MiB it has
+        assert produced < 150, "the iterator ran ahead of a client that does not read"
+
+
+# -- real frameworks -------------------------------------------------------
+
+def test_flask() -> None:
+    from flask import Flask, request
+
+    flask_app = Flask("t")
+
+    @flask_app.route("/hello/<name>")
+    def hello(name: str) -> Any:
+        return {"hello": name, "q": request.args.get("q")}
+
+    @flask_app.post("/upload")
+    def upload() -> Any:
+        f = request.files["f"]
+        return {"name": f.filename, "size": len(f.read()), "field": request.form["x"]}
+
+    with serve_in_thread(lambda s: WSGIAdapter(flask_app, s), shutdown_timeout=2) as (_, p):
+        base = f"http://127.0.0.1:{p}"
+        assert httpx.get(f"{base}/hello/ann?q=1", timeout=5).json() == {"hello": "ann", "q": "1"}
+        r = httpx.post(f"{base}/upload", data={"x": "y"}, files={"f": ("a.txt", b"z" * 5000)},
+                       timeout=10)
+        assert r.json() == {"name": "a.txt", "size": 5000, "field": "y"}
+        assert httpx.get(f"{base}/missing", timeout=5).status_code == 404
+
+
+def test_bottle() -> None:
+    import bottle
+
+    bottle_app = bottle.Bottle()
+
+    @bottle_app.route("/hi/<name>")
+    def hi(name: str) -> str:
+        return f"hi {name}"
+
+    with serve_in_thread(lambda s: WSGIAdapter(bottle_app, s), shutdown_timeout=2) as (_, p):
+        assert httpx.get(f"http://127.0.0.1:{p}/hi/bob", timeout=5).text == "hi bob"
+
+
+def test_django_wsgi_and_asgi() -> None:
+    import django
+    from django.conf import settings
+    from django.http import HttpResponse, JsonResponse
+    from django.urls import path
+
+    def view(request: Any) -> Any:
+        return JsonResponse({"path": request.path, "method": request.method,
+                             "q": request.GET.get("q")})
+
+    def echo(request: Any) -> Any:
+        return HttpResponse(request.body, content_type="application/octet-stream")
+
+    urls = types.ModuleType("tremolo_test_urls")
+    urls.urlpatterns = [path("view/", view), path("echo/", echo)]  # type: ignore[attr-defined]
+    sys.modules["tremolo_test_urls"] = urls
+    if not settings.configured:
+        settings.configure(ROOT_URLCONF="tremolo_test_urls", ALLOWED_HOSTS=["*"], DEBUG=False,
+                           SECRET_KEY="test", MIDDLEWARE=[])
+        django.setup()
+    from django.core.asgi import get_asgi_application
+    from django.core.wsgi import get_wsgi_application
+
+    from tremolo.asgi import ASGIAdapter
+
+    for factory in (lambda s: WSGIAdapter(get_wsgi_application(), s),
+                    lambda s: ASGIAdapter(get_asgi_application(), s)):
+        with serve_in_thread(factory, shutdown_timeout=2) as (_, p):
+            base = f"http://127.0.0.1:{p}"
+            r = httpx.get(f"{base}/view/?q=x", timeout=10)
+            assert r.json() == {"path": "/view/", "method": "GET", "q": "x"}
+            r = httpx.post(f"{base}/echo/", content=b"d" * 70_000, timeout=10)
+            assert r.content == b"d" * 70_000
