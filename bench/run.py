@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 VENV053 = BENCH / ".venv-tremolo053"
 PY = sys.executable
-PEER_PACKAGES = ["uvicorn==0.54.0", "httptools==0.9.0", "uvloop==0.23.0", "granian==2.8.7", "h11"]
+PEER_PACKAGES = ["uvicorn==0.54.0", "httptools==0.9.0", "uvloop==0.23.0", "granian==2.8.7", "h11",
+                 "gunicorn==27.0.1"]
 
 
 @dataclass
@@ -55,6 +56,13 @@ SCENARIOS = {
     # issue 3: the native framework against granian RSGI and the original
     "native": [("tremolo", "/hello"), ("granian-rsgi", "/hello"), ("tremolo-0.5.3", "/hello"),
                ("tremolo", "/64k"), ("granian-rsgi", "/64k"), ("tremolo-0.5.3", "/64k")],
+    # issue 5: ASGI and WSGI applications
+    "interfaces": [("tremolo-asgi", "/hello"), ("granian-asgi", "/hello"),
+                   ("uvicorn-httptools", "/hello"),
+                   ("tremolo-asgi", "/64k"), ("granian-asgi", "/64k"),
+                   ("uvicorn-httptools", "/64k"),
+                   ("tremolo-wsgi", "/hello"), ("granian-wsgi", "/hello"),
+                   ("gunicorn-sync", "/hello")],
     # issue 4: big bodies, speed limits off
     "streaming": [(name, path) for path in ("/1m", "/upload", "/file")
                   for name in ("tremolo-streaming", "uvicorn-streaming", "granian-streaming")],
@@ -72,7 +80,15 @@ def servers(port: int) -> list[Server]:
           "--no-ws", "--log-level", "warning", "--working-dir", str(BENCH)]
     hello = str(BENCH / "apps" / "tremolo_hello.py")
     streaming = str(BENCH / "apps" / "streaming.py")
+    cli = [PY, "-m", "tremolo", "--port", str(port), "--worker-num", "1",
+           "--log-level", "ERROR"]
     return [
+        Server("tremolo-asgi", [*cli, str(BENCH / "apps" / "asgi_hello.py") + ":app"]),
+        Server("tremolo-wsgi", [*cli, str(BENCH / "apps" / "wsgi_hello.py") + ":app"]),
+        Server("granian-wsgi", [*gr, "--interface", "wsgi", "apps.wsgi_hello:app"]),
+        Server("gunicorn-sync", [PY, "-m", "gunicorn", "-w", "1", "-k", "sync",
+                                 "--chdir", str(BENCH), "-b", f"127.0.0.1:{port}",
+                                 "--log-level", "warning", "apps.wsgi_hello:app"]),
         Server("tremolo-streaming", [PY, streaming, str(port)]),
         Server("uvicorn-streaming", [*uv[:-1], "--http", "httptools", "apps.streaming:asgi"]),
         Server("granian-streaming", [*gr, "--interface", "rsgi", "apps.streaming:rsgi"]),
@@ -267,6 +283,11 @@ def report(results: dict[str, list[tuple[float, float, float, int]]],
     if args.scenario == "hello":
         title = "Hello world (GET /hello, 12-byte body)"
         baseline = {name: "uvicorn-httptools" for name in med}
+    elif args.scenario == "interfaces":
+        title = ("ASGI and WSGI applications: GET /hello (12 bytes) and /64k (65536 bytes), "
+                 "ratios to granian with the same interface and path")
+        baseline = {name: ("granian-wsgi " if "wsgi" in name or "gunicorn" in name
+                           else "granian-asgi ") + name.split()[-1] for name in med}
     elif args.scenario == "streaming":
         title = ("Big bodies, speed limits off: GET /1m (1 MiB returned), POST /upload "
                  "(1 MiB streamed in, wrk -c16), GET /file (a 50 MiB file, wrk -c4)")
@@ -278,6 +299,8 @@ def report(results: dict[str, list[tuple[float, float, float, int]]],
     base_label = "uvicorn-httptools" if args.scenario == "hello" else "granian RSGI, same path"
     if args.scenario == "streaming":
         base_label = "granian RSGI, same path"
+    elif args.scenario == "interfaces":
+        base_label = "granian, same interface and path"
     lines = [
         "# Benchmark results", "",
         f"{title}, {args.rounds} interleaved rounds of {args.duration} s each after a 2 s "

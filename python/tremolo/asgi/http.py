@@ -47,38 +47,52 @@ class ASGIAdapter(Adapter):
     async def shutdown(self) -> None:
         await self.lifespan.shutdown()
 
+    def _connection(self, ex: Exchange) -> tuple[Any, bool, dict[str, Any]]:
+        """What every request on a connection shares, worked out once."""
+        p = ex.protocol
+        known = p.context.get("asgi")
+        if known is None:
+            transport = p.transport
+            server = transport.get_extra_info("sockname") if transport is not None else None
+            secure = transport is not None and \
+                transport.get_extra_info("sslcontext") is not None
+            extensions: dict[str, Any] = dict(EXTENSIONS)
+            if secure:
+                extensions["tls"] = {"server_cert": None, "client_cert_chain": [],
+                                     "tls_version": None, "cipher_suite": None}
+            client = p.peer
+            trusted = client is not None and _trusted(client[0], p.state.trusted_proxies)
+            known = p.context["asgi"] = (
+                tuple(server[:2]) if isinstance(server, tuple) else None, secure,
+                {"extensions": extensions, "trusted": trusted})
+        return known
+
     def scope(self, ex: Exchange) -> dict[str, Any]:
         head = ex.head
-        target = head.target
-        raw_path, _, query = target.partition(b"?")
-        p = ex.protocol
-        transport = p.transport
-        server = transport.get_extra_info("sockname") if transport is not None else None
-        secure = transport is not None and transport.get_extra_info("sslcontext") is not None
+        raw_path, _, query = head.target.partition(b"?")
+        server, secure, shared = self._connection(ex)
         scheme = "https" if secure else "http"
-        client = p.peer
-        if client is not None and _trusted(client[0], p.state.trusted_proxies):
+        if shared["trusted"]:
             forwarded = head.get(b"x-forwarded-proto")
             if forwarded and forwarded.strip().lower() in (b"http", b"https"):
                 scheme = forwarded.strip().lower().decode()
-        extensions: dict[str, Any] = dict(EXTENSIONS)
-        if secure:
-            extensions["tls"] = {"server_cert": None, "client_cert_chain": [],
-                                 "tls_version": None, "cipher_suite": None}
+        path = raw_path.decode("latin-1")
+        if "%" in path:
+            path = unquote(path, encoding="utf-8", errors="replace")
         return {
             "type": "http", "asgi": dict(ASGI),
             "http_version": "1.0" if ex.http10 else "1.1",
             "method": ex.method.decode("latin-1"),
             "scheme": scheme,
-            "path": unquote(raw_path.decode("latin-1"), encoding="utf-8", errors="replace"),
+            "path": path,
             "raw_path": raw_path,
             "query_string": query,
             "root_path": self.root_path,
             "headers": head.headers,
-            "client": client,
-            "server": tuple(server[:2]) if isinstance(server, tuple) else None,
+            "client": ex.protocol.peer,
+            "server": server,
             "state": dict(self.lifespan.state),
-            "extensions": extensions,
+            "extensions": dict(shared["extensions"]),
         }
 
     async def handle(self, ex: Exchange) -> None:
