@@ -187,9 +187,17 @@ def wrk(url: str, duration: int, connections: int, script: str | None = None
         ) -> tuple[float, float, float, int]:
     """(requests/s, p50 ms, p99 ms, non-2xx + socket errors)."""
     extra = ["-s", script] if script else []
-    out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}",
-                          f"-d{duration}s", "--latency", *extra, url],
-                         capture_output=True, text=True, check=True).stdout
+    for attempt in range(3):
+        run = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}",
+                              f"-d{duration}s", "--latency", *extra, url],
+                             capture_output=True, text=True)
+        out = run.stdout
+        if "Requests/sec" in out:
+            break
+        # a server still starting its worker (gunicorn) refuses the first connections
+        time.sleep(1 + attempt)
+    else:
+        raise RuntimeError(f"wrk failed on {url}: {run.stdout}{run.stderr}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
     def pct(p: str) -> float:
