@@ -318,12 +318,4 @@ class WSGICycle:
         ex.end()
 
     def fail(self) -> None:
-        ex = self.ex
-        if ex.finished or ex.protocol.closed:
-            return
-        if not self.started:
-            ex.keep_alive = False
-            ex.respond(500, [(b"Content-Type", b"text/plain; charset=utf-8")],
-                       b"Internal Server Error")
-        else:
-            ex.abort()
+        self.ex.fail()

@@ -262,15 +262,7 @@ class Cycle:
 
     def fail(self) -> None:
         """The application failed: 500 if nothing was sent, else the connection is cut."""
-        ex = self.ex
-        if ex.finished or ex.protocol.closed:
-            return
-        if not self.started and not ex.started:
-            ex.keep_alive = False
-            ex.respond(500, [(b"Content-Type", b"text/plain; charset=utf-8")],
-                       b"Internal Server Error")
-        else:
-            ex.abort()
+        self.ex.fail()
         self._done()
 
     def _done(self) -> None:

@@ -341,6 +341,18 @@ class Exchange:
         if p.write_paused:
             await p.drain()
 
+    def fail(self) -> None:
+        """The application failed: a 500 if nothing was sent yet, else the body is
+        cut short and the connection closed (which is how the client learns it)."""
+        if self.finished or self.protocol.closed:
+            return
+        if not self.started:
+            self.keep_alive = False
+            self.respond(500, [(b"Content-Type", b"text/plain; charset=utf-8")],
+                         b"Internal Server Error")
+        else:
+            self.abort()
+
     def abort(self) -> None:
         """Finishes without a response: the connection is closed."""
         if not self.finished:
@@ -576,17 +588,8 @@ class HTTPProtocol(asyncio.Protocol):
             self.handler_timer = None
         if exc is not None and not isinstance(exc, asyncio.CancelledError | ClientDisconnected):
             self.state.logger.error("unhandled error in handler", exc_info=exc)
-        if ex.finished or ex.detached or self.closed:
-            return
-        if not ex.started:
-            ex.keep_alive = False
-            ex.respond(500, [(b"Content-Type", b"text/plain; charset=utf-8")],
-                       b"Internal Server Error")
-        else:
-            # a body cut short cannot be delimited any more: closing says so
-            ex.keep_alive = False
-            ex.finished = True
-            self.close()
+        if not ex.detached:
+            ex.fail()
 
     def exchange_finished(self, ex: Exchange) -> None:
         if ex is not self.current:
