@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_up(url: str, proc: subprocess.Popen[Any] | None = None, timeout: float = 15,
+            **kw: Any) -> Any:
+    """GETs `url` until the server answers (httpx.Response); fails if `proc` exits or
+    `timeout` passes first."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return httpx.get(url, timeout=2, **kw)
+        except httpx.TransportError:
+            assert proc is None or proc.poll() is None, f"server exited ({proc.returncode})"
+            assert time.monotonic() < deadline, f"{url} never answered"
+            time.sleep(0.05)
 
 
 def exchange(port: int, data: bytes, *, timeout: float = 5.0, host: str = "127.0.0.1",

@@ -7,12 +7,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import httpx
 
-from .helpers import free_port
+from .helpers import free_port, wait_up
 
 ASGI_APP = """
 async def app(scope, receive, send):
@@ -75,16 +74,6 @@ def serve(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "tremolo", *args], cwd=tmp_path,
                             stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-
-def wait_up(url: str, proc: subprocess.Popen[str], **kw: object) -> httpx.Response:
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            return httpx.get(url, timeout=2, **kw)  # type: ignore[arg-type]
-        except httpx.TransportError:
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
 
 
 def stop(proc: subprocess.Popen[str]) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .helpers import free_port
+from .helpers import free_port, wait_up
 
 MiB = 1 << 20
 SERVER = """
@@ -105,14 +105,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int,
     port = free_port()
     proc = subprocess.Popen([sys.executable, str(script), str(port), str(big)])
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/hello", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.05)
+        wait_up(f"http://127.0.0.1:{port}/hello", proc)
         yield port, proc.pid, big
     finally:
         proc.send_signal(signal.SIGINT)

@@ -180,3 +180,12 @@ def test_options_are_validated() -> None:
             Options.from_kwargs(bad)
 
 
+
+
+def test_listener_options_keep_unknown_options_flat() -> None:
+    from tremolo.supervisor import listeners
+
+    base = Options.from_kwargs({"host": "127.0.0.1", "port": 0, "my_knob": 1})
+    [_, extra] = listeners(base, [(None, 0, {"client_max_body_size": 4})])
+    assert extra.options.extra == {"my_knob": 1}
+    assert extra.options.client_max_body_size == 4

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .helpers import free_port
+from .helpers import free_port, wait_up
 
 APP = """
 import os
@@ -57,16 +57,6 @@ def running(tmp_path: Path, body: str, wait_for: str = "listening on",
                 proc.wait(5)
 
 
-def get_until_up(url: str, timeout: float = 10, **kw: object) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return httpx.get(url, timeout=2, **kw)  # type: ignore[arg-type]
-        except httpx.TransportError:
-            assert time.monotonic() < deadline, f"{url} never answered"
-            time.sleep(0.05)
-
-
 def children(pid: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
                          text=True).stdout
@@ -77,7 +67,7 @@ def test_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
     port = free_port()
     with running(tmp_path, f"app.run('127.0.0.1', {port}, worker_num=2)\n") as proc:
         url = f"http://127.0.0.1:{port}/pid"
-        get_until_up(url)
+        wait_up(url, timeout=10)
         pids = set()
         for _ in range(300):
             with httpx.Client(timeout=5) as client:  # a new connection each time
@@ -97,7 +87,7 @@ def test_a_dead_worker_is_replaced(tmp_path: Path) -> None:
     port = free_port()
     with running(tmp_path, f"app.run('127.0.0.1', {port}, worker_num=1)\n") as proc:
         url = f"http://127.0.0.1:{port}/pid"
-        first = int(get_until_up(url).text)
+        first = int(wait_up(url, timeout=10).text)
         os.kill(first, signal.SIGKILL)
         deadline = time.monotonic() + 15
         while True:
@@ -125,7 +115,7 @@ def test_listeners_ipv6_and_unix(tmp_path: Path) -> None:
     app.run('127.0.0.1', {port}, worker_num=0)
     """
     with running(tmp_path, body) as proc:
-        assert get_until_up(f"http://127.0.0.1:{port}/pid").status_code == 200
+        assert wait_up(f"http://127.0.0.1:{port}/pid", timeout=10).status_code == 200
         assert httpx.get(f"http://[::1]:{extra}/pid", timeout=5).status_code == 200
         assert httpx.get(f"http://127.0.0.1:{extra}/pid", timeout=5).status_code == 200
         # the extra listener has its own, smaller body limit
@@ -144,14 +134,14 @@ def test_listeners_ipv6_and_unix(tmp_path: Path) -> None:
 def test_worker_num_zero_serves_in_process(tmp_path: Path) -> None:
     port = free_port()
     with running(tmp_path, f"app.run('127.0.0.1', {port}, worker_num=0)\n") as proc:
-        assert int(get_until_up(f"http://127.0.0.1:{port}/pid").text) == proc.pid
+        assert int(wait_up(f"http://127.0.0.1:{port}/pid", timeout=10).text) == proc.pid
 
 
 def test_curl_keep_alive_and_head(tmp_path: Path) -> None:
     port = free_port()
     with running(tmp_path, f"app.run('127.0.0.1', {port}, worker_num=0)\n"):
         url = f"http://127.0.0.1:{port}/pid"
-        get_until_up(url)
+        wait_up(url, timeout=10)
         out = subprocess.run(["curl", "-sS", "-v", "--max-time", "5", url, url],
                              capture_output=True, check=True)
         assert b"Re-using existing connection" in out.stderr
@@ -197,7 +187,7 @@ def test_log_level_and_format(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
-        assert get_until_up(f"http://127.0.0.1:{port}/log").content == b"ok"
+        assert wait_up(f"http://127.0.0.1:{port}/log", timeout=10).content == b"ok"
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=15)

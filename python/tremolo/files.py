@@ -19,6 +19,7 @@ from . import _core
 from .exceptions import NotFound
 
 if TYPE_CHECKING:
+    from .protocols.http import Exchange
     from .response import Response
 
 #: more ranges than this in one request are ignored (the whole file is sent)
@@ -160,7 +161,7 @@ async def _send_multipart(response: Response, f: BinaryIO, offset: int, size: in
              reason=response.reason)
     for head, (start, end) in zip(heads, ranges, strict=True):
         await ex.write(head)
-        await _copy(response, f, offset + start, end - start + 1)
+        await _copy(ex, f, offset + start, end - start + 1)
         await ex.write(b"\r\n")
     await ex.write(tail)
     ex.end()
@@ -172,16 +173,15 @@ async def _send(response: Response, f: BinaryIO, start: int, count: int, length:
     ex.start(response.status, response.head_fields(), content_length=length,
              reason=response.reason)
     if not ex.head_only:
-        await _copy(response, f, start, count)
+        await _copy(ex, f, start, count)
     ex.end()
 
 
-async def _copy(response: Response, f: BinaryIO, start: int, count: int) -> None:
+async def _copy(ex: Exchange, f: BinaryIO, start: int, count: int) -> None:
     """The file's bytes [start, start+count) to the client. Zero-copy with the loop's
     sendfile where it has one and no speed limit applies; otherwise in pieces read
     from the page cache without blocking (RWF_NOWAIT), or in a thread when the data
     is not cached, and written at the speed limit."""
-    ex = response.exchange
     p = ex.protocol
     loop = p.loop
     if count <= 0:

@@ -38,7 +38,8 @@ def listeners(options: Options, extra: list[tuple[str | None, int | str, dict[st
               primary: bool = True) -> list[Listener]:
     out = [Listener(options.host, options.port, None, options)] if primary else []
     for host, port, opts in extra:
-        merged = Options.from_kwargs({**vars(options), **options.extra, **opts,
+        base = {k: v for k, v in vars(options).items() if k != "extra"}
+        merged = Options.from_kwargs({**base, **options.extra, **opts,
                                       "host": host or options.host})
         if isinstance(port, int):
             out.append(Listener(merged.host, port, None, merged))

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from .files import _copy
 from .protocols.http import Adapter, ClientDisconnected, Exchange, ServerState
 from .request import _trusted
 
@@ -272,8 +273,6 @@ class WSGICycle:
 
     async def send_file(self) -> None:
         assert self.file is not None
-        from .files import _copy
-
         f = self.file.filelike
         try:
             fileno = f.fileno()
@@ -286,12 +285,8 @@ class WSGICycle:
         if self.length is None:
             self.length = size
         self._start(self.length)
-
-        class _Shim:
-            exchange = self.ex
-
         try:
-            await _copy(_Shim(), f, f.tell(), min(size, self.length))  # type: ignore[arg-type]
+            await _copy(self.ex, f, f.tell(), min(size, self.length))
         finally:
             self.file.close()
         self.sent = self.length

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from .. import _core
+from ..files import _copy
 from ..protocols.http import Adapter, ClientDisconnected, Exchange, ServerState
 from ..request import _trusted
 from .lifespan import ASGI, Lifespan
@@ -247,7 +248,7 @@ class Cycle:
             self.length = size
         with open(path, "rb") as f:
             self._start(streaming=False)
-            await _copy_for(self.ex, f, size)
+            await _copy(self.ex, f, 0, size)
         self.ex.end()
         self.sent = self.length
         self._done()
@@ -269,13 +270,3 @@ class Cycle:
         self.complete = True
         if self.finished is not None and not self.finished.done():
             self.finished.set_result(None)
-
-
-async def _copy_for(ex: Exchange, f: Any, size: int) -> None:
-    """A whole file through the exchange, as sendfile does it (zero-copy or paced)."""
-    from ..files import _copy
-
-    class _Shim:
-        exchange = ex
-
-    await _copy(_Shim(), f, 0, size)  # type: ignore[arg-type]
