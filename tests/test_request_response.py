@@ -97,6 +97,30 @@ def sync_stream(request: Any) -> bytes:
     return b",".join(request.stream())
 
 
+@app.route("/framing")
+async def framing(request: Any, response: Any) -> Any:
+    """A handler setting the fields the server owns (?case=...)."""
+    case = request.query.get("case", [""])[0]
+    if case == "right-length":
+        response.set_header("Content-Length", "5")
+        response.set_header("Transfer-Encoding", "gzip")
+        response.set_header("Keep-Alive", "timeout=99")
+        return b"hello"
+    if case == "wrong-length":
+        response.set_header("Content-Length", "5")
+        return b"hello world"
+    if case == "close":
+        response.set_header("Connection", "close")
+        return b"bye"
+    response.set_header("Content-Length", "10" if case == "stream" else "20")
+
+    async def body() -> Any:
+        yield b"01234"
+        yield b"56789"
+
+    return body()
+
+
 @pytest.fixture(scope="module")
 def port() -> Iterator[int]:
     with serve_in_thread(app, shutdown_timeout=2) as (_, p):
@@ -177,6 +201,34 @@ def test_streaming_responses(port: int) -> None:
 def test_header_injection_is_refused(port: int) -> None:
     out = exchange(port, b"GET /bad-header HTTP/1.1\r\nHost: t\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 500 ") and b"Injected" not in out
+
+
+def test_framing_fields_set_by_a_handler_are_the_servers(port: int) -> None:
+    def ask(case: str) -> bytes:
+        return exchange(port, b"GET /framing?case=%s HTTP/1.1\r\nHost: t\r\n"
+                              b"Connection: close\r\n\r\n" % case.encode())
+
+    # a right Content-Length is written once; transfer codings and keep-alive
+    # parameters are the server's to say, and left out
+    out = ask("right-length")
+    head = out.partition(b"\r\n\r\n")[0].lower()
+    assert out.startswith(b"HTTP/1.1 200 ") and out.endswith(b"\r\n\r\nhello")
+    assert head.count(b"content-length") == 1
+    assert b"transfer-encoding" not in head and b"keep-alive" not in head
+    # a wrong one is the handler's error, never two lengths on the wire
+    out = ask("wrong-length")
+    assert out.startswith(b"HTTP/1.1 500 ") and out.lower().count(b"content-length") == 1
+    # Connection: close from a handler closes the connection after the response
+    out = exchange(port, b"GET /framing?case=close HTTP/1.1\r\nHost: t\r\n\r\n"
+                         b"GET /status HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert [r[2] for r in split_responses(out)] == [b"bye"]
+    # a streamed body frames by the handler's Content-Length instead of chunks
+    out = ask("stream")
+    assert b"Content-Length: 10\r\n" in out and out.endswith(b"\r\n\r\n0123456789")
+    assert b"chunked" not in out
+    # ...and one that falls short is cut: the client sees the connection close
+    out = ask("short")
+    assert b"Content-Length: 20\r\n" in out and out.endswith(b"\r\n\r\n0123456789")
 
 
 def test_sync_handlers_use_request_without_await(port: int) -> None:

@@ -85,9 +85,11 @@ class TokenBucket:
     @property
     def burst(self) -> float: ...
 
+_Field = tuple[bytes | bytearray, bytes | bytearray] | list[bytes | bytearray]
+
 def encode_response(
     status: int,
-    headers: Iterable[tuple[bytes, bytes]],
+    headers: Iterable[_Field],
     body: bytes,
     keep_alive: bool,
     http10: bool,
@@ -95,10 +97,10 @@ def encode_response(
     server: bytes,
     reason: bytes | None = None,
     head_only: bool = False,
-) -> bytes: ...
+) -> tuple[bytes, bool]: ...
 def encode_head(
     status: int,
-    headers: Iterable[tuple[bytes, bytes]],
+    headers: Iterable[_Field],
     content_length: int | None,
     chunked: bool,
     keep_alive: bool,
@@ -106,7 +108,7 @@ def encode_head(
     date: bytes,
     server: bytes,
     reason: bytes | None = None,
-) -> bytes: ...
+) -> tuple[bytes, bool]: ...
 def encode_chunk(data: bytes) -> bytes: ...
 def last_chunk(trailers: list[tuple[bytes, bytes]] | None = None) -> bytes: ...
 def http_date(unix_time: float) -> bytes: ...

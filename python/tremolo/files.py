@@ -187,6 +187,7 @@ async def _copy(ex: Exchange, f: BinaryIO, start: int, count: int) -> None:
     if count <= 0:
         return
     if not ex.limited(count) and await _native_sendfile(p, f, start, count):
+        ex.wrote(count)
         return
     piece = max(p.state.options.buffer_size * 16, PIECE)
     fd = f.fileno()

@@ -105,6 +105,13 @@ class Response:
             parts.append(b"SameSite=" + _field(samesite))
         self.append_header(b"Set-Cookie", b"; ".join(parts))
 
+    def _content_length(self) -> int | None:
+        """A Content-Length the handler set: a streamed body is then framed by it."""
+        for name, value in self.fields:
+            if name.lower() == b"content-length" and value.strip().isdigit():
+                return int(value)
+        return None
+
     def headers_sent(self) -> bool:
         return bool(self.exchange.started)
 
@@ -157,11 +164,11 @@ class Response:
                 ex.keep_alive = False
             if chunked is not None:
                 self.chunked = chunked
-            length = None
-            if self.chunked is False and not ex.http10:
+            length = self._content_length()
+            if length is None and self.chunked is False and not ex.http10:
                 ex.keep_alive = False  # no framing: the end is the close
             ex.start(self.status, self.head_fields(), content_length=length,
-                     reason=self.reason, chunked=self.chunked is not False)
+                     reason=self.reason, chunked=length is None and self.chunked is not False)
         if data is None:
             return
         if data == b"":

@@ -179,8 +179,9 @@ class Worker:
                 conn.transport.abort()
         for task in tasks:
             task.cancel()
-        if tasks:
-            # let them unwind, and their done callbacks run, before the loop closes
-            await asyncio.wait(tasks, timeout=self.options.app_close_timeout)
+        # let them unwind before the loop closes
+        deadline = self.loop.time() + self.options.app_close_timeout
+        while any(not task.done() for task in tasks) and self.loop.time() < deadline:
+            await asyncio.sleep(0.01)
         await asyncio.sleep(0)
         await self.adapter.shutdown()

@@ -99,8 +99,6 @@ class InputStream:
 
 
 class WSGIAdapter(Adapter):
-    inline = False
-
     def __init__(self, app: Callable[..., Iterable[bytes]], state: ServerState,
                  root_path: str = "") -> None:
         self.app = app

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import unquote
 
 from .. import _core
 from ..files import _copy
-from ..protocols.http import Adapter, ClientDisconnected, Exchange, ServerState
+from ..protocols.http import Adapter, ClientDisconnected, Exchange, HTTPProtocol, ServerState
 from ..request import _trusted
 from .lifespan import ASGI, Lifespan
 
 Message = dict[str, Any]
-_HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade",
-               b"proxy-connection", b"te"}
 EXTENSIONS: dict[str, dict[str, Any]] = {
     "http.response.trailers": {}, "http.response.pathsend": {}, "http.response.early_hint": {},
 }
@@ -33,14 +32,14 @@ class AppError(RuntimeError):
 
 
 class ASGIAdapter(Adapter):
-    # ASGI frameworks (through anyio) need a current Task from their first line
-    inline = False
-
     def __init__(self, app: Any, state: ServerState, root_path: str = "") -> None:
         self.app = app
         self.state = state
         self.root_path = root_path
         self.lifespan = Lifespan(app, state.logger, state.options.app_handler_timeout)
+        # what send() returns when it did its work at once: awaiting it costs nothing
+        self.done: asyncio.Future[None] = state.loop.create_future()
+        self.done.set_result(None)
 
     async def startup(self) -> None:
         await self.lifespan.startup()
@@ -48,56 +47,57 @@ class ASGIAdapter(Adapter):
     async def shutdown(self) -> None:
         await self.lifespan.shutdown()
 
-    def _connection(self, ex: Exchange) -> tuple[Any, bool, dict[str, Any]]:
-        """What every request on a connection shares, worked out once."""
-        p = ex.protocol
-        known = p.context.get("asgi")
-        if known is None:
-            transport = p.transport
-            server = transport.get_extra_info("sockname") if transport is not None else None
-            secure = transport is not None and \
-                transport.get_extra_info("sslcontext") is not None
-            extensions: dict[str, Any] = dict(EXTENSIONS)
-            if secure:
-                extensions["tls"] = {"server_cert": None, "client_cert_chain": [],
-                                     "tls_version": None, "cipher_suite": None}
-            client = p.peer
-            trusted = client is not None and _trusted(client[0], p.state.trusted_proxies)
-            known = p.context["asgi"] = (
-                tuple(server[:2]) if isinstance(server, tuple) else None, secure,
-                {"extensions": extensions, "trusted": trusted})
+    def _connection(self, p: HTTPProtocol) -> tuple[dict[str, Any], bool, dict[str, Any]]:
+        """What every request on a connection shares, worked out once: the scope
+        fields that do not change, whether the peer is a trusted proxy, and the
+        extensions."""
+        transport = p.transport
+        server = transport.get_extra_info("sockname") if transport is not None else None
+        secure = transport is not None and transport.get_extra_info("sslcontext") is not None
+        extensions: dict[str, Any] = dict(EXTENSIONS)
+        if secure:
+            extensions["tls"] = {"server_cert": None, "client_cert_chain": [],
+                                 "tls_version": None, "cipher_suite": None}
+        client = p.peer
+        trusted = client is not None and _trusted(client[0], p.state.trusted_proxies)
+        base = {
+            "type": "http", "asgi": None, "http_version": "1.1", "method": None,
+            "scheme": "https" if secure else "http", "path": None, "raw_path": None,
+            "query_string": None, "root_path": self.root_path, "headers": None,
+            "client": client,
+            "server": tuple(server[:2]) if isinstance(server, tuple) else None,
+            "state": None, "extensions": None,
+        }
+        known = p.context["asgi"] = (base, trusted, extensions)
         return known
 
     def scope(self, ex: Exchange) -> dict[str, Any]:
         head = ex.head
+        p = ex.protocol
+        base, trusted, extensions = p.context.get("asgi") or self._connection(p)
+        scope = base.copy()
         raw_path, _, query = head.target.partition(b"?")
-        server, secure, shared = self._connection(ex)
-        scheme = "https" if secure else "http"
-        if shared["trusted"]:
-            forwarded = head.get(b"x-forwarded-proto")
-            if forwarded and forwarded.strip().lower() in (b"http", b"https"):
-                scheme = forwarded.strip().lower().decode()
         path = raw_path.decode("latin-1")
         if "%" in path:
             path = unquote(path, encoding="utf-8", errors="replace")
-        return {
-            "type": "http", "asgi": dict(ASGI),
-            "http_version": "1.0" if ex.http10 else "1.1",
-            "method": ex.method.decode("latin-1"),
-            "scheme": scheme,
-            "path": path,
-            "raw_path": raw_path,
-            "query_string": query,
-            "root_path": self.root_path,
-            "headers": head.headers,
-            "client": ex.protocol.peer,
-            "server": server,
-            "state": dict(self.lifespan.state),
-            "extensions": dict(shared["extensions"]),
-        }
+        if ex.http10:
+            scope["http_version"] = "1.0"
+        if trusted:
+            forwarded = head.get(b"x-forwarded-proto")
+            if forwarded and forwarded.strip().lower() in (b"http", b"https"):
+                scope["scheme"] = forwarded.strip().lower().decode()
+        scope["asgi"] = ASGI.copy()
+        scope["method"] = ex.method.decode("latin-1")
+        scope["path"] = path
+        scope["raw_path"] = raw_path
+        scope["query_string"] = query
+        scope["headers"] = head.headers
+        scope["state"] = self.lifespan.state.copy()
+        scope["extensions"] = extensions.copy()
+        return scope
 
     async def handle(self, ex: Exchange) -> None:
-        cycle = Cycle(ex, self.state)
+        cycle = Cycle(ex, self)
         try:
             await self.app(self.scope(ex), cycle.receive, cycle.send)
         except ClientDisconnected:
@@ -117,19 +117,25 @@ class ASGIAdapter(Adapter):
 
 
 class Cycle:
-    """One request-response cycle: what receive() and send() know."""
+    """One request-response cycle: what receive() and send() know.
 
-    def __init__(self, ex: Exchange, state: ServerState) -> None:
+    A response sent as one start and one body message (most are) is encoded and
+    written when the body is sent, in one call into the core, and send() returns an
+    awaitable that is already done. Everything else goes through `_send`."""
+
+    # what a cycle starts with; a one-message response changes only some of them
+    head: Message | None = None  # the http.response.start message
+    length: int | None = None  # the application's Content-Length
+    sent = 0
+    started = False
+    complete = False
+    trailers: list[tuple[bytes, bytes]] | None = None
+    finished: asyncio.Future[None] | None = None
+    body_done = False
+
+    def __init__(self, ex: Exchange, adapter: ASGIAdapter) -> None:
         self.ex = ex
-        self.state = state
-        self.head: tuple[int, list[tuple[bytes, bytes]], bool] | None = None
-        self.length: int | None = None  # the application's Content-Length
-        self.sent = 0
-        self.started = False
-        self.complete = False
-        self.trailers: list[tuple[bytes, bytes]] = []
-        self.finished: asyncio.Future[None] | None = None
-        self.body_done = False
+        self.adapter = adapter
 
     # -- receive -------------------------------------------------------------
 
@@ -152,17 +158,33 @@ class Cycle:
 
     # -- send ----------------------------------------------------------------
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
+        kind = message["type"]
+        if kind == "http.response.body":
+            head = self.head
+            if (head is not None and not self.started and not message.get("more_body")
+                    and not head.get("trailers") and not self.ex.protocol.closed):
+                # the whole response at once: one write, Content-Length framing (the
+                # core checks an application's Content-Length against the body)
+                self.ex.respond(head["status"], head.get("headers", ()),
+                                bytes(message.get("body", b"")))
+                self.started = True
+                self._done()
+                return self.adapter.done
+        elif (kind == "http.response.start" and self.head is None
+              and not self.ex.protocol.closed):
+            self.head = message
+            return self.adapter.done
+        return self._send(message)
+
+    async def _send(self, message: Message) -> None:
         kind = message["type"]
         ex = self.ex
         if ex.protocol.closed:
             raise ClientDisconnected("client disconnected")
         if kind == "http.response.start":
-            if self.head is not None or self.started:
-                raise AppError("http.response.start sent twice")
-            self.head = self._headers(int(message["status"]), message.get("headers", ()),
-                                      bool(message.get("trailers", False)))
-        elif kind == "http.response.body":
+            raise AppError("http.response.start sent twice")
+        if kind == "http.response.body":
             await self._body(bytes(message.get("body", b"")),
                              bool(message.get("more_body", False)))
         elif kind == "http.response.pathsend":
@@ -171,37 +193,36 @@ class Cycle:
             await self._trailers(message.get("headers", ()),
                                  bool(message.get("more_trailers", False)))
         elif kind == "http.response.early_hint":
-            if self.head is None and not self.started and not ex.http10:
+            if self.head is None and not ex.http10:
                 links = [(b"Link", bytes(link)) for link in message.get("links", ())]
+                state = self.adapter.state
                 ex.protocol.write(_core.encode_head(103, links, None, False, True, False,
-                                                    self.state.date, b""))
+                                                    state.date, b"")[0])
         else:
             raise AppError(f"unknown ASGI message type {kind!r}")
 
-    def _headers(self, status: int, headers: Any, trailers: bool
-                 ) -> tuple[int, list[tuple[bytes, bytes]], bool]:
+    def _headers(self) -> list[tuple[bytes, bytes]]:
+        """The start message's fields but Content-Length, which goes to `length` (the
+        body is framed by the server; the core drops hop-by-hop fields)."""
+        assert self.head is not None
         fields = []
-        for name, value in headers:
+        for name, value in self.head.get("headers", ()):
             name, value = bytes(name), bytes(value)
-            key = name.lower()
-            if key == b"content-length":
-                if not value.strip().isdigit() or self.length is not None:
+            if name.lower() == b"content-length":
+                if not value.strip().isdigit() or self.length not in (None, int(value)):
                     raise AppError("invalid or repeated Content-Length from the application")
                 self.length = int(value)
                 continue
-            if key in _HOP_BY_HOP:
-                if key == b"connection" and b"close" in value.lower():
-                    self.ex.keep_alive = False
-                continue  # framing and connection management are the server's
             fields.append((name, value))
-        return status, fields, trailers
+        return fields
 
     def _start(self, streaming: bool) -> None:
         assert self.head is not None
-        status, fields, trailers = self.head
-        ex = self.ex
-        ex.start(status, fields, content_length=self.length if not trailers else None,
-                 chunked=trailers or streaming or self.length is None)
+        fields = self._headers()
+        trailers = bool(self.head.get("trailers", False))
+        self.ex.start(self.head["status"], fields,
+                      content_length=self.length if not trailers else None,
+                      chunked=trailers or streaming or self.length is None)
         self.started = True
 
     async def _body(self, data: bytes, more: bool) -> None:
@@ -212,31 +233,25 @@ class Cycle:
             if ex.head_only:
                 return  # the rest of a HEAD body is not sent
             raise AppError("http.response.body after the response ended")
-        self.sent += len(data)
-        if self.length is not None and self.sent > self.length:
-            raise AppError(f"the body is longer than its Content-Length ({self.length})")
         if not self.started:
-            status, fields, trailers = self.head
             if ex.head_only:
                 # HEAD: the application's Content-Length stands, whatever body it sends
-                ex.start(status, fields, content_length=self.length)
+                fields = self._headers()
+                ex.start(self.head["status"], fields, content_length=self.length)
                 ex.end()
                 self.started = True
                 self._done()
                 return
-            if not more and not trailers and (self.length is None or self.length == len(data)):
-                # the whole response at once: one write, Content-Length framing
-                ex.respond(status, fields, data)
-                self.started = True
-                self._done()
-                return
             self._start(streaming=True)
+        self.sent += len(data)
+        if self.length is not None and self.sent > self.length:
+            raise AppError(f"the body is longer than its Content-Length ({self.length})")
         if data:
             await ex.write(data)
         if not more:
             if self.length is not None and self.sent != self.length:
                 raise AppError(f"the body is shorter than its Content-Length ({self.length})")
-            if not self.head[2]:  # no trailers to wait for
+            if not self.head.get("trailers"):  # no trailers to wait for
                 ex.end()
                 self._done()
 
@@ -244,18 +259,22 @@ class Cycle:
         if self.head is None or self.started:
             raise AppError("http.response.pathsend needs a started, empty response")
         size = os.path.getsize(path)
-        if self.length is None:
-            self.length = size
         with open(path, "rb") as f:
-            self._start(streaming=False)
+            fields = self._headers()
+            if self.length is None:
+                self.length = size
+            self.ex.start(self.head["status"], fields, content_length=self.length)
+            self.started = True
             await _copy(self.ex, f, 0, size)
         self.ex.end()
         self.sent = self.length
         self._done()
 
     async def _trailers(self, headers: Any, more: bool) -> None:
-        if self.head is None or not self.head[2]:
+        if self.head is None or not self.head.get("trailers"):
             raise AppError("http.response.trailers without trailers=True in the start")
+        if self.trailers is None:
+            self.trailers = []
         self.trailers.extend((bytes(n), bytes(v)) for n, v in headers)
         if not more:
             self.ex.end(self.trailers)

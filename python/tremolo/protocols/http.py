@@ -10,7 +10,6 @@ is queued or buffered; writing waits while the client does not read.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections import deque
@@ -20,7 +19,7 @@ from typing import Any, cast
 from .. import _core
 from ..config import Options
 from ..exceptions import HTTPException, RequestTimeout
-from .drive import drive
+from .task import RequestTask
 
 Header = tuple[bytes, bytes]
 Handler = Callable[["Exchange"], Coroutine[Any, Any, None]]
@@ -29,10 +28,6 @@ Handler = Callable[["Exchange"], Coroutine[Any, Any, None]]
 class Adapter:
     """What a protocol needs of an application: `handle` each exchange, and hear
     of connections opening and closing. Subclasses override what they use."""
-
-    #: run handle()'s first step inline, without a Task (see drive.py); adapters for
-    #: code that needs asyncio.current_task() from the start (anyio) set it False
-    inline = True
 
     async def handle(self, ex: Exchange) -> None:
         raise NotImplementedError
@@ -134,9 +129,10 @@ class Exchange:
     """One request and its response, as an application adapter sees them."""
 
     __slots__ = (
-        "_body", "_body_size", "_bucket", "_ended", "_error", "_expect", "_waiter", "chunked",
+        "_body", "_body_size", "_bucket", "_ended", "_error", "_expect", "_left", "_waiter",
+        "chunked",
         "detached", "finished", "head", "head_only", "http10", "keep_alive", "method",
-        "protocol", "rate", "started",
+        "protocol", "rate", "started", "task", "timer",
     )
 
     def __init__(self, protocol: HTTPProtocol, head: _core.RequestHead) -> None:
@@ -150,6 +146,8 @@ class Exchange:
         #: the application took the connection over: the protocol leaves it alone
         self.detached = False
         self.chunked = False
+        #: what a streamed body with a Content-Length still owes
+        self._left: int | None = None
         self._body: deque[bytes] = deque()
         self._body_size = 0
         self._ended = not has_body
@@ -159,6 +157,9 @@ class Exchange:
         #: bytes per second this response may be sent at (download_rate, or a route's)
         self.rate = protocol.state.options.download_rate
         self._bucket: _core.TokenBucket | None = None
+        #: the handler's task and its app_handler_timeout clock, while it waits
+        self.task: RequestTask | None = None
+        self.timer: asyncio.TimerHandle | None = None
 
     # -- request body --------------------------------------------------------
 
@@ -232,15 +233,15 @@ class Exchange:
         state = p.state
         # encoded before anything changes: a refused header leaves room for a 500
         if len(body) < _COPY_LIMIT or self.head_only:
-            data = _encode_response(status, headers, body, keep, self.http10, state.date,
-                                    state.server_name, reason, self.head_only)
+            data, keep = _encode_response(status, headers, body, keep, self.http10, state.date,
+                                          state.server_name, reason, self.head_only)
             self.started = True
             self.keep_alive = keep
             p.write(data)
         else:
             # a large body is not copied next to the head: both go out in one writev
-            head = _encode_head(status, headers, len(body), False, keep, self.http10,
-                                state.date, state.server_name, reason)
+            head, keep = _encode_head(status, headers, len(body), False, keep, self.http10,
+                                      state.date, state.server_name, reason)
             self.started = True
             self.keep_alive = keep
             p.writelines(head, body)
@@ -263,11 +264,13 @@ class Exchange:
                 use_chunks = True
         chunked = use_chunks
         p = self.protocol
-        data = _encode_head(status, headers, content_length, chunked, keep, self.http10,
-                            p.state.date, p.state.server_name, reason)
+        data, keep = _encode_head(status, headers, content_length, chunked, keep, self.http10,
+                                  p.state.date, p.state.server_name, reason)
         self.started = True
         self.chunked = chunked
         self.keep_alive = keep
+        if content_length is not None and not no_body:
+            self._left = content_length
         p.write(data)
 
     def limited(self, size: int) -> bool:
@@ -290,6 +293,11 @@ class Exchange:
             raise RuntimeError("write() needs a started, unfinished response")
         if not data or self.head_only:
             return
+        if self._left is not None:
+            if len(data) > self._left:
+                raise RuntimeError(f"the body is longer than its Content-Length "
+                                   f"({len(data) - self._left} bytes too many)")
+            self._left -= len(data)
         p = self.protocol
         loop = p.loop
         bucket = self._bucket
@@ -304,6 +312,11 @@ class Exchange:
         if allowed:
             await self._write(data[:allowed])
         await self._write_limited(data[allowed:])
+
+    def wrote(self, size: int) -> None:
+        """Counts body bytes that went out past write() (a zero-copy sendfile)."""
+        if self._left is not None:
+            self._left -= size
 
     async def _write_limited(self, data: bytes) -> None:
         p = self.protocol
@@ -336,6 +349,7 @@ class Exchange:
         if not self.started:
             raise RuntimeError("send() needs a started response")
         self.chunked = False  # the caller frames the body now: end() adds nothing
+        self._left = None
         p = self.protocol
         p.write(data)
         if p.write_paused:
@@ -363,6 +377,12 @@ class Exchange:
     def end(self, trailers: list[Header] | None = None) -> None:
         """Finishes a started response."""
         if self.finished:
+            return
+        if self._left:
+            # shorter than announced: only closing can tell the client
+            self.protocol.state.logger.error("the body ended %d bytes short of its Content-Length",
+                                      self._left)
+            self.abort()
             return
         if self.chunked and not self.head_only:
             self.protocol.write(_core.last_chunk(trailers))
@@ -392,7 +412,6 @@ class HTTPProtocol(asyncio.Protocol):
         self.idle_since = self.loop.time()
         #: whether it served a request already (then idling is keep-alive)
         self.reused = False
-        self.handler_timer: asyncio.TimerHandle | None = None
         self.upload_bucket: _core.TokenBucket | None = None
         self.rate_paused = False
         self._close_watchers: list[asyncio.Future[None]] = []
@@ -401,7 +420,8 @@ class HTTPProtocol(asyncio.Protocol):
         self.current: Exchange | None = None  # being answered
         self.reading: Exchange | None = None  # receiving body events
         self.pending: deque[object] = deque()  # events behind a request being answered
-        self.task: asyncio.Task[Any] | None = None
+        #: the handler task started last, while it runs on after its first step
+        self.task: RequestTask | None = None
         self.write_paused = False
         self.read_paused = False
         self.processing = False
@@ -562,30 +582,24 @@ class HTTPProtocol(asyncio.Protocol):
         ex = Exchange(self, head)
         self.current = ex
         self.reading = ex if head.has_body else None
-        if self.adapter.inline:
-            task = self.task = drive(self.loop, self.handler(ex), self.handler_done, ex)
-        else:
-            task = self.task = self.loop.create_task(self.handler(ex))
-            task.add_done_callback(functools.partial(self._task_done, ex))
-        if task is not None:
+        task = RequestTask(self.loop, self.handler(ex), self.handler_done, ex)
+        if not task.start():
             # only handlers that really wait need a clock
-            self.handler_timer = self.loop.call_later(
-                self.state.options.app_handler_timeout, self.handler_timed_out, task)
+            ex.task = self.task = task
+            ex.timer = self.loop.call_later(self.state.options.app_handler_timeout,
+                                            self.handler_timed_out, task)
 
-    def _task_done(self, ex: Exchange, task: asyncio.Task[Any]) -> None:
-        self.handler_done(ex, task.exception() if not task.cancelled()
-                          else asyncio.CancelledError())
-
-    def handler_timed_out(self, task: asyncio.Task[Any]) -> None:
+    def handler_timed_out(self, task: RequestTask) -> None:
         self.state.logger.error("handler cancelled after app_handler_timeout (%ss)",
                                 self.state.options.app_handler_timeout)
         task.cancel()
 
     def handler_done(self, ex: Exchange, exc: BaseException | None) -> None:
-        self.task = None
-        if self.handler_timer is not None:
-            self.handler_timer.cancel()
-            self.handler_timer = None
+        if ex.timer is not None:
+            ex.timer.cancel()
+            ex.timer = None
+        if self.task is not None and self.task is ex.task:
+            self.task = None
         if exc is not None and not isinstance(exc, asyncio.CancelledError | ClientDisconnected):
             self.state.logger.error("unhandled error in handler", exc_info=exc)
         if not ex.detached:
@@ -616,7 +630,7 @@ class HTTPProtocol(asyncio.Protocol):
         body = f"{status} {_core.reason_phrase(status)}: {reason}\n".encode()
         self.write(_encode_response(status, [(b"Content-Type", b"text/plain; charset=utf-8")],
                                     body, False, False, self.state.date,
-                                    self.state.server_name))
+                                    self.state.server_name)[0])
         self.close()
 
     def parse_error(self, err: _core.HTTPParseError) -> None:

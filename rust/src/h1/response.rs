@@ -1,8 +1,11 @@
 //! Response heads and chunk framing. Nothing an application gives is written
 //! unchecked: a name must be a token, a value must hold no CR, LF, NUL or other
-//! control byte, so no application can split a response.
+//! control byte, so no application can split a response. Framing and connection
+//! management are the server's: an application's Content-Length is checked and
+//! written once, as the server's own, and hop-by-hop fields are never copied, so
+//! no application can make a response ambiguous.
 
-use super::chars::{is_field_value, is_token};
+use super::chars::{is_field_value, is_token, list_items, trim_ows};
 use super::status::reason;
 use std::fmt;
 use std::io::Write;
@@ -13,6 +16,8 @@ pub enum EncodeError {
     InvalidReason,
     InvalidHeaderName,
     InvalidHeaderValue,
+    InvalidContentLength,
+    LengthMismatch,
 }
 
 impl fmt::Display for EncodeError {
@@ -24,6 +29,10 @@ impl fmt::Display for EncodeError {
             EncodeError::InvalidHeaderValue => {
                 "header value holds CR, LF, NUL or another control character"
             }
+            EncodeError::InvalidContentLength => {
+                "Content-Length is not a decimal number, or names two different lengths"
+            }
+            EncodeError::LengthMismatch => "Content-Length differs from the length of the body",
         })
     }
 }
@@ -51,11 +60,59 @@ pub fn has_no_body(status: u16) -> bool {
     forbids_framing(status) || status == 304
 }
 
+/// What a field an application gives is to the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldRole {
+    /// Written as given.
+    Plain,
+    /// Checked, and written once by the server as the body's framing.
+    ContentLength,
+    /// Read for `close`, then left out: the server writes its own.
+    Connection,
+    /// Left out: these describe this hop's connection, which is the server's.
+    HopByHop,
+}
+
+/// The role of a field named `name` in a response with `status`. On a 101 the
+/// Upgrade and Connection fields are the point of the response and pass as given.
+pub fn field_role(name: &[u8], status: u16) -> FieldRole {
+    let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
+    match name.len() {
+        14 if is(b"content-length") => FieldRole::ContentLength,
+        10 if is(b"connection") => {
+            if status == 101 {
+                FieldRole::Plain
+            } else {
+                FieldRole::Connection
+            }
+        }
+        7 if is(b"upgrade") && status != 101 => FieldRole::HopByHop,
+        17 if is(b"transfer-encoding") => FieldRole::HopByHop,
+        10 if is(b"keep-alive") => FieldRole::HopByHop,
+        16 if is(b"proxy-connection") => FieldRole::HopByHop,
+        2 if is(b"te") => FieldRole::HopByHop,
+        _ => FieldRole::Plain,
+    }
+}
+
+/// A Content-Length value: decimal digits only (surrounding whitespace allowed).
+pub fn parse_content_length(value: &[u8]) -> Option<u64> {
+    let digits = trim_ows(value);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
 /// Writes a response head field by field.
 #[derive(Debug)]
 pub struct HeadWriter {
     out: Vec<u8>,
     status: u16,
+    app_length: Option<u64>,
+    close: bool,
 }
 
 impl HeadWriter {
@@ -78,11 +135,56 @@ impl HeadWriter {
         out.push(b' ');
         out.extend_from_slice(phrase);
         out.extend_from_slice(b"\r\n");
-        Ok(HeadWriter { out, status })
+        Ok(HeadWriter {
+            out,
+            status,
+            app_length: None,
+            close: false,
+        })
     }
 
+    /// Writes a field the server makes.
     pub fn header(&mut self, name: &[u8], value: &[u8]) -> Result<(), EncodeError> {
         push_field(&mut self.out, name, value)
+    }
+
+    /// Takes a field an application gives, by its `field_role`. A repeated
+    /// Content-Length is accepted only with the same value (RFC 9110 §8.6).
+    pub fn app_header(&mut self, name: &[u8], value: &[u8]) -> Result<(), EncodeError> {
+        let role = field_role(name, self.status);
+        if role == FieldRole::Plain {
+            return push_field(&mut self.out, name, value);
+        }
+        if !is_token(name) {
+            return Err(EncodeError::InvalidHeaderName);
+        }
+        if !is_field_value(value) {
+            return Err(EncodeError::InvalidHeaderValue);
+        }
+        match role {
+            FieldRole::ContentLength => {
+                let n = parse_content_length(value).ok_or(EncodeError::InvalidContentLength)?;
+                if self.app_length.is_some_and(|m| m != n) {
+                    return Err(EncodeError::InvalidContentLength);
+                }
+                self.app_length = Some(n);
+            }
+            FieldRole::Connection => {
+                self.close |= list_items(value).any(|t| t.eq_ignore_ascii_case(b"close"));
+            }
+            FieldRole::HopByHop | FieldRole::Plain => {}
+        }
+        Ok(())
+    }
+
+    /// The Content-Length the application gave, if any.
+    pub fn app_length(&self) -> Option<u64> {
+        self.app_length
+    }
+
+    /// Whether the application asked for the connection to close.
+    pub fn close_requested(&self) -> bool {
+        self.close
     }
 
     /// Adds Date, Server (omitted when empty), the framing field and Connection,

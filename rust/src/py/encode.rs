@@ -2,41 +2,58 @@
 
 use super::errors::encode_error;
 use crate::h1::date;
-use crate::h1::response::{last_chunk as core_last_chunk, push_chunk, Framing, HeadWriter};
+use crate::h1::response::{
+    last_chunk as core_last_chunk, push_chunk, EncodeError, Framing, HeadWriter,
+};
 use crate::h1::status;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyByteArray, PyBytes, PyList, PyTuple};
+use std::borrow::Cow;
 
-/// Writes each `(name, value)` pair of `headers` (any iterable of 2-tuples of bytes).
+/// A field name or value: bytes, or a bytearray.
+fn field_bytes<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(Cow::Borrowed(b.as_bytes()));
+    }
+    if let Ok(b) = obj.cast::<PyByteArray>() {
+        return Ok(Cow::Owned(b.to_vec()));
+    }
+    Err(PyTypeError::new_err(
+        "header names and values must be bytes",
+    ))
+}
+
+/// Takes each `(name, value)` pair of `headers` (an iterable of 2-tuples or
+/// 2-lists, as ASGI allows) as application fields (`HeadWriter::app_header`).
 fn write_headers(w: &mut HeadWriter, headers: &Bound<'_, PyAny>) -> PyResult<()> {
+    let bad = || PyTypeError::new_err("a header must be a (name, value) pair of bytes");
     for item in headers.try_iter()? {
         let item = item?;
-        let pair = item
-            .cast::<PyTuple>()
-            .map_err(|_| PyTypeError::new_err("a header must be a (name, value) tuple of bytes"))?;
-        if pair.len() != 2 {
-            return Err(PyTypeError::new_err(
-                "a header must be a (name, value) tuple of bytes",
-            ));
-        }
-        let name = pair.get_item(0)?;
-        let value = pair.get_item(1)?;
-        let name = name
-            .cast::<PyBytes>()
-            .map_err(|_| PyTypeError::new_err("header names must be bytes"))?;
-        let value = value
-            .cast::<PyBytes>()
-            .map_err(|_| PyTypeError::new_err("header values must be bytes"))?;
-        w.header(name.as_bytes(), value.as_bytes())
+        let (name, value) = if let Ok(pair) = item.cast::<PyTuple>() {
+            if pair.len() != 2 {
+                return Err(bad());
+            }
+            (pair.get_item(0)?, pair.get_item(1)?)
+        } else if let Ok(pair) = item.cast::<PyList>() {
+            if pair.len() != 2 {
+                return Err(bad());
+            }
+            (pair.get_item(0)?, pair.get_item(1)?)
+        } else {
+            return Err(bad());
+        };
+        w.app_header(&field_bytes(&name)?, &field_bytes(&value)?)
             .map_err(encode_error)?;
     }
     Ok(())
 }
 
 /// A complete response with a Content-Length body: head and body in one bytes object,
-/// ready for a single write. With `head_only` (HEAD requests) the body is left out
-/// but Content-Length still gives its size.
+/// ready for a single write, and whether the connection stays open (an application's
+/// `Connection: close` closes it). With `head_only` (HEAD requests) the body is left
+/// out but Content-Length still gives its size. A Content-Length among `headers` must
+/// match the body, except on HEAD and 304, where it gives the size a GET would have.
 #[pyfunction]
 #[pyo3(signature = (status, headers, body, keep_alive, http10, date, server, reason=None, head_only=false))]
 #[allow(clippy::too_many_arguments)]
@@ -51,32 +68,37 @@ pub fn encode_response<'py>(
     server: &[u8],
     reason: Option<&[u8]>,
     head_only: bool,
-) -> PyResult<Bound<'py, PyBytes>> {
+) -> PyResult<(Bound<'py, PyBytes>, bool)> {
     let mut w = HeadWriter::new(status, reason, 128).map_err(encode_error)?;
     write_headers(&mut w, headers)?;
+    let framing = match w.app_length() {
+        Some(n) if head_only || status == 304 => Framing::Length(n),
+        Some(n) if n != body.len() as u64 => return Err(encode_error(EncodeError::LengthMismatch)),
+        // a 304 describes a body it does not carry: no length unless one was given
+        None if status == 304 => Framing::Unframed,
+        _ => Framing::Length(body.len() as u64),
+    };
+    let keep_alive = keep_alive && !w.close_requested();
     let head = w
-        .finish(
-            Framing::Length(body.len() as u64),
-            keep_alive,
-            http10,
-            date,
-            server,
-        )
+        .finish(framing, keep_alive, http10, date, server)
         .map_err(encode_error)?;
     let body = if head_only || crate::h1::response::has_no_body(status) {
         &[][..]
     } else {
         body
     };
-    PyBytes::new_with(py, head.len() + body.len(), |buf| {
+    let data = PyBytes::new_with(py, head.len() + body.len(), |buf| {
         buf[..head.len()].copy_from_slice(&head);
         buf[head.len()..].copy_from_slice(body);
         Ok(())
-    })
+    })?;
+    Ok((data, keep_alive))
 }
 
-/// A response head alone. `content_length` None and `chunked` False mean no framing
-/// field (a body delimited by closing, or no body).
+/// A response head alone, and whether the connection stays open. `content_length`
+/// None and `chunked` False mean no framing field (a body delimited by closing, or
+/// no body). A Content-Length among `headers` must be the one passed as
+/// `content_length`: the caller frames the body, so it has to know.
 #[pyfunction]
 #[pyo3(signature = (status, headers, content_length, chunked, keep_alive, http10, date, server, reason=None))]
 #[allow(clippy::too_many_arguments)]
@@ -91,7 +113,7 @@ pub fn encode_head<'py>(
     date: &[u8],
     server: &[u8],
     reason: Option<&[u8]>,
-) -> PyResult<Bound<'py, PyBytes>> {
+) -> PyResult<(Bound<'py, PyBytes>, bool)> {
     let framing = match (chunked, content_length) {
         (true, Some(_)) => {
             return Err(PyValueError::new_err(
@@ -104,10 +126,14 @@ pub fn encode_head<'py>(
     };
     let mut w = HeadWriter::new(status, reason, 128).map_err(encode_error)?;
     write_headers(&mut w, headers)?;
+    if w.app_length().is_some() && w.app_length() != content_length {
+        return Err(encode_error(EncodeError::LengthMismatch));
+    }
+    let keep_alive = keep_alive && !w.close_requested();
     let head = w
         .finish(framing, keep_alive, http10, date, server)
         .map_err(encode_error)?;
-    Ok(PyBytes::new(py, &head))
+    Ok((PyBytes::new(py, &head), keep_alive))
 }
 
 /// One chunk of a chunked body; empty data gives empty bytes (an empty chunk
