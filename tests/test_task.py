@@ -146,7 +146,7 @@ async def test_self_cancel_is_delivered_at_the_next_wait() -> None:
         await asyncio.sleep(10)
 
     task, outcome, _ = await run(handler)
-    assert isinstance(outcome.calls[0][1], asyncio.CancelledError)
+    assert isinstance(outcome.calls[0][1], asyncio.CancelledError) and task.cancelled()
 
 
 async def test_asyncio_timeout_and_taskgroup_as_in_a_task() -> None:

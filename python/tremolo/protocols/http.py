@@ -29,6 +29,10 @@ class Adapter:
     """What a protocol needs of an application: `handle` each exchange, and hear
     of connections opening and closing. Subclasses override what they use."""
 
+    #: start each handler as soon as its request is read (see protocols/task.py);
+    #: False starts it at the loop's next turn, after every read of this one
+    eager = True
+
     async def handle(self, ex: Exchange) -> None:
         raise NotImplementedError
 
@@ -128,12 +132,23 @@ class ServerState:
 class Exchange:
     """One request and its response, as an application adapter sees them."""
 
-    __slots__ = (
-        "_body", "_body_size", "_bucket", "_ended", "_error", "_expect", "_left", "_waiter",
-        "chunked",
-        "detached", "finished", "head", "head_only", "http10", "keep_alive", "method",
-        "protocol", "rate", "started", "task", "timer",
-    )
+    # What an exchange starts with, as class attributes: the usual request sets
+    # only what __init__ does.
+    started = False
+    finished = False
+    #: the application took the connection over: the protocol leaves it alone
+    detached = False
+    chunked = False
+    #: what a streamed body with a Content-Length still owes
+    _left: int | None = None
+    _body: deque[bytes] | None = None
+    _body_size = 0
+    _error: BaseException | None = None
+    _waiter: asyncio.Future[None] | None = None
+    _bucket: _core.TokenBucket | None = None
+    #: the handler's task and its app_handler_timeout clock, while it waits
+    task: RequestTask | None = None
+    timer: asyncio.TimerHandle | None = None
 
     def __init__(self, protocol: HTTPProtocol, head: _core.RequestHead) -> None:
         self.protocol = protocol
@@ -141,25 +156,10 @@ class Exchange:
         method, self.http10, self.keep_alive, has_body, expect = head.info()
         self.method = method
         self.head_only = method == b"HEAD"
-        self.started = False
-        self.finished = False
-        #: the application took the connection over: the protocol leaves it alone
-        self.detached = False
-        self.chunked = False
-        #: what a streamed body with a Content-Length still owes
-        self._left: int | None = None
-        self._body: deque[bytes] = deque()
-        self._body_size = 0
         self._ended = not has_body
-        self._error: BaseException | None = None
         self._expect = expect
-        self._waiter: asyncio.Future[None] | None = None
         #: bytes per second this response may be sent at (download_rate, or a route's)
-        self.rate = protocol.state.options.download_rate
-        self._bucket: _core.TokenBucket | None = None
-        #: the handler's task and its app_handler_timeout clock, while it waits
-        self.task: RequestTask | None = None
-        self.timer: asyncio.TimerHandle | None = None
+        self.rate: int = protocol.state.options.download_rate
 
     # -- request body --------------------------------------------------------
 
@@ -176,6 +176,8 @@ class Exchange:
     def _feed(self, data: bytes) -> None:
         if self.finished:
             return  # answered without reading: the rest of the body is dropped
+        if self._body is None:
+            self._body = deque()
         self._body.append(data)
         self._body_size += len(data)
         self._wake()
@@ -211,6 +213,7 @@ class Exchange:
             finally:
                 timer.cancel()
                 self._waiter = None
+        assert self._body is not None
         data = self._body.popleft()
         self._body_size -= len(data)
         self.protocol.update_reading()
@@ -583,11 +586,14 @@ class HTTPProtocol(asyncio.Protocol):
         self.current = ex
         self.reading = ex if head.has_body else None
         task = RequestTask(self.loop, self.handler(ex), self.handler_done, ex)
-        if not task.start():
-            # only handlers that really wait need a clock
-            ex.task = self.task = task
-            ex.timer = self.loop.call_later(self.state.options.app_handler_timeout,
-                                            self.handler_timed_out, task)
+        if self.adapter.eager:
+            if task.start():
+                return  # answered at once: no clock needed
+        else:
+            self.loop.call_soon(task.start)
+        ex.task = self.task = task
+        ex.timer = self.loop.call_later(self.state.options.app_handler_timeout,
+                                        self.handler_timed_out, task)
 
     def handler_timed_out(self, task: RequestTask) -> None:
         self.state.logger.error("handler cancelled after app_handler_timeout (%ss)",
@@ -595,14 +601,15 @@ class HTTPProtocol(asyncio.Protocol):
         task.cancel()
 
     def handler_done(self, ex: Exchange, exc: BaseException | None) -> None:
-        if ex.timer is not None:
-            ex.timer.cancel()
-            ex.timer = None
-        if self.task is not None and self.task is ex.task:
-            self.task = None
+        if ex.task is not None:
+            if ex.timer is not None:
+                ex.timer.cancel()
+                ex.timer = None
+            if self.task is ex.task:
+                self.task = None
         if exc is not None and not isinstance(exc, asyncio.CancelledError | ClientDisconnected):
             self.state.logger.error("unhandled error in handler", exc_info=exc)
-        if not ex.detached:
+        if not (ex.finished or ex.detached):
             ex.fail()
 
     def exchange_finished(self, ex: Exchange) -> None:

@@ -91,8 +91,15 @@ class RequestTask:
             self._leave(outer)
             self._wait(result)
             return False
-        self._leave(outer)
-        self._finish(outcome)
+        _leave_task(loop, self)
+        if outer is not None:
+            _enter_task(loop, outer)
+        if outcome is None and self._callbacks is None:
+            # the usual end: answered in the first step
+            self._finished = True
+            self._notify(self._arg, None)
+        else:
+            self._finish(outcome)
         return True
 
     def _leave(self, outer: Any) -> None:
