@@ -7,10 +7,14 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from tremolo import _core
 from tremolo.asgi import ASGIAdapter
 from tremolo.testing import serve_in_thread
 
@@ -234,3 +238,25 @@ def test_app_without_lifespan_still_serves() -> None:
 
     with serve_in_thread(lambda s: ASGIAdapter(plain, s), shutdown_timeout=1) as (_, p):
         assert httpx.get(f"http://127.0.0.1:{p}/", timeout=5).status_code == 204
+
+
+@settings(max_examples=300, deadline=None)
+@given(path=st.text(st.sampled_from("/%aAfF09zZ.~-_e8C3A9") | st.characters(
+    min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="?#"), max_size=30),
+       query=st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E,
+                                   exclude_characters="#"), max_size=10))
+def test_scope_fields_match_the_standard_library(path: str, query: str) -> None:
+    """The core fills the request's scope fields: the path is decoded exactly as
+    urllib.parse.unquote(..., encoding="utf-8", errors="replace") decodes it."""
+    target = ("/" + path + ("?" + query if query else "")).encode()
+    parser = _core.RequestParser()
+    head = parser.feed(b"GET " + target + b" HTTP/1.0\r\nHost: a\r\nX-Y: z\r\n\r\n")[0]
+    base = {"type": "http", "client": None}
+    scope = head.scope(base)
+    raw_path, _, query_string = target.partition(b"?")
+    assert scope["path"] == unquote(raw_path.decode("latin-1"), encoding="utf-8",
+                                    errors="replace")
+    assert (scope["raw_path"], scope["query_string"]) == (raw_path, query_string)
+    assert (scope["method"], scope["http_version"]) == ("GET", "1.0")
+    assert scope["headers"] == [(b"host", b"a"), (b"x-y", b"z")]
+    assert scope["type"] == "http" and base == {"type": "http", "client": None}

@@ -1,7 +1,7 @@
 """Type stubs for the extension module tremolo._core (rust/src/py)."""
 
 from collections.abc import Iterable
-from typing import Self, TypeAlias, final
+from typing import Any, Self, TypeAlias, final
 
 __all__ = [
     "HTTPParseError", "RequestHead", "RequestParser", "ResponseEncodeError", "TokenBucket",
@@ -30,6 +30,7 @@ class RequestHead:
     def version(self) -> str: ...
     @property
     def headers(self) -> list[tuple[bytes, bytes]]: ...
+    def scope(self, base: dict[str, Any]) -> dict[str, Any]: ...
     def get(self, name: bytes) -> bytes | None: ...
     def get_all(self, name: bytes) -> list[bytes]: ...
     @property

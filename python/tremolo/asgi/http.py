@@ -13,7 +13,6 @@ import asyncio
 import os
 from collections.abc import Awaitable
 from typing import Any
-from urllib.parse import unquote
 
 from .. import _core
 from ..files import _copy
@@ -75,23 +74,14 @@ class ASGIAdapter(Adapter):
         head = ex.head
         p = ex.protocol
         base, trusted, extensions = p.context.get("asgi") or self._connection(p)
-        scope = base.copy()
-        raw_path, _, query = head.target.partition(b"?")
-        path = raw_path.decode("latin-1")
-        if "%" in path:
-            path = unquote(path, encoding="utf-8", errors="replace")
-        if ex.http10:
-            scope["http_version"] = "1.0"
+        # the request's own fields (method, path decoded, raw_path, query_string,
+        # headers, http_version) are filled in by the core, in one call
+        scope = head.scope(base)
         if trusted:
             forwarded = head.get(b"x-forwarded-proto")
             if forwarded and forwarded.strip().lower() in (b"http", b"https"):
                 scope["scheme"] = forwarded.strip().lower().decode()
         scope["asgi"] = ASGI.copy()
-        scope["method"] = ex.method.decode("latin-1")
-        scope["path"] = path
-        scope["raw_path"] = raw_path
-        scope["query_string"] = query
-        scope["headers"] = head.headers
         scope["state"] = self.lifespan.state.copy()
         scope["extensions"] = extensions.copy()
         return scope

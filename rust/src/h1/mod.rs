@@ -13,6 +13,7 @@ mod limits;
 mod parser;
 pub mod response;
 pub mod status;
+pub mod target;
 
 pub use error::Error;
 pub use head::{BodyKind, Header, RequestHead, Span, Version};

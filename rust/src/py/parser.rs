@@ -1,10 +1,11 @@
 //! RequestParser and RequestHead for Python.
 
 use super::errors::parse_error;
-use crate::h1::{self, BodyKind, Limits, Parser, Sink, Version};
+use crate::h1::{self, target, BodyKind, Limits, Parser, Sink, Version};
 use pyo3::exceptions::PyValueError;
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 /// Builds the Python event list while the core parser runs. The core cannot fail
 /// mid-feed, so a Python error (out of memory) is kept and raised afterwards.
@@ -201,6 +202,38 @@ impl RequestHead {
             list.append(PyTuple::new(py, [name, value])?)?;
         }
         Ok(list)
+    }
+
+    /// A copy of `base` with what this request adds to an ASGI http scope: `method`,
+    /// `http_version`, `path` (percent-decoded, read as UTF-8 with replacement),
+    /// `raw_path`, `query_string` and `headers` (lowercase names), built in one call.
+    fn scope<'py>(
+        &self,
+        py: Python<'py>,
+        base: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let h = &self.inner;
+        let scope = base.copy()?;
+        let (raw_path, query) = target::split(h.target());
+        scope.set_item(
+            intern!(py, "method"),
+            PyString::new(py, &String::from_utf8_lossy(h.method())),
+        )?;
+        scope.set_item(
+            intern!(py, "http_version"),
+            match h.version {
+                Version::Http10 => intern!(py, "1.0"),
+                Version::Http11 => intern!(py, "1.1"),
+            },
+        )?;
+        scope.set_item(
+            intern!(py, "path"),
+            PyString::new(py, &target::decoded_path(raw_path)),
+        )?;
+        scope.set_item(intern!(py, "raw_path"), PyBytes::new(py, raw_path))?;
+        scope.set_item(intern!(py, "query_string"), PyBytes::new(py, query))?;
+        scope.set_item(intern!(py, "headers"), self.headers(py)?)?;
+        Ok(scope)
     }
 
     /// The first value of a field by lowercase name, or None.
