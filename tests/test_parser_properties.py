@@ -134,3 +134,32 @@ def test_limits_are_options() -> None:
     assert run_parser([many], max_headers=5).error == 431
     assert run_parser([many], max_headers=6).error is None
     assert run_parser([many], max_header_size=40).error == 431
+
+
+def _same_event(a: object, b: object) -> bool:
+    if isinstance(a, _core.RequestHead) and isinstance(b, _core.RequestHead):
+        return (a.method, a.target, a.headers) == (b.method, b.target, b.headers)
+    if isinstance(a, _core.HTTPParseError) and isinstance(b, _core.HTTPParseError):
+        return (a.status, a.reason) == (b.status, b.reason)
+    return a == b
+
+
+@SETTINGS
+@given(st.lists(requests(version="1.1"), min_size=1, max_size=3),
+       st.lists(st.integers(min_value=0), max_size=6))
+def test_feed_request_is_feed_with_the_usual_read_unwrapped(reqs: list[Request],
+                                                            points: list[int]) -> None:
+    """feed_request() gives what feed() gives, except that a read that was exactly
+    one whole request without a body gives its head alone."""
+    plain, fast = _core.RequestParser(), _core.RequestParser()
+    for piece in cut(b"".join(r.to_bytes() for r in reqs), points):
+        expected = plain.feed(piece)
+        got = fast.feed_request(piece)
+        if isinstance(got, _core.RequestHead):
+            assert len(expected) == 2 and expected[1] is None
+            got = [got, None]
+        else:
+            assert not (len(got) == 2 and got[1] is None
+                        and isinstance(got[0], _core.RequestHead))
+        assert len(got) == len(expected)
+        assert all(_same_event(a, b) for a, b in zip(got, expected, strict=True))

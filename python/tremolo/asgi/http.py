@@ -90,11 +90,9 @@ class ASGIAdapter(Adapter):
         cycle = Cycle(ex, self)
         try:
             await self.app(self.scope(ex), cycle.receive, cycle.send)
-        except ClientDisconnected:
-            raise
+        except (ClientDisconnected, asyncio.CancelledError, GeneratorExit):
+            raise  # the client left, the handler was cancelled, or the coroutine closed
         except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                raise
             self.state.logger.error("ASGI application failed", exc_info=exc)
             cycle.fail()
             return
@@ -158,8 +156,9 @@ class Cycle:
                 # core checks an application's Content-Length against the body)
                 self.ex.respond(head["status"], head.get("headers", ()),
                                 bytes(message.get("body", b"")))
-                self.started = True
-                self._done()
+                self.started = self.complete = True
+                if self.finished is not None:
+                    self._done()
                 return self.adapter.done
         elif (kind == "http.response.start" and self.head is None
               and not self.ex.protocol.closed):

@@ -95,6 +95,7 @@ class ServerState:
         self.connections: set[HTTPProtocol] = set()
         #: idle keep-alive connections, oldest first (keepalive_connections bounds it)
         self.idle: dict[HTTPProtocol, None] = {}
+        self.keepalive_connections = options.keepalive_connections
         self.parser_limits = {
             "max_request_line": min(options.max_request_line, options.client_max_header_size),
             "max_header_size": options.client_max_header_size,
@@ -113,14 +114,6 @@ class ServerState:
         for conn in list(self.connections):
             conn.check_clocks(now)
         self.loop.call_later(self.tick, self._sweep)
-
-    def became_idle(self, conn: HTTPProtocol) -> None:
-        idle = self.idle
-        idle[conn] = None
-        if len(idle) > self.options.keepalive_connections:
-            oldest = next(iter(idle))
-            del idle[oldest]
-            oldest.close()
 
     def _refresh_date(self) -> None:
         # Formatted once a second by a timer, not per response.
@@ -153,7 +146,7 @@ class Exchange:
     def __init__(self, protocol: HTTPProtocol, head: _core.RequestHead) -> None:
         self.protocol = protocol
         self.head = head
-        method, self.http10, self.keep_alive, has_body, expect = head.info()
+        method, self.http10, self.keep_alive, has_body, expect, self.upgrade = head.info()
         self.method = method
         self.head_only = method == b"HEAD"
         self._ended = not has_body
@@ -231,16 +224,19 @@ class Exchange:
         """Sends a whole response with Content-Length and finishes the exchange."""
         if self.started:
             raise RuntimeError("response already started")
-        keep = self.keep_alive and not (self._expect and not self._ended)
+        keep = self.keep_alive
+        if self._expect and not self._ended:
+            keep = False  # see _close_after()
         p = self.protocol
         state = p.state
         # encoded before anything changes: a refused header leaves room for a 500
         if len(body) < _COPY_LIMIT or self.head_only:
-            data, keep = _encode_response(status, headers, body, keep, self.http10, state.date,
-                                          state.server_name, reason, self.head_only)
+            data, self.keep_alive = _encode_response(status, headers, body, keep, self.http10,
+                                                     state.date, state.server_name, reason,
+                                                     self.head_only)
             self.started = True
-            self.keep_alive = keep
-            p.write(data)
+            if not p.closed:
+                p.transport.write(data)  # type: ignore[union-attr]
         else:
             # a large body is not copied next to the head: both go out in one writev
             head, keep = _encode_head(status, headers, len(body), False, keep, self.http10,
@@ -407,6 +403,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.loop = state.loop
         self.adapter = adapter
         self.handler = adapter.handle
+        self.eager = adapter.eager
         #: the peer (host, port); None on a UNIX socket
         self.peer: tuple[str, int] | None = None
         #: per-connection storage for the application adapter
@@ -454,16 +451,16 @@ class HTTPProtocol(asyncio.Protocol):
             self.state.idle.pop(self, None)
         if self.reading is not None:
             self.limit_upload(len(data))
-        events = self.parser.feed(data)
-        if (len(events) == 2 and events[1] is None and self.current is None
-                and not self.pending and type(events[0]) is _RequestHead):
-            # the usual read: one whole request without body, nothing queued
-            self.start_exchange(events[0])
-            if self.eof and self.current is None:
-                self.close()
-            elif self.parser.paused:
-                self.update_reading()
-            return
+        events = self.parser.feed_request(data)
+        if isinstance(events, _RequestHead):
+            if self.current is None and not self.pending:
+                # the usual read: one whole request without body, nothing queued
+                if self.start_exchange(events).upgrade:
+                    self.update_reading()  # the parser holds what follows
+                if self.eof and self.current is None:
+                    self.close()
+                return
+            events = [events, None]
         self.pending.extend(events)
         self.process()
 
@@ -581,19 +578,20 @@ class HTTPProtocol(asyncio.Protocol):
             self.close()
         self.update_reading()
 
-    def start_exchange(self, head: _core.RequestHead) -> None:
+    def start_exchange(self, head: _core.RequestHead) -> Exchange:
         ex = Exchange(self, head)
         self.current = ex
-        self.reading = ex if head.has_body else None
+        self.reading = None if ex._ended else ex
         task = RequestTask(self.loop, self.handler(ex), self.handler_done, ex)
-        if self.adapter.eager:
+        if self.eager:
             if task.start():
-                return  # answered at once: no clock needed
+                return ex  # answered at once: no clock needed
         else:
             self.loop.call_soon(task.start)
         ex.task = self.task = task
         ex.timer = self.loop.call_later(self.state.options.app_handler_timeout,
                                         self.handler_timed_out, task)
+        return ex
 
     def handler_timed_out(self, task: RequestTask) -> None:
         self.state.logger.error("handler cancelled after app_handler_timeout (%ss)",
@@ -621,7 +619,7 @@ class HTTPProtocol(asyncio.Protocol):
             return
         self.idle_since = self.loop.time()
         self.reused = True
-        if self.parser.paused and not self.pending:
+        if ex.upgrade and not self.pending and self.parser.paused:
             # The request asked for an upgrade and was answered without one: what
             # the client sent after it is HTTP again.
             self.pending.extend(self.parser.resume())
@@ -629,8 +627,14 @@ class HTTPProtocol(asyncio.Protocol):
             self.process()
         elif self.read_paused:
             self.update_reading()
-        if self.current is None and self.parser.idle and not self.closed:
-            self.state.became_idle(self)
+        if self.current is None and not self.closed and self.parser.idle:
+            # idle keep-alive connections are bounded: the oldest goes first
+            idle = self.state.idle
+            idle[self] = None
+            if len(idle) > self.state.keepalive_connections:
+                oldest = next(iter(idle))
+                del idle[oldest]
+                oldest.close()
 
     def parse_error_status(self, status: int, reason: str) -> None:
         """Answers `status` with a short text and closes the connection."""

@@ -112,6 +112,19 @@ impl RequestParser {
         }
     }
 
+    /// As `feed()`, but a read that was exactly one whole request without a body
+    /// (the usual keep-alive read) gives its RequestHead alone, not a list.
+    fn feed_request<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+        let events = self.feed(py, data)?;
+        if events.len() == 2 && events.get_item(1)?.is_none() {
+            let first = events.get_item(0)?;
+            if first.is_instance_of::<RequestHead>() {
+                return Ok(first);
+            }
+        }
+        Ok(events.into_any())
+    }
+
     /// The largest body accepted from the next request head or chunk on.
     #[getter]
     fn max_body_size(&self) -> u64 {
@@ -297,9 +310,9 @@ impl RequestHead {
         self.inner.body != BodyKind::Empty
     }
 
-    /// `(method, http10, keep_alive, has_body, expect_continue)` in one call: what a
-    /// server needs of every request, without five attribute lookups.
-    fn info<'py>(&self, py: Python<'py>) -> (Bound<'py, PyBytes>, bool, bool, bool, bool) {
+    /// `(method, http10, keep_alive, has_body, expect_continue, upgrade)` in one call:
+    /// what a server needs of every request, without six attribute lookups.
+    fn info<'py>(&self, py: Python<'py>) -> (Bound<'py, PyBytes>, bool, bool, bool, bool, bool) {
         let h = &self.inner;
         (
             PyBytes::new(py, h.method()),
@@ -307,6 +320,7 @@ impl RequestHead {
             h.keep_alive,
             h.body != BodyKind::Empty,
             h.expect_continue,
+            h.upgrade,
         )
     }
 
