@@ -80,6 +80,10 @@ def _time_out(waiter: asyncio.Future[None], what: str) -> None:
         waiter.set_exception(RequestTimeout(f"timed out waiting for {what}"))
 
 
+def _idle_since(conn: HTTPProtocol) -> float:
+    return conn.idle_since
+
+
 class ServerState:
     """What every connection of one worker shares."""
 
@@ -93,9 +97,6 @@ class ServerState:
         self.server_name = options.server_name_bytes
         self.trusted_proxies = frozenset(options.trusted_proxies)
         self.connections: set[HTTPProtocol] = set()
-        #: idle keep-alive connections, oldest first (keepalive_connections bounds it)
-        self.idle: dict[HTTPProtocol, None] = {}
-        self.keepalive_connections = options.keepalive_connections
         self.parser_limits = {
             "max_request_line": min(options.max_request_line, options.client_max_header_size),
             "max_header_size": options.client_max_header_size,
@@ -111,8 +112,17 @@ class ServerState:
 
     def _sweep(self) -> None:
         now = self.loop.time()
+        idle = []
         for conn in list(self.connections):
-            conn.check_clocks(now)
+            if conn.check_clocks(now):
+                idle.append(conn)
+        # Idle keep-alive connections are bounded here, once a tick, rather than
+        # by bookkeeping on every request: past the bound, the oldest ones go.
+        excess = len(idle) - self.options.keepalive_connections
+        if excess > 0:
+            idle.sort(key=_idle_since)
+            for conn in idle[:excess]:
+                conn.close()
         self.loop.call_later(self.tick, self._sweep)
 
     def _refresh_date(self) -> None:
@@ -447,8 +457,6 @@ class HTTPProtocol(asyncio.Protocol):
         self.adapter.connection_made(self)
 
     def data_received(self, data: bytes) -> None:
-        if self.reused:
-            self.state.idle.pop(self, None)
         if self.reading is not None:
             self.limit_upload(len(data))
         events = self.parser.feed_request(data)
@@ -483,7 +491,6 @@ class HTTPProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.state.connections.discard(self)
-        self.state.idle.pop(self, None)
         gone = ClientDisconnected("client disconnected")
         for w in self._close_watchers:
             if not w.done():
@@ -627,14 +634,6 @@ class HTTPProtocol(asyncio.Protocol):
             self.process()
         elif self.read_paused:
             self.update_reading()
-        if self.current is None and not self.closed and self.parser.idle:
-            # idle keep-alive connections are bounded: the oldest goes first
-            idle = self.state.idle
-            idle[self] = None
-            if len(idle) > self.state.keepalive_connections:
-                oldest = next(iter(idle))
-                del idle[oldest]
-                oldest.close()
 
     def parse_error_status(self, status: int, reason: str) -> None:
         """Answers `status` with a short text and closes the connection."""
@@ -699,19 +698,23 @@ class HTTPProtocol(asyncio.Protocol):
             if not self.closed:
                 t.set_write_buffer_limits(high=size * 4, low=size // 2)
 
-    def check_clocks(self, now: float) -> None:
+    def check_clocks(self, now: float) -> bool:
         """Closes a connection idle too long, or answers 408 to one whose request
         head is not complete within request_timeout of the connection opening or of
-        the previous response ending. Requests being answered have their own clocks."""
+        the previous response ending. Requests being answered have their own clocks.
+        True if it is left open as an idle keep-alive connection."""
         if self.closed or self.current is not None:
-            return
+            return False
         opts = self.state.options
         waited = now - self.idle_since
         if self.parser.idle:
             if waited > (opts.keepalive_timeout if self.reused else opts.request_timeout):
                 self.close()
-        elif waited > opts.request_timeout:
+                return False
+            return self.reused
+        if waited > opts.request_timeout:
             self.parse_error_status(408, "request head not received in time")
+        return False
 
     def abort(self) -> None:
         if self.transport is not None:

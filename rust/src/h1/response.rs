@@ -226,9 +226,20 @@ impl HeadWriter {
     }
 }
 
-fn push_u64(out: &mut Vec<u8>, n: u64) {
-    // Writing to a Vec cannot fail.
-    let _ = write!(out, "{n}");
+/// Decimal digits of `n`, without the formatting machinery (this runs for every
+/// response's status and length).
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Appends one chunk (size line, data, CRLF) to `out`. Empty data writes nothing:
@@ -351,6 +362,15 @@ mod tests {
             last_chunk(&[(b"x", b"\n")]).unwrap_err(),
             EncodeError::InvalidHeaderValue
         );
+    }
+
+    #[test]
+    fn decimal_numbers() {
+        for n in [0, 7, 9, 10, 99, 100, 65536, 1 << 40, u64::MAX] {
+            let mut out = b"x".to_vec();
+            push_u64(&mut out, n);
+            assert_eq!(out, format!("x{n}").into_bytes());
+        }
     }
 
     #[test]

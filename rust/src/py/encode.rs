@@ -27,26 +27,36 @@ fn field_bytes<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
 /// Takes each `(name, value)` pair of `headers` (an iterable of 2-tuples or
 /// 2-lists, as ASGI allows) as application fields (`HeadWriter::app_header`).
 fn write_headers(w: &mut HeadWriter, headers: &Bound<'_, PyAny>) -> PyResult<()> {
-    let bad = || PyTypeError::new_err("a header must be a (name, value) pair of bytes");
+    // lists and tuples (nearly every caller) are walked without the iterator protocol
+    if let Ok(list) = headers.cast::<PyList>() {
+        return list.iter().try_for_each(|item| write_field(w, &item));
+    }
+    if let Ok(tuple) = headers.cast::<PyTuple>() {
+        return tuple.iter().try_for_each(|item| write_field(w, &item));
+    }
     for item in headers.try_iter()? {
-        let item = item?;
-        let (name, value) = if let Ok(pair) = item.cast::<PyTuple>() {
-            if pair.len() != 2 {
-                return Err(bad());
-            }
-            (pair.get_item(0)?, pair.get_item(1)?)
-        } else if let Ok(pair) = item.cast::<PyList>() {
-            if pair.len() != 2 {
-                return Err(bad());
-            }
-            (pair.get_item(0)?, pair.get_item(1)?)
-        } else {
-            return Err(bad());
-        };
-        w.app_header(&field_bytes(&name)?, &field_bytes(&value)?)
-            .map_err(encode_error)?;
+        write_field(w, &item?)?;
     }
     Ok(())
+}
+
+fn write_field(w: &mut HeadWriter, item: &Bound<'_, PyAny>) -> PyResult<()> {
+    let bad = || PyTypeError::new_err("a header must be a (name, value) pair of bytes");
+    let (name, value) = if let Ok(pair) = item.cast::<PyTuple>() {
+        if pair.len() != 2 {
+            return Err(bad());
+        }
+        (pair.get_item(0)?, pair.get_item(1)?)
+    } else if let Ok(pair) = item.cast::<PyList>() {
+        if pair.len() != 2 {
+            return Err(bad());
+        }
+        (pair.get_item(0)?, pair.get_item(1)?)
+    } else {
+        return Err(bad());
+    };
+    w.app_header(&field_bytes(&name)?, &field_bytes(&value)?)
+        .map_err(encode_error)
 }
 
 /// A complete response with a Content-Length body: head and body in one bytes object,
