@@ -252,7 +252,13 @@ def test_scope_fields_match_the_standard_library(path: str, query: str) -> None:
     parser = _core.RequestParser()
     head = parser.feed(b"GET " + target + b" HTTP/1.0\r\nHost: a\r\nX-Y: z\r\n\r\n")[0]
     base = {"type": "http", "client": None}
-    scope = head.scope(base)
+    asgi, state, extensions = {"version": "3.0"}, {"k": [1]}, {"x": {}}
+    scope = head.scope(base, asgi, state, extensions)
+    # each request gets its own copies (shallow, as the spec says of state)
+    assert scope["asgi"] == asgi and scope["asgi"] is not asgi
+    assert scope["state"] == state and scope["state"] is not state
+    assert scope["state"]["k"] is state["k"]
+    assert scope["extensions"] == extensions and scope["extensions"] is not extensions
     raw_path, _, query_string = target.partition(b"?")
     assert scope["path"] == unquote(raw_path.decode("latin-1"), encoding="utf-8",
                                     errors="replace")

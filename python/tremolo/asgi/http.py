@@ -75,15 +75,12 @@ class ASGIAdapter(Adapter):
         p = ex.protocol
         base, trusted, extensions = p.context.get("asgi") or self._connection(p)
         # the request's own fields (method, path decoded, raw_path, query_string,
-        # headers, http_version) are filled in by the core, in one call
-        scope = head.scope(base)
+        # headers, http_version) and the per-request copies are made by the core
+        scope = head.scope(base, ASGI, self.lifespan.state, extensions)
         if trusted:
             forwarded = head.get(b"x-forwarded-proto")
             if forwarded and forwarded.strip().lower() in (b"http", b"https"):
                 scope["scheme"] = forwarded.strip().lower().decode()
-        scope["asgi"] = ASGI.copy()
-        scope["state"] = self.lifespan.state.copy()
-        scope["extensions"] = extensions.copy()
         return scope
 
     async def handle(self, ex: Exchange) -> None:

@@ -219,33 +219,34 @@ impl RequestHead {
 
     /// A copy of `base` with what this request adds to an ASGI http scope: `method`,
     /// `http_version`, `path` (percent-decoded, read as UTF-8 with replacement),
-    /// `raw_path`, `query_string` and `headers` (lowercase names), built in one call.
+    /// `raw_path`, `query_string`, `headers` (lowercase names), and fresh copies of
+    /// `asgi`, `state` and `extensions` (each request gets its own), in one call.
     fn scope<'py>(
         &self,
         py: Python<'py>,
         base: &Bound<'py, PyDict>,
+        asgi: &Bound<'py, PyDict>,
+        state: &Bound<'py, PyDict>,
+        extensions: &Bound<'py, PyDict>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let h = &self.inner;
         let scope = base.copy()?;
         let (raw_path, query) = target::split(h.target());
-        scope.set_item(
-            intern!(py, "method"),
-            PyString::new(py, &String::from_utf8_lossy(h.method())),
-        )?;
-        scope.set_item(
-            intern!(py, "http_version"),
-            match h.version {
-                Version::Http10 => intern!(py, "1.0"),
-                Version::Http11 => intern!(py, "1.1"),
-            },
-        )?;
-        scope.set_item(
-            intern!(py, "path"),
-            PyString::new(py, &target::decoded_path(raw_path)),
-        )?;
+        let method = String::from_utf8_lossy(h.method());
+        scope.set_item(intern!(py, "method"), PyString::new(py, &method))?;
+        let version = match h.version {
+            Version::Http10 => intern!(py, "1.0"),
+            Version::Http11 => intern!(py, "1.1"),
+        };
+        scope.set_item(intern!(py, "http_version"), version)?;
+        let path = target::decoded_path(raw_path);
+        scope.set_item(intern!(py, "path"), PyString::new(py, &path))?;
         scope.set_item(intern!(py, "raw_path"), PyBytes::new(py, raw_path))?;
         scope.set_item(intern!(py, "query_string"), PyBytes::new(py, query))?;
         scope.set_item(intern!(py, "headers"), self.headers(py)?)?;
+        scope.set_item(intern!(py, "asgi"), asgi.copy()?)?;
+        scope.set_item(intern!(py, "state"), state.copy()?)?;
+        scope.set_item(intern!(py, "extensions"), extensions.copy()?)?;
         Ok(scope)
     }
 
