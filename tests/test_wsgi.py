@@ -54,6 +54,10 @@ def app(environ: dict[str, Any], start_response: Any) -> Any:
         start_response("200 OK", [])
         return [json.dumps([first.decode(), sized.decode(), [x.decode() for x in lines]])
                 .encode()]
+    if path == "/hop-by-hop":
+        start_response("200 OK", [("Transfer-Encoding", "chunked"), ("Keep-Alive", "timeout=9"),
+                                  ("Connection", "close"), ("X-Kept", "1")])
+        return [b"bye"]
     if path == "/iter-input":
         start_response("200 OK", [])
         return [b"|".join(environ["wsgi.input"])]
@@ -121,6 +125,15 @@ def test_environ(port: int) -> None:
 def test_path_info_is_latin1_of_the_decoded_bytes(port: int) -> None:
     out = exchange(port, b"GET /caf%C3%A9 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 404 ")  # PATH_INFO was "/caf\xc3\xa9", not /environ
+
+
+def test_hop_by_hop_fields_are_the_servers(port: int) -> None:
+    out = exchange(port, b"GET /app/hop-by-hop HTTP/1.1\r\nHost: t\r\n\r\n"
+                         b"GET /app/environ HTTP/1.1\r\nHost: t\r\n\r\n")
+    [(status, fields, body)] = split_responses(out)  # closed after the first answer
+    assert status.startswith(b"HTTP/1.1 200 ") and body == b"bye"
+    assert fields[b"x-kept"] == b"1" and fields[b"connection"] == b"close"
+    assert b"transfer-encoding" not in fields and b"keep-alive" not in fields
 
 
 def test_input(port: int) -> None:

@@ -20,10 +20,6 @@ from .files import _copy
 from .protocols.http import Adapter, ClientDisconnected, Exchange, ServerState
 from .request import _trusted
 
-_HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade",
-               b"proxy-connection", b"te"}
-
-
 class FileWrapper:
     """wsgi.file_wrapper: a file the server sends with its sendfile machinery."""
 
@@ -225,7 +221,7 @@ class WSGICycle:
             data = value.encode("latin-1")
             if key == "content-length":
                 self.length = int(value)
-            elif key.encode() not in _HOP_BY_HOP:
+            else:  # hop-by-hop fields are dropped by the core's encoder
                 self.fields.append((name.encode("latin-1"), data))
         return self.write
 
