@@ -20,6 +20,7 @@ from .files import _copy
 from .protocols.http import Adapter, ClientDisconnected, Exchange, ServerState
 from .request import _trusted
 
+
 class FileWrapper:
     """wsgi.file_wrapper: a file the server sends with its sendfile machinery."""
 
