@@ -155,12 +155,7 @@ impl HeadWriter {
         if role == FieldRole::Plain {
             return push_field(&mut self.out, name, value);
         }
-        if !is_token(name) {
-            return Err(EncodeError::InvalidHeaderName);
-        }
-        if !is_field_value(value) {
-            return Err(EncodeError::InvalidHeaderValue);
-        }
+        check_field(name, value)?;
         match role {
             FieldRole::ContentLength => {
                 let n = parse_content_length(value).ok_or(EncodeError::InvalidContentLength)?;
@@ -256,17 +251,23 @@ pub fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
 /// Appends `name: value` CRLF after checking both: a field is written whole and
 /// valid, or not at all.
 fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) -> Result<(), EncodeError> {
+    check_field(name, value)?;
+    out.reserve(name.len() + value.len() + 4);
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+    Ok(())
+}
+
+/// A field name must be a token; a value must hold no CR, LF, NUL or other control.
+fn check_field(name: &[u8], value: &[u8]) -> Result<(), EncodeError> {
     if !is_token(name) {
         return Err(EncodeError::InvalidHeaderName);
     }
     if !is_field_value(value) {
         return Err(EncodeError::InvalidHeaderValue);
     }
-    out.reserve(name.len() + value.len() + 4);
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
     Ok(())
 }
 
