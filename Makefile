@@ -24,8 +24,9 @@ test-python: ## pytest: bindings, properties, h11 differential, end to end
 	$(PYTHON) -m pytest -p no:cacheprovider
 
 lint: ## ruff, mypy, stub check, rustfmt, clippy
-	$(PYTHON) -m ruff check python tests bench examples
+	$(PYTHON) -m ruff check python tests bench examples tools
 	$(PYTHON) -m mypy
+	$(PYTHON) tools/check_layers.py
 	$(PYTHON) -m mypy.stubtest tremolo._core
 	cargo fmt --check
 	cargo clippy --quiet --all-targets --features python -- -D warnings

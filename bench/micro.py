@@ -22,7 +22,7 @@ from apps.tremolo_hello import app
 
 from tremolo.asgi import ASGIAdapter
 from tremolo.config import Options
-from tremolo.protocols.http import Adapter, Exchange, FunctionAdapter, HTTPProtocol, ServerState
+from tremolo.protocols import Adapter, Exchange, FunctionAdapter, HTTPProtocol, ServerState
 
 REQUEST = b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: wrk\r\n\r\n"
 

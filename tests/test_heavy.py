@@ -54,6 +54,10 @@ async def file(response, **server):
 async def hello(**server):
     return b'hello'
 
+@app.route('/64k')
+async def sixty_four_k(**server):
+    return b'k' * 65536
+
 @app.route('/connections')
 async def connections(request, **server):
     return str(len(request.exchange.protocol.state.connections))
@@ -231,3 +235,26 @@ def test_pipelined_flood(server: tuple[int, int, Path]) -> None:
     print(f"peak server RSS {watch.peak / MiB:.1f} MiB")
     assert watch.peak < LIMIT, f"peak RSS {watch.peak / MiB:.1f} MiB"
     assert os.path.exists(f"/proc/{pid}")
+
+
+def test_pipelining_client_that_never_reads(server: tuple[int, int, Path]) -> None:
+    """Reading pauses while the answers are not being read: a client that pipelines
+    requests for 64 KiB answers and reads none cannot grow the server."""
+    port, pid, _ = server
+    flood = b"GET /64k HTTP/1.1\r\nHost: t\r\n\r\n" * 40000  # 1.3 MiB, 2.6 GB of answers
+    with Watch(pid) as watch, socket.create_connection(("127.0.0.1", port)) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.setblocking(False)
+        sent = 0
+        deadline = time.monotonic() + 3
+        while sent < len(flood) and time.monotonic() < deadline:
+            try:
+                sent += s.send(flood[sent:])
+            except BlockingIOError:
+                time.sleep(0.01)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        assert httpx.get(f"http://127.0.0.1:{port}/hello", timeout=2).content == b"hello"
+        assert time.monotonic() - t0 < 0.5
+    print(f"sent {sent} bytes; peak server RSS {watch.peak / MiB:.1f} MiB")
+    assert watch.peak < LIMIT, f"peak RSS {watch.peak / MiB:.1f} MiB"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tremolo.config import Options
-from tremolo.protocols.http import Exchange, FunctionAdapter, HTTPProtocol, ServerState
+from tremolo.protocols import Exchange, FunctionAdapter, HTTPProtocol, ServerState
 
 from .helpers import split_responses
 

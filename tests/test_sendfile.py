@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tremolo import Tremolo
-from tremolo.files import parse_ranges
+from tremolo.framework.files import parse_ranges
 from tremolo.testing import serve_in_thread
 
 from .helpers import exchange, split_responses

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import ConfigError, Options
-from .protocols.http import Adapter, HTTPProtocol, ServerState
+from .protocols import Adapter, HTTPProtocol, ServerState
+from .protocols.state import Clocked
 
 AdapterFactory = Callable[[ServerState], Adapter]
 
@@ -159,7 +160,7 @@ class Worker:
         await self.stopping
         await self.shutdown()
 
-    def connections(self) -> list[HTTPProtocol]:
+    def connections(self) -> list[Clocked]:
         return [c for state in self.states for c in state.connections]
 
     async def shutdown(self) -> None:
@@ -174,9 +175,7 @@ class Worker:
             await asyncio.sleep(0.05)
         tasks = [c.task for c in self.connections() if c.task is not None and not c.task.done()]
         for conn in self.connections():
-            conn.close()
-            if conn.transport is not None:
-                conn.transport.abort()
+            conn.abort()
         for task in tasks:
             task.cancel()
         # let them unwind before the loop closes

@@ -16,9 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from .files import _copy
-from .protocols.http import Adapter, ClientDisconnected, Exchange, ServerState
-from .request import _trusted
+from .protocols import Adapter, ClientDisconnected, Exchange, ServerState
+from .protocols.sendfile import copy_file
 
 
 class FileWrapper:
@@ -115,16 +114,9 @@ class WSGIAdapter(Adapter):
     def environ(self, ex: Exchange) -> dict[str, Any]:
         head = ex.head
         raw_path, _, query = head.target.partition(b"?")
-        p = ex.protocol
-        transport = p.transport
-        sock = transport.get_extra_info("sockname") if transport is not None else None
-        secure = transport is not None and transport.get_extra_info("sslcontext") is not None
-        scheme = "https" if secure else "http"
-        client = p.peer
-        if client is not None and _trusted(client[0], p.state.trusted_proxies):
-            forwarded = head.get(b"x-forwarded-proto")
-            if forwarded and forwarded.strip().lower() in (b"http", b"https"):
-                scheme = forwarded.strip().lower().decode()
+        info = ex.protocol.info
+        assert info is not None
+        scheme = info.scheme_of(head)
         path = unquote_to_bytes(raw_path).decode("latin-1")  # PEP 3333: bytes as latin-1
         root = self.root_path
         if root and (path == root or path.startswith(root + "/")):
@@ -135,10 +127,10 @@ class WSGIAdapter(Adapter):
             "PATH_INFO": path,
             "QUERY_STRING": query.decode("latin-1"),
             "SERVER_PROTOCOL": "HTTP/1.0" if ex.http10 else "HTTP/1.1",
-            "SERVER_NAME": str(sock[0]) if isinstance(sock, tuple) else "localhost",
-            "SERVER_PORT": str(sock[1]) if isinstance(sock, tuple) else "0",
-            "REMOTE_ADDR": client[0] if client else "",
-            "REMOTE_PORT": str(client[1]) if client else "",
+            "SERVER_NAME": info.server[0] if info.server else "localhost",
+            "SERVER_PORT": str(info.server[1]) if info.server else "0",
+            "REMOTE_ADDR": info.peer[0] if info.peer else "",
+            "REMOTE_PORT": str(info.peer[1]) if info.peer else "",
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": scheme,
             "wsgi.errors": sys.stderr,
@@ -286,7 +278,7 @@ class WSGICycle:
             self.length = size
         self._start(self.length)
         try:
-            await _copy(self.ex, f, f.tell(), min(size, self.length))
+            await copy_file(self.ex, f, f.tell(), min(size, self.length))
         finally:
             self.file.close()
         self.sent = self.length

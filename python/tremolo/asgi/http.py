@@ -15,9 +15,8 @@ from collections.abc import Awaitable
 from typing import Any
 
 from .. import _core
-from ..files import _copy
-from ..protocols.http import Adapter, ClientDisconnected, Exchange, HTTPProtocol, ServerState
-from ..request import _trusted
+from ..protocols import Adapter, ClientDisconnected, Exchange, HTTPProtocol, ServerState
+from ..protocols.sendfile import copy_file
 from .lifespan import ASGI, Lifespan
 
 Message = dict[str, Any]
@@ -46,41 +45,34 @@ class ASGIAdapter(Adapter):
     async def shutdown(self) -> None:
         await self.lifespan.shutdown()
 
-    def _connection(self, p: HTTPProtocol) -> tuple[dict[str, Any], bool, dict[str, Any]]:
+    def _connection(self, p: HTTPProtocol) -> tuple[dict[str, Any], dict[str, Any]]:
         """What every request on a connection shares, worked out once: the scope
-        fields that do not change, whether the peer is a trusted proxy, and the
-        extensions."""
-        transport = p.transport
-        server = transport.get_extra_info("sockname") if transport is not None else None
-        secure = transport is not None and transport.get_extra_info("sslcontext") is not None
+        fields that do not change, and the extensions."""
+        info = p.info
+        assert info is not None
         extensions: dict[str, Any] = dict(EXTENSIONS)
-        if secure:
+        if info.secure:
             extensions["tls"] = {"server_cert": None, "client_cert_chain": [],
                                  "tls_version": None, "cipher_suite": None}
-        client = p.peer
-        trusted = client is not None and _trusted(client[0], p.state.trusted_proxies)
         base = {
             "type": "http", "asgi": None, "http_version": "1.1", "method": None,
-            "scheme": "https" if secure else "http", "path": None, "raw_path": None,
+            "scheme": info.scheme, "path": None, "raw_path": None,
             "query_string": None, "root_path": self.root_path, "headers": None,
-            "client": client,
-            "server": tuple(server[:2]) if isinstance(server, tuple) else None,
-            "state": None, "extensions": None,
+            "client": info.peer, "server": info.server, "state": None, "extensions": None,
         }
-        known = p.context["asgi"] = (base, trusted, extensions)
+        known = p.context["asgi"] = (base, extensions)
         return known
 
     def scope(self, ex: Exchange) -> dict[str, Any]:
         head = ex.head
         p = ex.protocol
-        base, trusted, extensions = p.context.get("asgi") or self._connection(p)
+        base, extensions = p.context.get("asgi") or self._connection(p)
         # the request's own fields (method, path decoded, raw_path, query_string,
         # headers, http_version) and the per-request copies are made by the core
         scope = head.scope(base, ASGI, self.lifespan.state, extensions)
-        if trusted:
-            forwarded = head.get(b"x-forwarded-proto")
-            if forwarded and forwarded.strip().lower() in (b"http", b"https"):
-                scope["scheme"] = forwarded.strip().lower().decode()
+        info = p.info
+        if info is not None and info.trusted:
+            scope["scheme"] = info.scheme_of(head)
         return scope
 
     async def handle(self, ex: Exchange) -> None:
@@ -251,7 +243,7 @@ class Cycle:
                 self.length = size
             self.ex.start(self.head["status"], fields, content_length=self.length)
             self.started = True
-            await _copy(self.ex, f, 0, size)
+            await copy_file(self.ex, f, 0, size)
         self.ex.end()
         self.sent = self.length
         self._done()

@@ -2,407 +2,31 @@
 
 One `HTTPProtocol` per connection. It feeds every read to the Rust parser once and
 acts on the events: each request becomes an `Exchange` handed to the application
-adapter (a coroutine function). Responses go out in request order; a pipelined
-request waits until the one before it is answered. Reading pauses while too much
-is queued or buffered; writing waits while the client does not read.
+adapter. Responses go out in request order; a pipelined request waits until the one
+before it is answered. Flow control (flow.py) pauses reading while too much is queued
+or buffered, or while the client does not read; writing waits while the client does
+not read. After a 101 the connection is handed over (`take_over`) to another protocol.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable
 from typing import Any, cast
 
 from .. import _core
-from ..config import Options
-from ..exceptions import HTTPException, RequestTimeout
+from ..exceptions import HTTPException
+from .adapter import Adapter
+from .connection import ConnectionInfo
+from .exchange import Exchange, burst
+from .flow import ClientDisconnected, Flow
+from .state import ServerState
+from .takeover import Takeover
 from .task import RequestTask
 
-Header = tuple[bytes, bytes]
-Handler = Callable[["Exchange"], Coroutine[Any, Any, None]]
-
-
-class Adapter:
-    """What a protocol needs of an application: `handle` each exchange, and hear
-    of connections opening and closing. Subclasses override what they use."""
-
-    #: start each handler as soon as its request is read (see protocols/task.py);
-    #: False starts it at the loop's next turn, after every read of this one
-    eager = True
-
-    async def handle(self, ex: Exchange) -> None:
-        raise NotImplementedError
-
-    def connection_made(self, protocol: HTTPProtocol) -> None:
-        pass
-
-    def connection_lost(self, protocol: HTTPProtocol) -> None:
-        pass
-
-    async def startup(self) -> None:
-        """Runs in the worker before it accepts connections."""
-
-    async def shutdown(self) -> None:
-        """Runs in the worker after its connections are closed."""
-
-
-class FunctionAdapter(Adapter):
-    """An adapter that is just a coroutine function taking an Exchange."""
-
-    def __init__(self, handle: Handler) -> None:
-        self.handle = handle  # type: ignore[method-assign,assignment]
-
 _RequestHead = _core.RequestHead
-_ParseError = _core.HTTPParseError
 _encode_response = _core.encode_response
-_encode_head = _core.encode_head
-_encode_chunk = _core.encode_chunk
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-# Bodies this size or larger are written beside the head (writev), not copied into it.
-_COPY_LIMIT = 16384
-
-
-class ClientDisconnected(ConnectionError):
-    """The client went away before the exchange was over."""
-
-
-def burst(rate: int, buffer_size: int) -> int:
-    """What a token bucket lets through at once: a tenth of a second's worth, at
-    least one buffer, so measured rates stay close to the limit."""
-    return max(buffer_size, rate // 10)
-
-
-def _time_out(waiter: asyncio.Future[None], what: str) -> None:
-    if not waiter.done():
-        waiter.set_exception(RequestTimeout(f"timed out waiting for {what}"))
-
-
-def _idle_since(conn: HTTPProtocol) -> float:
-    return conn.idle_since
-
-
-class ServerState:
-    """What every connection of one worker shares."""
-
-    def __init__(self, options: Options, loop: asyncio.AbstractEventLoop,
-                 logger: logging.Logger | None = None, lock: Any = None) -> None:
-        self.options = options
-        #: locks shared by the workers (the handlers' `lock`)
-        self.lock = lock
-        self.loop = loop
-        self.logger = logger or logging.getLogger("tremolo")
-        self.server_name = options.server_name_bytes
-        self.trusted_proxies = frozenset(options.trusted_proxies)
-        self.connections: set[HTTPProtocol] = set()
-        self.parser_limits = {
-            "max_request_line": min(options.max_request_line, options.client_max_header_size),
-            "max_header_size": options.client_max_header_size,
-            "max_headers": options.max_headers,
-            "max_body_size": options.client_max_body_size,
-            "max_chunk_line": options.max_chunk_line,
-        }
-        self.date = b""
-        self._refresh_date()
-        # how often idle and header-reading connections are checked against their clocks
-        self.tick = min(1.0, options.request_timeout / 4, options.keepalive_timeout / 4)
-        self.loop.call_later(self.tick, self._sweep)
-
-    def _sweep(self) -> None:
-        now = self.loop.time()
-        idle = []
-        for conn in list(self.connections):
-            if conn.check_clocks(now):
-                idle.append(conn)
-        # Idle keep-alive connections are bounded here, once a tick, rather than
-        # by bookkeeping on every request: past the bound, the oldest ones go.
-        excess = len(idle) - self.options.keepalive_connections
-        if excess > 0:
-            idle.sort(key=_idle_since)
-            for conn in idle[:excess]:
-                conn.close()
-        self.loop.call_later(self.tick, self._sweep)
-
-    def _refresh_date(self) -> None:
-        # Formatted once a second by a timer, not per response.
-        now = time.time()
-        self.date = _core.http_date(now)
-        self.loop.call_later(1.0 - now % 1.0, self._refresh_date)
-
-
-class Exchange:
-    """One request and its response, as an application adapter sees them."""
-
-    # What an exchange starts with, as class attributes: the usual request sets
-    # only what __init__ does.
-    started = False
-    finished = False
-    #: the application took the connection over: the protocol leaves it alone
-    detached = False
-    chunked = False
-    #: what a streamed body with a Content-Length still owes
-    _left: int | None = None
-    _body: deque[bytes] | None = None
-    _body_size = 0
-    _error: BaseException | None = None
-    _waiter: asyncio.Future[None] | None = None
-    _bucket: _core.TokenBucket | None = None
-    #: the handler's task and its app_handler_timeout clock, while it waits
-    task: RequestTask | None = None
-    timer: asyncio.TimerHandle | None = None
-
-    def __init__(self, protocol: HTTPProtocol, head: _core.RequestHead) -> None:
-        self.protocol = protocol
-        self.head = head
-        method, self.http10, self.keep_alive, has_body, expect, self.upgrade = head.info()
-        self.method = method
-        self.head_only = method == b"HEAD"
-        self._ended = not has_body
-        self._expect = expect
-        #: bytes per second this response may be sent at (download_rate, or a route's)
-        self.rate: int = protocol.state.options.download_rate
-
-    # -- request body --------------------------------------------------------
-
-    @property
-    def body_complete(self) -> bool:
-        """The whole body has arrived (some may still wait to be read)."""
-        return self._ended
-
-    @property
-    def body_exhausted(self) -> bool:
-        """The whole body has arrived and been read."""
-        return self._ended and not self._body
-
-    def _feed(self, data: bytes) -> None:
-        if self.finished:
-            return  # answered without reading: the rest of the body is dropped
-        if self._body is None:
-            self._body = deque()
-        self._body.append(data)
-        self._body_size += len(data)
-        self._wake()
-        self.protocol.update_reading()
-
-    def _end(self, error: BaseException | None = None) -> None:
-        self._ended = True
-        self._error = error
-        self._wake()
-
-    def _wake(self) -> None:
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
-
-    async def receive(self) -> bytes:
-        """The next piece of the request body; b"" once it has all been read."""
-        while not self._body:
-            if self._ended:
-                if self._error is not None:
-                    raise self._error
-                return b""
-            if self._expect:
-                self._expect = False
-                if not self.started:
-                    self.protocol.write(_CONTINUE)
-            p = self.protocol
-            waiter = self._waiter = p.loop.create_future()
-            timer = p.loop.call_later(p.state.options.request_timeout, _time_out, waiter,
-                                      "the request body")
-            try:
-                await waiter
-            finally:
-                timer.cancel()
-                self._waiter = None
-        assert self._body is not None
-        data = self._body.popleft()
-        self._body_size -= len(data)
-        self.protocol.update_reading()
-        return data
-
-    # -- response ------------------------------------------------------------
-
-    def _close_after(self) -> bool:
-        # A client that was never told to send its announced body may still send
-        # it: the connection cannot be reused safely. (respond() inlines this.)
-        return not self.keep_alive or (self._expect and not self._ended)
-
-    def respond(self, status: int, headers: Iterable[Header], body: bytes,
-                reason: bytes | None = None) -> None:
-        """Sends a whole response with Content-Length and finishes the exchange."""
-        if self.started:
-            raise RuntimeError("response already started")
-        keep = self.keep_alive
-        if self._expect and not self._ended:
-            keep = False  # see _close_after()
-        p = self.protocol
-        state = p.state
-        # encoded before anything changes: a refused header leaves room for a 500
-        if len(body) < _COPY_LIMIT or self.head_only:
-            data, self.keep_alive = _encode_response(status, headers, body, keep, self.http10,
-                                                     state.date, state.server_name, reason,
-                                                     self.head_only)
-            self.started = True
-            if not p.closed:
-                p.transport.write(data)  # type: ignore[union-attr]
-        else:
-            # a large body is not copied next to the head: both go out in one writev
-            head, keep = _encode_head(status, headers, len(body), False, keep, self.http10,
-                                      state.date, state.server_name, reason)
-            self.started = True
-            self.keep_alive = keep
-            p.writelines(head, body)
-        self._finish()
-
-    def start(self, status: int, headers: Iterable[Header], *,
-              content_length: int | None = None, reason: bytes | None = None,
-              chunked: bool = True) -> None:
-        """Sends the head of a streamed response: chunked on HTTP/1.1 unless a
-        length is given (or `chunked` is False), else delimited by closing."""
-        if self.started:
-            raise RuntimeError("response already started")
-        keep = not self._close_after()
-        no_body = self.head_only or status in (204, 304) or status < 200
-        use_chunks = False
-        if content_length is None and not no_body:
-            if self.http10 or not chunked:
-                keep = False
-            else:
-                use_chunks = True
-        chunked = use_chunks
-        p = self.protocol
-        data, keep = _encode_head(status, headers, content_length, chunked, keep, self.http10,
-                                  p.state.date, p.state.server_name, reason)
-        self.started = True
-        self.chunked = chunked
-        self.keep_alive = keep
-        if content_length is not None and not no_body:
-            self._left = content_length
-        p.write(data)
-
-    def limited(self, size: int) -> bool:
-        """Whether sending `size` bytes now would go past the speed limit."""
-        return size > burst(self.rate, self.protocol.state.options.buffer_size) or (
-            self._bucket is not None and size > self._bucket.available(
-                self.protocol.loop.time()))
-
-    async def respond_limited(self, status: int, headers: Iterable[Header], body: bytes,
-                              reason: bytes | None = None) -> None:
-        """respond() at the speed limit: the head, then the body piece by piece."""
-        self.start(status, headers, content_length=len(body), reason=reason)
-        await self.write(body)
-        self.end()
-
-    async def write(self, data: bytes) -> None:
-        """Sends part of a started response body, at most at `rate` bytes per second,
-        waiting while the client is slow."""
-        if not self.started or self.finished:
-            raise RuntimeError("write() needs a started, unfinished response")
-        if not data or self.head_only:
-            return
-        if self._left is not None:
-            if len(data) > self._left:
-                raise RuntimeError(f"the body is longer than its Content-Length "
-                                   f"({len(data) - self._left} bytes too many)")
-            self._left -= len(data)
-        p = self.protocol
-        loop = p.loop
-        bucket = self._bucket
-        if bucket is None:
-            # every write of a streamed body counts against the speed limit
-            size = burst(self.rate, p.state.options.buffer_size)
-            bucket = self._bucket = _core.TokenBucket(self.rate, size, loop.time())
-        allowed, _ = bucket.take(len(data), loop.time())
-        if allowed == len(data):
-            await self._write(data)
-            return
-        if allowed:
-            await self._write(data[:allowed])
-        await self._write_limited(data[allowed:])
-
-    def wrote(self, size: int) -> None:
-        """Counts body bytes that went out past write() (a zero-copy sendfile)."""
-        if self._left is not None:
-            self._left -= size
-
-    async def _write_limited(self, data: bytes) -> None:
-        p = self.protocol
-        loop = p.loop
-        assert self._bucket is not None
-        view = memoryview(data)
-        while view:
-            allowed, wait = self._bucket.take(len(view), loop.time())
-            if allowed:
-                await self._write(bytes(view[:allowed]))
-                view = view[allowed:]
-            if view:
-                await asyncio.sleep(wait)
-                if p.closed:
-                    raise ClientDisconnected("client disconnected")
-
-    async def _write(self, data: bytes) -> None:
-        p = self.protocol
-        if not self.chunked:
-            p.write(data)
-        elif len(data) < _COPY_LIMIT:
-            p.write(_encode_chunk(data))
-        else:
-            p.writelines(b"%x\r\n" % len(data), data, b"\r\n")
-        if p.write_paused:
-            await p.drain()
-
-    async def send_raw(self, data: bytes) -> None:
-        """Writes bytes as they are, after the head (the caller frames them)."""
-        if not self.started:
-            raise RuntimeError("send() needs a started response")
-        self.chunked = False  # the caller frames the body now: end() adds nothing
-        self._left = None
-        p = self.protocol
-        p.write(data)
-        if p.write_paused:
-            await p.drain()
-
-    def fail(self) -> None:
-        """The application failed: a 500 if nothing was sent yet, else the body is
-        cut short and the connection closed (which is how the client learns it)."""
-        if self.finished or self.protocol.closed:
-            return
-        if not self.started:
-            self.keep_alive = False
-            self.respond(500, [(b"Content-Type", b"text/plain; charset=utf-8")],
-                         b"Internal Server Error")
-        else:
-            self.abort()
-
-    def abort(self) -> None:
-        """Finishes without a response: the connection is closed."""
-        if not self.finished:
-            self.keep_alive = False
-            self.started = True
-            self._finish()
-
-    def end(self, trailers: list[Header] | None = None) -> None:
-        """Finishes a started response."""
-        if self.finished:
-            return
-        if self._left:
-            # shorter than announced: only closing can tell the client
-            self.protocol.state.logger.error("the body ended %d bytes short of its Content-Length",
-                                      self._left)
-            self.abort()
-            return
-        if self.chunked and not self.head_only:
-            self.protocol.write(_core.last_chunk(trailers))
-        self._finish()
-
-    def _finish(self) -> None:
-        self.finished = True
-        if self._body:
-            self._body.clear()
-            self._body_size = 0
-        self.protocol.exchange_finished(self)
 
 
 class HTTPProtocol(asyncio.Protocol):
@@ -414,8 +38,11 @@ class HTTPProtocol(asyncio.Protocol):
         self.adapter = adapter
         self.handler = adapter.handle
         self.eager = adapter.eager
-        #: the peer (host, port); None on a UNIX socket
-        self.peer: tuple[str, int] | None = None
+        opts = state.options
+        #: both directions' flow control and the transport (handed over after a 101)
+        self.flow = Flow(self.loop, opts.buffer_size, opts.request_timeout)
+        #: the connection's facts (peer, trusted proxy, TLS, server address)
+        self.info: ConnectionInfo | None = None
         #: per-connection storage for the application adapter
         self.context: dict[str, Any] = {}
         #: when the connection last became idle (opened, or a response ended)
@@ -432,13 +59,10 @@ class HTTPProtocol(asyncio.Protocol):
         self.pending: deque[object] = deque()  # events behind a request being answered
         #: the handler task started last, while it runs on after its first step
         self.task: RequestTask | None = None
-        self.write_paused = False
-        self.read_paused = False
         self.processing = False
         self.eof = False
-        self.closed = False
-        self._drain_waiters: list[asyncio.Future[None]] = []
-        opts = state.options
+        #: the connection was handed to another protocol (after a 101)
+        self.taken = False
         self._max_queue = opts.max_queue_size
         self._max_buffered = opts.buffer_size * 4
 
@@ -448,11 +72,8 @@ class HTTPProtocol(asyncio.Protocol):
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one
         transport = cast(asyncio.Transport, transport)
         self.transport = transport
-        size = self.state.options.buffer_size
-        transport.set_write_buffer_limits(high=size * 4, low=size // 2)
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple):
-            self.peer = (peer[0], peer[1])
+        self.flow.attach(transport)
+        self.info = ConnectionInfo(transport, self.state.trusted_proxies)
         self.state.connections.add(self)
         self.adapter.connection_made(self)
 
@@ -489,17 +110,13 @@ class HTTPProtocol(asyncio.Protocol):
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
+        self.flow.lost()
         self.state.connections.discard(self)
         gone = ClientDisconnected("client disconnected")
         for w in self._close_watchers:
             if not w.done():
                 w.set_result(None)
         self._close_watchers.clear()
-        for w in self._drain_waiters:
-            if not w.done():
-                w.set_exception(gone)
-        self._drain_waiters.clear()
         if self.reading is not None and not self.reading.body_complete:
             self.reading._end(gone)
         task = self.task
@@ -537,20 +154,19 @@ class HTTPProtocol(asyncio.Protocol):
             self._close_watchers.append(future)
 
     def pause_writing(self) -> None:
-        self.write_paused = True
+        self.flow.pause_writing()
 
     def resume_writing(self) -> None:
-        self.write_paused = False
-        for w in self._drain_waiters:
-            if not w.done():
-                w.set_result(None)
-        self._drain_waiters.clear()
+        self.flow.resume_writing()
+        if self.pending and self.current is None:
+            self.process()  # requests wait while the client does not read the answers
 
     # -- events --------------------------------------------------------------
 
     def process(self) -> None:
         """Acts on parser events in order. A request head waits while the request
-        before it is being answered; body events go to the request they belong to.
+        before it is being answered, and while the client is not reading the answers
+        (flow.write_paused); body events go to the request they belong to.
         A handler that answers at once finishes inside this loop, so the loop (not
         recursion) carries on with the next pipelined request."""
         if self.processing:
@@ -562,7 +178,7 @@ class HTTPProtocol(asyncio.Protocol):
                 ev = pending[0]
                 kind = type(ev)
                 if kind is _RequestHead:
-                    if self.current is not None:
+                    if self.current is not None or self.flow.write_paused:
                         break
                     pending.popleft()
                     self.start_exchange(ev)  # type: ignore[arg-type]
@@ -632,7 +248,7 @@ class HTTPProtocol(asyncio.Protocol):
             self.pending.extend(self.parser.resume())
         if self.pending:
             self.process()
-        elif self.read_paused:
+        elif self.flow.read_paused:
             self.update_reading()
 
     def parse_error_status(self, status: int, reason: str) -> None:
@@ -656,47 +272,22 @@ class HTTPProtocol(asyncio.Protocol):
             return
         self.parse_error_status(err.status, err.reason)
 
-    # -- transport helpers ---------------------------------------------------
+    # -- the connection ------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self.flow.closed
+
+    @property
+    def peer(self) -> tuple[str, int] | None:
+        """The peer (host, port); None on a UNIX socket."""
+        return self.info.peer if self.info is not None else None
 
     def write(self, data: bytes) -> None:
-        if not self.closed and self.transport is not None:
-            self.transport.write(data)
-
-    def writelines(self, *data: bytes) -> None:
-        if not self.closed and self.transport is not None:
-            self.transport.writelines(data)
+        self.flow.write(data)
 
     async def drain(self) -> None:
-        """Waits while the client is not reading; one that reads nothing for
-        request_timeout is dropped."""
-        if self.closed:
-            raise ClientDisconnected("client disconnected")
-        if self.write_paused:
-            w = self.loop.create_future()
-            self._drain_waiters.append(w)
-            timer = self.loop.call_later(self.state.options.request_timeout, _time_out, w,
-                                         "the client reading the response")
-            try:
-                await w
-            except RequestTimeout:
-                self.abort()
-                raise ClientDisconnected("the client stopped reading") from None
-            finally:
-                timer.cancel()
-
-    async def drain_all(self) -> None:
-        """Waits until the transport's write buffer is empty (bounded by
-        request_timeout, like every drain), so the socket can be written directly."""
-        t = self.transport
-        if t is None or not t.get_write_buffer_size():
-            return
-        size = self.state.options.buffer_size
-        t.set_write_buffer_limits(high=0, low=0)  # paused until the buffer is empty
-        try:
-            await self.drain()
-        finally:
-            if not self.closed:
-                t.set_write_buffer_limits(high=size * 4, low=size // 2)
+        await self.flow.drain()
 
     def check_clocks(self, now: float) -> bool:
         """Closes a connection idle too long, or answers 408 to one whose request
@@ -717,25 +308,15 @@ class HTTPProtocol(asyncio.Protocol):
         return False
 
     def abort(self) -> None:
-        if self.transport is not None:
-            self.closed = True
-            self.transport.abort()
+        self.flow.abort()
 
     def update_reading(self) -> None:
         """Pauses reading while too much waits in memory; resumes once it drained."""
-        if self.transport is None or self.closed:
-            return
         buffered = self.reading._body_size if self.reading is not None else 0
         # While the parser holds bytes after an upgrade request, nothing is read
         # until the response decides what they are.
-        full = (len(self.pending) > self._max_queue or buffered > self._max_buffered
-                or self.parser.paused or self.rate_paused)
-        if full and not self.read_paused:
-            self.read_paused = True
-            self.transport.pause_reading()
-        elif not full and self.read_paused:
-            self.read_paused = False
-            self.transport.resume_reading()
+        self.flow.hold(len(self.pending) > self._max_queue or buffered > self._max_buffered
+                       or self.parser.paused or self.rate_paused)
 
     def close_when_idle(self) -> None:
         """Closes now if no request is being answered, else right after its response
@@ -746,6 +327,33 @@ class HTTPProtocol(asyncio.Protocol):
             self.current.keep_alive = False
 
     def close(self) -> None:
-        if not self.closed and self.transport is not None:
-            self.closed = True
-            self.transport.close()
+        self.flow.close()
+
+    # -- the takeover seam ---------------------------------------------------
+
+    def take_over(self, ex: Exchange, make: Callable[[Takeover], asyncio.Protocol]
+                  ) -> asyncio.Protocol:
+        """Hands the connection to another protocol after `ex` was answered with a
+        101: the transport, the bytes read after the request, flow control, the
+        handler's task and the connection's facts go to `make(takeover)`, and
+        this protocol lets go of the connection."""
+        if ex is not self.current or not ex.started or self.pending or self.closed:
+            raise RuntimeError("only the exchange being answered, after its 101, can hand "
+                               "the connection over")
+        assert self.transport is not None and self.info is not None
+        self.taken = True
+        ex.detached = True
+        ex.finished = True
+        if ex.timer is not None:
+            ex.timer.cancel()  # app_handler_timeout is for HTTP answers
+            ex.timer = None
+        self.current = self.reading = None
+        self.state.connections.discard(self)
+        takeover = Takeover(transport=self.transport, flow=self.flow, state=self.state,
+                            info=self.info, buffered=self.parser.take_buffered(),
+                            task=ex.task, eof=self.eof,
+                            lost=lambda: self.adapter.connection_lost(self))
+        self.task = None
+        protocol = make(takeover)
+        self.transport.set_protocol(protocol)
+        return protocol

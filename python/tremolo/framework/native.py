@@ -11,9 +11,9 @@ import types
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from ..exceptions import HTTPException, MethodNotAllowed, NotFound
+from ..protocols import Adapter, ClientDisconnected, Exchange, HTTPProtocol, ServerState
 from .context import Context
-from .exceptions import HTTPException, MethodNotAllowed, NotFound
-from .protocols.http import Adapter, ClientDisconnected, Exchange, HTTPProtocol, ServerState
 from .request import Request
 from .response import Response
 from .routing import Handler
@@ -21,7 +21,7 @@ from .sse import SSE
 from .syncwrap import SyncProxy
 
 if TYPE_CHECKING:
-    from .app import Registered, Tremolo
+    from .app import App, Registered
 
 _STR_TYPES = (bytes, bytearray, memoryview, str, tuple)
 
@@ -44,7 +44,7 @@ def _under(path: bytes, prefix: bytes) -> bool:
 
 
 class NativeAdapter(Adapter):
-    def __init__(self, app: Tremolo, state: ServerState) -> None:
+    def __init__(self, app: App, state: ServerState) -> None:
         self.app = app
         self.state = state
         self.loop = state.loop

@@ -7,8 +7,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from . import _core
-from .exceptions import HTTPRedirect, InternalServerError
+from .. import _core
+from ..exceptions import HTTPRedirect, InternalServerError
 
 if TYPE_CHECKING:
     from .request import Request

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from .exceptions import InternalServerError
+from ..exceptions import InternalServerError
 
 if TYPE_CHECKING:
     from .response import Response

@@ -1,5 +1,6 @@
-"""The native framework: `Tremolo` applications, their routes, hooks, middlewares
-and error handlers. One `NativeAdapter` per worker serves them."""
+"""The native framework's application: routes, hooks, middlewares and error
+handlers. One `NativeAdapter` per worker serves them; `tremolo.Tremolo` adds `run()`,
+which needs the process supervisor above this layer."""
 
 from __future__ import annotations
 
@@ -7,12 +8,10 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from .config import Options
 from .context import Context
-from .locks import ServerLock
 from .routing import Handler, Router, normalize
 
-__all__ = ["Application", "Tremolo"]
+__all__ = ["App"]
 
 HOOKS = ("worker_start", "worker_stop", "connect", "close")
 MIDDLEWARES = ("request", "response")
@@ -40,9 +39,8 @@ def _sort(items: list[Registered], name: str) -> None:
     items.sort(key=lambda r: (r.priority, sign * r.seq))
 
 
-class Tremolo:
-    """A web application: routes, hooks and middlewares, and the server that runs
-    them (`run`, `listen`)."""
+class App:
+    """A web application: routes, hooks, middlewares and its listeners."""
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name
@@ -128,12 +126,12 @@ class Tremolo:
 
     # -- composition ---------------------------------------------------------
 
-    def mount(self, prefix: str, app: Tremolo) -> None:
+    def mount(self, prefix: str, app: App) -> None:
         """Serves `app`'s routes and middlewares under `prefix`; its hooks and
         listeners join this application's."""
         if not prefix.startswith("/") or len(prefix) > 255:
             raise ValueError("a mount prefix starts with '/' and is at most 255 long")
-        if app is self or not isinstance(app, Tremolo):
+        if app is self or not isinstance(app, App):
             raise ValueError("mount takes another Tremolo application")
         base = normalize(prefix)
         base = b"" if base == b"/" else base
@@ -161,19 +159,3 @@ class Tremolo:
     def make_adapter(self, state: Any) -> Any:
         from .native import NativeAdapter
         return NativeAdapter(self, state)
-
-    def run(self, host: str | None = None, port: int = 0, *, worker_num: int = 1,
-            **options: Any) -> None:
-        """Serves until interrupted (Ctrl-C or SIGTERM), draining in-flight requests.
-
-        worker_num=0 serves in this process; N starts N worker processes sharing
-        each port with SO_REUSEPORT."""
-        from .supervisor import serve
-
-        opts = Options.from_kwargs({"host": host, "port": port, "worker_num": worker_num,
-                                    **options})
-        serve(self.make_adapter, opts, self.listeners,
-              ServerLock.create(opts.locks))
-
-
-Application = Tremolo

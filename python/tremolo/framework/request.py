@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import time
@@ -10,12 +9,12 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+from ..exceptions import BadRequest, PayloadTooLarge
 from .context import Context
-from .exceptions import BadRequest, PayloadTooLarge
 from .multipart import MultipartReader, Part, boundary_of
 
 if TYPE_CHECKING:
-    from .protocols.http import Exchange
+    from ..protocols import Exchange
 
 DEFAULT_CONTENT_TYPE = b"application/octet-stream"
 
@@ -51,18 +50,6 @@ def parse_cookies(values: list[bytes]) -> dict[str, list[str]]:
                     val = val[1:-1]
                 cookies.setdefault(name.decode("latin-1"), []).append(val.decode("latin-1"))
     return cookies
-
-
-def _trusted(peer: str | None, proxies: frozenset[str]) -> bool:
-    if peer is None:
-        return False
-    if "*" in proxies or peer in proxies:
-        return True
-    try:
-        addr = ipaddress.ip_address(peer)
-    except ValueError:
-        return False
-    return any("/" in p and addr in ipaddress.ip_network(p, strict=False) for p in proxies)
 
 
 class Request:
@@ -183,13 +170,12 @@ class Request:
 
     @property
     def is_secure(self) -> bool:
-        t = self.transport
-        return t is not None and t.get_extra_info("sslcontext") is not None
+        info = self.exchange.protocol.info
+        return info is not None and info.secure
 
     def _from_proxy(self) -> bool:
-        proto = self.exchange.protocol
-        client = proto.peer
-        return _trusted(client[0] if client else None, proto.state.trusted_proxies)
+        info = self.exchange.protocol.info
+        return info is not None and info.trusted
 
     @property
     def ip(self) -> bytes:

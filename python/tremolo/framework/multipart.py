@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from .exceptions import BadRequest, PayloadTooLarge
+from ..exceptions import BadRequest, PayloadTooLarge
 
 Receive = Callable[[], Awaitable[bytes]]
 

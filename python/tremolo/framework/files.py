@@ -8,25 +8,21 @@ served; If-Range keeps the ranges only while the validator still matches.
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import mimetypes
 import os
 import stat
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from . import _core
-from .exceptions import NotFound
+from .. import _core
+from ..exceptions import NotFound
+from ..protocols.sendfile import copy_file
 
 if TYPE_CHECKING:
-    from .protocols.http import Exchange
     from .response import Response
 
 #: more ranges than this in one request are ignored (the whole file is sent)
 MAX_RANGES = 16
-#: file bodies go out in pieces of 16 x buffer_size, and at least this large
-PIECE = 256 << 10
-_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
 
 
 def parse_ranges(header: bytes, size: int) -> list[tuple[int, int]] | None:
@@ -161,7 +157,7 @@ async def _send_multipart(response: Response, f: BinaryIO, offset: int, size: in
              reason=response.reason)
     for head, (start, end) in zip(heads, ranges, strict=True):
         await ex.write(head)
-        await _copy(ex, f, offset + start, end - start + 1)
+        await copy_file(ex, f, offset + start, end - start + 1)
         await ex.write(b"\r\n")
     await ex.write(tail)
     ex.end()
@@ -173,61 +169,5 @@ async def _send(response: Response, f: BinaryIO, start: int, count: int, length:
     ex.start(response.status, response.head_fields(), content_length=length,
              reason=response.reason)
     if not ex.head_only:
-        await _copy(ex, f, start, count)
+        await copy_file(ex, f, start, count)
     ex.end()
-
-
-async def _copy(ex: Exchange, f: BinaryIO, start: int, count: int) -> None:
-    """The file's bytes [start, start+count) to the client. Zero-copy with the loop's
-    sendfile where it has one and no speed limit applies; otherwise in pieces read
-    from the page cache without blocking (RWF_NOWAIT), or in a thread when the data
-    is not cached, and written at the speed limit."""
-    p = ex.protocol
-    loop = p.loop
-    if count <= 0:
-        return
-    if not ex.limited(count) and await _native_sendfile(p, f, start, count):
-        ex.wrote(count)
-        return
-    piece = max(p.state.options.buffer_size * 16, PIECE)
-    fd = f.fileno()
-    pos, end = start, start + count
-    while pos < end:
-        size = min(piece, end - pos)
-        data = read_cached(fd, size, pos)
-        if data is None:
-            data = await loop.run_in_executor(None, os.pread, fd, size, pos)
-        if not data:
-            raise OSError("the file shrank while it was being sent")
-        await ex.write(data)
-        pos += len(data)
-
-
-def read_cached(fd: int, size: int, pos: int) -> bytes | None:
-    """Up to `size` bytes at `pos` if they are in the page cache, else None: such a
-    read never waits for the disk, so it may run on the event loop."""
-    if _NOWAIT is None:
-        return None
-    buf = bytearray(size)
-    try:
-        n = os.preadv(fd, [buf], pos, _NOWAIT)
-    except (BlockingIOError, OSError):
-        return None
-    if n <= 0:
-        return None
-    del buf[n:]
-    return bytes(buf)
-
-
-async def _native_sendfile(p: Any, f: BinaryIO, start: int, count: int) -> bool:
-    """The event loop's zero-copy sendfile (the asyncio loop has one, uvloop not).
-    False where it is not available (uvloop, TLS)."""
-    transport = p.transport
-    if transport is None or transport.get_extra_info("sslcontext") is not None:
-        return False
-    try:
-        await p.drain_all()
-        await p.loop.sendfile(transport, f, start, count, fallback=False)
-        return True
-    except (NotImplementedError, RuntimeError, asyncio.SendfileNotAvailableError):
-        return False

@@ -1,0 +1,311 @@
+"""One request and its response, as an application adapter sees them.
+
+An Exchange reads the request body as the parser delivers it (reading pauses while
+too much waits), and writes the response: whole with Content-Length, or streamed
+(chunked on HTTP/1.1, else delimited by closing), at the speed limit, waiting while
+the client does not read. The core encodes every head, so framing is decided in one
+place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from .. import _core
+from .flow import ClientDisconnected, time_out
+
+if TYPE_CHECKING:
+    from .http import HTTPProtocol
+    from .task import RequestTask
+
+Header = tuple[bytes, bytes]
+_encode_response = _core.encode_response
+_encode_head = _core.encode_head
+_encode_chunk = _core.encode_chunk
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# Bodies this size or larger are written beside the head (writev), not copied into it.
+_COPY_LIMIT = 16384
+
+
+def burst(rate: int, buffer_size: int) -> int:
+    """What a token bucket lets through at once: a tenth of a second's worth, at
+    least one buffer, so measured rates stay close to the limit."""
+    return max(buffer_size, rate // 10)
+
+
+class Exchange:
+    """One request and its response, as an application adapter sees them."""
+
+    # What an exchange starts with, as class attributes: the usual request sets
+    # only what __init__ does.
+    started = False
+    finished = False
+    #: the application took the connection over: the protocol leaves it alone
+    detached = False
+    chunked = False
+    #: what a streamed body with a Content-Length still owes
+    _left: int | None = None
+    _body: deque[bytes] | None = None
+    _body_size = 0
+    _error: BaseException | None = None
+    _waiter: asyncio.Future[None] | None = None
+    _bucket: _core.TokenBucket | None = None
+    #: the handler's task and its app_handler_timeout clock, while it waits
+    task: RequestTask | None = None
+    timer: asyncio.TimerHandle | None = None
+
+    def __init__(self, protocol: HTTPProtocol, head: _core.RequestHead) -> None:
+        self.protocol = protocol
+        self.flow = protocol.flow
+        self.head = head
+        method, self.http10, self.keep_alive, has_body, expect, self.upgrade = head.info()
+        self.method = method
+        self.head_only = method == b"HEAD"
+        self._ended = not has_body
+        self._expect = expect
+        #: bytes per second this response may be sent at (download_rate, or a route's)
+        self.rate: int = protocol.state.options.download_rate
+
+    # -- request body --------------------------------------------------------
+
+    @property
+    def body_complete(self) -> bool:
+        """The whole body has arrived (some may still wait to be read)."""
+        return self._ended
+
+    @property
+    def body_exhausted(self) -> bool:
+        """The whole body has arrived and been read."""
+        return self._ended and not self._body
+
+    def _feed(self, data: bytes) -> None:
+        if self.finished:
+            return  # answered without reading: the rest of the body is dropped
+        if self._body is None:
+            self._body = deque()
+        self._body.append(data)
+        self._body_size += len(data)
+        self._wake()
+        self.protocol.update_reading()
+
+    def _end(self, error: BaseException | None = None) -> None:
+        self._ended = True
+        self._error = error
+        self._wake()
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def receive(self) -> bytes:
+        """The next piece of the request body; b"" once it has all been read."""
+        while not self._body:
+            if self._ended:
+                if self._error is not None:
+                    raise self._error
+                return b""
+            if self._expect:
+                self._expect = False
+                if not self.started:
+                    self.flow.write(_CONTINUE)
+            p = self.protocol
+            waiter = self._waiter = p.loop.create_future()
+            timer = p.loop.call_later(p.state.options.request_timeout, time_out, waiter,
+                                      "the request body")
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        assert self._body is not None
+        data = self._body.popleft()
+        self._body_size -= len(data)
+        self.protocol.update_reading()
+        return data
+
+    # -- response ------------------------------------------------------------
+
+    def _close_after(self) -> bool:
+        # A client that was never told to send its announced body may still send
+        # it: the connection cannot be reused safely. (respond() inlines this.)
+        return not self.keep_alive or (self._expect and not self._ended)
+
+    def respond(self, status: int, headers: Iterable[Header], body: bytes,
+                reason: bytes | None = None) -> None:
+        """Sends a whole response with Content-Length and finishes the exchange."""
+        if self.started:
+            raise RuntimeError("response already started")
+        keep = self.keep_alive
+        if self._expect and not self._ended:
+            keep = False  # see _close_after()
+        p = self.protocol
+        state = p.state
+        # encoded before anything changes: a refused header leaves room for a 500
+        if len(body) < _COPY_LIMIT or self.head_only:
+            data, self.keep_alive = _encode_response(status, headers, body, keep, self.http10,
+                                                     state.date, state.server_name, reason,
+                                                     self.head_only)
+            self.started = True
+            f = self.flow
+            if not f.closed:
+                f.transport.write(data)  # type: ignore[union-attr]
+        else:
+            # a large body is not copied next to the head: both go out in one writev
+            head, keep = _encode_head(status, headers, len(body), False, keep, self.http10,
+                                      state.date, state.server_name, reason)
+            self.started = True
+            self.keep_alive = keep
+            self.flow.writelines(head, body)
+        self._finish()
+
+    def start(self, status: int, headers: Iterable[Header], *,
+              content_length: int | None = None, reason: bytes | None = None,
+              chunked: bool = True) -> None:
+        """Sends the head of a streamed response: chunked on HTTP/1.1 unless a
+        length is given (or `chunked` is False), else delimited by closing."""
+        if self.started:
+            raise RuntimeError("response already started")
+        keep = not self._close_after()
+        no_body = self.head_only or status in (204, 304) or status < 200
+        use_chunks = False
+        if content_length is None and not no_body:
+            if self.http10 or not chunked:
+                keep = False
+            else:
+                use_chunks = True
+        chunked = use_chunks
+        p = self.protocol
+        data, keep = _encode_head(status, headers, content_length, chunked, keep, self.http10,
+                                  p.state.date, p.state.server_name, reason)
+        self.started = True
+        self.chunked = chunked
+        self.keep_alive = keep
+        if content_length is not None and not no_body:
+            self._left = content_length
+        self.flow.write(data)
+
+    def limited(self, size: int) -> bool:
+        """Whether sending `size` bytes now would go past the speed limit."""
+        return size > burst(self.rate, self.protocol.state.options.buffer_size) or (
+            self._bucket is not None and size > self._bucket.available(
+                self.protocol.loop.time()))
+
+    async def respond_limited(self, status: int, headers: Iterable[Header], body: bytes,
+                              reason: bytes | None = None) -> None:
+        """respond() at the speed limit: the head, then the body piece by piece."""
+        self.start(status, headers, content_length=len(body), reason=reason)
+        await self.write(body)
+        self.end()
+
+    async def write(self, data: bytes) -> None:
+        """Sends part of a started response body, at most at `rate` bytes per second,
+        waiting while the client is slow."""
+        if not self.started or self.finished:
+            raise RuntimeError("write() needs a started, unfinished response")
+        if not data or self.head_only:
+            return
+        if self._left is not None:
+            if len(data) > self._left:
+                raise RuntimeError(f"the body is longer than its Content-Length "
+                                   f"({len(data) - self._left} bytes too many)")
+            self._left -= len(data)
+        p = self.protocol
+        loop = p.loop
+        bucket = self._bucket
+        if bucket is None:
+            # every write of a streamed body counts against the speed limit
+            size = burst(self.rate, p.state.options.buffer_size)
+            bucket = self._bucket = _core.TokenBucket(self.rate, size, loop.time())
+        allowed, _ = bucket.take(len(data), loop.time())
+        if allowed == len(data):
+            await self._write(data)
+            return
+        if allowed:
+            await self._write(data[:allowed])
+        await self._write_limited(data[allowed:])
+
+    def wrote(self, size: int) -> None:
+        """Counts body bytes that went out past write() (a zero-copy sendfile)."""
+        if self._left is not None:
+            self._left -= size
+
+    async def _write_limited(self, data: bytes) -> None:
+        p = self.protocol
+        loop = p.loop
+        assert self._bucket is not None
+        view = memoryview(data)
+        while view:
+            allowed, wait = self._bucket.take(len(view), loop.time())
+            if allowed:
+                await self._write(bytes(view[:allowed]))
+                view = view[allowed:]
+            if view:
+                await asyncio.sleep(wait)
+                if self.flow.closed:
+                    raise ClientDisconnected("client disconnected")
+
+    async def _write(self, data: bytes) -> None:
+        f = self.flow
+        if not self.chunked:
+            f.write(data)
+        elif len(data) < _COPY_LIMIT:
+            f.write(_encode_chunk(data))
+        else:
+            f.writelines(b"%x\r\n" % len(data), data, b"\r\n")
+        if f.write_paused:
+            await f.drain()
+
+    async def send_raw(self, data: bytes) -> None:
+        """Writes bytes as they are, after the head (the caller frames them)."""
+        if not self.started:
+            raise RuntimeError("send() needs a started response")
+        self.chunked = False  # the caller frames the body now: end() adds nothing
+        self._left = None
+        f = self.flow
+        f.write(data)
+        if f.write_paused:
+            await f.drain()
+
+    def fail(self) -> None:
+        """The application failed: a 500 if nothing was sent yet, else the body is
+        cut short and the connection closed (which is how the client learns it)."""
+        if self.finished or self.flow.closed:
+            return
+        if not self.started:
+            self.keep_alive = False
+            self.respond(500, [(b"Content-Type", b"text/plain; charset=utf-8")],
+                         b"Internal Server Error")
+        else:
+            self.abort()
+
+    def abort(self) -> None:
+        """Finishes without a response: the connection is closed."""
+        if not self.finished:
+            self.keep_alive = False
+            self.started = True
+            self._finish()
+
+    def end(self, trailers: list[Header] | None = None) -> None:
+        """Finishes a started response."""
+        if self.finished:
+            return
+        if self._left:
+            # shorter than announced: only closing can tell the client
+            self.protocol.state.logger.error(
+                "the body ended %d bytes short of its Content-Length", self._left)
+            self.abort()
+            return
+        if self.chunked and not self.head_only:
+            self.flow.write(_core.last_chunk(trailers))
+        self._finish()
+
+    def _finish(self) -> None:
+        self.finished = True
+        if self._body:
+            self._body.clear()
+            self._body_size = 0
+        self.protocol.exchange_finished(self)

@@ -1,0 +1,145 @@
+"""Flow control of one connection, both directions, shared by HTTP and WebSocket.
+
+Reading pauses while the protocol holds more than it should (`hold(True)`: requests
+queued, body or messages not consumed, an upload over its speed limit) and also while
+the client does not read what is written to it (the transport's write buffer is above
+its high-water mark). Without the second rule a client that pipelines requests and
+never reads the answers would grow the server without bound. Writers wait in
+`drain()` while the client is not reading; a client that reads nothing for `timeout`
+seconds is dropped. The object outlives a protocol takeover: after a 101 the
+WebSocket protocol goes on with the same one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ..exceptions import RequestTimeout
+
+
+class ClientDisconnected(ConnectionError):
+    """The client went away before the exchange was over."""
+
+
+def time_out(waiter: asyncio.Future[None], what: str) -> None:
+    """A timer's callback: fails `waiter` with RequestTimeout naming `what`."""
+    if not waiter.done():
+        waiter.set_exception(RequestTimeout(f"timed out waiting for {what}"))
+
+
+class Flow:
+    """The transport of one connection, with both directions' flow control."""
+
+    transport: asyncio.Transport | None = None
+    closed = False
+    write_paused = False
+    read_paused = False
+    #: the protocol's own reason to stop reading (see `hold`)
+    held = False
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, buffer_size: int,
+                 timeout: float) -> None:
+        self.loop = loop
+        self.high = buffer_size * 4
+        self.low = buffer_size // 2
+        self.timeout = timeout
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def attach(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        transport.set_write_buffer_limits(high=self.high, low=self.low)
+
+    # -- reading ---------------------------------------------------------------
+
+    def hold(self, full: bool) -> None:
+        """Says whether the protocol wants reading paused for its own reasons."""
+        self.held = full
+        self._update()
+
+    def _update(self) -> None:
+        t = self.transport
+        if t is None or self.closed:
+            return
+        pause = self.held or self.write_paused
+        if pause and not self.read_paused:
+            self.read_paused = True
+            t.pause_reading()
+        elif not pause and self.read_paused:
+            self.read_paused = False
+            t.resume_reading()
+
+    # -- writing ---------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if not self.closed and self.transport is not None:
+            self.transport.write(data)
+
+    def writelines(self, *data: bytes) -> None:
+        if not self.closed and self.transport is not None:
+            self.transport.writelines(data)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        self._update()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        for w in self._waiters:
+            if not w.done():
+                w.set_result(None)
+        self._waiters.clear()
+        self._update()
+
+    async def drain(self) -> None:
+        """Waits while the client is not reading; one that reads nothing for
+        `timeout` seconds is dropped."""
+        if self.closed:
+            raise ClientDisconnected("client disconnected")
+        if self.write_paused:
+            w = self.loop.create_future()
+            self._waiters.append(w)
+            timer = self.loop.call_later(self.timeout, time_out, w,
+                                         "the client reading the response")
+            try:
+                await w
+            except RequestTimeout:
+                self.abort()
+                raise ClientDisconnected("the client stopped reading") from None
+            finally:
+                timer.cancel()
+
+    async def drain_all(self) -> None:
+        """Waits until the write buffer is empty (bounded like every drain), so that
+        the socket can be written directly."""
+        t = self.transport
+        if t is None or not t.get_write_buffer_size():
+            return
+        t.set_write_buffer_limits(high=0, low=0)  # paused until the buffer is empty
+        try:
+            await self.drain()
+        finally:
+            if not self.closed:
+                t.set_write_buffer_limits(high=self.high, low=self.low)
+
+    # -- closing ---------------------------------------------------------------
+
+    def close(self) -> None:
+        """Closes after what is buffered has been written."""
+        if not self.closed and self.transport is not None:
+            self.closed = True
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Closes at once, dropping what is buffered."""
+        if self.transport is not None:
+            self.closed = True
+            self.transport.abort()
+
+    def lost(self) -> None:
+        """The connection is gone: writers waiting in drain() learn it."""
+        self.closed = True
+        gone = ClientDisconnected("client disconnected")
+        for w in self._waiters:
+            if not w.done():
+                w.set_exception(gone)
+        self._waiters.clear()

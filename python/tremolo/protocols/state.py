@@ -1,0 +1,83 @@
+"""What every connection of one worker shares, and the clock that sweeps them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .. import _core
+from ..config import Options
+
+if TYPE_CHECKING:
+    from .task import RequestTask
+
+
+class Clocked(Protocol):
+    """A connection of the worker (HTTP or WebSocket): the sweeper checks its
+    clocks, and a graceful stop closes it when idle, then at the deadline."""
+
+    idle_since: float
+    #: the handler still running on it, if any
+    task: RequestTask | None
+
+    def check_clocks(self, now: float) -> bool: ...
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def close_when_idle(self) -> None: ...
+
+
+def _idle_since(conn: Clocked) -> float:
+    return conn.idle_since
+
+
+class ServerState:
+    """The options, the connections and the clocks of one worker's listener."""
+
+    def __init__(self, options: Options, loop: asyncio.AbstractEventLoop,
+                 logger: logging.Logger | None = None, lock: Any = None) -> None:
+        self.options = options
+        #: locks shared by the workers (the handlers' `lock`)
+        self.lock = lock
+        self.loop = loop
+        self.logger = logger or logging.getLogger("tremolo")
+        self.server_name = options.server_name_bytes
+        self.trusted_proxies = frozenset(options.trusted_proxies)
+        self.connections: set[Clocked] = set()
+        self.parser_limits = {
+            "max_request_line": min(options.max_request_line, options.client_max_header_size),
+            "max_header_size": options.client_max_header_size,
+            "max_headers": options.max_headers,
+            "max_body_size": options.client_max_body_size,
+            "max_chunk_line": options.max_chunk_line,
+        }
+        self.date = b""
+        self._refresh_date()
+        # how often every connection is checked against its clocks
+        self.tick = min(1.0, options.request_timeout / 4, options.keepalive_timeout / 4)
+        self.loop.call_later(self.tick, self._sweep)
+
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        idle = []
+        for conn in list(self.connections):
+            if conn.check_clocks(now):
+                idle.append(conn)
+        # Idle keep-alive connections are bounded here, once a tick, rather than
+        # by bookkeeping on every request: past the bound, the oldest ones go.
+        excess = len(idle) - self.options.keepalive_connections
+        if excess > 0:
+            idle.sort(key=_idle_since)
+            for conn in idle[:excess]:
+                conn.close()
+        self.loop.call_later(self.tick, self._sweep)
+
+    def _refresh_date(self) -> None:
+        # Formatted once a second by a timer, not per response.
+        now = time.time()
+        self.date = _core.http_date(now)
+        self.loop.call_later(1.0 - now % 1.0, self._refresh_date)
