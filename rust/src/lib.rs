@@ -6,11 +6,13 @@
 //! and tests with a plain `cargo test`.
 //!
 //! - [`h1`]: HTTP/1.1 request parser, response head encoder, chunk framing, dates.
+//! - [`ws`]: WebSocket codec: frames, masking, UTF-8, close handshake, permessage-deflate.
 //! - [`ratelimit`]: token buckets for download and upload speed limits.
 #![forbid(unsafe_code)]
 
 pub mod h1;
 pub mod ratelimit;
+pub mod ws;
 
 #[cfg(feature = "python")]
 mod py;

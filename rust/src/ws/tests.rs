@@ -1,0 +1,272 @@
+//! The codec fed as a client would feed it: whole, byte by byte and split at every
+//! position, with and without permessage-deflate.
+
+use super::deflate::{Compressor, Params};
+use super::frame::{encode, BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT};
+use super::*;
+
+const KEY: [u8; 4] = [0x11, 0x22, 0x33, 0x44];
+
+fn client(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+    encode(opcode, fin, false, payload, Some(KEY))
+}
+
+fn deflate_params() -> Params {
+    Params {
+        server_no_context_takeover: false,
+        client_no_context_takeover: false,
+        server_max_window_bits: 12,
+        client_max_window_bits: 15,
+    }
+}
+
+/// Feeds `wire` in the pieces `cuts` gives; (events, reply, error).
+fn run(
+    wire: &[u8],
+    cuts: &[usize],
+    deflate: bool,
+    max: usize,
+) -> (Vec<Event>, Vec<u8>, Option<Error>) {
+    let mut s = Session::new(max, deflate.then(deflate_params));
+    let (mut events, mut out) = (Vec::new(), Vec::new());
+    let mut last = 0;
+    for &cut in cuts.iter().chain([wire.len()].iter()) {
+        if let Err(e) = s.feed(&wire[last..cut], &mut events, &mut out) {
+            return (events, out, Some(e));
+        }
+        last = cut;
+    }
+    (events, out, None)
+}
+
+/// The same verdict whole, byte by byte and split at every position.
+fn check(wire: &[u8], deflate: bool, max: usize) -> (Vec<Event>, Vec<u8>, Option<Error>) {
+    let whole = run(wire, &[], deflate, max);
+    let bytewise: Vec<usize> = (1..wire.len()).collect();
+    let b = run(wire, &bytewise, deflate, max);
+    assert_eq!(
+        b.2.as_ref().map(Error::close_code),
+        whole.2.as_ref().map(Error::close_code)
+    );
+    for cut in 0..=wire.len() {
+        let s = run(wire, &[cut], deflate, max);
+        assert_eq!(
+            s.2.as_ref().map(Error::close_code),
+            whole.2.as_ref().map(Error::close_code),
+            "cut {cut}"
+        );
+        if whole.2.is_none() {
+            assert_eq!(s.0, whole.0, "cut {cut}");
+        }
+    }
+    whole
+}
+
+#[test]
+fn messages_whole_and_fragmented() {
+    let mut wire = client(TEXT, true, "héllo".as_bytes());
+    wire.extend(client(BINARY, true, &[0, 1, 2]));
+    wire.extend(client(TEXT, false, b"frag"));
+    wire.extend(client(PING, true, b"p"));
+    wire.extend(client(CONTINUATION, true, b"ment"));
+    wire.extend(client(BINARY, true, &[]));
+    wire.extend(client(TEXT, true, &[b'a'; 300]));
+    let (events, out, err) = check(&wire, false, 1 << 20);
+    assert_eq!(err, None);
+    assert_eq!(events[0], Event::Text("héllo".into()));
+    assert_eq!(events[1], Event::Binary(vec![0, 1, 2]));
+    assert_eq!(
+        events[2],
+        Event::Fragment {
+            opcode: TEXT,
+            data: b"frag".to_vec(),
+            fin: false
+        }
+    );
+    assert_eq!(events[3], Event::Ping(b"p".to_vec()));
+    assert_eq!(
+        events[4],
+        Event::Fragment {
+            opcode: CONTINUATION,
+            data: b"ment".to_vec(),
+            fin: true
+        }
+    );
+    assert_eq!(events[5], Event::Binary(vec![]));
+    assert_eq!(events[6], Event::Text("a".repeat(300)));
+    assert_eq!(out, encode(PONG, true, false, b"p", None));
+}
+
+#[test]
+fn a_64_bit_length() {
+    let wire = client(BINARY, true, &vec![9; 70000]);
+    for cuts in [
+        vec![],
+        vec![1, 2, 5, 9, 13, 14, 1000],
+        (1..wire.len()).step_by(997).collect(),
+    ] {
+        let (events, _, err) = run(&wire, &cuts, false, 1 << 20);
+        assert_eq!(err, None);
+        assert_eq!(events, vec![Event::Binary(vec![9; 70000])]);
+    }
+}
+
+#[test]
+fn close_is_echoed_and_ends_reading() {
+    let mut wire = client(CLOSE, true, b"\x03\xe8bye");
+    wire.extend(client(TEXT, true, b"ignored"));
+    let (events, out, err) = check(&wire, false, 1000);
+    assert_eq!(err, None);
+    assert_eq!(
+        events,
+        vec![Event::Close {
+            code: Some(1000),
+            reason: "bye".into()
+        }]
+    );
+    assert_eq!(out, encode(CLOSE, true, false, b"\x03\xe8", None));
+    let (events, out, _) = check(&client(CLOSE, true, b""), false, 1000);
+    assert_eq!(
+        events,
+        vec![Event::Close {
+            code: None,
+            reason: String::new()
+        }]
+    );
+    assert_eq!(out, encode(CLOSE, true, false, b"", None));
+}
+
+fn fails(wire: &[u8], code: u16) {
+    let (_, out, err) = check(wire, false, 1000);
+    assert_eq!(err.as_ref().map(Error::close_code), Some(code), "{wire:?}");
+    assert_eq!(&out[..4], [0x88, out[1], (code >> 8) as u8, code as u8]);
+}
+
+#[test]
+fn protocol_errors() {
+    fails(&encode(TEXT, true, false, b"x", None), 1002); // unmasked
+    let mut w = client(TEXT, true, b"x");
+    w[0] |= 0x20; // RSV2
+    fails(&w, 1002);
+    let mut w = client(TEXT, true, b"x");
+    w[0] |= 0x40; // RSV1 without deflate
+    fails(&w, 1002);
+    fails(&client(3, true, b""), 1002); // reserved opcode
+    fails(&client(0xB, true, b""), 1002);
+    fails(&client(CONTINUATION, true, b"x"), 1002);
+    fails(&client(PING, false, b""), 1002);
+    fails(&client(PING, true, &[0; 126]), 1002);
+    let mut w = client(TEXT, false, b"a");
+    w.extend(client(TEXT, true, b"b"));
+    fails(&w, 1002);
+    fails(&client(CLOSE, true, b"\x03"), 1002);
+    fails(&client(CLOSE, true, b"\x03\xed"), 1002); // 1005
+    fails(&client(CLOSE, true, b"\x03\xe8\xff"), 1007);
+    // a 64-bit length with its top bit set
+    fails(&[0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4], 1002);
+}
+
+#[test]
+fn invalid_utf8_fails_fast_across_fragments_and_reads() {
+    let mut w = client(TEXT, false, "κόσμε".as_bytes());
+    w.extend(client(CONTINUATION, false, &[0xce, 0xba, 0xf4, 0x90, 0x80]));
+    let before_third = w.len();
+    w.extend(client(CONTINUATION, true, b"rest"));
+    fails(&w, 1007);
+    // the error comes before the third frame arrives
+    let (_, _, err) = run(&w[..before_third], &[], false, 1000);
+    assert_eq!(err.map(|e| e.close_code()), Some(1007));
+    // and inside one frame, before its end
+    let frame = client(TEXT, true, b"abc\xff and more bytes");
+    let (_, _, err) = run(&frame[..10], &[], false, 1000);
+    assert_eq!(err.map(|e| e.close_code()), Some(1007));
+    // a character split across fragments is fine; one left unfinished is not
+    let mut w = client(TEXT, false, &[0xce]);
+    w.extend(client(CONTINUATION, true, &[0xba]));
+    assert_eq!(check(&w, false, 1000).2, None);
+    let mut w = client(TEXT, false, b"a");
+    w.extend(client(CONTINUATION, true, &[0xce]));
+    fails(&w, 1007);
+}
+
+#[test]
+fn sizes_are_checked_from_the_header() {
+    // a header announcing 2^40 bytes fails before any payload
+    let mut w = vec![0x82, 0xff];
+    w.extend((1u64 << 40).to_be_bytes());
+    w.extend(KEY);
+    fails(&w, 1009);
+    // a message over the limit in fragments that are each under it
+    let mut w = client(BINARY, false, &[0; 600]);
+    w.extend(client(CONTINUATION, true, &[0; 600]));
+    fails(&w, 1009);
+}
+
+fn compressed(msg: &[u8]) -> Vec<u8> {
+    let mut c = Compressor::new(&deflate_params());
+    let mut z = Vec::new();
+    c.compress(msg, true, &mut z).unwrap();
+    encode(TEXT, true, true, &z, Some(KEY))
+}
+
+#[test]
+fn permessage_deflate() {
+    let mut w = compressed(b"hello compressed world");
+    w.extend(client(TEXT, true, b"plain"));
+    let (events, _, err) = check(&w, true, 1000);
+    assert_eq!(err, None);
+    assert_eq!(
+        events,
+        vec![
+            Event::Text("hello compressed world".into()),
+            Event::Text("plain".into())
+        ]
+    );
+    // a bomb: 1 MiB of zeros in a few KiB, against a 64 KiB limit
+    let bomb = compressed(&vec![b'0'; 1 << 20]);
+    assert!(bomb.len() < 8 << 10);
+    let (_, _, err) = check(&bomb, true, 64 << 10);
+    assert_eq!(err.map(|e| e.close_code()), Some(1009));
+    // invalid UTF-8 inside compressed text
+    let (_, _, err) = check(&compressed(b"ok \xff"), true, 1000);
+    assert_eq!(err.map(|e| e.close_code()), Some(1007));
+}
+
+#[test]
+fn server_sends_and_closes_once() {
+    let mut s = Session::new(1000, Some(deflate_params()));
+    assert_eq!(s.send(TEXT, b"hi", true).unwrap(), b"\x81\x02hi"); // short: not compressed
+    let big = s.send(TEXT, &[b'x'; 1000], true).unwrap();
+    assert_eq!(big[0], 0xc1); // FIN, RSV1, text
+    assert!(big.len() < 100);
+    let first = s.send(BINARY, b"ab", false).unwrap();
+    assert_eq!(first[0], 0x42); // not FIN, RSV1: a fragmented message is compressed
+    let last = s.send(BINARY, b"cd", true).unwrap();
+    assert_eq!(last[0], 0x80); // FIN, continuation, no RSV1
+    assert_eq!(
+        s.close(Some(1000), "bye"),
+        encode(CLOSE, true, false, b"\x03\xe8bye", None)
+    );
+    assert_eq!(s.close(Some(1000), ""), b"");
+    assert_eq!(s.send(TEXT, b"late", true), Err(Closed));
+}
+
+#[test]
+fn arbitrary_bytes_never_panic() {
+    // a small deterministic sweep; the fuzz target covers the rest
+    let mut x: u32 = 1;
+    for _ in 0..2000 {
+        let len = (x % 64) as usize;
+        let wire: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        for deflate in [false, true] {
+            let _ = run(&wire, &[len / 2], deflate, 100);
+        }
+    }
+}
