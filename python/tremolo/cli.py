@@ -15,7 +15,10 @@ from ._core import __version__
 from .config import ConfigError, Options
 
 #: options that are flags with no value, and how they map
-SWITCHES = {"debug": "--debug", "ws": "--no-ws", "reuse_port": "--no-reuse-port"}
+SWITCHES = {"debug": "--debug", "ws": "--no-ws", "reuse_port": "--no-reuse-port",
+            "ws_compression": "--no-ws-compression"}
+#: options whose default is None but whose values are numbers
+NUMBERS = {"ws_ping_interval": float, "ws_ping_timeout": float}
 HIDDEN = {"extra", "host", "port", "ssl", "trusted_proxies", "log_fmt"}
 
 
@@ -99,11 +102,13 @@ def build_parser() -> Parser:
     parser.add_argument("--debug", action="store_true")
     parser.add_argument("--no-ws", action="store_true", help="disable WebSocket")
     parser.add_argument("--no-reuse-port", action="store_true")
+    parser.add_argument("--no-ws-compression", action="store_true",
+                        help="do not offer permessage-deflate")
     defaults = Options()
     for f in fields(Options):
         if f.name in HIDDEN or f.name in SWITCHES:
             continue
-        kind = type(getattr(defaults, f.name))
+        kind = NUMBERS.get(f.name) or type(getattr(defaults, f.name))
         parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, metavar="VALUE",
                             type=kind if kind in (int, float) else str, default=None)
     return parser
@@ -118,6 +123,7 @@ def options_from(args: argparse.Namespace) -> dict[str, Any]:
     opts["debug"] = args.debug
     opts["ws"] = not args.no_ws
     opts["reuse_port"] = not args.no_reuse_port
+    opts["ws_compression"] = not args.no_ws_compression
     return opts
 
 

@@ -26,6 +26,15 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
     return value
 
 
+def _optional_seconds(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{name} must be a number of seconds (0 or more) or None, "
+                          f"not {value!r}")
+    return float(value)
+
+
 def _positive_number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{name} must be a number, not {value!r}")
@@ -64,6 +73,18 @@ class Options:
     upload_rate: int = MiB
     ssl: dict[str, Any] | None = None
     ws: bool = True
+    #: the largest WebSocket message (and frame) accepted, inflated; larger is 1009
+    ws_max_payload_size: int = 2 * MiB
+    #: seconds of silence from a WebSocket client before the server pings it; None
+    #: is request_timeout / 2 (as the original), 0 never pings
+    ws_ping_interval: float | None = None
+    #: seconds a pinged client has to answer (anything counts) before it is dropped;
+    #: None is the same as the interval
+    ws_ping_timeout: float | None = None
+    #: seconds the closing handshake may take before the connection is dropped
+    ws_close_timeout: float = 5
+    #: offer permessage-deflate (RFC 7692) to clients that ask for it
+    ws_compression: bool = True
     locks: int = 16
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     extra: dict[str, Any] = field(default_factory=dict)
@@ -100,6 +121,19 @@ class Options:
             raise ConfigError(f"port must be an integer from 0 to 65535, not {self.port!r}")
 
     @property
+    def ping_interval(self) -> float:
+        """Seconds between WebSocket pings; 0: none."""
+        if self.ws_ping_interval is None:
+            return self.request_timeout / 2
+        return self.ws_ping_interval
+
+    @property
+    def ping_timeout(self) -> float:
+        if self.ws_ping_timeout is None:
+            return self.ping_interval
+        return self.ws_ping_timeout
+
+    @property
     def server_name_bytes(self) -> bytes:
         name = self.server_name
         return name if isinstance(name, bytes) else name.encode("latin-1")
@@ -125,4 +159,8 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "download_rate": _positive_int,
     "upload_rate": _positive_int,
     "locks": _positive_int,
+    "ws_max_payload_size": lambda n, v: _positive_int(n, v, minimum=125),
+    "ws_ping_interval": _optional_seconds,
+    "ws_ping_timeout": _optional_seconds,
+    "ws_close_timeout": _positive_number,
 }

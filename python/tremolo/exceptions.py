@@ -8,7 +8,8 @@ __all__ = [
     "BadRequest", "ExpectationFailed", "Forbidden", "HTTPException", "HTTPRedirect",
     "InternalServerError", "MethodNotAllowed", "NotFound", "PayloadTooLarge",
     "PreconditionFailed", "RangeNotSatisfiable", "RequestTimeout", "ServiceUnavailable",
-    "TooManyRequests", "TremoloException", "Unauthorized",
+    "TooManyRequests", "TremoloException", "Unauthorized", "UpgradeRequired",
+    "WebSocketClientClosed", "WebSocketException", "WebSocketServerClosed",
 ]
 
 
@@ -143,3 +144,35 @@ class InternalServerError(HTTPException):
 class ServiceUnavailable(HTTPException):
     code = 503
     message = "Service Unavailable"
+
+
+class UpgradeRequired(HTTPException):
+    code = 426
+    message = "Upgrade Required"
+
+
+class WebSocketException(HTTPException):
+    """A WebSocket ends: `code` is its close code (1011 unless said)."""
+
+    code = 1011
+    message = "WebSocket Error"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> WebSocketException:
+        # never swapped for a cause, unlike HTTPException: it is always itself
+        return Exception.__new__(cls)
+
+    def __init__(self, *args: Any, code: int | None = None, **kwargs: Any) -> None:
+        kwargs.pop("cause", None)
+        super().__init__(*args, code=code, **kwargs)
+
+
+class WebSocketClientClosed(WebSocketException):
+    """The client closed the WebSocket: `code` is its close code (1005 when it sent
+    none, 1006 when the connection dropped without a close)."""
+
+    code = 1005
+
+
+class WebSocketServerClosed(WebSocketException):
+    """The server closes the WebSocket with `code`: raise it from a handler to close
+    with that code; the server raises it when the client broke the protocol."""

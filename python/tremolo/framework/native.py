@@ -11,8 +11,15 @@ import types
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import HTTPException, MethodNotAllowed, NotFound
+from ..exceptions import (
+    HTTPException,
+    MethodNotAllowed,
+    NotFound,
+    WebSocketClientClosed,
+    WebSocketException,
+)
 from ..protocols import Adapter, ClientDisconnected, Exchange, HTTPProtocol, ServerState
+from . import websocket
 from .context import Context
 from .request import Request
 from .response import Response
@@ -146,11 +153,31 @@ class NativeAdapter(Adapter):
                 self._apply_options(response, options)
                 if "sse" in options:
                     server["sse"] = SSE(response)
+                if "websocket" in options and self.state.options.ws:
+                    server["websocket"] = websocket.make(request, response)
             await self._call(handler, view, server, groups)
         except ClientDisconnected:
             raise
         except Exception as exc:
+            ws = server.get("websocket")
+            if ws is not None and ws.protocol is not None:
+                await self._close_websocket(ws, exc)
+                return
             await self._fail(exc, server)
+        else:
+            ws = server.get("websocket")
+            if ws is not None and ws.protocol is not None:
+                await ws.close()  # the handler is done with it
+
+    async def _close_websocket(self, ws: websocket.WebSocket, exc: Exception) -> None:
+        """A WebSocket handler raised: WebSocketServerClosed closes with its code,
+        anything else is logged and closes with 1011."""
+        if isinstance(exc, WebSocketException):
+            if not isinstance(exc, WebSocketClientClosed):
+                await ws.close(exc.code)
+            return
+        self.logger.error("unhandled error in a WebSocket handler", exc_info=exc)
+        await ws.close(1011)
 
     async def _request_middlewares(self, server: dict[str, Any]) -> bool:
         """Runs on_request middlewares; True when one answered the request."""

@@ -2,6 +2,7 @@
 
 use crate::h1::response::EncodeError;
 use crate::h1::Error;
+use crate::ws;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
@@ -27,6 +28,23 @@ pub fn parse_error(py: Python<'_>, error: Error) -> PyResult<Bound<'_, PyAny>> {
     let value = err.into_value(py).into_bound(py).into_any();
     value.setattr("status", error.status())?;
     value.setattr("reason", error.description())?;
+    Ok(value)
+}
+
+create_exception!(
+    _core,
+    WebSocketError,
+    PyException,
+    "A client broke the WebSocket protocol or passed a limit. `close_code` is the code \
+     the connection is closed with; `reason` says what was wrong."
+);
+
+/// A WebSocketError instance (not raised) carrying `close_code` and `reason`.
+pub fn websocket_error<'py>(py: Python<'py>, error: &ws::Error) -> PyResult<Bound<'py, PyAny>> {
+    let err = WebSocketError::new_err(error.to_string());
+    let value = err.into_value(py).into_bound(py).into_any();
+    value.setattr("close_code", error.close_code())?;
+    value.setattr("reason", error.to_string())?;
     Ok(value)
 }
 

@@ -6,6 +6,7 @@ mod encode;
 mod errors;
 mod parser;
 mod ratelimit;
+mod ws;
 
 use pyo3::prelude::*;
 
@@ -22,6 +23,12 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<parser::RequestParser>()?;
     m.add_class::<parser::RequestHead>()?;
     m.add_class::<ratelimit::TokenBucket>()?;
+    m.add("WebSocketError", py.get_type::<errors::WebSocketError>())?;
+    m.add_class::<ws::WebSocketCodec>()?;
+    m.add_class::<ws::Frame>()?;
+    m.add_function(wrap_pyfunction!(ws::ws_accept, m)?)?;
+    m.add_function(wrap_pyfunction!(ws::ws_negotiate, m)?)?;
+    m.add_function(wrap_pyfunction!(ws::ws_frame, m)?)?;
     m.add_function(wrap_pyfunction!(encode::encode_response, m)?)?;
     m.add_function(wrap_pyfunction!(encode::encode_head, m)?)?;
     m.add_function(wrap_pyfunction!(encode::encode_chunk, m)?)?;

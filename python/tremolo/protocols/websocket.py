@@ -1,0 +1,239 @@
+"""WebSocket on a connection taken over after a 101 (see takeover.py).
+
+Every read goes to the Rust codec once; what it answers by itself (pongs, the echo
+of the client's close, the close that fails a broken connection) is written at once.
+Messages wait in a queue for the application; reading pauses while the queue is
+full or the client does not read what is sent (the same flow control as HTTP).
+The per-worker sweeper pings a silent client, drops one that does not answer, and
+bounds the closing handshake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+from .. import _core
+from .flow import ClientDisconnected
+from .takeover import Takeover
+
+_Frame = _core.Frame
+_Error = _core.WebSocketError
+PING, PONG, CLOSE = 9, 10, 8
+#: the close code an application sees when the connection ended without a Close
+ABNORMAL = 1006
+#: what a graceful stop closes with (RFC 6455 §7.4.1: going away)
+GOING_AWAY = 1001
+
+
+class ConnectionClosed(ClientDisconnected):
+    """The WebSocket is closed: `code` and `reason` are the client's close (1005 when
+    it sent no code, 1006 when the connection dropped without a close), or the code
+    the server failed the connection with."""
+
+    def __init__(self, code: int, reason: str = "", by_client: bool = True) -> None:
+        super().__init__(f"WebSocket closed ({code}{': ' + reason if reason else ''})")
+        self.code = code
+        self.reason = reason
+        #: False when the server closed it (a protocol error, a dead client)
+        self.by_client = by_client
+
+
+class WebSocketProtocol(asyncio.Protocol):
+    """One WebSocket connection, server side."""
+
+    def __init__(self, takeover: Takeover, codec: _core.WebSocketCodec) -> None:
+        t = takeover
+        self.transport = t.transport
+        self.flow = t.flow
+        self.state = t.state
+        self.loop = t.state.loop
+        self.info = t.info
+        #: the handler serving this connection (the one that accepted it)
+        self.task = t.task
+        self._lost = t.lost
+        self.codec = codec
+        opts = t.state.options
+        self.ping_interval = opts.ping_interval
+        self.ping_timeout = opts.ping_timeout
+        self.close_timeout = opts.ws_close_timeout
+        self._max_queue = opts.max_queue_size
+        self._max_queued = max(opts.buffer_size * 4, 1)
+        self.events: deque[Any] = deque()
+        self.queued = 0  # bytes waiting in `events`
+        self._waiter: asyncio.Future[None] | None = None
+        #: why it closed, once known (what receivers get as ConnectionClosed)
+        self.closed_by: ConnectionClosed | None = None
+        self.idle_since = self.loop.time()  # last heard from the client
+        self.ping_sent: float | None = None
+        self.close_deadline: float | None = None
+        self.state.connections.add(self)
+        if t.buffered:
+            self.data_received(t.buffered)
+        if t.eof:
+            self.eof_received()
+        self._update_reading()
+
+    # -- asyncio.Protocol ----------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self.idle_since = self.loop.time()
+        self.ping_sent = None  # anything from the client shows it is alive
+        events, reply = self.codec.feed(data)
+        if reply is not None:
+            self.flow.write(reply)
+        for ev in events:
+            if isinstance(ev, str | bytes):
+                self.queued += len(ev)
+            elif isinstance(ev, _Error):
+                self.state.logger.info("WebSocket client failed the protocol: %s (%d)",
+                                       ev.reason, ev.close_code)
+                self._closing(ConnectionClosed(ev.close_code, ev.reason, by_client=False))
+                continue
+            elif ev.opcode == CLOSE:
+                code = ev.code if ev.code is not None else 1005
+                self._closing(ConnectionClosed(code, ev.reason))
+                continue
+            self.events.append(ev)
+        self._wake()
+        self._update_reading()
+
+    def eof_received(self) -> bool | None:
+        self._closing(ConnectionClosed(ABNORMAL, "the client closed the connection"))
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.flow.lost()
+        self.state.connections.discard(self)
+        if self.closed_by is None:
+            self.closed_by = ConnectionClosed(ABNORMAL, "the connection was lost")
+        self._wake()
+        task = self.task
+        if task is not None and not task.done():
+            # a handler that does not notice is cancelled, as for HTTP
+            self.loop.call_later(self.state.options.app_close_timeout, task.cancel)
+        self._lost()
+
+    def pause_writing(self) -> None:
+        self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.flow.resume_writing()
+
+    # -- for the application -------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self.flow.closed
+
+    async def receive(self) -> Any:
+        """The next message (str or bytes) or frame (core Frame: a fragment, ping or
+        pong); raises ConnectionClosed once the connection is closed and every
+        message before the close has been received."""
+        while not self.events:
+            if self.closed_by is not None:
+                raise self.closed_by
+            waiter = self._waiter = self.loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        ev = self.events.popleft()
+        if type(ev) is not _Frame:
+            self.queued -= len(ev)
+        self._update_reading()
+        return ev
+
+    async def send(self, data: Any, opcode: int | None = None, fin: bool = True) -> None:
+        """Sends a message (or a piece of one), waiting while the client is slow.
+        Raises ConnectionClosed once the connection is closing."""
+        if self.closed_by is not None or self.codec.close_sent or self.flow.closed:
+            raise self.closed_by or ConnectionClosed(ABNORMAL, "the WebSocket is closed")
+        f = self.flow
+        f.write(self.codec.send(data, opcode, fin))
+        if f.write_paused:
+            await f.drain()
+
+    async def close_handshake(self, code: int = 1000, reason: str = "") -> None:
+        """Starts the closing handshake and waits (at most ws_close_timeout) for the
+        client's close; then the connection is closed."""
+        self.start_close(code, reason)
+        if self.closed_by is None and not self.flow.closed:
+            deadline = self.loop.time() + self.close_timeout
+            while self.closed_by is None and not self.flow.closed \
+                    and self.loop.time() < deadline:
+                waiter = self._waiter = self.loop.create_future()
+                timer = self.loop.call_at(deadline, _wake, waiter)
+                try:
+                    await waiter
+                finally:
+                    timer.cancel()
+                    self._waiter = None
+                self.events.clear()  # what the client sent after our close is dropped
+                self.queued = 0
+                self._update_reading()
+        self.flow.close()
+
+    def start_close(self, code: int = 1000, reason: str = "") -> None:
+        """Sends the server's close (once) and starts the clock on the handshake."""
+        frame = self.codec.close(code, reason)
+        if frame:
+            self.flow.write(frame)
+            self.close_deadline = self.loop.time() + self.close_timeout
+            if self.closed_by is not None:
+                self.flow.close()  # the client's close came first: the handshake is over
+
+    # -- the sweeper (state.py) ----------------------------------------------
+
+    def check_clocks(self, now: float) -> bool:
+        if self.flow.closed:
+            return False
+        if self.close_deadline is not None and now > self.close_deadline:
+            self.abort()  # the closing handshake took too long
+        elif self.ping_sent is not None:
+            if now - self.ping_sent > self.ping_timeout:
+                self.state.logger.info("WebSocket client did not answer a ping in %ss",
+                                       self.ping_timeout)
+                self._closing(ConnectionClosed(ABNORMAL, "the client did not answer a ping",
+                                               by_client=False))
+                self.abort()
+        elif self.ping_interval and now - self.idle_since > self.ping_interval \
+                and not self.codec.close_sent:
+            self.flow.write(self.codec.send(b"", PING))
+            self.ping_sent = now
+        return False
+
+    def close_when_idle(self) -> None:
+        """A graceful stop: close with 1001 (once); the client's answer ends it."""
+        if not self.codec.close_sent:
+            self.start_close(GOING_AWAY, "server shutting down")
+
+    def close(self) -> None:
+        self.flow.close()
+
+    def abort(self) -> None:
+        self.flow.abort()
+
+    # -- internals -----------------------------------------------------------
+
+    def _closing(self, why: ConnectionClosed) -> None:
+        """The client's close, a protocol error, or a dead connection: what the
+        application will learn; the transport closes once the codec's answer is out."""
+        if self.closed_by is None:
+            self.closed_by = why
+        self.flow.close()
+        self._wake()
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _update_reading(self) -> None:
+        self.flow.hold(len(self.events) > self._max_queue or self.queued > self._max_queued)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

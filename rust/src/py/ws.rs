@@ -1,0 +1,236 @@
+//! WebSocket for Python: the codec of one connection, the handshake helpers, and
+//! the error that fails a connection.
+
+use super::errors::websocket_error;
+use crate::ws::{deflate, frame, handshake, Event, Session};
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyString};
+
+/// A frame that is not a whole message: a fragment (`opcode` 1 or 2 for the first,
+/// 0 after; `fin` on the last), a ping (9), a pong (10), or the client's close (8,
+/// with `code`, None when it sent none, and `reason`).
+#[pyclass(module = "tremolo._core", frozen, get_all)]
+pub struct Frame {
+    opcode: u8,
+    data: Py<PyBytes>,
+    fin: bool,
+    code: Option<u16>,
+    reason: String,
+}
+
+#[pymethods]
+impl Frame {
+    fn __repr__(&self) -> String {
+        let code = self
+            .code
+            .map_or_else(|| "None".to_owned(), |c| c.to_string());
+        let fin = if self.fin { "True" } else { "False" };
+        format!("Frame(opcode={}, fin={fin}, code={code})", self.opcode)
+    }
+}
+
+fn frame<'py>(py: Python<'py>, opcode: u8, data: &[u8], fin: bool) -> PyResult<Bound<'py, PyAny>> {
+    let f = Frame {
+        opcode,
+        data: PyBytes::new(py, data).unbind(),
+        fin,
+        code: None,
+        reason: String::new(),
+    };
+    Ok(Bound::new(py, f)?.into_any())
+}
+
+/// Bytes of `data` (bytes, bytearray, memoryview, any buffer), or its UTF-8 if a str.
+fn bytes_of(data: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(b) = data.cast::<PyBytes>() {
+        return Ok(b.as_bytes().to_vec());
+    }
+    if let Ok(s) = data.cast::<PyString>() {
+        return Ok(s.to_str()?.as_bytes().to_vec());
+    }
+    PyBuffer::<u8>::get(data)?.to_vec(data.py())
+}
+
+/// The WebSocket codec of one connection (server side).
+///
+/// `feed(data)` returns `(events, reply)`: events are `str` (a text message), `bytes`
+/// (a binary message) or `Frame`, and a `WebSocketError` instance (not raised) at the
+/// end when the client broke the protocol; `reply` is what to write back (pongs, the
+/// close echo, the failing close), or None.
+#[pyclass(module = "tremolo._core")]
+pub struct WebSocketCodec {
+    session: Session,
+}
+
+#[pymethods]
+impl WebSocketCodec {
+    #[new]
+    #[pyo3(signature = (max_message_size, deflate=None))]
+    fn new(max_message_size: usize, deflate: Option<(bool, bool, u8, u8)>) -> PyResult<Self> {
+        let params = match deflate {
+            None => None,
+            Some((s_ctx, c_ctx, s_bits, c_bits)) => {
+                if !(9..=15).contains(&s_bits) || !(8..=15).contains(&c_bits) {
+                    return Err(PyValueError::new_err("window bits out of range"));
+                }
+                Some(deflate::Params {
+                    server_no_context_takeover: s_ctx,
+                    client_no_context_takeover: c_ctx,
+                    server_max_window_bits: s_bits,
+                    client_max_window_bits: c_bits,
+                })
+            }
+        };
+        Ok(WebSocketCodec {
+            session: Session::new(max_message_size, params),
+        })
+    }
+
+    fn feed<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &[u8],
+    ) -> PyResult<(Bound<'py, PyList>, Option<Bound<'py, PyBytes>>)> {
+        let (mut events, mut out) = (Vec::new(), Vec::new());
+        let result = self.session.feed(data, &mut events, &mut out);
+        let list = PyList::empty(py);
+        for ev in events {
+            let obj = match ev {
+                Event::Text(s) => PyString::new(py, &s).into_any(),
+                Event::Binary(b) => PyBytes::new(py, &b).into_any(),
+                Event::Fragment { opcode, data, fin } => frame(py, opcode, &data, fin)?,
+                Event::Ping(d) => frame(py, frame::PING, &d, true)?,
+                Event::Pong(d) => frame(py, frame::PONG, &d, true)?,
+                Event::Close { code, reason } => {
+                    let f = Frame {
+                        opcode: frame::CLOSE,
+                        data: PyBytes::new(py, b"").unbind(),
+                        fin: true,
+                        code,
+                        reason,
+                    };
+                    Bound::new(py, f)?.into_any()
+                }
+            };
+            list.append(obj)?;
+        }
+        if let Err(e) = result {
+            list.append(websocket_error(py, &e)?)?;
+        }
+        let reply = (!out.is_empty()).then(|| PyBytes::new(py, &out));
+        Ok((list, reply))
+    }
+
+    /// A message as a frame (or, with `fin` False, its first or next piece): a str
+    /// as text, anything else as binary, unless `opcode` says otherwise.
+    #[pyo3(signature = (data, opcode=None, fin=true))]
+    fn send<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        opcode: Option<u8>,
+        fin: bool,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let opcode = opcode.unwrap_or(if data.is_instance_of::<PyString>() {
+            frame::TEXT
+        } else {
+            frame::BINARY
+        });
+        if !frame::known(opcode) || opcode == frame::CONTINUATION || opcode == frame::CLOSE {
+            return Err(PyValueError::new_err(format!(
+                "cannot send opcode {opcode} this way"
+            )));
+        }
+        let payload = bytes_of(data)?;
+        if frame::is_control(opcode) && payload.len() > 125 {
+            return Err(PyValueError::new_err(
+                "a ping or pong carries at most 125 bytes",
+            ));
+        }
+        match self.session.send(opcode, &payload, fin) {
+            Ok(bytes) => Ok(PyBytes::new(py, &bytes)),
+            Err(_) => Err(PyRuntimeError::new_err(
+                "the WebSocket is closing: nothing more may be sent",
+            )),
+        }
+    }
+
+    /// The server's Close frame; b"" if one was sent already. A code that may not go
+    /// on the wire (1005, 1006, 1015...) or None sends a close without a code.
+    #[pyo3(signature = (code=Some(1000), reason=""))]
+    fn close<'py>(
+        &mut self,
+        py: Python<'py>,
+        code: Option<u16>,
+        reason: &str,
+    ) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.session.close(code, reason))
+    }
+
+    #[getter]
+    fn close_sent(&self) -> bool {
+        self.session.close_sent()
+    }
+
+    /// The client's Close came in, or it broke the protocol: nothing more is read.
+    #[getter]
+    fn close_received(&self) -> bool {
+        self.session.close_received()
+    }
+}
+
+/// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`; None when the key is not the
+/// base64 of 16 bytes.
+#[pyfunction]
+pub fn ws_accept(key: &[u8]) -> Option<String> {
+    handshake::accept_key(key)
+}
+
+/// The permessage-deflate answer to the values of Sec-WebSocket-Extensions: the
+/// response's field value and the parameters for WebSocketCodec, or None.
+#[pyfunction]
+#[pyo3(signature = (values, window_bits=deflate::WINDOW_BITS))]
+pub fn ws_negotiate(
+    values: Vec<Vec<u8>>,
+    window_bits: u8,
+) -> Option<(String, (bool, bool, u8, u8))> {
+    let values: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+    deflate::negotiate(&values, window_bits).map(|(answer, p)| {
+        (
+            answer,
+            (
+                p.server_no_context_takeover,
+                p.client_no_context_takeover,
+                p.server_max_window_bits,
+                p.client_max_window_bits,
+            ),
+        )
+    })
+}
+
+/// One frame with any opcode; masked with `mask` (4 bytes) when given.
+#[pyfunction]
+#[pyo3(signature = (payload, opcode, fin=true, mask=None))]
+pub fn ws_frame<'py>(
+    py: Python<'py>,
+    payload: &Bound<'py, PyAny>,
+    opcode: u8,
+    fin: bool,
+    mask: Option<&[u8]>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let key = match mask {
+        None => None,
+        Some(m) => {
+            Some(<[u8; 4]>::try_from(m).map_err(|_| PyValueError::new_err("a mask is 4 bytes"))?)
+        }
+    };
+    if opcode > 0x0f {
+        return Err(PyValueError::new_err("an opcode is 0 to 15"));
+    }
+    Ok(PyBytes::new(
+        py,
+        &frame::encode(opcode, fin, false, &bytes_of(payload)?, key),
+    ))
+}
