@@ -1,6 +1,6 @@
-"""Serving ASGI 3 applications (http and lifespan)."""
+"""Serving ASGI 3 applications (http, websocket and lifespan)."""
 
-from .http import ASGIAdapter
+from .adapter import ASGIAdapter
 from .lifespan import LifespanFailed
 
 __all__ = ["ASGIAdapter", "LifespanFailed"]

@@ -10,87 +10,20 @@ http.response.early_hint (and tls on TLS listeners).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Awaitable
 from typing import Any
 
 from .. import _core
-from ..protocols import Adapter, ClientDisconnected, Exchange, HTTPProtocol, ServerState
+from ..protocols import ClientDisconnected, Exchange
 from ..protocols.sendfile import copy_file
-from .lifespan import ASGI, Lifespan
 
 Message = dict[str, Any]
-EXTENSIONS: dict[str, dict[str, Any]] = {
-    "http.response.trailers": {}, "http.response.pathsend": {}, "http.response.early_hint": {},
-}
 
 
 class AppError(RuntimeError):
     """The application broke the ASGI protocol."""
-
-
-class ASGIAdapter(Adapter):
-    def __init__(self, app: Any, state: ServerState, root_path: str = "") -> None:
-        self.app = app
-        self.state = state
-        self.root_path = root_path
-        self.lifespan = Lifespan(app, state.logger, state.options.app_handler_timeout)
-        # what send() returns when it did its work at once: awaiting it costs nothing
-        self.done: asyncio.Future[None] = state.loop.create_future()
-        self.done.set_result(None)
-
-    async def startup(self) -> None:
-        await self.lifespan.startup()
-
-    async def shutdown(self) -> None:
-        await self.lifespan.shutdown()
-
-    def _connection(self, p: HTTPProtocol) -> tuple[dict[str, Any], dict[str, Any]]:
-        """What every request on a connection shares, worked out once: the scope
-        fields that do not change, and the extensions."""
-        info = p.info
-        assert info is not None
-        extensions: dict[str, Any] = dict(EXTENSIONS)
-        if info.secure:
-            extensions["tls"] = {"server_cert": None, "client_cert_chain": [],
-                                 "tls_version": None, "cipher_suite": None}
-        base = {
-            "type": "http", "asgi": None, "http_version": "1.1", "method": None,
-            "scheme": info.scheme, "path": None, "raw_path": None,
-            "query_string": None, "root_path": self.root_path, "headers": None,
-            "client": info.peer, "server": info.server, "state": None, "extensions": None,
-        }
-        known = p.context["asgi"] = (base, extensions)
-        return known
-
-    def scope(self, ex: Exchange) -> dict[str, Any]:
-        head = ex.head
-        p = ex.protocol
-        base, extensions = p.context.get("asgi") or self._connection(p)
-        # the request's own fields (method, path decoded, raw_path, query_string,
-        # headers, http_version) and the per-request copies are made by the core
-        scope = head.scope(base, ASGI, self.lifespan.state, extensions)
-        info = p.info
-        if info is not None and info.trusted:
-            scope["scheme"] = info.scheme_of(head)
-        return scope
-
-    async def handle(self, ex: Exchange) -> None:
-        cycle = Cycle(ex, self)
-        try:
-            await self.app(self.scope(ex), cycle.receive, cycle.send)
-        except (ClientDisconnected, asyncio.CancelledError, GeneratorExit):
-            raise  # the client left, the handler was cancelled, or the coroutine closed
-        except BaseException as exc:
-            self.state.logger.error("ASGI application failed", exc_info=exc)
-            cycle.fail()
-            return
-        if not cycle.complete:
-            if cycle.started or cycle.head is not None:
-                self.state.logger.error("ASGI application returned before its response ended")
-            else:
-                self.state.logger.error("ASGI application returned without a response")
-            cycle.fail()
 
 
 class Cycle:
@@ -110,9 +43,9 @@ class Cycle:
     finished: asyncio.Future[None] | None = None
     body_done = False
 
-    def __init__(self, ex: Exchange, adapter: ASGIAdapter) -> None:
+    def __init__(self, ex: Exchange, done: asyncio.Future[None]) -> None:
         self.ex = ex
-        self.adapter = adapter
+        self.done = done
 
     # -- receive -------------------------------------------------------------
 
@@ -148,11 +81,11 @@ class Cycle:
                 self.started = self.complete = True
                 if self.finished is not None:
                     self._done()
-                return self.adapter.done
+                return self.done
         elif (kind == "http.response.start" and self.head is None
               and not self.ex.protocol.closed):
             self.head = message
-            return self.adapter.done
+            return self.done
         return self._send(message)
 
     async def _send(self, message: Message) -> None:
@@ -173,7 +106,7 @@ class Cycle:
         elif kind == "http.response.early_hint":
             if self.head is None and not ex.http10:
                 links = [(b"Link", bytes(link)) for link in message.get("links", ())]
-                state = self.adapter.state
+                state = ex.protocol.state
                 ex.protocol.write(_core.encode_head(103, links, None, False, True, False,
                                                     state.date, b"")[0])
         else:
@@ -267,3 +200,24 @@ class Cycle:
         self.complete = True
         if self.finished is not None and not self.finished.done():
             self.finished.set_result(None)
+
+
+async def serve(app: Any, scope: dict[str, Any], ex: Exchange, done: asyncio.Future[None],
+                logger: logging.Logger) -> None:
+    """Runs the application on one http exchange; a failure or a missing response is
+    logged and answered 500 (or the body is cut)."""
+    cycle = Cycle(ex, done)
+    try:
+        await app(scope, cycle.receive, cycle.send)
+    except (ClientDisconnected, asyncio.CancelledError, GeneratorExit):
+        raise  # the client left, the handler was cancelled, or the coroutine closed
+    except BaseException as exc:
+        logger.error("ASGI application failed", exc_info=exc)
+        cycle.fail()
+        return
+    if not cycle.complete:
+        if cycle.started or cycle.head is not None:
+            logger.error("ASGI application returned before its response ended")
+        else:
+            logger.error("ASGI application returned without a response")
+        cycle.fail()

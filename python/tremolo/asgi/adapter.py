@@ -1,0 +1,91 @@
+"""The ASGI adapter: one per worker. It builds each request's scope and dispatches
+on its type: http (http.py) or websocket (websocket.py); lifespan runs around the
+worker (lifespan.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ..protocols import Adapter, Exchange, HTTPProtocol, ServerState
+from ..protocols.handshake import Handshake, HandshakeError, subprotocols, wants_websocket
+from . import http, websocket
+from .lifespan import ASGI, Lifespan
+
+EXTENSIONS: dict[str, dict[str, Any]] = {
+    "http.response.trailers": {}, "http.response.pathsend": {}, "http.response.early_hint": {},
+}
+WS_EXTENSIONS: dict[str, dict[str, Any]] = {"websocket.http.response": {}}
+_TLS: dict[str, Any] = {"server_cert": None, "client_cert_chain": [], "tls_version": None,
+        "cipher_suite": None}
+
+
+class ASGIAdapter(Adapter):
+    def __init__(self, app: Any, state: ServerState, root_path: str = "") -> None:
+        self.app = app
+        self.state = state
+        self.root_path = root_path
+        self.ws = state.options.ws
+        self.lifespan = Lifespan(app, state.logger, state.options.app_handler_timeout)
+        # what send() returns when it did its work at once: awaiting it costs nothing
+        self.done: asyncio.Future[None] = state.loop.create_future()
+        self.done.set_result(None)
+
+    async def startup(self) -> None:
+        await self.lifespan.startup()
+
+    async def shutdown(self) -> None:
+        await self.lifespan.shutdown()
+
+    def _connection(self, p: HTTPProtocol) -> tuple[dict[str, Any], dict[str, Any]]:
+        """What every request on a connection shares, worked out once: the scope
+        fields that do not change, and the extensions."""
+        info = p.info
+        assert info is not None
+        extensions: dict[str, Any] = dict(EXTENSIONS)
+        if info.secure:
+            extensions["tls"] = dict(_TLS)
+        base = {
+            "type": "http", "asgi": None, "http_version": "1.1", "method": None,
+            "scheme": info.scheme, "path": None, "raw_path": None,
+            "query_string": None, "root_path": self.root_path, "headers": None,
+            "client": info.peer, "server": info.server, "state": None, "extensions": None,
+        }
+        known = p.context["asgi"] = (base, extensions)
+        return known
+
+    def scope(self, ex: Exchange) -> dict[str, Any]:
+        head = ex.head
+        p = ex.protocol
+        base, extensions = p.context.get("asgi") or self._connection(p)
+        # the request's own fields (method, path decoded, raw_path, query_string,
+        # headers, http_version) and the per-request copies are made by the core
+        scope = head.scope(base, ASGI, self.lifespan.state, extensions)
+        info = p.info
+        if info is not None and info.trusted:
+            scope["scheme"] = info.scheme_of(head)
+        return scope
+
+    def websocket_scope(self, ex: Exchange) -> dict[str, Any]:
+        scope = self.scope(ex)
+        del scope["method"]
+        scope["type"] = "websocket"
+        scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
+        scope["subprotocols"] = subprotocols(ex)
+        extensions = dict(WS_EXTENSIONS)
+        if "tls" in scope["extensions"]:
+            extensions["tls"] = scope["extensions"]["tls"]
+        scope["extensions"] = extensions
+        return scope
+
+    async def handle(self, ex: Exchange) -> None:
+        if self.ws and ex.upgrade and wants_websocket(ex):
+            try:
+                handshake = Handshake(ex)
+            except HandshakeError as exc:
+                websocket.refuse(ex, exc)
+                return
+            await websocket.serve(self.app, self.websocket_scope(ex), handshake,
+                                  self.state.logger)
+            return
+        await http.serve(self.app, self.scope(ex), ex, self.done, self.state.logger)
