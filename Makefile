@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 FUZZ_SECONDS ?= 60
 
-.PHONY: help install demo test test-rust test-python lint fmt fuzz fuzz-smoke bench vectors clean
+.PHONY: help install demo test test-rust test-python lint fmt fuzz fuzz-smoke bench vectors clean autobahn autobahn-env
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -15,7 +15,7 @@ demo: ## install and run the hello-world demo on http://127.0.0.1:8000/hello
 	$(PIP) install --quiet --disable-pip-version-check .
 	$(PYTHON) examples/hello.py
 
-test: install lint test-rust test-python fuzz-smoke ## set up a fresh machine and run every check and test
+test: install autobahn-env lint test-rust test-python fuzz-smoke ## set up a fresh machine and run every check and test
 
 test-rust: ## cargo test: the core, with the shared vectors
 	cargo test --quiet
@@ -35,10 +35,12 @@ lint: ## ruff, mypy, stub check, rustfmt, clippy
 fmt: ## format the Rust code
 	cargo fmt
 
-fuzz: ## fuzz the request parser for FUZZ_SECONDS (60) seconds
+fuzz: ## fuzz the request parser and the WebSocket decoder, FUZZ_SECONDS (60) seconds each
 	cargo install --quiet --locked cargo-fuzz
-	mkdir -p fuzz/corpus/parse_request
+	mkdir -p fuzz/corpus/parse_request fuzz/corpus/ws_frames
 	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run parse_request corpus/parse_request seeds/parse_request \
+		-- -max_total_time=$(FUZZ_SECONDS) -max_len=4096
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run ws_frames corpus/ws_frames seeds/ws_frames \
 		-- -max_total_time=$(FUZZ_SECONDS) -max_len=4096
 
 fuzz-smoke: ## a short fuzz run (15 s)
@@ -46,6 +48,12 @@ fuzz-smoke: ## a short fuzz run (15 s)
 
 bench: install ## tremolo and its peers under wrk, side by side (see bench/README.md)
 	$(PYTHON) bench/run.py
+
+autobahn-env: ## install Autobahn|Testsuite (wstest, Python 2.7) in .autobahn/
+	@test -x .autobahn/bin/wstest || $(PYTHON) tools/autobahn_env.py .autobahn
+
+autobahn: install autobahn-env ## every Autobahn|Testsuite case against the native and ASGI echo servers
+	$(PYTHON) tests/autobahn/run.py --out .autobahn/reports --summary docs/autobahn-summary.md
 
 vectors: ## regenerate tests/vectors/h1/llhttp.json from ../shared/conformance/llhttp
 	$(PYTHON) tests/vectors/import_llhttp.py

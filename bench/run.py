@@ -35,7 +35,7 @@ BENCH = ROOT / "bench"
 VENV053 = BENCH / ".venv-tremolo053"
 PY = sys.executable
 PEER_PACKAGES = ["uvicorn==0.54.0", "httptools==0.9.0", "uvloop==0.23.0", "granian==2.8.7", "h11",
-                 "gunicorn==27.0.1"]
+                 "gunicorn==27.0.1", "websockets==17.4"]
 
 
 @dataclass
@@ -66,6 +66,10 @@ SCENARIOS = {
     # issue 4: big bodies, speed limits off
     "streaming": [(name, path) for path in ("/1m", "/upload", "/file")
                   for name in ("tremolo-streaming", "uvicorn-streaming", "granian-streaming")],
+    # issue 9: WebSocket echo, 32-byte and 64 KiB messages (the "path" is the size)
+    "websocket": [(name, size) for size in ("32", "65536")
+                  for name in ("tremolo-ws-native", "tremolo-ws-asgi", "granian-ws-asgi",
+                               "uvicorn-ws", "tremolo-0.5.3-ws")],
 }
 # wrk connections per path in the streaming scenario (big bodies need fewer)
 STREAM_CONNECTIONS = {"/1m": 16, "/upload": 16, "/file": 4}
@@ -80,6 +84,7 @@ def servers(port: int) -> list[Server]:
           "--no-ws", "--log-level", "warning", "--working-dir", str(BENCH)]
     hello = str(BENCH / "apps" / "tremolo_hello.py")
     streaming = str(BENCH / "apps" / "streaming.py")
+    ws_echo = str(BENCH / "apps" / "ws_echo.py")
     cli = [PY, "-m", "tremolo", "--port", str(port), "--worker-num", "1",
            "--log-level", "ERROR"]
     return [
@@ -98,6 +103,14 @@ def servers(port: int) -> list[Server]:
         Server("granian-asgi", [*gr, "--interface", "asgi", "apps.asgi_hello:app"]),
         Server("granian-rsgi", [*gr, "--interface", "rsgi", "apps.rsgi_hello:app"]),
         Server("tremolo-0.5.3", [str(VENV053 / "bin" / "python"), hello, str(port)]),
+        Server("tremolo-ws-native", [PY, ws_echo, str(port)]),
+        Server("tremolo-ws-asgi", [*cli, "--ws-max-payload-size", str(1 << 20),
+                                   "--buffer-size", "65536", ws_echo + ":asgi"]),
+        Server("granian-ws-asgi", [*[a for a in gr if a != "--no-ws"], "--interface", "asgi",
+                                   "apps.ws_echo:asgi"]),
+        Server("uvicorn-ws", [*uv[:-1], "--http", "httptools", "--ws", "websockets-sansio",
+                              "--ws-max-size", str(1 << 20), "apps.ws_echo:asgi"]),
+        Server("tremolo-0.5.3-ws", [str(VENV053 / "bin" / "python"), ws_echo, str(port)]),
     ]
 
 
@@ -250,6 +263,9 @@ def main() -> None:
         suffix = "" if args.scenario == "hello" else f"-{args.scenario}"
         args.out = str(BENCH / f"results{suffix}.md")
     ensure_peers()
+    if args.scenario == "websocket":
+        websocket_bench(args)
+        return
     port = free_port()
     by_name = {s.name: s for s in servers(port)}
     chosen = [replace(by_name[name], path=path) for name, path in SCENARIOS[args.scenario]
@@ -281,6 +297,128 @@ def main() -> None:
                       f"p99 {p99:.2f} ms  errors {err}  peak RSS {peak.value >> 20} MiB",
                       flush=True)
     report(results, args, versions(), peaks)
+
+
+def wsload(port: int, size: int, duration: int, connections: int) -> float:
+    out = subprocess.run(["taskset", "-c", "1", PY, str(BENCH / "wsload.py"), str(port),
+                          "--size", str(size), "--duration", str(duration),
+                          "--connections", str(connections)],
+                         capture_output=True, text=True, timeout=duration + 60)
+    m = re.search(r"([\d.]+) messages/s", out.stdout)
+    if m is None:
+        raise RuntimeError(f"wsload failed: {out.stdout}{out.stderr[-2000:]}")
+    return float(m.group(1))
+
+
+def idle_memory(server: Server, port: int, count: int, compress: bool) -> float:
+    """Bytes of server RSS per idle WebSocket connection (after one message each way,
+    compressed when `compress`, so that both compression streams exist)."""
+    comp = "'deflate'" if compress else None
+    code = f"""
+import asyncio, sys
+from websockets.asyncio.client import connect
+async def main():
+    conns = []
+    for _ in range({count}):
+        ws = await connect("ws://127.0.0.1:{port}/", compression={comp}, max_size=None)
+        await ws.send("x" * 200)
+        await ws.recv()
+        conns.append(ws)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    for ws in conns:
+        await ws.close()
+asyncio.run(main())
+"""
+    with running(server, port) as pid:
+        before = Peak(pid).tree_rss()
+        client = subprocess.Popen([PY, "-c", code], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            assert client.stdout is not None and client.stdin is not None
+            line = client.stdout.readline()
+            if "ready" not in line:
+                raise RuntimeError(f"{server.name}: idle clients failed")
+            time.sleep(1)
+            after = Peak(pid).tree_rss()
+            client.stdin.write("\n")
+            client.stdin.flush()
+            client.wait(30)
+        finally:
+            if client.poll() is None:
+                client.kill()
+    return (after - before) / count
+
+
+def websocket_bench(args: argparse.Namespace) -> None:
+    port = free_port()
+    by_name = {s.name: s for s in servers(port)}
+    chosen = [(by_name[name], int(size)) for name, size in SCENARIOS["websocket"]
+              if not args.only or name in args.only.split(",")]
+    results: dict[str, list[float]] = {f"{s.name} {size}": [] for s, size in chosen}
+    peaks: dict[str, int] = {}
+    for r in range(args.rounds):
+        for server, size in chosen:
+            name = f"{server.name} {size}"
+            with running(server, port) as pid:
+                wsload(port, size, 2, args.connections)  # warm-up
+                with Peak(pid) as peak:
+                    results[name].append(wsload(port, size, args.duration, args.connections))
+                peaks[name] = max(peaks.get(name, 0), peak.value)
+            print(f"round {r + 1} {name:28} {results[name][-1]:10.0f} messages/s  "
+                  f"peak RSS {peak.value >> 20} MiB", flush=True)
+    memory: dict[str, tuple[float, float]] = {}
+    for server in {s.name: s for s, _ in chosen}.values():
+        if server.name == "tremolo-0.5.3-ws":
+            plain = idle_memory(server, port, 500, False)
+            memory[server.name] = (plain, float("nan"))  # no compression there
+        else:
+            memory[server.name] = (idle_memory(server, port, 500, False),
+                                   idle_memory(server, port, 500, True))
+        print(f"{server.name}: {memory[server.name][0] / 1024:.1f} KiB per idle connection, "
+              f"{memory[server.name][1] / 1024:.1f} KiB with compression", flush=True)
+    med = {name: statistics.median(v) for name, v in results.items()}
+    lines = [
+        "# Benchmark results", "",
+        "WebSocket echo: each of the connections sends a binary message and waits for its "
+        f"echo, again and again. {args.rounds} interleaved rounds of {args.duration} s after "
+        f"a 2 s warm-up, {args.connections} connections; medians over the rounds.", "",
+        "| server | message | messages/s | vs granian ASGI | vs uvicorn | peak RSS |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, rate in sorted(med.items(), key=lambda kv: (int(kv[0].split()[-1]), -kv[1])):
+        size = name.split()[-1]
+        gran = med.get(f"granian-ws-asgi {size}")
+        uvi = med.get(f"uvicorn-ws {size}")
+        lines.append(f"| {name.rsplit(' ', 1)[0]} | {size} B | {rate:,.0f} | "
+                     f"{f'{rate / gran:.2f}x' if gran else '-'} | "
+                     f"{f'{rate / uvi:.2f}x' if uvi else '-'} | "
+                     f"{peaks.get(name, 0) / (1 << 20):.0f} MiB |")
+    lines += ["", "Memory per idle WebSocket connection (server RSS growth over 500 "
+              "connections, each after one message both ways):", "",
+              "| server | plain | permessage-deflate |", "|---|---:|---:|"]
+    for name, (plain, comp) in memory.items():
+        comp_s = "-" if comp != comp else f"{comp / 1024:.1f} KiB"
+        lines.append(f"| {name} | {plain / 1024:.1f} KiB | {comp_s} |")
+    lines += ["", "All rounds (messages/s):", ""]
+    lines += [f"- {n}: " + ", ".join(f"{v:,.0f}" for v in runs) for n, runs in results.items()]
+    lines += [
+        "", "## Method", "",
+        f"- Machine: {os.cpu_count()} CPUs ({cpu_model()}), Linux {platform.release()}; "
+        "shared and noisy, so compare ratios from the same run.",
+        "- Each server: `taskset -c 0 <server>` on 127.0.0.1, one worker. Load: "
+        "`taskset -c 1 python3 bench/wsload.py PORT --size N` (uvloop, one pre-masked frame "
+        "per connection sent again on each echo; it uses about a third of its core against "
+        "tremolo native).",
+        "- Servers: bench/apps/ws_echo.py, native (this tremolo and the original 0.5.3 "
+        "run the same file) and ASGI (tremolo, granian, uvicorn with websockets-sansio); "
+        "no compression in the throughput runs (the client does not offer it).",
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()) + ".",
+        "- Command: `python3 bench/run.py " + " ".join(sys.argv[1:]) + "`.",
+    ]
+    out = args.out if args.out else str(BENCH / "results-websocket.md")
+    Path(out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 def report(results: dict[str, list[tuple[float, float, float, int]]],
