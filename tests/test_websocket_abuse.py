@@ -147,3 +147,21 @@ def test_client_that_never_reads_is_dropped() -> None:
         assert eof, "the server kept the connection of a client that never reads"
         # (the kernels' socket buffers hold a few MiB; the server's own is 64 KiB)
         assert drained < 48 << 20, "the server buffered without bound"
+
+
+def test_messages_before_a_close_are_answered_first(port: int) -> None:
+    """A strict endpoint finishes with what came before the client's close (or before
+    a protocol error) and only then closes."""
+    with RawWS(port) as ws:
+        ws.send_raw(_core.ws_frame("one", 1, True, b"abcd") + _core.ws_frame("two", 1, True,
+                                                                            b"efgh")
+                    + _core.ws_frame(b"\x03\xe8", 8, True, b"ijkl"))
+        assert ws.recv_frame() == (True, 1, b"one")
+        assert ws.recv_frame() == (True, 1, b"two")
+        assert ws.recv_frame() == (True, 8, b"\x03\xe8")
+        assert ws.closed_by_server()
+    with RawWS(port) as ws:
+        ws.send_raw(_core.ws_frame("fine", 1, True, b"abcd") + _core.ws_frame(b"x", 3, True,
+                                                                             b"efgh"))
+        assert ws.recv_frame() == (True, 1, b"fine")
+        assert ws.recv_close() == 1002

@@ -40,7 +40,7 @@ def server_reader(deflate: bool) -> FrameProtocol:
 def decode(codec: _core.WebSocketCodec, wire: bytes, cuts: list[int]) -> list[Any]:
     events: list[Any] = []
     last = 0
-    for cut in sorted(set(cuts)) + [len(wire)]:
+    for cut in [*sorted(set(cuts)), len(wire)]:
         out, _ = codec.feed(wire[last:cut])
         events += out
         last = cut
@@ -111,19 +111,34 @@ def test_arbitrary_bytes_give_events_or_one_error(data: bytes, cut: int, deflate
         assert errors[0].close_code in (1002, 1007, 1009)
 
 
-def test_close_echo_and_protocol_error_replies() -> None:
+def test_close_and_protocol_errors_are_answered_by_the_caller() -> None:
     proto = client(False)
     codec = _core.WebSocketCodec(1000)
     events, reply = codec.feed(bytes(proto.close(4000, "bye")))
     assert events[0].opcode == 8 and (events[0].code, events[0].reason) == (4000, "bye")
-    assert reply == b"\x88\x02\x0f\xa0"  # the code echoed
-    assert codec.close_received and codec.close_sent
+    assert reply is None  # the caller answers once it is done with what came before
+    assert codec.close_received and not codec.close_sent
+    assert codec.send("still allowed") == b"\x81\x0dstill allowed"
+    assert codec.close(4000) == b"\x88\x02\x0f\xa0"  # the code echoed
+    assert codec.close(1000) == b""  # once
     with pytest.raises(RuntimeError):
         codec.send("after close")
     codec = _core.WebSocketCodec(1000)
-    events, reply = codec.feed(b"\x81\x01x")  # unmasked
-    assert isinstance(events[-1], _core.WebSocketError) and events[-1].close_code == 1002
-    assert reply is not None and reply[:4] == b"\x88" + bytes([len(reply) - 2]) + b"\x03\xea"
+    events, reply = codec.feed(b"\x81\x01x" + bytes(proto.ping(b"p")))  # unmasked, then more
+    assert reply is None and len(events) == 1
+    err = events[0]
+    assert isinstance(err, _core.WebSocketError) and err.close_code == 1002
+    assert codec.close(err.close_code, err.reason)[2:4] == b"\x03\xea"
+    codec = _core.WebSocketCodec(1000)
+    assert codec.feed(bytes(proto.ping(b"hi"))) == ([codec_ping(b"hi")], b"\x8a\x02hi")
+
+
+def codec_ping(data: bytes) -> Any:
+    """What a ping event looks like, for comparison."""
+    class Ping:
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, _core.Frame) and other.opcode == 9 and other.data == data
+    return Ping()
 
 
 def test_handshake_helpers() -> None:

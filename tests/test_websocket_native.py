@@ -13,7 +13,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from tremolo import Tremolo
+from tremolo import Tremolo, _core
 from tremolo.exceptions import (
     WebSocketClientClosed,
     WebSocketException,
@@ -126,6 +126,16 @@ def test_echo(port: int, compression: str | None) -> None:
         assert ws.recv(timeout=5) == "fragmented"
         ws.send("")
         assert ws.recv(timeout=5) == ""
+
+
+def test_frames_sent_with_the_handshake_are_not_lost(port: int) -> None:
+    """The takeover hands the bytes read after the upgrade request to the WebSocket."""
+    early = _core.ws_frame("first", 1, True, b"abcd") + _core.ws_frame(b"second", 2, True,
+                                                                      b"efgh")
+    with RawWS(port, "/echo", early=early) as ws:
+        assert ws.status == 101
+        assert ws.recv_frame() == (True, 1, b"first")
+        assert ws.recv_frame() == (True, 2, b"second")
 
 
 def test_one_route_serves_http_and_websocket(port: int) -> None:

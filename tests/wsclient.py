@@ -15,7 +15,8 @@ KEY = base64.b64encode(b"0123456789abcdef")
 
 class RawWS:
     def __init__(self, port: int, path: str = "/", *, headers: list[tuple[str, str]] | None = None,
-                 timeout: float = 5.0, version: str = "13", key: bytes = KEY) -> None:
+                 timeout: float = 5.0, version: str = "13", key: bytes = KEY,
+                 early: bytes = b"") -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.timeout = timeout
         self.buf = b""
@@ -23,7 +24,8 @@ class RawWS:
                  "Connection: Upgrade", f"Sec-WebSocket-Key: {key.decode()}",
                  f"Sec-WebSocket-Version: {version}"]
         lines += [f"{n}: {v}" for n, v in headers or []]
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        # `early`: frames sent with the handshake, before its answer
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + early)
         while b"\r\n\r\n" not in self.buf:
             chunk = self._recv()
             if not chunk:

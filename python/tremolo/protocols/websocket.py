@@ -1,11 +1,14 @@
 """WebSocket on a connection taken over after a 101 (see takeover.py).
 
-Every read goes to the Rust codec once; what it answers by itself (pongs, the echo
-of the client's close, the close that fails a broken connection) is written at once.
-Messages wait in a queue for the application; reading pauses while the queue is
+Every read goes to the Rust codec once; the pongs it answers with are written at
+once. Messages wait in a queue for the application; reading pauses while the queue is
 full or the client does not read what is sent (the same flow control as HTTP).
-The per-worker sweeper pings a silent client, drops one that does not answer, and
-bounds the closing handshake.
+
+The answer to the client's close (the echo of its code) and the close that fails a
+broken connection go out once the application is done with the messages that came
+before them (it asks for the next one and the queue is empty), as a strict endpoint
+does, or after ws_close_timeout if it does not read. The per-worker sweeper pings a
+silent client, drops one that does not answer, and bounds the closing handshake.
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self.idle_since = self.loop.time()  # last heard from the client
         self.ping_sent: float | None = None
         self.close_deadline: float | None = None
+        #: the close owed to the client (code, reason), sent once the queue is read
+        self._answer: tuple[int | None, str] | None = None
         self.state.connections.add(self)
         if t.buffered:
             self.data_received(t.buffered)
@@ -89,11 +94,12 @@ class WebSocketProtocol(asyncio.Protocol):
             elif isinstance(ev, _Error):
                 self.state.logger.info("WebSocket client failed the protocol: %s (%d)",
                                        ev.reason, ev.close_code)
-                self._closing(ConnectionClosed(ev.close_code, ev.reason, by_client=False))
+                self._closing(ConnectionClosed(ev.close_code, ev.reason, by_client=False),
+                              (ev.close_code, ev.reason))
                 continue
             elif ev.opcode == CLOSE:
                 code = ev.code if ev.code is not None else 1005
-                self._closing(ConnectionClosed(code, ev.reason))
+                self._closing(ConnectionClosed(code, ev.reason), (ev.code, ""))
                 continue
             self.events.append(ev)
         self._wake()
@@ -133,6 +139,7 @@ class WebSocketProtocol(asyncio.Protocol):
         message before the close has been received."""
         while not self.events:
             if self.closed_by is not None:
+                self._answer_close()  # the application is done with what came before
                 raise self.closed_by
             waiter = self._waiter = self.loop.create_future()
             try:
@@ -148,7 +155,7 @@ class WebSocketProtocol(asyncio.Protocol):
     async def send(self, data: Any, opcode: int | None = None, fin: bool = True) -> None:
         """Sends a message (or a piece of one), waiting while the client is slow.
         Raises ConnectionClosed once the connection is closing."""
-        if self.closed_by is not None or self.codec.close_sent or self.flow.closed:
+        if self.codec.close_sent or self.flow.closed:
             raise self.closed_by or ConnectionClosed(ABNORMAL, "the WebSocket is closed")
         f = self.flow
         f.write(self.codec.send(data, opcode, fin))
@@ -177,12 +184,13 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def start_close(self, code: int = 1000, reason: str = "") -> None:
         """Sends the server's close (once) and starts the clock on the handshake."""
+        if self._answer is not None:
+            self._answer_close()  # the client's close came first: this is the answer
+            return
         frame = self.codec.close(code, reason)
         if frame:
             self.flow.write(frame)
             self.close_deadline = self.loop.time() + self.close_timeout
-            if self.closed_by is not None:
-                self.flow.close()  # the client's close came first: the handshake is over
 
     # -- the sweeper (state.py) ----------------------------------------------
 
@@ -190,7 +198,11 @@ class WebSocketProtocol(asyncio.Protocol):
         if self.flow.closed:
             return False
         if self.close_deadline is not None and now > self.close_deadline:
-            self.abort()  # the closing handshake took too long
+            if self._answer is not None:
+                self._answer_close()  # the application does not read: answer anyway
+                self.close_deadline = now + self.close_timeout
+            else:
+                self.abort()  # the closing handshake took too long
         elif self.ping_sent is not None:
             if now - self.ping_sent > self.ping_timeout:
                 self.state.logger.info("WebSocket client did not answer a ping in %ss",
@@ -217,13 +229,31 @@ class WebSocketProtocol(asyncio.Protocol):
 
     # -- internals -----------------------------------------------------------
 
-    def _closing(self, why: ConnectionClosed) -> None:
+    def _closing(self, why: ConnectionClosed,
+                 answer: tuple[int | None, str] | None = None) -> None:
         """The client's close, a protocol error, or a dead connection: what the
-        application will learn; the transport closes once the codec's answer is out."""
+        application will learn, and the close it is owed (sent at once when nothing
+        waits to be read, else once the application has read what came before)."""
         if self.closed_by is None:
             self.closed_by = why
-        self.flow.close()
+        if answer is not None and not self.codec.close_sent:
+            self._answer = answer
+            self.close_deadline = self.loop.time() + self.close_timeout
+            if self.events:
+                self._wake()
+                return
+            self._answer_close()
+        else:
+            self.flow.close()
         self._wake()
+
+    def _answer_close(self) -> None:
+        if self._answer is not None:
+            code, reason = self._answer
+            self._answer = None
+            self.flow.write(self.codec.close(code, reason))
+        if self.closed_by is not None:
+            self.flow.close()
 
     def _wake(self) -> None:
         w = self._waiter

@@ -57,8 +57,9 @@ fn bytes_of(data: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
 ///
 /// `feed(data)` returns `(events, reply)`: events are `str` (a text message), `bytes`
 /// (a binary message) or `Frame`, and a `WebSocketError` instance (not raised) at the
-/// end when the client broke the protocol; `reply` is what to write back (pongs, the
-/// close echo, the failing close), or None.
+/// end when the client broke the protocol; `reply` is what to write back now (pongs),
+/// or None. The answer to the client's close or the close that fails the connection
+/// is the caller's to send, with `close()`, when it is done with what came before.
 #[pyclass(module = "tremolo._core")]
 pub struct WebSocketCodec {
     session: Session,

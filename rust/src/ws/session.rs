@@ -1,10 +1,12 @@
 //! One WebSocket connection, server side: the decoder, the encoder and the close
 //! handshake (RFC 6455 §5.5, §7), without I/O.
 //!
-//! `feed` gives the events of a read and the bytes to write back: a Pong for each
-//! Ping, the echo of the client's Close, or the Close that fails the connection
-//! after a protocol error. Once the server's Close is out nothing more is sent; once
-//! the client's is in (or an error), nothing more is read.
+//! `feed` gives the events of a read and the bytes to write back at once (a Pong for
+//! each Ping). The answer to the client's Close, or the Close that fails a connection
+//! after a protocol error, is the caller's to send with `close` (see
+//! [`Session::answer`]): it may first let the application finish with the messages
+//! that came before, as a strict endpoint does. Once the server's Close is out nothing
+//! more is sent; once the client's is in (or an error), nothing more is read.
 
 use super::decoder::{Decoder, Event};
 use super::deflate::{Compressor, Params, MIN_SIZE};
@@ -44,8 +46,8 @@ impl Session {
         self.close_received
     }
 
-    /// Decodes a read: appends its events, and the bytes to send back to `out`.
-    /// An error is returned after the events before it, with its Close in `out`.
+    /// Decodes a read: appends its events, and the Pongs to send back to `out`. An
+    /// error is returned after the events before it; nothing more is read then.
     pub fn feed(
         &mut self,
         data: &[u8],
@@ -59,19 +61,24 @@ impl Session {
                 Event::Ping(payload) if !self.close_sent => {
                     out.extend(frame::encode(PONG, true, false, payload, None));
                 }
-                Event::Close { code, .. } => {
-                    self.close_received = true;
-                    // echo the client's code (RFC 6455 §5.5.1)
-                    out.extend(self.close(*code, ""));
-                }
+                Event::Close { .. } => self.close_received = true,
                 _ => {}
             }
         }
-        if let Err(e) = &result {
+        if result.is_err() {
             self.close_received = true;
-            out.extend(self.close(Some(e.close_code()), &e.to_string()));
         }
         result
+    }
+
+    /// The Close that answers the client's (echoing its code, RFC 6455 §5.5.1; none
+    /// when it sent none) or fails the connection after `error`.
+    pub fn answer(&mut self, close: Option<&Event>, error: Option<&Error>) -> Vec<u8> {
+        match (close, error) {
+            (_, Some(e)) => self.close(Some(e.close_code()), &e.to_string()),
+            (Some(Event::Close { code, .. }), None) => self.close(*code, ""),
+            _ => Vec::new(),
+        }
     }
 
     /// A message, or a piece of one (`fin` false: more follow, as continuation

@@ -20,7 +20,8 @@ fn deflate_params() -> Params {
     }
 }
 
-/// Feeds `wire` in the pieces `cuts` gives; (events, reply, error).
+/// Feeds `wire` in the pieces `cuts` gives; (events, reply, error). The reply ends
+/// with the answer to a Close or an error.
 fn run(
     wire: &[u8],
     cuts: &[usize],
@@ -32,10 +33,14 @@ fn run(
     let mut last = 0;
     for &cut in cuts.iter().chain([wire.len()].iter()) {
         if let Err(e) = s.feed(&wire[last..cut], &mut events, &mut out) {
+            out.extend(s.answer(None, Some(&e)));
             return (events, out, Some(e));
         }
         last = cut;
     }
+    // the answer to a Close, as a server gives it once it is done with the events
+    let close = events.iter().find(|e| matches!(e, Event::Close { .. }));
+    out.extend(s.answer(close, None));
     (events, out, None)
 }
 
@@ -230,6 +235,23 @@ fn permessage_deflate() {
     // invalid UTF-8 inside compressed text
     let (_, _, err) = check(&compressed(b"ok \xff"), true, 1000);
     assert_eq!(err.map(|e| e.close_code()), Some(1007));
+}
+
+#[test]
+fn the_answer_to_a_close_waits_for_the_caller() {
+    let mut s = Session::new(1000, None);
+    let (mut events, mut out) = (Vec::new(), Vec::new());
+    let mut wire = client(TEXT, true, b"before");
+    wire.extend(client(CLOSE, true, b"\x03\xe8"));
+    s.feed(&wire, &mut events, &mut out).unwrap();
+    assert!(out.is_empty() && s.close_received() && !s.close_sent());
+    // the server may still send (an echo of "before") until it answers
+    assert_eq!(s.send(TEXT, b"before", true).unwrap(), b"\x81\x06before");
+    assert_eq!(
+        s.answer(events.last(), None),
+        encode(CLOSE, true, false, b"\x03\xe8", None)
+    );
+    assert_eq!(s.send(TEXT, b"late", true), Err(Closed));
 }
 
 #[test]
