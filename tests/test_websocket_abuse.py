@@ -86,7 +86,7 @@ def test_oversized_message_in_small_fragments_is_1009(port: int) -> None:
 
 def test_deflate_bomb_is_1009(port: int) -> None:
     with RawWS(port, headers=[("Sec-WebSocket-Extensions", "permessage-deflate")]) as ws:
-        assert ws.headers[b"sec-websocket-extensions"] == b"permessage-deflate"
+        assert ws.headers[b"sec-websocket-extensions"].startswith(b"permessage-deflate")
         z = zlib.compressobj(9, zlib.DEFLATED, -15)
         bomb = z.compress(b"\0" * (64 << 20)) + z.flush(zlib.Z_SYNC_FLUSH)
         bomb = bomb[:-4]

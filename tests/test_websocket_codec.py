@@ -14,7 +14,7 @@ from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from tremolo import _core
 
-DEFLATE = (False, False, 12, 15)
+DEFLATE = (True, False, 12, 15)
 messages = st.lists(st.one_of(st.text(max_size=300), st.binary(max_size=300)),
                     min_size=1, max_size=8)
 
@@ -144,7 +144,8 @@ def codec_ping(data: bytes) -> Any:
 def test_handshake_helpers() -> None:
     assert _core.ws_accept(b"dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
     assert _core.ws_accept(b"too short") is None
+    # the server compresses each message on its own, and says so
     assert _core.ws_negotiate([b"permessage-deflate; client_max_window_bits"]) == \
-        ("permessage-deflate", (False, False, 12, 15))
+        ("permessage-deflate; server_no_context_takeover", (True, False, 12, 15))
     assert _core.ws_negotiate([b"permessage-deflate; server_max_window_bits=8"]) is None
     assert _core.ws_negotiate([b"x-webkit-deflate-frame"]) is None

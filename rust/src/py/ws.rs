@@ -2,11 +2,12 @@
 //! the error that fails a connection.
 
 use super::errors::websocket_error;
-use crate::ws::{deflate, frame, handshake, Event, Session};
+use crate::ws::{deflate, frame, handshake, Event, Outgoing, Session};
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
+use std::borrow::Cow;
 
 /// A frame that is not a whole message: a fragment (`opcode` 1 or 2 for the first,
 /// 0 after; `fin` on the last), a ping (9), a pong (10), or the client's close (8,
@@ -42,15 +43,24 @@ fn frame<'py>(py: Python<'py>, opcode: u8, data: &[u8], fin: bool) -> PyResult<B
     Ok(Bound::new(py, f)?.into_any())
 }
 
-/// Bytes of `data` (bytes, bytearray, memoryview, any buffer), or its UTF-8 if a str.
-fn bytes_of(data: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+/// Bytes of `data` (bytes, bytearray, memoryview, any buffer), or its UTF-8 if a str;
+/// borrowed from bytes and str, copied from the others.
+fn bytes_of<'a>(data: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
     if let Ok(b) = data.cast::<PyBytes>() {
-        return Ok(b.as_bytes().to_vec());
+        return Ok(Cow::Borrowed(b.as_bytes()));
     }
     if let Ok(s) = data.cast::<PyString>() {
-        return Ok(s.to_str()?.as_bytes().to_vec());
+        return Ok(Cow::Borrowed(s.to_str()?.as_bytes()));
     }
-    PyBuffer::<u8>::get(data)?.to_vec(data.py())
+    Ok(Cow::Owned(PyBuffer::<u8>::get(data)?.to_vec(data.py())?))
+}
+
+/// A frame as one new bytes object, written in place (one copy of the payload).
+fn frame_bytes<'py>(py: Python<'py>, out: &Outgoing<'_>) -> PyResult<Bound<'py, PyBytes>> {
+    PyBytes::new_with(py, out.len(), |buf| {
+        out.write_to(buf);
+        Ok(())
+    })
 }
 
 /// The WebSocket codec of one connection (server side).
@@ -151,7 +161,7 @@ impl WebSocketCodec {
             ));
         }
         match self.session.send(opcode, &payload, fin) {
-            Ok(bytes) => Ok(PyBytes::new(py, &bytes)),
+            Ok(out) => frame_bytes(py, &out),
             Err(_) => Err(PyRuntimeError::new_err(
                 "the WebSocket is closing: nothing more may be sent",
             )),

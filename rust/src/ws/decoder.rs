@@ -190,6 +190,10 @@ impl Decoder {
             if len > self.max_message as u64 || (!f.compressed && total > self.max_message as u64) {
                 return Err(Error::TooBig(self.max_message as u64));
             }
+            if !f.compressed {
+                // the payload's size is known and within the limit: one allocation
+                self.data.reserve_exact(len as usize);
+            }
             if opcode != CONTINUATION {
                 self.message = opcode;
                 self.compressed = f.compressed;

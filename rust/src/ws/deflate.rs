@@ -1,15 +1,20 @@
 //! permessage-deflate (RFC 7692): negotiation, and the two directions' streams.
 //!
-//! The server compresses with a small window and memory level so that many
-//! connections stay cheap; both streams are made on first use, so a connection that
-//! never sends or receives a compressed message costs nothing here.
+//! The server always answers with `server_no_context_takeover` (RFC 7692 §7.1.1.1
+//! lets it): each message it sends is compressed on its own, by one compressor per
+//! thread that every connection shares ([`compress_message`]). A zlib-rs compressor
+//! holds about 160 KiB whatever its window and memory level (its hash table has a
+//! fixed size), so one per connection would cost 160 MiB for a thousand connections;
+//! shared, it costs 160 KiB per worker. The client's messages are inflated with a
+//! stream per connection (about 18 KiB at a 15-bit window), made on the first
+//! compressed message and dropped after each one when the client keeps no context.
 
 use super::Error;
+use std::cell::RefCell;
 use zlib_rs::{Deflate, DeflateConfig, DeflateFlush, Inflate, InflateFlush, Status};
 
-/// What the server compresses with unless the client asks for less: a 4 KiB window
-/// and memory level 5 take about 32 KiB per connection (zlib's formula: 2^(w+2) +
-/// 2^(m+9) bytes), against 256 KiB at zlib's defaults.
+/// The window the server compresses with unless the client asks for less: each
+/// message is compressed on its own, so a larger window buys little.
 pub const WINDOW_BITS: u8 = 12;
 pub const MEM_LEVEL: i32 = 5;
 /// Messages shorter than this go out uncompressed (RSV1 clear): deflate cannot
@@ -71,20 +76,15 @@ fn accept(params: &[&[u8]], max_bits: u8) -> Option<(String, Params)> {
         server_max_window_bits: max_bits,
         client_max_window_bits: 15,
     };
-    let (mut seen, mut answer) = ([false; 4], String::from("permessage-deflate"));
+    let mut seen = [false; 4];
     for param in params {
         let mut kv = param.splitn(2, |&b| b == b'=');
         let name = kv.next().unwrap_or_default().trim_ascii();
         let value = kv.next().map(<[u8]>::trim_ascii);
         let slot = match name.to_ascii_lowercase().as_slice() {
-            b"server_no_context_takeover" if value.is_none() => {
-                p.server_no_context_takeover = true;
-                answer.push_str("; server_no_context_takeover");
-                0
-            }
+            b"server_no_context_takeover" if value.is_none() => 0,
             b"client_no_context_takeover" if value.is_none() => {
                 p.client_no_context_takeover = true;
-                answer.push_str("; client_no_context_takeover");
                 1
             }
             b"server_max_window_bits" => {
@@ -93,19 +93,11 @@ fn accept(params: &[&[u8]], max_bits: u8) -> Option<(String, Params)> {
                     return None;
                 }
                 p.server_max_window_bits = bits.min(max_bits);
-                answer.push_str(&format!(
-                    "; server_max_window_bits={}",
-                    p.server_max_window_bits
-                ));
                 2
             }
             b"client_max_window_bits" => {
                 if value.is_some() {
                     p.client_max_window_bits = window_bits(value)?;
-                    answer.push_str(&format!(
-                        "; client_max_window_bits={}",
-                        p.client_max_window_bits
-                    ));
                 }
                 3
             }
@@ -115,7 +107,91 @@ fn accept(params: &[&[u8]], max_bits: u8) -> Option<(String, Params)> {
             return None;
         }
     }
+    // the server never keeps context (see the module's docs), whatever was offered
+    p.server_no_context_takeover = true;
+    let mut answer = String::from("permessage-deflate; server_no_context_takeover");
+    if p.client_no_context_takeover {
+        answer.push_str("; client_no_context_takeover");
+    }
+    if seen[2] {
+        answer.push_str(&format!(
+            "; server_max_window_bits={}",
+            p.server_max_window_bits
+        ));
+    }
+    if seen[3] && p.client_max_window_bits < 15 {
+        // the client said how large its window is: confirm it
+        answer.push_str(&format!(
+            "; client_max_window_bits={}",
+            p.client_max_window_bits
+        ));
+    }
     Some((answer, p))
+}
+
+thread_local! {
+    /// The compressors every connection of this thread shares, one per window size.
+    static SHARED: RefCell<Vec<(u8, Deflate)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn new_deflate(bits: u8) -> Deflate {
+    Deflate::new_with_config(DeflateConfig {
+        level: 6,
+        window_bits: -i32::from(bits),
+        mem_level: MEM_LEVEL,
+        ..DeflateConfig::default()
+    })
+}
+
+/// One whole message compressed on its own (no context from earlier messages),
+/// appended to `out` without the flush's tail, by this thread's shared compressor.
+pub fn compress_message(window_bits: u8, data: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+    SHARED.with(|cell| {
+        let Ok(mut shared) = cell.try_borrow_mut() else {
+            // only re-entry could get here, and nothing re-enters: a compressor of its own
+            return deflate_into(&mut new_deflate(window_bits), data, out);
+        };
+        let i = match shared.iter().position(|(b, _)| *b == window_bits) {
+            Some(i) => i,
+            None => {
+                shared.push((window_bits, new_deflate(window_bits)));
+                shared.len() - 1
+            }
+        };
+        let stream = &mut shared[i].1;
+        stream.reset();
+        deflate_into(stream, data, out)
+    })
+}
+
+/// Compresses `data` with a sync flush onto `out`, then drops the flush's tail (RFC
+/// 7692 §7.2.1), or leaves the stored block header that the tail completes when the
+/// flush wrote nothing.
+fn deflate_into(stream: &mut Deflate, data: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+    let start = out.len();
+    let mut input = data;
+    loop {
+        let len = out.len();
+        out.resize(len + input.len() + input.len() / 8 + 64, 0);
+        let (in0, out0) = (stream.total_in(), stream.total_out());
+        let status = stream.compress(input, &mut out[len..], DeflateFlush::SyncFlush);
+        let used = (stream.total_in() - in0) as usize;
+        let made = (stream.total_out() - out0) as usize;
+        let room = out.len() - len;
+        out.truncate(len + made);
+        input = &input[used..];
+        match status {
+            Ok(_) if input.is_empty() && made < room => break,
+            Ok(_) => {}
+            Err(_) => return Err(Error::InvalidData("compression failed")),
+        }
+    }
+    if out[start..].ends_with(&TAIL) {
+        out.truncate(out.len() - TAIL.len());
+    } else if out.len() == start {
+        out.push(0x00);
+    }
+    Ok(())
 }
 
 /// Picks the first permessage-deflate offer that can be honoured from the values of
@@ -135,66 +211,22 @@ pub fn negotiate(values: &[&[u8]], max_window_bits: u8) -> Option<(String, Param
         .find_map(|params| accept(&params, max_bits))
 }
 
-/// The server's compressing stream.
+/// A compressing stream that keeps its context from message to message (what a
+/// client does; the tests use it to make compressed client frames).
 pub struct Compressor {
-    stream: Option<Deflate>,
-    window_bits: u8,
-    reset_each_message: bool,
+    stream: Deflate,
 }
 
 impl Compressor {
-    pub fn new(params: &Params) -> Self {
+    pub fn new(window_bits: u8) -> Self {
         Compressor {
-            stream: None,
-            window_bits: params.server_max_window_bits,
-            reset_each_message: params.server_no_context_takeover,
+            stream: new_deflate(window_bits),
         }
     }
 
-    /// Appends `data` compressed to `out`; the last piece of a message (`fin`) ends
-    /// without the 0x00 0x00 0xff 0xff of the flush, as RFC 7692 §7.2.1 says.
-    pub fn compress(&mut self, data: &[u8], fin: bool, out: &mut Vec<u8>) -> Result<(), Error> {
-        let bits = self.window_bits;
-        let stream = self.stream.get_or_insert_with(|| {
-            Deflate::new_with_config(DeflateConfig {
-                level: 6,
-                window_bits: -i32::from(bits),
-                mem_level: MEM_LEVEL,
-                ..DeflateConfig::default()
-            })
-        });
-        let start = out.len();
-        let mut input = data;
-        loop {
-            let len = out.len();
-            out.resize(len + input.len() + input.len() / 8 + 64, 0);
-            let (in0, out0) = (stream.total_in(), stream.total_out());
-            let status = stream.compress(input, &mut out[len..], DeflateFlush::SyncFlush);
-            let used = (stream.total_in() - in0) as usize;
-            let made = (stream.total_out() - out0) as usize;
-            let room = out.len() - len;
-            out.truncate(len + made);
-            input = &input[used..];
-            match status {
-                Ok(_) if input.is_empty() && made < room => break,
-                Ok(_) => {}
-                Err(_) => return Err(Error::InvalidData("compression failed")),
-            }
-        }
-        if fin {
-            if out[start..].ends_with(&TAIL) {
-                out.truncate(out.len() - TAIL.len());
-            } else if out.len() == start {
-                // nothing to flush (the stream was aligned already): the receiver
-                // still appends the tail, so send the stored block header it
-                // completes, as RFC 7692 §7.2.3.6 does for an empty message
-                out.push(0x00);
-            }
-            if self.reset_each_message {
-                self.stream = None;
-            }
-        }
-        Ok(())
+    /// Appends one whole message compressed to `out` (without the flush's tail).
+    pub fn compress(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        deflate_into(&mut self.stream, data, out)
     }
 }
 
@@ -275,10 +307,12 @@ mod tests {
 
     #[test]
     fn negotiation() {
+        // the server never keeps context: it says so whatever the offer
         let (answer, p) = offer("permessage-deflate; client_max_window_bits").unwrap();
-        assert_eq!(answer, "permessage-deflate");
+        assert_eq!(answer, "permessage-deflate; server_no_context_takeover");
         assert_eq!(p.server_max_window_bits, WINDOW_BITS);
         assert_eq!(p.client_max_window_bits, 15);
+        assert!(p.server_no_context_takeover && !p.client_no_context_takeover);
         let (answer, p) = offer(
             "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
              server_max_window_bits=10; client_max_window_bits=\"9\"",
@@ -295,12 +329,11 @@ mod tests {
             (10, 9)
         );
         // a larger window than ours is answered with ours
+        let (answer, p) = offer("permessage-deflate; server_max_window_bits=15").unwrap();
+        assert_eq!(p.server_max_window_bits, 12);
         assert_eq!(
-            offer("permessage-deflate; server_max_window_bits=15")
-                .unwrap()
-                .1
-                .server_max_window_bits,
-            12
+            answer,
+            "permessage-deflate; server_no_context_takeover; server_max_window_bits=12"
         );
     }
 
@@ -323,7 +356,10 @@ mod tests {
             "permessage-deflate; server_max_window_bits=8, permessage-deflate; client_no_context_takeover",
         )
         .unwrap();
-        assert_eq!(answer, "permessage-deflate; client_no_context_takeover");
+        assert_eq!(
+            answer,
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+        );
     }
 
     fn params(ctx: bool) -> Params {
@@ -338,14 +374,9 @@ mod tests {
     #[test]
     fn round_trip_with_and_without_context() {
         for ctx in [true, false] {
-            let p = params(ctx);
-            // the client's side is the same streams with roles swapped
-            let mut c = Compressor::new(&p);
-            let mut d = Decompressor {
-                stream: None,
-                window_bits: 12,
-                reset_each_message: !ctx,
-            };
+            // with context: a client's stream; without: the server's shared one
+            let mut c = Compressor::new(12);
+            let mut d = Decompressor::new(&params(ctx));
             for msg in [
                 &b"hello hello hello hello"[..],
                 b"",
@@ -353,7 +384,11 @@ mod tests {
                 b"hello hello",
             ] {
                 let mut z = Vec::new();
-                c.compress(msg, true, &mut z).unwrap();
+                if ctx {
+                    c.compress(msg, &mut z).unwrap();
+                } else {
+                    compress_message(12, msg, &mut z).unwrap();
+                }
                 assert!(!z.ends_with(&TAIL) && !z.is_empty());
                 let mut out = Vec::new();
                 d.inflate(&z, &mut out, 1 << 20).unwrap();
@@ -384,9 +419,8 @@ mod tests {
     #[test]
     fn a_bomb_stops_at_the_limit() {
         let p = params(true);
-        let mut c = Compressor::new(&p);
         let mut z = Vec::new();
-        c.compress(&vec![0u8; 10 << 20], true, &mut z).unwrap();
+        compress_message(12, &vec![0u8; 10 << 20], &mut z).unwrap();
         assert!(z.len() < 64 << 10);
         let mut d = Decompressor::new(&p);
         let mut out = Vec::new();
@@ -395,6 +429,20 @@ mod tests {
             Err(Error::TooBig(1 << 20))
         );
         assert!(out.capacity() < 2 << 20, "grew to {}", out.capacity());
+    }
+
+    #[test]
+    fn the_shared_compressor_keeps_no_context() {
+        // the same message twice compresses the same way twice
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        compress_message(12, b"hello hello hello", &mut a).unwrap();
+        compress_message(12, b"hello hello hello", &mut b).unwrap();
+        assert_eq!(a, b);
+        let mut d = Decompressor::new(&params(false));
+        let mut out = Vec::new();
+        d.inflate(&b, &mut out, 100).unwrap();
+        d.finish(&mut out, 100).unwrap();
+        assert_eq!(out, b"hello hello hello");
     }
 
     #[test]

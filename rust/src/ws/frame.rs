@@ -40,6 +40,25 @@ pub fn write_header(
     }
 }
 
+/// A server frame's header (never masked): the bytes and how many are used.
+pub fn header(opcode: u8, fin: bool, rsv1: bool, len: usize) -> ([u8; 10], usize) {
+    let mut head = [0u8; 10];
+    head[0] = u8::from(fin) << 7 | u8::from(rsv1) << 6 | (opcode & 0x0f);
+    let used = if len < 126 {
+        head[1] = len as u8;
+        2
+    } else if len <= 0xffff {
+        head[1] = 126;
+        head[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        4
+    } else {
+        head[1] = 127;
+        head[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+        10
+    };
+    (head, used)
+}
+
 /// A whole frame; masked with `key` when one is given (a client's frames).
 pub fn encode(opcode: u8, fin: bool, rsv1: bool, payload: &[u8], key: Option<[u8; 4]>) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 14);

@@ -16,7 +16,7 @@ mod utf8;
 
 pub use decoder::{Decoder, Event};
 pub use error::Error;
-pub use session::{Closed, Session};
+pub use session::{Closed, Outgoing, Session};
 
 #[cfg(test)]
 mod tests;

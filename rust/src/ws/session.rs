@@ -9,15 +9,60 @@
 //! more is sent; once the client's is in (or an error), nothing more is read.
 
 use super::decoder::{Decoder, Event};
-use super::deflate::{Compressor, Params, MIN_SIZE};
+use super::deflate::{self, Params, MIN_SIZE};
 use super::frame::{self, CLOSE, CONTINUATION, PONG};
 use super::{close, Error};
+use std::borrow::Cow;
+
+/// A frame to send: its header and its payload (borrowed when it goes as it is), so
+/// that the caller can write both into one buffer of its own with one copy.
+pub struct Outgoing<'a> {
+    head: [u8; 10],
+    head_len: usize,
+    pub payload: Cow<'a, [u8]>,
+}
+
+impl Outgoing<'_> {
+    fn new(opcode: u8, fin: bool, rsv1: bool, payload: Cow<'_, [u8]>) -> Outgoing<'_> {
+        let (head, head_len) = frame::header(opcode, fin, rsv1, payload.len());
+        Outgoing {
+            head,
+            head_len,
+            payload,
+        }
+    }
+
+    pub fn head(&self) -> &[u8] {
+        &self.head[..self.head_len]
+    }
+
+    pub fn len(&self) -> usize {
+        self.head_len + self.payload.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false // a frame always has a header
+    }
+
+    /// Writes the frame into `out`, which is exactly `len()` bytes.
+    pub fn write_to(&self, out: &mut [u8]) {
+        out[..self.head_len].copy_from_slice(self.head());
+        out[self.head_len..].copy_from_slice(&self.payload);
+    }
+
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = vec![0; self.len()];
+        self.write_to(&mut v);
+        v
+    }
+}
 
 pub struct Session {
     decoder: Decoder,
-    compressor: Option<Compressor>,
+    /// the window the server compresses with, when permessage-deflate was agreed
+    compress_bits: Option<u8>,
     /// the server is inside a fragmented message it sends
-    sending: Option<bool>,
+    fragmenting: bool,
     close_sent: bool,
     close_received: bool,
 }
@@ -30,8 +75,8 @@ impl Session {
     pub fn new(max_message: usize, deflate: Option<Params>) -> Self {
         Session {
             decoder: Decoder::new(max_message, deflate.as_ref()),
-            compressor: deflate.as_ref().map(Compressor::new),
-            sending: None,
+            compress_bits: deflate.as_ref().map(|p| p.server_max_window_bits),
+            fragmenting: false,
             close_sent: false,
             close_received: false,
         }
@@ -82,40 +127,41 @@ impl Session {
     }
 
     /// A message, or a piece of one (`fin` false: more follow, as continuation
-    /// frames). Text and binary messages of MIN_SIZE bytes or more are compressed
-    /// when permessage-deflate was agreed; a fragmented message is compressed if its
-    /// first piece is.
-    pub fn send(&mut self, opcode: u8, data: &[u8], fin: bool) -> Result<Vec<u8>, Closed> {
+    /// frames). A whole message of MIN_SIZE bytes or more is compressed when
+    /// permessage-deflate was agreed; a fragmented one goes uncompressed (RFC 7692
+    /// lets a sender choose per message), since each message is compressed on its own.
+    pub fn send<'a>(
+        &mut self,
+        opcode: u8,
+        data: &'a [u8],
+        fin: bool,
+    ) -> Result<Outgoing<'a>, Closed> {
         if self.close_sent {
             return Err(Closed);
         }
         if frame::is_control(opcode) {
-            return Ok(frame::encode(
-                opcode,
-                true,
-                false,
-                &data[..data.len().min(125)],
-                None,
-            ));
+            let payload = Cow::Borrowed(&data[..data.len().min(125)]);
+            return Ok(Outgoing::new(opcode, true, false, payload));
         }
-        let (opcode, compress) = match self.sending {
-            Some(compress) => (CONTINUATION, compress),
-            None => (
-                opcode,
-                self.compressor.is_some() && (data.len() >= MIN_SIZE || !fin),
-            ),
+        let opcode = if self.fragmenting {
+            CONTINUATION
+        } else {
+            opcode
         };
-        self.sending = if fin { None } else { Some(compress) };
-        let rsv1 = compress && opcode != CONTINUATION;
-        match self.compressor.as_mut().filter(|_| compress) {
-            Some(c) => {
+        let whole = fin && !self.fragmenting;
+        self.fragmenting = !fin;
+        match self
+            .compress_bits
+            .filter(|_| whole && data.len() >= MIN_SIZE)
+        {
+            Some(bits) => {
                 let mut z = Vec::with_capacity(data.len() / 2 + 16);
-                if c.compress(data, fin, &mut z).is_err() {
+                if deflate::compress_message(bits, data, &mut z).is_err() {
                     return Err(Closed);
                 }
-                Ok(frame::encode(opcode, fin, rsv1, &z, None))
+                Ok(Outgoing::new(opcode, true, true, Cow::Owned(z)))
             }
-            None => Ok(frame::encode(opcode, fin, rsv1, data, None)),
+            None => Ok(Outgoing::new(opcode, fin, false, Cow::Borrowed(data))),
         }
     }
 
