@@ -58,13 +58,26 @@ async def hello(**server):
 async def sixty_four_k(**server):
     return b'k' * 65536
 
+@app.route('/ws')
+async def ws_echo(websocket=None, **server):
+    async for message in websocket:
+        await websocket.send(message)
+
+@app.route('/ws-flood')
+async def ws_flood(websocket=None, **server):
+    await websocket.accept()
+    chunk = b'f' * 65536
+    while True:
+        await websocket.send(chunk)
+
 @app.route('/connections')
 async def connections(request, **server):
     return str(len(request.exchange.protocol.state.connections))
 
 app.run('127.0.0.1', int(sys.argv[1]), worker_num=0, log_level='WARNING',
         download_rate=1 << 40, upload_rate=1 << 40, client_max_body_size=200 << 20,
-        keepalive_connections=2000, request_timeout=30, keepalive_timeout=30)
+        keepalive_connections=2000, request_timeout=30, keepalive_timeout=30,
+        ws_max_payload_size=1 << 20, ws_ping_interval=0)
 """
 
 
@@ -257,4 +270,58 @@ def test_pipelining_client_that_never_reads(server: tuple[int, int, Path]) -> No
         assert httpx.get(f"http://127.0.0.1:{port}/hello", timeout=2).content == b"hello"
         assert time.monotonic() - t0 < 0.5
     print(f"sent {sent} bytes; peak server RSS {watch.peak / MiB:.1f} MiB")
+    assert watch.peak < LIMIT, f"peak RSS {watch.peak / MiB:.1f} MiB"
+
+
+def ws_connect(port: int, path: str, extensions: str = "") -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    extra = f"Sec-WebSocket-Extensions: {extensions}\r\n" if extensions else ""
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
+              "Connection: Upgrade\r\nSec-WebSocket-Key: MDEyMzQ1Njc4OWFiY2RlZg==\r\n"
+              f"Sec-WebSocket-Version: 13\r\n{extra}\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        assert chunk, "closed during the handshake"
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return s
+
+
+def test_websocket_abuse_costs_bounded_memory(server: tuple[int, int, Path]) -> None:
+    """Clients that never read a flood, clients that send messages up to the limit
+    without reading the echoes, and deflate bombs: the server stays bounded and goes
+    on serving others."""
+    from tremolo import _core
+
+    port, pid, _ = server
+    socks: list[socket.socket] = []
+    with Watch(pid) as watch:
+        try:
+            for _ in range(20):  # never read a server that sends without end
+                socks.append(ws_connect(port, "/ws-flood"))
+            big = _core.ws_frame(os.urandom(1 << 20), 2, True, os.urandom(4))
+            for _ in range(4):  # 1 MiB messages, echoes never read (a few MiB each)
+                s = ws_connect(port, "/ws")
+                s.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    for _ in range(8):
+                        s.send(big)
+                socks.append(s)
+            z = __import__("zlib").compressobj(9, 8, -15)
+            bomb = (z.compress(b"\0" * (256 << 20)) + z.flush(2))[:-4]
+            frame = bytearray(_core.ws_frame(bomb, 2, True, os.urandom(4)))
+            frame[0] |= 0x40
+            for _ in range(20):  # 256 MiB each, in a quarter MiB
+                s = ws_connect(port, "/ws", "permessage-deflate")
+                s.sendall(frame)
+                socks.append(s)
+            time.sleep(2)
+            t0 = time.monotonic()
+            assert httpx.get(f"http://127.0.0.1:{port}/hello", timeout=2).content == b"hello"
+            assert time.monotonic() - t0 < 0.5
+        finally:
+            for s in socks:
+                s.close()
+    print(f"peak server RSS {watch.peak / MiB:.1f} MiB")
     assert watch.peak < LIMIT, f"peak RSS {watch.peak / MiB:.1f} MiB"

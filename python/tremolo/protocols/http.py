@@ -286,9 +286,6 @@ class HTTPProtocol(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         self.flow.write(data)
 
-    async def drain(self) -> None:
-        await self.flow.drain()
-
     def check_clocks(self, now: float) -> bool:
         """Closes a connection idle too long, or answers 408 to one whose request
         head is not complete within request_timeout of the connection opening or of

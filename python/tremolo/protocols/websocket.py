@@ -101,6 +101,8 @@ class WebSocketProtocol(asyncio.Protocol):
                 code = ev.code if ev.code is not None else 1005
                 self._closing(ConnectionClosed(code, ev.reason), (ev.code, ""))
                 continue
+            else:
+                self.queued += len(ev.data)  # a fragment, ping or pong
             self.events.append(ev)
         self._wake()
         self._update_reading()
@@ -147,8 +149,7 @@ class WebSocketProtocol(asyncio.Protocol):
             finally:
                 self._waiter = None
         ev = self.events.popleft()
-        if type(ev) is not _Frame:
-            self.queued -= len(ev)
+        self.queued -= len(ev) if type(ev) is not _Frame else len(ev.data)
         self._update_reading()
         return ev
 

@@ -98,7 +98,18 @@ impl Decoder {
 
     /// Decodes `input`, appending every event it completes. After an error (or a
     /// Close) the rest of the input and every later feed are ignored.
-    pub fn feed(&mut self, mut input: &[u8], events: &mut Vec<Event>) -> Result<(), Error> {
+    pub fn feed(&mut self, input: &[u8], events: &mut Vec<Event>) -> Result<(), Error> {
+        let result = self.decode(input, events);
+        if matches!(self.state, State::Done) {
+            // nothing more will be read: what a message in progress held goes now
+            self.data = Vec::new();
+            self.raw = Vec::new();
+            self.inflate = None;
+        }
+        result
+    }
+
+    fn decode(&mut self, mut input: &[u8], events: &mut Vec<Event>) -> Result<(), Error> {
         loop {
             match self.state {
                 State::Done => return Ok(()),
@@ -192,7 +203,9 @@ impl Decoder {
             }
             if !f.compressed {
                 // the payload's size is known and within the limit: one allocation
-                self.data.reserve_exact(len as usize);
+                // for the usual message; a large one still grows as its bytes come,
+                // so announcing a frame costs nothing until it is sent
+                self.data.reserve_exact((len as usize).min(1 << 16));
             }
             if opcode != CONTINUATION {
                 self.message = opcode;
