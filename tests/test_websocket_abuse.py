@@ -165,3 +165,12 @@ def test_messages_before_a_close_are_answered_first(port: int) -> None:
                                                                              b"efgh"))
         assert ws.recv_frame() == (True, 1, b"fine")
         assert ws.recv_close() == 1002
+
+
+def test_fragments_with_a_ping_between_are_one_message(port: int) -> None:
+    with RawWS(port) as ws:
+        ws.send("frag", fin=False)
+        ws.send(b"between", opcode=9)
+        ws.send("mented", opcode=0)
+        assert ws.recv_frame() == (True, 10, b"between")
+        assert ws.recv_frame() == (True, 1, b"fragmented")

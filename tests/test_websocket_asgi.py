@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -22,7 +21,7 @@ from websockets.sync.client import connect
 from tremolo.asgi import ASGIAdapter
 from tremolo.testing import serve_in_thread
 
-from .wsclient import RawWS
+from .wsclient import RawWS, close_code_on_stop
 
 log: dict[str, Any] = {}
 
@@ -228,29 +227,8 @@ def test_no_ws_serves_upgrades_as_http() -> None:
 
 def test_graceful_stop_gives_the_app_a_disconnect() -> None:
     log.pop("echo_disconnect", None)
-    got: dict[str, Any] = {}
-    server = serve_in_thread(lambda state: ASGIAdapter(app, state), shutdown_timeout=5)
-    _, port = server.__enter__()
-    try:
-        with connect(url(port, "/echo")) as ws:
-            ws.send("x")
-            assert ws.recv(timeout=5) == "x"
-
-            def read() -> None:
-                try:
-                    ws.recv(timeout=10)
-                except ConnectionClosed as exc:
-                    got["code"] = exc.rcvd.code if exc.rcvd else None
-
-            reader = threading.Thread(target=read)
-            reader.start()
-            stopping, server = server, None
-            stopping.__exit__(None, None, None)
-            reader.join(10)
-    finally:
-        if server is not None:
-            server.__exit__(None, None, None)
-    assert got.get("code") == 1001
+    assert close_code_on_stop(lambda state: ASGIAdapter(app, state), "/echo",
+                              shutdown_timeout=5) == 1001
     assert wait_for("echo_disconnect")[0][0] == 1001
 
 

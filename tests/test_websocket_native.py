@@ -21,7 +21,7 @@ from tremolo.exceptions import (
 )
 from tremolo.testing import serve_in_thread
 
-from .wsclient import RawWS
+from .wsclient import RawWS, close_code_on_stop
 
 app = Tremolo()
 seen: dict[str, Any] = {}
@@ -238,29 +238,7 @@ def test_exceptions_are_importable_with_the_original_codes() -> None:
 
 
 def test_graceful_stop_closes_with_1001() -> None:
-    result: dict[str, Any] = {}
-    server = serve_in_thread(app, shutdown_timeout=5)
-    _, port = server.__enter__()
-    try:
-        with connect(url(port, "/echo")) as ws:
-            ws.send("x")
-            assert ws.recv(timeout=5) == "x"
-
-            def read() -> None:
-                try:
-                    ws.recv(timeout=10)
-                except ConnectionClosed as exc:
-                    result["code"] = exc.rcvd.code if exc.rcvd else None
-
-            reader = threading.Thread(target=read)
-            reader.start()
-            stopping, server = server, None
-            stopping.__exit__(None, None, None)  # a graceful stop, bounded
-            reader.join(10)
-    finally:
-        if server is not None:
-            server.__exit__(None, None, None)
-    assert result.get("code") == 1001
+    assert close_code_on_stop(app, "/echo", shutdown_timeout=5) == 1001
 
 
 def test_create_frame() -> None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 import os
 import socket
+import threading
 import time
+from typing import Any
 
 from tremolo import _core
 
@@ -114,3 +116,36 @@ class RawWS:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def close_code_on_stop(target: Any, path: str, **options: Any) -> int | None:
+    """Serves `target`, opens a WebSocket on `path` (an echo), then stops the server
+    gracefully: the close code the client got (None if it got none in 10 s)."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    from tremolo.testing import serve_in_thread
+
+    got: dict[str, int | None] = {}
+    server = serve_in_thread(target, **options)
+    _, port = server.__enter__()
+    try:
+        with connect(f"ws://127.0.0.1:{port}{path}") as ws:
+            ws.send("x")
+            assert ws.recv(timeout=5) == "x"
+
+            def read() -> None:
+                try:
+                    ws.recv(timeout=10)
+                except ConnectionClosed as exc:
+                    got["code"] = exc.rcvd.code if exc.rcvd else None
+
+            reader = threading.Thread(target=read)
+            reader.start()
+            stopping, server = server, None
+            stopping.__exit__(None, None, None)  # a graceful stop, bounded
+            reader.join(10)
+    finally:
+        if server is not None:
+            server.__exit__(None, None, None)
+    return got.get("code")

@@ -18,12 +18,11 @@ from typing import Any
 from .. import _core
 from ..protocols import ClientDisconnected, Exchange
 from ..protocols.handshake import Handshake, HandshakeError
-from ..protocols.websocket import ABNORMAL, PING, PONG, ConnectionClosed, WebSocketProtocol
+from ..protocols.websocket import ABNORMAL, ConnectionClosed, WebSocketProtocol
 from .http import AppError
 
 Message = dict[str, Any]
 CONNECTING, RESPONDING, CONNECTED, CLOSING, CLOSED = range(5)
-_Frame = _core.Frame
 _TEXT = [(b"Content-Type", b"text/plain; charset=utf-8")]
 
 
@@ -60,30 +59,17 @@ class Session:
             await gone
             self._end(ConnectionClosed(ABNORMAL, "the client went away"))
         ws = self.ws
-        parts: bytearray | None = None
-        text = False
         while self.state in (CONNECTED, CLOSING) and ws is not None:
             try:
-                ev = await ws.receive()
+                message = await ws.receive_message()
             except ConnectionClosed as exc:
                 self._end(exc)
                 break
             if self.state == CLOSING:
                 continue  # after the application's close, messages are dropped
-            if isinstance(ev, str):
-                return {"type": "websocket.receive", "text": ev}
-            if isinstance(ev, bytes):
-                return {"type": "websocket.receive", "bytes": ev}
-            if ev.opcode in (PING, PONG):
-                continue
-            if parts is None:
-                parts, text = bytearray(), ev.opcode == 1
-            parts += ev.data
-            if ev.fin:
-                # the core checked the UTF-8 of the whole message already
-                if text:
-                    return {"type": "websocket.receive", "text": parts.decode()}
-                return {"type": "websocket.receive", "bytes": bytes(parts)}
+            if isinstance(message, str):
+                return {"type": "websocket.receive", "text": message}
+            return {"type": "websocket.receive", "bytes": message}
         closed = self.closed or ConnectionClosed(ABNORMAL)
         return {"type": "websocket.disconnect", "code": closed.code, "reason": closed.reason}
 

@@ -95,27 +95,11 @@ class WebSocket:
         """The next whole message: str for text, bytearray for binary."""
         if self.protocol is None:
             await self.accept()
-        protocol = self._open()
-        parts: bytearray | None = None
-        text = False
-        while True:
-            try:
-                ev = await protocol.receive()
-            except ConnectionClosed as exc:
-                raise _closed(exc) from None
-            kind = type(ev)
-            if kind is str:
-                return ev  # type: ignore[no-any-return]
-            if kind is bytes:
-                return bytearray(ev)
-            if ev.opcode in (PING, PONG):
-                continue
-            if parts is None:
-                parts, text = bytearray(), ev.opcode == 1
-            parts += ev.data
-            if ev.fin:
-                # the core checked the whole message's UTF-8 already
-                return parts.decode() if text else parts
+        try:
+            message = await self._open().receive_message()
+        except ConnectionClosed as exc:
+            raise _closed(exc) from None
+        return message if isinstance(message, str) else bytearray(message)
 
     async def send(self, data: str | bytes | bytearray | memoryview, fin: int = 1,
                    opcode: int | None = None) -> None:

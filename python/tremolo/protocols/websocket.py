@@ -153,6 +153,25 @@ class WebSocketProtocol(asyncio.Protocol):
         self._update_reading()
         return ev
 
+    async def receive_message(self) -> str | bytes:
+        """The next whole message: str (text) or bytes (binary); a fragmented one is
+        joined (the core checked its UTF-8 as a whole), pings and pongs are skipped."""
+        ev = await self.receive()
+        while True:
+            kind = type(ev)
+            if kind is str or kind is bytes:
+                return ev  # type: ignore[no-any-return]
+            if ev.opcode in (0, 1, 2):
+                break
+            ev = await self.receive()
+        parts, text = bytearray(ev.data), ev.opcode == 1
+        while not ev.fin:
+            ev = await self.receive()
+            while ev.opcode != 0:  # a ping or pong between the fragments
+                ev = await self.receive()
+            parts += ev.data
+        return parts.decode() if text else bytes(parts)
+
     async def send(self, data: Any, opcode: int | None = None, fin: bool = True) -> None:
         """Sends a message (or a piece of one), waiting while the client is slow.
         Raises ConnectionClosed once the connection is closing."""
