@@ -69,6 +69,24 @@ async def client_close(websocket=None, **server):
         raise
 
 
+@app.route("/send-after-close")
+async def send_after_close(websocket=None, **server):
+    await websocket.accept()
+    try:
+        await websocket.receive()
+    except WebSocketClientClosed:
+        await websocket.send("dropped")  # nothing happens, as in the original
+        seen["send_after_close"] = True
+        raise
+
+
+@app.route("/other-closed")
+async def other_closed(websocket=None, **server):
+    await websocket.accept()
+    await websocket.receive()
+    raise WebSocketClientClosed(code=1001)  # as if another client's socket had closed
+
+
 @app.route("/server-close")
 async def server_close(websocket=None, **server):
     await websocket.accept()
@@ -182,6 +200,23 @@ def test_client_close_code_reaches_the_handler(port: int) -> None:
             break
         threading.Event().wait(0.02)
     assert seen["client_close"] == 4321
+
+
+def test_send_after_the_client_closed_does_nothing(port: int) -> None:
+    with connect(url(port, "/send-after-close")) as ws:
+        ws.close()
+    for _ in range(100):
+        if "send_after_close" in seen:
+            break
+        threading.Event().wait(0.02)
+    assert seen.get("send_after_close") is True
+
+
+def test_a_client_closed_error_from_elsewhere_still_closes_this_socket(port: int) -> None:
+    with connect(url(port, "/other-closed")) as ws, pytest.raises(ConnectionClosed) as info:
+        ws.send("go")
+        ws.recv(timeout=5)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1000
 
 
 def test_handler_closes_with_a_code(port: int) -> None:

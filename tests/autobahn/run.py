@@ -89,7 +89,7 @@ def main() -> int:
     if not WSTEST.exists():
         print(f"{WSTEST} not found: run `make autobahn-env`", file=sys.stderr)
         return 2
-    outdir = Path(args.out or tempfile.mkdtemp(prefix="autobahn-"))
+    outdir = Path(args.out or tempfile.mkdtemp(prefix="autobahn-")).resolve()
     procs = []
     try:
         spec_servers = []

@@ -170,14 +170,16 @@ class NativeAdapter(Adapter):
                 await ws.close()  # the handler is done with it
 
     async def _close_websocket(self, ws: websocket.WebSocket, exc: Exception) -> None:
-        """A WebSocket handler raised: WebSocketServerClosed closes with its code,
-        anything else is logged and closes with 1011."""
-        if isinstance(exc, WebSocketException):
-            if not isinstance(exc, WebSocketClientClosed):
-                await ws.close(exc.code)
-            return
-        self.logger.error("unhandled error in a WebSocket handler", exc_info=exc)
-        await ws.close(1011)
+        """A WebSocket handler raised: a WebSocketException closes with its code (the
+        client's own close is answered already), anything else is logged and closes
+        with 1011."""
+        if isinstance(exc, WebSocketClientClosed):
+            await ws.close()  # a no-op for this socket's own close; else closes it
+        elif isinstance(exc, WebSocketException):
+            await ws.close(exc.code)
+        else:
+            self.logger.error("unhandled error in a WebSocket handler", exc_info=exc)
+            await ws.close(1011)
 
     async def _request_middlewares(self, server: dict[str, Any]) -> bool:
         """Runs on_request middlewares; True when one answered the request."""

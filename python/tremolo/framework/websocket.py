@@ -8,6 +8,7 @@ original's interface over it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -104,17 +105,16 @@ class WebSocket:
     async def send(self, data: str | bytes | bytearray | memoryview, fin: int = 1,
                    opcode: int | None = None) -> None:
         """A message (str as text, bytes-like as binary), or with fin=0 the first of
-        its pieces (the next sends continue it until one with fin=1)."""
+        its pieces (the next sends continue it until one with fin=1). Once the
+        connection is closed or closing, a send does nothing, as in the original:
+        broadcasting to a room must not fail because one client just left."""
         if opcode == CLOSE:
             raw = data.encode() if isinstance(data, str) else bytes(data)
             code = int.from_bytes(raw[:2], "big") if raw else 1000
             await self.close(code)
             return
-        protocol = self._open()
-        try:
-            await protocol.send(data, None if opcode == 0 else opcode, bool(fin))
-        except ConnectionClosed as exc:
-            raise _closed(exc) from None
+        with contextlib.suppress(ConnectionClosed):
+            await self._open().send(data, None if opcode == 0 else opcode, bool(fin))
 
     async def ping(self, data: bytes = b"") -> None:
         await self.send(data, opcode=PING)
