@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from websockets.sync.client import connect
 
 from tremolo.testing import serve_in_thread
 
@@ -38,3 +39,7 @@ def test_readme_quick_start() -> None:
         assert c.post("/items", content=b"new").content == b"new"
         assert c.get("/admin/panel").status_code == 403
         assert c.get("/admin/panel", headers={"token": "t"}).status_code == 404
+        assert c.get("/echo").text == "this is a WebSocket endpoint"
+        with connect(f"ws://127.0.0.1:{port}/echo") as ws:
+            ws.send("hello")
+            assert ws.recv(timeout=5) == "hello"
