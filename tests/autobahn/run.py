@@ -24,6 +24,21 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 WSTEST = Path(os.environ.get("WSTEST", ROOT / ".autobahn" / "bin" / "wstest"))
 GOOD = {"OK", "NON-STRICT", "INFORMATIONAL"}
+HEADER = """# Autobahn|Testsuite summary
+
+Written by `make autobahn` (tests/autobahn/run.py): every case of the fuzzing client
+(autobahntestsuite 25.10.1) against the native echo server (echo_native.py) and the
+ASGI echo application (echo_asgi.py), each a tremolo server on 127.0.0.1 with
+ws_max_payload_size 16 MiB. Chapters 12 and 13 are permessage-deflate. A case counts as
+FAILED when its behaviour or its close behaviour is neither OK, NON-STRICT nor
+INFORMATIONAL.
+
+"""
+FOOTER = """
+INFORMATIONAL cases are those whose verdict the suite leaves to the reader (7.1.6: a
+close after a large message that may or may not be echoed first; 7.13.1 and 7.13.2:
+close codes outside the defined ranges, which the server answers with 1002).
+"""
 
 
 def free_port() -> int:
@@ -118,7 +133,7 @@ def main() -> int:
     table, failed = summarize(outdir)
     print(table)
     if args.summary:
-        Path(args.summary).write_text(table)
+        Path(args.summary).write_text(HEADER + table + FOOTER)
     print(f"reports in {outdir}; {failed} failed", file=sys.stderr)
     return 1 if failed else 0
 
