@@ -31,7 +31,7 @@ def main() -> int:
         print("autobahn: no Python 2.7 here (pyenv's 2.7, or apt-get install python2.7); "
               "the Autobahn tests cannot run", file=sys.stderr)
         return 1
-    quiet = ["--quiet", "--disable-pip-version-check", "--no-python-version-warning"]
+    quiet = ["--quiet", "--disable-pip-version-check"]
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     subprocess.run([py, "-m", "pip", "install", *quiet, "virtualenv<20.22"], check=True,
                    env=env)
