@@ -251,6 +251,11 @@ def cpu_model() -> str:
     return platform.processor() or "?"
 
 
+def machine() -> str:
+    return (f"- Machine: {os.cpu_count()} CPUs ({cpu_model()}), Linux {platform.release()}; "
+            "shared and noisy, so compare ratios from the same run.")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=10)
@@ -409,8 +414,7 @@ def websocket_bench(args: argparse.Namespace) -> None:
     lines += [f"- {n}: " + ", ".join(f"{v:,.0f}" for v in runs) for n, runs in results.items()]
     lines += [
         "", "## Method", "",
-        f"- Machine: {os.cpu_count()} CPUs ({cpu_model()}), Linux {platform.release()}; "
-        "shared and noisy, so compare ratios from the same run.",
+        machine(),
         "- Each server: `taskset -c 0 <server>` on 127.0.0.1, one worker. Load: "
         "`taskset -c 1 python3 bench/wsload.py PORT --size N` (uvloop, one pre-masked frame "
         "per connection sent again on each echo; it uses about a third of its core against "
@@ -470,8 +474,7 @@ def report(results: dict[str, list[tuple[float, float, float, int]]],
     lines += [f"- {n}: " + ", ".join(f"{r[0]:,.0f}" for r in runs) for n, runs in results.items()]
     lines += [
         "", "## Method", "",
-        f"- Machine: {os.cpu_count()} CPUs ({cpu_model()}), Linux {platform.release()}; "
-        "shared and noisy, so compare ratios from the same run.",
+        machine(),
         "- Each server: `taskset -c 0 <server>` on 127.0.0.1, one worker process, "
         "logging off or at warning level. Load: `taskset -c 1 wrk -t1 "
         f"-c{args.connections} -d{args.duration}s --latency http://127.0.0.1:PORT/hello`.",
