@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +23,7 @@ from websockets.sync.client import connect
 from tremolo.asgi import ASGIAdapter
 from tremolo.testing import serve_in_thread
 
+from .helpers import exchange
 from .wsclient import RawWS, close_code_on_stop
 
 log: dict[str, Any] = {}
@@ -216,6 +219,11 @@ def test_invalid_handshakes_do_not_reach_the_app(port: int) -> None:
         assert ws.status == 426 and ws.headers[b"sec-websocket-version"] == b"13"
     with RawWS(port, "/echo", key=b"AAAA") as ws:
         assert ws.status == 400
+    upgrade = (b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+               b"Sec-WebSocket-Key: MDEyMzQ1Njc4OWFiY2RlZg==\r\n\r\n")
+    for head in (b"POST /echo HTTP/1.1\r\nHost: t\r\n", b"GET /echo HTTP/1.0\r\n"):
+        answer = exchange(port, head + upgrade, expect=b"\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 400"), answer
 
 
 def test_no_ws_serves_upgrades_as_http() -> None:
@@ -263,3 +271,21 @@ def test_starlette_and_fastapi() -> None:
             connect(url(port, "/up")) as ws:
         ws.send("shout")
         assert ws.recv(timeout=5) == "SHOUT"
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_wss_over_tls(certificate: tuple[Path, Path], loop: str) -> None:
+    """The takeover works on TLS transports (the loop's SSL protocol hands its
+    application side over too), and the scope says wss with the tls extension."""
+    cert, key = certificate
+    ctx = ssl.create_default_context(cafile=str(cert))
+    ctx.check_hostname = False
+    with serve_in_thread(lambda state: ASGIAdapter(app, state), loop=loop,
+                         ssl={"cert": str(cert), "key": str(key)}) as (_, port):
+        with connect(f"wss://127.0.0.1:{port}/scope", ssl=ctx,
+                     subprotocols=["x"]) as ws:  # type: ignore[list-item]
+            scope = json.loads(ws.recv(timeout=5))
+        assert scope["scheme"] == "wss" and "tls" in scope["extensions"]
+        with connect(f"wss://127.0.0.1:{port}/echo", ssl=ctx) as ws:
+            ws.send("secret" * 1000)
+            assert ws.recv(timeout=5) == "secret" * 1000
