@@ -14,6 +14,7 @@ import pytest
 
 from tremolo import Tremolo
 from tremolo.exceptions import BadRequest, Forbidden, HTTPException
+from tremolo.testing import serve_in_thread
 
 from .helpers import exchange, split_responses
 
@@ -336,3 +337,37 @@ def test_pipelined_through_the_framework(port: int) -> None:
 
 if sys.platform != "linux":  # pragma: no cover
     pytestmark = pytest.mark.skip("Linux only")
+
+
+def test_a_declined_upgrade_does_not_stall_the_connection() -> None:
+    """curl --http2 -d abc URL1 URL2: an h2c upgrade with a body the handler does not
+    read, then another request on the same connection; and an upgrade pipelined
+    behind another request. Every answer comes at once."""
+    import socket
+    import time
+
+    app = Tremolo()
+
+    @app.route("/a")
+    async def a(**server):
+        return b"A"
+
+    with serve_in_thread(app, request_timeout=30) as (_, port):
+        upgrade = (b"POST /a HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                   b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n"
+                   b"Content-Length: 3\r\n\r\nabc")
+        plain = b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n"
+        for first, second in ((upgrade, plain), (plain, upgrade.replace(b"abc", b"")
+                                                  .replace(b"3\r\n", b"0\r\n"))):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                t0 = time.monotonic()
+                s.sendall(first)
+                got = b""
+                while got.count(b"HTTP/1.1 200") < 1:
+                    got += s.recv(65536)
+                s.sendall(second + plain)
+                while got.count(b"HTTP/1.1 200") < 3:
+                    chunk = s.recv(65536)
+                    assert chunk, got
+                    got += chunk
+                assert time.monotonic() - t0 < 2, "a request waited behind the upgrade"

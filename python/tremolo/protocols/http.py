@@ -174,7 +174,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.processing = True
         pending = self.pending
         try:
-            while pending:
+            while pending or self._declined_upgrade():
                 ev = pending[0]
                 kind = type(ev)
                 if kind is _RequestHead:
@@ -200,6 +200,16 @@ class HTTPProtocol(asyncio.Protocol):
         if self.eof and self.current is None and not pending:
             self.close()
         self.update_reading()
+
+    def _declined_upgrade(self) -> bool:
+        """After an upgrade request the parser holds what follows. Once that request
+        is answered without a takeover (and its body, if any, consumed), what the
+        client sent after it is HTTP again: it is parsed now. True if that gave
+        events."""
+        if self.current is None and not self.pending and self.parser.paused \
+                and not self.taken:
+            self.pending.extend(self.parser.resume())
+        return bool(self.pending)
 
     def start_exchange(self, head: _core.RequestHead) -> Exchange:
         ex = Exchange(self, head)
@@ -242,11 +252,7 @@ class HTTPProtocol(asyncio.Protocol):
             return
         self.idle_since = self.loop.time()
         self.reused = True
-        if ex.upgrade and not self.pending and self.parser.paused:
-            # The request asked for an upgrade and was answered without one: what
-            # the client sent after it is HTTP again.
-            self.pending.extend(self.parser.resume())
-        if self.pending:
+        if self.pending or self.parser.paused:
             self.process()
         elif self.flow.read_paused:
             self.update_reading()
