@@ -149,10 +149,11 @@ def test_request_fields(port: int) -> None:
 
 
 def test_forwarded_headers_from_a_trusted_proxy(port: int) -> None:
-    # 127.0.0.1 is trusted by default: the headers are believed
+    # 127.0.0.1 is trusted by default: the headers are believed, and the client is
+    # the rightmost address that is not a trusted proxy (10.0.0.1 is not one here)
     d = get(port, "/info", headers={"X-Forwarded-For": "203.0.113.9, 10.0.0.1",
                                     "X-Forwarded-Proto": "https"}).json()
-    assert d["ip"] == "203.0.113.9" and d["scheme"] == "https"
+    assert d["ip"] == "10.0.0.1" and d["scheme"] == "https"
 
 
 def test_forwarded_headers_from_an_untrusted_peer() -> None:

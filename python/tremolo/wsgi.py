@@ -117,6 +117,7 @@ class WSGIAdapter(Adapter):
         info = ex.protocol.info
         assert info is not None
         scheme = info.scheme_of(head)
+        client = info.client_of(head)
         path = unquote_to_bytes(raw_path).decode("latin-1")  # PEP 3333: bytes as latin-1
         root = self.root_path
         if root and (path == root or path.startswith(root + "/")):
@@ -129,8 +130,8 @@ class WSGIAdapter(Adapter):
             "SERVER_PROTOCOL": "HTTP/1.0" if ex.http10 else "HTTP/1.1",
             "SERVER_NAME": info.server[0] if info.server else "localhost",
             "SERVER_PORT": str(info.server[1]) if info.server else "0",
-            "REMOTE_ADDR": info.peer[0] if info.peer else "",
-            "REMOTE_PORT": str(info.peer[1]) if info.peer else "",
+            "REMOTE_ADDR": client[0] if client else "",
+            "REMOTE_PORT": str(client[1]) if client else "",
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": scheme,
             "wsgi.errors": sys.stderr,
@@ -145,6 +146,10 @@ class WSGIAdapter(Adapter):
                 continue
             if name == b"content-length":
                 environ["CONTENT_LENGTH"] = value.decode("latin-1")
+                continue
+            if b"_" in name:
+                # X_User and X-User would both be HTTP_X_USER: a client could pass one
+                # off as the other (set by a proxy). Dropped, as gunicorn and nginx do.
                 continue
             key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
             text = value.decode("latin-1")

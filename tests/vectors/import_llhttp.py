@@ -148,12 +148,29 @@ def has_host(req: dict) -> bool:
     return any(name.lower() == "host" for name, _ in req["headers"])
 
 
+ORIGIN_FORM = "absolute-form is served as its origin-form (RFC 9112 §3.2.2)"
+
+
+def origin_form(method: str, url: str) -> str:
+    """What tremolo's parser gives as the target: an absolute-form URL's path and
+    query (`/` for an empty path); any other target as it is."""
+    if method == "CONNECT" or url.startswith("/") or "://" not in url:
+        return url
+    rest = url[url.index("://") + 3:]
+    cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    tail = rest[cut:]
+    return tail if tail.startswith("/") else "/" + tail
+
+
 def vector(name: str, data: bytes, requests: list | None, source: str, **extra) -> dict:
     v = {"name": name, "input": data.decode("latin-1"), "source": source}
     if requests is not None:
         v["requests"] = [
-            {"method": r["method"], "target": r["url"], "body": r["body"]} for r in requests
+            {"method": r["method"], "target": origin_form(r["method"], r["url"]),
+             "body": r["body"]} for r in requests
         ]
+        if any(t["target"] != r["url"] for t, r in zip(v["requests"], requests, strict=True)):
+            extra.setdefault("divergence", ORIGIN_FORM)
     v.update(extra)
     return v
 

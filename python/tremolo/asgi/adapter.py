@@ -64,6 +64,7 @@ class ASGIAdapter(Adapter):
         info = p.info
         if info is not None and info.trusted:
             scope["scheme"] = info.scheme_of(head)
+            scope["client"] = info.client_of(head)
         return scope
 
     def websocket_scope(self, ex: Exchange) -> dict[str, Any]:

@@ -179,17 +179,13 @@ class Request:
 
     @property
     def ip(self) -> bytes:
-        """The client's address: the first X-Forwarded-For entry when the peer is a
-        trusted proxy (trusted_proxies, loopback by default), else the peer."""
+        """The client's address: when the peer is a trusted proxy (trusted_proxies,
+        loopback by default), the rightmost X-Forwarded-For address that is not a
+        trusted proxy; else the peer."""
         if "ip" not in self.ctx:
-            ip = b""
-            if self._from_proxy():
-                forwarded = self.headers.getlist(b"x-forwarded-for")
-                ip = forwarded[0] if forwarded else b""
-            if not ip:
-                client = self.client
-                ip = client[0].encode() if client else b""
-            self.ctx["ip"] = ip
+            info = self.exchange.protocol.info
+            client = info.client_of(self.exchange.head) if info is not None else None
+            self.ctx["ip"] = client[0].encode() if client else b""
         return self.ctx["ip"]  # type: ignore[no-any-return]
 
     @property

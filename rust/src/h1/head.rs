@@ -238,6 +238,11 @@ impl HeadBuilder {
         for h in &self.headers {
             raw[h.name.start..h.name.end].make_ascii_lowercase();
         }
+        let target = if connect {
+            target
+        } else {
+            origin_form(&mut raw, target)
+        };
         Ok(RequestHead {
             raw,
             method,
@@ -249,6 +254,35 @@ impl HeadBuilder {
             expect_continue: self.expect_continue,
             upgrade: connect || (self.upgrade_token && self.upgrade_field),
         })
+    }
+}
+
+/// An absolute-form target (`http://host/path?q`, RFC 9112 §3.2.2) as the origin-form
+/// applications route on (`/path?q`; `/` when the path is empty), appended to `raw`;
+/// any other target stays as it is. The authority is the client's Host to give
+/// (RFC 9112 §3.2.2 asks it to send one that agrees).
+fn origin_form(raw: &mut Vec<u8>, target: Span) -> Span {
+    let t = &raw[target.start..target.end];
+    let Some(after) = memchr::memmem::find(t, b"://").map(|i| i + 3) else {
+        return target;
+    };
+    if t.first() == Some(&b'/') {
+        return target;
+    }
+    let rest = t[after..]
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .map_or(t.len(), |i| after + i);
+    let mut origin = Vec::with_capacity(t.len() - rest + 1);
+    if t.get(rest) != Some(&b'/') {
+        origin.push(b'/');
+    }
+    origin.extend_from_slice(&t[rest..]);
+    let start = raw.len();
+    raw.extend_from_slice(&origin);
+    Span {
+        start,
+        end: raw.len(),
     }
 }
 

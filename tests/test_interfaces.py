@@ -1,0 +1,103 @@
+"""Behaviour the three interfaces share, tested once over native, ASGI and WSGI, on
+uvloop and asyncio: what the application sees of the target and of the client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tremolo import Tremolo
+from tremolo.asgi import ASGIAdapter
+from tremolo.testing import serve_in_thread
+from tremolo.wsgi import WSGIAdapter
+
+from .helpers import exchange, split_responses
+
+native = Tremolo()
+
+
+@native.route("/seen")
+async def seen(request, **server):
+    return json.dumps({"path": request.path.decode(), "query": request.query_string.decode(),
+                       "client": request.ip.decode()})
+
+
+async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    body = json.dumps({"path": scope["raw_path"].decode(), "query": scope["query_string"].decode(),
+                       "client": scope["client"][0] if scope["client"] else ""})
+    await send({"type": "http.response.start", "status": 200 if scope["path"] == "/seen"
+                else 404, "headers": []})
+    await send({"type": "http.response.body", "body": body.encode()})
+
+
+def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    body = json.dumps({"path": environ["PATH_INFO"], "query": environ["QUERY_STRING"],
+                       "client": environ["REMOTE_ADDR"],
+                       "user": environ.get("HTTP_X_USER")})
+    start_response("200 OK" if environ["PATH_INFO"] == "/seen" else "404 Not Found", [])
+    return [body.encode()]
+
+
+TARGETS: dict[str, Any] = {
+    "native": native,
+    "asgi": lambda state: ASGIAdapter(asgi_app, state),
+    "wsgi": lambda state: WSGIAdapter(wsgi_app, state),
+}
+
+
+@pytest.fixture(scope="module", params=[(i, loop) for i in TARGETS for loop in
+                                        ("uvloop", "asyncio")], ids=lambda p: "-".join(p))
+def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
+    interface, loop = request.param
+    with serve_in_thread(TARGETS[interface], loop=loop, shutdown_timeout=2,
+                         trusted_proxies=("127.0.0.1", "10.0.0.0/8")) as (_, port):
+        yield interface, port
+
+
+def get(port: int, target: bytes, headers: bytes = b"") -> tuple[bytes, dict[str, Any]]:
+    raw = exchange(port, b"GET " + target + b" HTTP/1.1\r\nHost: example.com\r\n" + headers
+                   + b"Connection: close\r\n\r\n")
+    status, _, body = split_responses(raw)[0]
+    return status, json.loads(body)
+
+
+@pytest.mark.parametrize("target, path, query", [
+    (b"http://example.com/seen?q=1", "/seen", "q=1"),
+    (b"HTTPS://example.com:8443/seen", "/seen", ""),
+    (b"/seen?x", "/seen", "x"),
+])
+def test_absolute_form_targets_are_served_as_origin_form(
+        server: tuple[str, int], target: bytes, path: str, query: str) -> None:
+    _, port = server
+    status, seen = get(port, target)
+    assert status.startswith(b"HTTP/1.1 200"), status
+    assert (seen["path"], seen["query"]) == (path, query)
+
+
+@pytest.mark.parametrize("forwarded, client", [
+    (b"", "127.0.0.1"),
+    # the rightmost address that is not a trusted proxy is the client
+    (b"X-Forwarded-For: 1.1.1.1, 2.2.2.2\r\n", "2.2.2.2"),
+    (b"X-Forwarded-For: 1.1.1.1, 2.2.2.2, 10.1.2.3\r\n", "2.2.2.2"),
+    (b"X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 10.0.0.1\r\n", "1.1.1.1"),
+    # what the client wrote itself cannot pass as an address
+    (b"X-Forwarded-For: <script>\r\n", "127.0.0.1"),
+    (b"X-Forwarded-For: 1.1.1.1, nonsense\r\n", "127.0.0.1"),
+    (b"X-Forwarded-For: 10.0.0.1, 10.0.0.2\r\n", "10.0.0.1"),
+    (b"X-Forwarded-For: [2001:db8::1]\r\n", "2001:db8::1"),
+])
+def test_forwarded_client(server: tuple[str, int], forwarded: bytes, client: str) -> None:
+    _, port = server
+    _, seen = get(port, b"/seen", forwarded)
+    assert seen["client"] == client
+
+
+def test_wsgi_drops_fields_with_underscores() -> None:
+    with serve_in_thread(TARGETS["wsgi"], shutdown_timeout=2) as (_, port):
+        _, seen = get(port, b"/seen", b"X-User: real\r\nX_User: forged\r\n")
+    assert seen["user"] == "real"
