@@ -26,6 +26,18 @@ async def app(scope, receive, send):
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"cli " + scope["root_path"].encode()})
 
+async def count(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    size = 0
+    while True:
+        msg = await receive()
+        size += len(msg.get("body", b""))
+        if not msg.get("more_body"):
+            break
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": str(size).encode()})
+
 async def failing(scope, receive, send):
     await receive()
     await send({"type": "lifespan.startup.failed", "message": "cannot reach the database"})
@@ -95,6 +107,24 @@ def test_serves_a_module_and_a_file(tmp_path: Path) -> None:
         try:
             r = wait_up(f"http://127.0.0.1:{port}/", proc)
             assert r.content == b"cli /base"
+        finally:
+            assert stop(proc) == 0
+
+
+def test_asgi_apps_get_no_body_limit_by_default(tmp_path: Path) -> None:
+    """The framework sets its own limit, as behind uvicorn; one flag sets ours."""
+    (tmp_path / "myapp.py").write_text(ASGI_APP)
+    body = b"x" * (3 << 20)
+    for args, expected in (([], b"3145728"), (["--client-max-body-size", "1048576"], None)):
+        port = free_port()
+        proc = serve(tmp_path, "--port", str(port), "--worker-num", "0", *args, "myapp:count")
+        try:
+            wait_up(f"http://127.0.0.1:{port}/", proc)
+            r = httpx.post(f"http://127.0.0.1:{port}/", content=body, timeout=10)
+            if expected is None:
+                assert r.status_code == 413
+            else:
+                assert r.content == expected
         finally:
             assert stop(proc) == 0
 

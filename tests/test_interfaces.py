@@ -19,6 +19,14 @@ from .helpers import exchange, split_responses
 native = Tremolo()
 
 
+BIG = b"x" * (256 << 10)
+
+
+@native.route("/big")
+async def big(**server):
+    return BIG
+
+
 @native.route("/seen")
 async def seen(request, **server):
     return json.dumps({"path": request.path.decode(), "query": request.query_string.decode(),
@@ -28,6 +36,10 @@ async def seen(request, **server):
 async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
+    if scope["path"] == "/big":  # one message: the fast path
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": BIG})
+        return
     body = json.dumps({"path": scope["raw_path"].decode(), "query": scope["query_string"].decode(),
                        "client": scope["client"][0] if scope["client"] else ""})
     await send({"type": "http.response.start", "status": 200 if scope["path"] == "/seen"
@@ -36,6 +48,9 @@ async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    if environ["PATH_INFO"] == "/big":
+        start_response("200 OK", [])
+        return [BIG]
     body = json.dumps({"path": environ["PATH_INFO"], "query": environ["QUERY_STRING"],
                        "client": environ["REMOTE_ADDR"],
                        "user": environ.get("HTTP_X_USER")})
@@ -101,3 +116,23 @@ def test_wsgi_drops_fields_with_underscores() -> None:
     with serve_in_thread(TARGETS["wsgi"], shutdown_timeout=2) as (_, port):
         _, seen = get(port, b"/seen", b"X-User: real\r\nX_User: forged\r\n")
     assert seen["user"] == "real"
+
+
+@pytest.mark.parametrize("interface", list(TARGETS))
+def test_speed_limit_applies_to_every_interface(interface: str) -> None:
+    """Off by default; when set, a whole body sent at once is paced as well."""
+    import time
+
+    import httpx
+
+    with serve_in_thread(TARGETS[interface], shutdown_timeout=2) as (_, port):
+        t0 = time.monotonic()
+        assert len(httpx.get(f"http://127.0.0.1:{port}/big", timeout=10).content) == len(BIG)
+        assert time.monotonic() - t0 < 0.5  # no limit by default
+    with serve_in_thread(TARGETS[interface], shutdown_timeout=2,
+                         download_rate=256 << 10) as (_, port):
+        t0 = time.monotonic()
+        r = httpx.get(f"http://127.0.0.1:{port}/big", timeout=10)
+        elapsed = time.monotonic() - t0
+    assert r.content == BIG and r.headers["content-length"] == str(len(BIG))
+    assert 0.75 < elapsed < 1.5, f"{elapsed:.2f} s for 256 KiB at 256 KiB/s"

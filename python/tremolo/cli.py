@@ -12,7 +12,7 @@ from dataclasses import fields
 from typing import Any, NoReturn
 
 from ._core import __version__
-from .config import ConfigError, Options
+from .config import UNLIMITED, ConfigError, Options
 
 #: options that are flags with no value, and how they map
 SWITCHES = {"debug": "--debug", "ws": "--no-ws", "reuse_port": "--no-reuse-port",
@@ -149,6 +149,9 @@ def serve(app: Any, *, interface: str = "auto", host: str | None = "127.0.0.1",
             listeners.append((None, first, {}))
             host, port = None, 0
         listeners.extend((h, p, {}) for h, p in rest)
+    # The frameworks set their own body limits, as behind uvicorn and gunicorn; the
+    # native API keeps the original's 2 MiB.
+    options.setdefault("client_max_body_size", UNLIMITED)
     opts = Options.from_kwargs({"host": host, "port": port, **options})
 
     def factory(state: Any) -> Any:

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 MiB = 1024 * 1024
+#: a client_max_body_size that no body reaches: ASGI and WSGI applications under
+#: `python3 -m tremolo` get it unless told otherwise (their frameworks set their own)
+UNLIMITED = (1 << 63) - 1
 
 
 class ConfigError(ValueError):
@@ -69,8 +72,10 @@ class Options:
     shutdown_timeout: float = 30
     server_name: str = "Tremolo"
     thread_pool_size: int = 5
-    download_rate: int = MiB
-    upload_rate: int = MiB
+    #: bytes per second for one response body, 0 for no limit (the original: 1 MiB/s)
+    download_rate: int = 0
+    #: bytes per second for one connection's request bodies, 0 for no limit
+    upload_rate: int = 0
     ssl: dict[str, Any] | None = None
     ws: bool = True
     #: the largest WebSocket message (and frame) accepted, inflated; larger is 1009
@@ -156,8 +161,8 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "app_close_timeout": _positive_number,
     "shutdown_timeout": _positive_number,
     "thread_pool_size": _positive_int,
-    "download_rate": _positive_int,
-    "upload_rate": _positive_int,
+    "download_rate": lambda n, v: _positive_int(n, v, minimum=0),
+    "upload_rate": lambda n, v: _positive_int(n, v, minimum=0),
     "locks": _positive_int,
     "ws_max_payload_size": lambda n, v: _positive_int(n, v, minimum=125),
     "ws_ping_interval": _optional_seconds,

@@ -302,7 +302,10 @@ class WSGICycle:
                 self.adapter.state.logger.error("WSGI body and Content-Length differ")
                 self.fail()
                 return
-            ex.respond(self.status, self.fields, body, self.reason)
+            if ex.limited(len(body)):
+                await ex.respond_limited(self.status, self.fields, body, self.reason)
+            else:
+                ex.respond(self.status, self.fields, body, self.reason)
             return
         if self.length is not None and self.sent != self.length:
             ex.abort()  # cut short: closing says so

@@ -76,8 +76,10 @@ class Cycle:
                     and not head.get("trailers") and not self.ex.protocol.closed):
                 # the whole response at once: one write, Content-Length framing (the
                 # core checks an application's Content-Length against the body)
-                self.ex.respond(head["status"], head.get("headers", ()),
-                                bytes(message.get("body", b"")))
+                body = bytes(message.get("body", b""))
+                if self.ex.rate and self.ex.limited(len(body)):
+                    return self._respond_limited(head, body)
+                self.ex.respond(head["status"], head.get("headers", ()), body)
                 self.started = self.complete = True
                 if self.finished is not None:
                     self._done()
@@ -87,6 +89,12 @@ class Cycle:
             self.head = message
             return self.done
         return self._send(message)
+
+    async def _respond_limited(self, head: Message, body: bytes) -> None:
+        """A whole response at the speed limit: the head, then the body paced."""
+        self.started = True
+        await self.ex.respond_limited(head["status"], head.get("headers", ()), body)
+        self._done()
 
     async def _send(self, message: Message) -> None:
         kind = message["type"]

@@ -66,7 +66,8 @@ class Exchange:
         self.head_only = method == b"HEAD"
         self._ended = not has_body
         self._expect = expect
-        #: bytes per second this response may be sent at (download_rate, or a route's)
+        #: bytes per second this response may be sent at (download_rate, or a route's;
+        #: 0: no limit)
         self.rate: int = protocol.state.options.download_rate
 
     # -- request body --------------------------------------------------------
@@ -189,7 +190,9 @@ class Exchange:
         self.flow.write(data)
 
     def limited(self, size: int) -> bool:
-        """Whether sending `size` bytes now would go past the speed limit."""
+        """Whether sending `size` bytes now would go past the speed limit (0: none)."""
+        if not self.rate:
+            return False
         return size > burst(self.rate, self.protocol.state.options.buffer_size) or (
             self._bucket is not None and size > self._bucket.available(
                 self.protocol.loop.time()))
@@ -213,6 +216,9 @@ class Exchange:
                 raise RuntimeError(f"the body is longer than its Content-Length "
                                    f"({len(data) - self._left} bytes too many)")
             self._left -= len(data)
+        if not self.rate:
+            await self._write(data)
+            return
         p = self.protocol
         loop = p.loop
         bucket = self._bucket

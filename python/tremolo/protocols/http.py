@@ -49,6 +49,8 @@ class HTTPProtocol(asyncio.Protocol):
         self.idle_since = self.loop.time()
         #: whether it served a request already (then idling is keep-alive)
         self.reused = False
+        #: bytes per second a request body is read at (0: no limit)
+        self.upload_rate = opts.upload_rate
         self.upload_bucket: _core.TokenBucket | None = None
         self.rate_paused = False
         self._close_watchers: list[asyncio.Future[None]] = []
@@ -78,7 +80,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.adapter.connection_made(self)
 
     def data_received(self, data: bytes) -> None:
-        if self.reading is not None:
+        if self.reading is not None and self.upload_rate:
             self.limit_upload(len(data))
         events = self.parser.feed_request(data)
         if isinstance(events, _RequestHead):
@@ -132,7 +134,7 @@ class HTTPProtocol(asyncio.Protocol):
         if bucket is None:
             opts = self.state.options
             bucket = self.upload_bucket = _core.TokenBucket(
-                opts.upload_rate, burst(opts.upload_rate, opts.buffer_size), now)
+                self.upload_rate, burst(self.upload_rate, opts.buffer_size), now)
         allowed, wait = bucket.take(size, now)
         if allowed < size:
             # what arrived is over budget: it is owed, so the bucket waits for it
