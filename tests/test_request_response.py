@@ -261,3 +261,10 @@ def test_large_bodies_are_framed_right(port: int) -> None:
     assert r.content == b"a" * 70_000 + b"b" * 10
     out = exchange(port, b"GET /big-stream HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
     assert b"\r\n11170\r\n" + b"a" * 70_000 + b"\r\na\r\nbbbbbbbbbb\r\n0\r\n\r\n" in out
+
+
+def test_too_many_query_fields_is_the_clients_error(port: int) -> None:
+    query = "&".join(f"k{i}=v" for i in range(101))
+    r = get(port, f"/info?{query}")
+    assert r.status_code == 400 and "query fields" in r.text
+    assert get(port, "/info?" + "&".join(f"k{i}=v" for i in range(100))).status_code == 200

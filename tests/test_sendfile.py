@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import os
 import re
@@ -143,6 +144,25 @@ def test_if_range(port: int) -> None:
     assert r.status_code == 206
     r = get(port, range="bytes=0-9", **{"if-range": "Sun, 06 Nov 1994 08:49:37 GMT"})
     assert r.status_code == 200
+    # a date after the Last-Modified is not an exact match: the whole file
+    later = email.utils.format_datetime(
+        email.utils.parsedate_to_datetime(last_modified) + datetime.timedelta(days=1),
+        usegmt=True)
+    r = get(port, range="bytes=0-9", **{"if-range": later})
+    assert r.status_code == 200 and r.content == DATA
+
+
+def test_overlapping_ranges_are_coalesced(port: int) -> None:
+    r = get(port, range="bytes=" + ",".join(["0-"] * 16))
+    assert r.status_code == 206 and r.content == DATA  # once, not 16 times
+    r = get(port, range="bytes=5-9,0-6")
+    assert r.status_code == 206 and r.content == DATA[0:10]
+    assert r.headers["content-range"] == f"bytes 0-9/{len(DATA)}"
+
+
+def test_absurd_range_numbers_are_ignored(port: int) -> None:
+    r = get(port, range="bytes=" + "9" * 5000 + "-")
+    assert r.status_code == 200 and r.content == DATA
 
 
 def test_conditional_requests(port: int) -> None:
@@ -189,3 +209,25 @@ def test_parse_ranges() -> None:
     assert parse_ranges(b"bytes=0-", 10) == [(0, 9)]
     assert parse_ranges(b"bytes=1-2,3-4", 10) == [(1, 2), (3, 4)]
     assert parse_ranges(b"bytes=1-2,x", 10) is None
+    assert parse_ranges(b"bytes=5-6,0-1", 10) == [(5, 6), (0, 1)]  # request order kept
+    assert parse_ranges(b"bytes=0-4,3-6", 10) == [(0, 6)]
+    assert parse_ranges(b"bytes=200-210,0-4,3-6", 1000) == [(0, 6), (200, 210)]
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    fifo_app = Tremolo()
+
+    @fifo_app.route("/pipe")
+    async def pipe(response: Any, **server: Any) -> None:
+        await response.sendfile(str(fifo))
+
+    with serve_in_thread(fifo_app, shutdown_timeout=2) as (_, p):
+        t0 = time.monotonic()
+        r = httpx.get(f"http://127.0.0.1:{p}/pipe", timeout=5)
+        assert r.status_code == 404 and time.monotonic() - t0 < 1
+
+
+def test_default_content_type_is_the_originals(port: int) -> None:
+    assert get(port).headers["content-type"] == "application/octet-stream"

@@ -13,6 +13,9 @@ from ..exceptions import BadRequest, PayloadTooLarge
 from .context import Context
 from .multipart import MultipartReader, Part, boundary_of
 
+#: the most fields a query string may have (more is a 400)
+MAX_QUERY_FIELDS = 100
+
 if TYPE_CHECKING:
     from ..protocols import Exchange
 
@@ -117,7 +120,11 @@ class Request:
     def query(self) -> dict[str, list[str]]:
         if "query" not in self.params:
             qs = self.query_string.decode("latin-1")
-            self.params["query"] = parse_qs(qs, max_num_fields=100) if qs else {}
+            try:
+                self.params["query"] = parse_qs(qs, max_num_fields=MAX_QUERY_FIELDS) \
+                    if qs else {}
+            except ValueError as exc:  # the client sent too many: its error, not ours
+                raise BadRequest(f"more than {MAX_QUERY_FIELDS} query fields") from exc
         return self.params["query"]  # type: ignore[no-any-return]
 
     # -- fields --------------------------------------------------------------
