@@ -371,3 +371,31 @@ def test_a_declined_upgrade_does_not_stall_the_connection() -> None:
                     assert chunk, got
                     got += chunk
                 assert time.monotonic() - t0 < 2, "a request waited behind the upgrade"
+
+
+def test_pipelined_body_data_is_bounded_in_bytes() -> None:
+    """While a request is answered, the body of the one pipelined behind it waits in
+    the client and the kernel, not in the server: reading pauses past a few buffers."""
+    import socket
+    import time
+
+    app = Tremolo()
+
+    @app.route("/slow")
+    async def slow(**server):
+        await asyncio.sleep(1.5)
+        return b"slow"
+
+    with serve_in_thread(app, client_max_body_size=1 << 30) as (_, port), \
+            socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 16)
+        s.sendall(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"
+                  b"POST /slow HTTP/1.1\r\nHost: t\r\nContent-Length: 268435456\r\n\r\n")
+        s.setblocking(False)
+        chunk, sent, deadline = b"b" * 65536, 0, time.monotonic() + 1
+        while time.monotonic() < deadline:
+            try:
+                sent += s.send(chunk)
+            except BlockingIOError:
+                time.sleep(0.01)
+    assert sent < 16 << 20, f"the server took {sent >> 20} MiB of a body it was not reading"

@@ -126,6 +126,17 @@ def test_body_limit_can_change_between_requests() -> None:
     assert isinstance(err, _core.HTTPParseError) and err.status == 413
 
 
+def test_chunk_extensions_count_toward_the_body_limit() -> None:
+    """100 bytes of body in 1-byte chunks, each with a 1000-byte extension: the wire
+    carries 100 KB, and the limit of 10 KB must see it."""
+    head = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunk = b"1;x=" + b"e" * 996 + b"\r\nb\r\n"
+    body = chunk * 100 + b"0\r\n\r\n"
+    assert run_parser([head + body], max_body_size=10_000).error == 413
+    plain = b"1\r\nb\r\n" * 100 + b"0\r\n\r\n"
+    assert run_parser([head + plain], max_body_size=10_000).error is None
+
+
 def test_limits_are_options() -> None:
     line = b"GET /" + b"a" * 100 + b" HTTP/1.1\r\nHost: a\r\n\r\n"
     assert run_parser([line], max_request_line=64).error == 414

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from .. import _core
@@ -59,6 +59,8 @@ class HTTPProtocol(asyncio.Protocol):
         self.current: Exchange | None = None  # being answered
         self.reading: Exchange | None = None  # receiving body events
         self.pending: deque[object] = deque()  # events behind a request being answered
+        #: bytes of body data in `pending` (reading pauses past a bound, as for events)
+        self.pending_bytes = 0
         #: the handler task started last, while it runs on after its first step
         self.task: RequestTask | None = None
         self.processing = False
@@ -92,7 +94,7 @@ class HTTPProtocol(asyncio.Protocol):
                     self.close()
                 return
             events = [events, None]
-        self.pending.extend(events)
+        self._queue(events)
         self.process()
 
     def eof_received(self) -> bool | None:
@@ -186,6 +188,7 @@ class HTTPProtocol(asyncio.Protocol):
                     self.start_exchange(ev)  # type: ignore[arg-type]
                 elif kind is bytes:
                     pending.popleft()
+                    self.pending_bytes -= len(ev)  # type: ignore[arg-type]
                     if self.reading is not None:
                         self.reading._feed(ev)  # type: ignore[arg-type]
                 elif ev is None or kind is list:
@@ -197,6 +200,7 @@ class HTTPProtocol(asyncio.Protocol):
                     pending.popleft()
                     self.parse_error(ev)  # type: ignore[arg-type]
                     pending.clear()
+                    self.pending_bytes = 0
         finally:
             self.processing = False
         if self.eof and self.current is None and not pending:
@@ -210,8 +214,12 @@ class HTTPProtocol(asyncio.Protocol):
         events."""
         if self.current is None and not self.pending and self.parser.paused \
                 and not self.taken:
-            self.pending.extend(self.parser.resume())
+            self._queue(self.parser.resume())
         return bool(self.pending)
+
+    def _queue(self, events: Sequence[object]) -> None:
+        self.pending.extend(events)
+        self.pending_bytes += sum(len(ev) for ev in events if isinstance(ev, bytes))
 
     def start_exchange(self, head: _core.RequestHead) -> Exchange:
         ex = Exchange(self, head)
@@ -321,6 +329,7 @@ class HTTPProtocol(asyncio.Protocol):
         # While the parser holds bytes after an upgrade request, nothing is read
         # until the response decides what they are.
         self.flow.hold(len(self.pending) > self._max_queue or buffered > self._max_buffered
+                       or self.pending_bytes > self._max_buffered
                        or self.parser.paused or self.rate_paused)
 
     def close_when_idle(self) -> None:

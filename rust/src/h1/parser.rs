@@ -354,7 +354,16 @@ impl Parser {
                 };
                 self.scan = Scan::default();
                 let size = parse_chunk_line(&d[..end])?;
-                self.body_total = self.body_total.saturating_add(size);
+                // Extensions count as body: otherwise a small body sent as tiny chunks
+                // with long extensions would pass the limit many times over.
+                let extensions = d[..end]
+                    .iter()
+                    .skip_while(|b| b.is_ascii_hexdigit())
+                    .count();
+                self.body_total = self
+                    .body_total
+                    .saturating_add(size)
+                    .saturating_add(extensions as u64);
                 if self.body_total > self.limits.max_body_size {
                     return Err(Error::BodyTooLarge);
                 }
