@@ -399,3 +399,16 @@ def test_pipelined_body_data_is_bounded_in_bytes() -> None:
             except BlockingIOError:
                 time.sleep(0.01)
     assert sent < 16 << 20, f"the server took {sent >> 20} MiB of a body it was not reading"
+
+
+def test_a_bad_body_after_the_answer_closes_without_a_second_answer() -> None:
+    app = Tremolo()
+
+    @app.route("/a")
+    async def a(**server):
+        return b"answered without reading"
+
+    with serve_in_thread(app) as (_, port):
+        raw = exchange(port, b"POST /a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                             b"\r\n5\r\nhello\r\nzz\r\n", timeout=3)
+    assert raw.count(b"HTTP/1.1 ") == 1 and raw.startswith(b"HTTP/1.1 200"), raw

@@ -276,13 +276,19 @@ class HTTPProtocol(asyncio.Protocol):
         self.close()
 
     def parse_error(self, err: _core.HTTPParseError) -> None:
-        if self.reading is not None:
+        reading = self.reading
+        if reading is not None:
             # the handler reading the body learns why, as an error with its status
             refused = HTTPException(err.reason, code=err.status,
                                     message=_core.reason_phrase(err.status))
             refused.__cause__ = err
-            self.reading._end(refused)
+            reading._end(refused)
             self.reading = None
+            if reading.finished:
+                # that request was answered already: a second answer would answer
+                # nothing, so the connection just closes
+                self.close()
+                return
         if self.current is not None:
             self.current.keep_alive = False  # answer it, then close
             return
