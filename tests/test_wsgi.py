@@ -210,6 +210,31 @@ def test_flask() -> None:
         assert httpx.get(f"{base}/missing", timeout=5).status_code == 404
 
 
+def test_a_body_too_slow_for_flask_answers_408() -> None:
+    """A body read that times out is the client's fault: 408, whatever the framework
+    made of the exception (Flask would answer 500)."""
+    import socket
+
+    from flask import Flask, request
+
+    flask_app = Flask("t")
+
+    @flask_app.post("/upload")
+    def upload() -> str:
+        return str(len(request.get_data()))
+
+    with serve_in_thread(lambda s: WSGIAdapter(flask_app, s), request_timeout=0.5,
+                         shutdown_timeout=2) as (_, p), \
+            socket.create_connection(("127.0.0.1", p), timeout=5) as sock:
+        sock.sendall(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab")
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(4096)
+            assert chunk, answer
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+
+
 def test_bottle() -> None:
     import bottle
 

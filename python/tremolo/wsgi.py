@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from .exceptions import HTTPException
 from .protocols import Adapter, ClientDisconnected, Exchange, ServerState
 from .protocols.sendfile import copy_file
 
@@ -169,8 +170,14 @@ class WSGIAdapter(Adapter):
         except ClientDisconnected:
             raise
         except Exception as exc:
-            self.state.logger.error("WSGI application failed", exc_info=exc)
-            cycle.fail()
+            if cycle.input_error is None:
+                self.state.logger.error("WSGI application failed", exc_info=exc)
+                cycle.fail()
+                return
+        if cycle.input_error is not None and not cycle.started:
+            # reading the body failed (too slow: 408; malformed or too large: 400, 413):
+            # that is the answer, whatever the application made of the exception
+            cycle.refuse(cycle.input_error)
             return
         if cycle.file is not None:
             await cycle.send_file()
@@ -190,6 +197,8 @@ class WSGICycle:
         self.sent = 0
         self.first: bytes | None = None  # held back: a one-chunk body gets a length
         self.file: FileWrapper | None = None
+        #: why reading the request body failed, if it did
+        self.input_error: HTTPException | None = None
 
     # -- called in the application's thread ----------------------------------
 
@@ -197,7 +206,11 @@ class WSGICycle:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     def receive_blocking(self) -> bytes:
-        return bytes(self._call(self.ex.receive()))
+        try:
+            return bytes(self._call(self.ex.receive()))
+        except HTTPException as exc:
+            self.input_error = exc
+            raise
 
     def start_response(self, status: str, headers: list[tuple[str, str]],
                        exc_info: Any = None) -> Callable[[bytes], None]:
@@ -287,6 +300,12 @@ class WSGICycle:
         finally:
             self.file.close()
         self.sent = self.length
+
+    def refuse(self, error: HTTPException) -> None:
+        """Answers with an input error's status; the connection closes after it."""
+        self.ex.keep_alive = False
+        body = f"{error.code} {error.message}: {error}\n".encode()
+        self.ex.respond(error.code, [(b"Content-Type", b"text/plain; charset=utf-8")], body)
 
     async def finish(self) -> None:
         ex = self.ex
