@@ -412,3 +412,29 @@ def test_a_bad_body_after_the_answer_closes_without_a_second_answer() -> None:
         raw = exchange(port, b"POST /a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
                              b"\r\n5\r\nhello\r\nzz\r\n", timeout=3)
     assert raw.count(b"HTTP/1.1 ") == 1 and raw.startswith(b"HTTP/1.1 200"), raw
+
+
+def test_an_early_413_is_read_by_a_client_still_sending() -> None:
+    """The answer comes before the body is read. Closing outright would make the
+    kernel reset the connection under a client still sending (and it may lose the
+    answer); the server ends its side and drops what comes for a while instead."""
+    import socket
+    import time
+
+    app = Tremolo()
+
+    @app.route("/up")
+    async def up(request, **server):
+        return await request.body()
+
+    with serve_in_thread(app, client_max_body_size=1000) as (_, port), \
+            socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 1048576\r\n\r\n")
+        answer = b""
+        while chunk := s.recv(65536):  # the answer, then the server's end (FIN)
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 413"), answer
+        assert b"client_max_body_size: 1000 bytes" in answer
+        for _ in range(4):  # the body goes on: read and dropped, no reset
+            s.sendall(b"z" * 65536)
+            time.sleep(0.05)

@@ -139,11 +139,12 @@ def test_server_name_can_be_left_out() -> None:
         assert r.headers["server"] == "Mine"
 
 
-def test_expect_continue_over_the_limit_is_417() -> None:
+def test_expect_continue_over_the_limit_is_413() -> None:
     with serve_in_thread(app, client_max_body_size=10, shutdown_timeout=2) as (_, port):
         out = exchange(port, b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
                              b"Content-Length: 11\r\n\r\n")
-        assert out.startswith(b"HTTP/1.1 417 Expectation Failed\r\n")
+        assert out.startswith(b"HTTP/1.1 413 Content Too Large\r\n")
+        assert b"client_max_body_size" in out  # the answer names the limit
         out = exchange(port, b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
                              b"Content-Length: 5\r\nConnection: close\r\n\r\n", expect=b"\r\n\r\n")
         assert out == b"HTTP/1.1 100 Continue\r\n\r\n"

@@ -27,6 +27,9 @@ from .task import RequestTask
 
 _RequestHead = _core.RequestHead
 _encode_response = _core.encode_response
+#: how much a gentle close reads and drops at most, and for how long
+LINGER_BYTES = 1 << 20
+LINGER_SECONDS = 2.0
 
 
 class HTTPProtocol(asyncio.Protocol):
@@ -65,6 +68,8 @@ class HTTPProtocol(asyncio.Protocol):
         self.task: RequestTask | None = None
         self.processing = False
         self.eof = False
+        #: after an early answer: bytes still to drop before closing (see close_gently)
+        self.lingering: int | None = None
         #: the connection was handed to another protocol (after a 101)
         self.taken = False
         self._max_queue = opts.max_queue_size
@@ -82,6 +87,11 @@ class HTTPProtocol(asyncio.Protocol):
         self.adapter.connection_made(self)
 
     def data_received(self, data: bytes) -> None:
+        if self.lingering is not None:
+            self.lingering -= len(data)  # dropped: the answer was given
+            if self.lingering < 0:
+                self.close()
+            return
         if self.reading is not None and self.upload_rate:
             self.limit_upload(len(data))
         events = self.parser.feed_request(data)
@@ -100,6 +110,9 @@ class HTTPProtocol(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         # A half-closed client still gets its answers; then the connection closes.
         self.eof = True
+        if self.lingering is not None:
+            self.close()  # the client has read the answer and is done
+            return True
         if self.reading is not None and not self.reading.body_complete:
             # the rest of that body can never come
             self.reading._end(ClientDisconnected("client closed before the body ended"))
@@ -258,7 +271,10 @@ class HTTPProtocol(asyncio.Protocol):
             return
         self.current = None
         if not ex.keep_alive:
-            self.close()
+            if ex.body_complete:
+                self.close()
+            else:
+                self.close_gently()  # answered before its body was read
             return
         self.idle_since = self.loop.time()
         self.reused = True
@@ -268,12 +284,39 @@ class HTTPProtocol(asyncio.Protocol):
             self.update_reading()
 
     def parse_error_status(self, status: int, reason: str) -> None:
-        """Answers `status` with a short text and closes the connection."""
+        """Answers `status` with a short text and closes the connection (gently after
+        a 413: the client may be sending a body nobody will read)."""
+        if status == 413:
+            reason += f" (client_max_body_size: {self.parser.max_body_size} bytes)"
         body = f"{status} {_core.reason_phrase(status)}: {reason}\n".encode()
         self.write(_encode_response(status, [(b"Content-Type", b"text/plain; charset=utf-8")],
                                     body, False, False, self.state.date,
                                     self.state.server_name)[0])
-        self.close()
+        if status == 413:
+            self.close_gently()  # the client may be sending the body it announced
+        else:
+            self.close()
+
+    def close_gently(self) -> None:
+        """Closes after an answer given before the request's body was read. Closing
+        with unread data makes the kernel reset the connection, and a client still
+        sending its body may then never read the answer; so the server ends its side
+        (FIN) and reads on, dropping what comes, until the client closes, or for at
+        most LINGER_BYTES or LINGER_SECONDS."""
+        t = self.transport
+        if t is None or self.closed or self.lingering is not None:
+            return
+        self.lingering = LINGER_BYTES
+        self.current = self.reading = None
+        self.pending.clear()
+        self.pending_bytes = 0
+        try:
+            if t.can_write_eof():
+                t.write_eof()
+        except (NotImplementedError, RuntimeError, OSError):
+            pass  # no half-close here (TLS): reading on and closing later still helps
+        self.flow.hold(False)
+        self.loop.call_later(LINGER_SECONDS, self.close)
 
     def parse_error(self, err: _core.HTTPParseError) -> None:
         reading = self.reading
@@ -313,7 +356,7 @@ class HTTPProtocol(asyncio.Protocol):
         head is not complete within request_timeout of the connection opening or of
         the previous response ending. Requests being answered have their own clocks.
         True if it is left open as an idle keep-alive connection."""
-        if self.closed or self.current is not None:
+        if self.closed or self.current is not None or self.lingering is not None:
             return False
         opts = self.state.options
         waited = now - self.idle_since

@@ -44,8 +44,6 @@ pub enum Error {
     InvalidChunkTerminator,
     /// An Expect value other than 100-continue.
     UnsupportedExpectation,
-    /// 100-continue expected for a body over the limit.
-    ExpectationFailed,
     RequestLineTooLong,
     HeadersTooLarge,
     TooManyHeaders,
@@ -63,7 +61,7 @@ impl Error {
             BodyTooLarge => 413,
             UnsupportedVersion => 505,
             UnsupportedTransferEncoding => 501,
-            UnsupportedExpectation | ExpectationFailed => 417,
+            UnsupportedExpectation => 417,
             _ => 400,
         }
     }
@@ -95,7 +93,6 @@ impl Error {
             InvalidChunkExtension => "invalid chunk extension",
             InvalidChunkTerminator => "chunk data not followed by CRLF",
             UnsupportedExpectation => "unsupported expectation",
-            ExpectationFailed => "the announced body is over the limit",
             RequestLineTooLong => "request line too long",
             HeadersTooLarge => "request header fields too large",
             TooManyHeaders => "too many header fields",

@@ -221,10 +221,9 @@ impl HeadBuilder {
         } else {
             match self.content_length {
                 None | Some(0) => BodyKind::Empty,
-                // A client waiting for 100 Continue is told its expectation fails.
-                Some(n) if n > limits.max_body_size && self.expect_continue => {
-                    return Err(Error::ExpectationFailed)
-                }
+                // 413 also when the client waits for 100 Continue: the expectation is
+                // understood, the body is what is refused (417 is for expectations
+                // the server does not support)
                 Some(n) if n > limits.max_body_size => return Err(Error::BodyTooLarge),
                 Some(n) => BodyKind::Length(n),
             }
