@@ -438,3 +438,19 @@ def test_an_early_413_is_read_by_a_client_still_sending() -> None:
         for _ in range(4):  # the body goes on: read and dropped, no reset
             s.sendall(b"z" * 65536)
             time.sleep(0.05)
+
+
+def test_an_unsendable_return_value_is_a_500_with_a_named_error(
+        caplog: pytest.LogCaptureFixture) -> None:
+    app = Tremolo()
+
+    @app.route("/dict")
+    async def gives_a_dict(**server):
+        return {"not": "bytes"}
+
+    with serve_in_thread(app) as (_, port):
+        r = httpx.get(f"http://127.0.0.1:{port}/dict", timeout=5)
+    assert r.status_code == 500
+    assert any("gives_a_dict" in rec.getMessage() + str(rec.exc_info and rec.exc_info[1])
+               and "dict" in str(rec.exc_info and rec.exc_info[1])
+               for rec in caplog.records if rec.levelname == "ERROR")

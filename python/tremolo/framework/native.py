@@ -266,11 +266,17 @@ class NativeAdapter(Adapter):
             # the original's rule: a handler that returns nothing after streaming is
             # done; one that sent nothing closes the connection without an answer
             response.close(keepalive=response.headers_sent())
-        else:
-            # anything else: the handler keeps the connection and manages it
+        elif response.exchange.started:
+            # it answered by other means (response.write, send) and returned
+            # something else: the handler keeps the connection and manages it
             response.exchange.detached = True
             self.logger.debug("handler %s has exited with the connection possibly left "
                               "open", getattr(handler.func, "__name__", handler.func))
+        else:
+            # nothing sent and nothing sendable: a bug to name, not a client to hang
+            raise TypeError(f"handler {getattr(handler.func, '__qualname__', handler.func)} "
+                            f"returned {type(result).__name__}, which cannot be sent: "
+                            "return bytes or str, or yield them")
 
     async def _stream(self, response: Response, chunks: Any) -> None:
         try:
