@@ -454,3 +454,17 @@ def test_an_unsendable_return_value_is_a_500_with_a_named_error(
     assert any("gives_a_dict" in rec.getMessage() + str(rec.exc_info and rec.exc_info[1])
                and "dict" in str(rec.exc_info and rec.exc_info[1])
                for rec in caplog.records if rec.levelname == "ERROR")
+
+
+def test_raw_response_and_request_context() -> None:
+    app = Tremolo()
+
+    @app.route("/raw")
+    async def raw(request, response, **server):
+        request.context.note = "same"
+        assert request.ctx.note == "same" and request.context is request.ctx
+        await response.send(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nmy own")
+
+    with serve_in_thread(app) as (_, port):
+        out = exchange(port, b"GET /raw HTTP/1.1\r\nHost: t\r\n\r\n", timeout=3)
+    assert out == b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nmy own"

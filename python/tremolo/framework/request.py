@@ -80,6 +80,11 @@ class Request:
         return self._ctx
 
     @property
+    def context(self) -> Context:
+        """The same object as `ctx` (the original's name for it)."""
+        return self.ctx
+
+    @property
     def params(self) -> Context:
         """What was parsed out of the request: `path` (regex groups), `query`,
         `cookies`."""

@@ -186,7 +186,9 @@ class Response:
         await sendfile(self, path, offset, count, content_type)
 
     async def send(self, data: bytes) -> None:
-        """Writes raw bytes to the connection, after the head was sent."""
+        """Writes raw bytes to the connection: after the head, a body the handler
+        frames; before it, a whole response of the handler's own making (the
+        connection closes after it)."""
         await self.exchange.send_raw(data)
 
     def close(self, keepalive: bool = False) -> None:

@@ -266,9 +266,12 @@ class Exchange:
             await f.drain()
 
     async def send_raw(self, data: bytes) -> None:
-        """Writes bytes as they are, after the head (the caller frames them)."""
+        """Writes bytes as they are (the caller frames them). Before anything was
+        sent, the caller writes the whole response itself, status line included, and
+        the connection closes after it: the server cannot know where it ends."""
         if not self.started:
-            raise RuntimeError("send() needs a started response")
+            self.started = True
+            self.keep_alive = False
         self.chunked = False  # the caller frames the body now: end() adds nothing
         self._left = None
         f = self.flow
