@@ -468,3 +468,29 @@ def test_raw_response_and_request_context() -> None:
     with serve_in_thread(app) as (_, port):
         out = exchange(port, b"GET /raw HTTP/1.1\r\nHost: t\r\n\r\n", timeout=3)
     assert out == b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nmy own"
+
+
+def test_cookie_values_cannot_break_the_field_and_round_trip() -> None:
+    app = Tremolo()
+
+    @app.route("/set")
+    async def set_(response, **server):
+        response.set_cookie("sess", "a b; Path=/admin; HttpOnly,é")
+        return b"ok"
+
+    @app.route("/get")
+    async def get_(request, **server):
+        return request.cookies["sess"][0]
+
+    with serve_in_thread(app) as (_, port), \
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as c:
+        field = c.get("/set").headers["set-cookie"]
+        name_value, *attributes = field.split("; ")
+        assert name_value.startswith("sess=") and " " not in name_value
+        assert [a.split("=")[0] for a in attributes] == ["Path"]  # nothing injected
+        assert c.get("/get", headers={"Cookie": name_value}).text == \
+            "a b; Path=/admin; HttpOnly,é"
+    with pytest.raises(ValueError, match="token"):
+        from tremolo.framework.response import Response
+
+        Response.set_cookie(types.SimpleNamespace(), "bad name", "x")  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote_to_bytes
 
 from ..exceptions import BadRequest, PayloadTooLarge
 from .context import Context
@@ -51,7 +51,9 @@ def parse_cookies(values: list[bytes]) -> dict[str, list[str]]:
                 val = val.strip()
                 if len(val) > 1 and val[:1] == val[-1:] == b'"':
                     val = val[1:-1]
-                cookies.setdefault(name.decode("latin-1"), []).append(val.decode("latin-1"))
+                # values are percent-decoded, as the original and set_cookie() encode
+                cookies.setdefault(name.decode("latin-1"), []).append(
+                    unquote_to_bytes(val).decode("utf-8", "replace"))
     return cookies
 
 

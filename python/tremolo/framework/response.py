@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from .. import _core
 from ..exceptions import HTTPRedirect, InternalServerError
@@ -22,6 +24,9 @@ def _bytes(value: bytes | str | int) -> bytes:
     if isinstance(value, bytes):
         return value
     return str(value).encode("latin-1")
+
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 def _field(value: bytes | str | int) -> bytes:
@@ -88,7 +93,13 @@ class Response:
                    samesite: str | bytes | None = None) -> None:
         """Adds a Set-Cookie field. `expires` is seconds from now (0: a session
         cookie; negative: delete it)."""
-        parts = [_field(name) + b"=" + _field(value)]
+        name = _bytes(name)
+        if not name or not _TOKEN.fullmatch(name):
+            raise ValueError(f"a cookie name must be a token, not {name!r}")
+        # percent-encoded (request.cookies decodes it): a space, ';' or ',' in a value
+        # can never end it or add attributes
+        text = value if isinstance(value, str) else _bytes(value)  # str as UTF-8
+        parts = [name + b"=" + quote(text, safe="!#$&'()*+-./:<=>?@[]^_`{|}~").encode()]
         if expires:
             when = email.utils.formatdate(time.time() + expires, usegmt=True)
             parts.append(b"Expires=" + when.encode())
