@@ -210,6 +210,39 @@ def test_flask() -> None:
         assert httpx.get(f"{base}/missing", timeout=5).status_code == 404
 
 
+def test_flask_streams_as_it_produces_and_reads_chunked_bodies() -> None:
+    from flask import Flask, Response, request, stream_with_context
+
+    flask_app = Flask("t")
+
+    @flask_app.route("/stream")
+    def stream() -> Response:
+        def parts() -> Iterator[str]:
+            for i in range(3):
+                yield f"part {i}\n"
+                time.sleep(0.4)
+        return Response(stream_with_context(parts()), mimetype="text/plain")
+
+    @flask_app.post("/upload")
+    def upload() -> str:
+        return str(len(request.get_data()))
+
+    def chunks() -> Iterator[bytes]:
+        yield b"abc"
+        yield b"defg"
+
+    with serve_in_thread(lambda s: WSGIAdapter(flask_app, s), shutdown_timeout=2) as (_, p):
+        t0 = time.monotonic()
+        arrivals = []
+        with httpx.stream("GET", f"http://127.0.0.1:{p}/stream", timeout=5) as r:
+            for line in r.iter_lines():
+                arrivals.append((line, time.monotonic() - t0))
+        assert [a for a, _ in arrivals] == ["part 0", "part 1", "part 2"]
+        assert arrivals[0][1] < 0.3, "the first part waited for the next one"
+        r = httpx.post(f"http://127.0.0.1:{p}/upload", content=chunks(), timeout=5)
+        assert r.text == "7"
+
+
 def test_a_body_too_slow_for_flask_answers_408() -> None:
     """A body read that times out is the client's fault: 408, whatever the framework
     made of the exception (Flask would answer 500)."""

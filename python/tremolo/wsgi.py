@@ -140,6 +140,9 @@ class WSGIAdapter(Adapter):
             "wsgi.multiprocess": self.state.options.worker_num > 1,
             "wsgi.run_once": False,
             "wsgi.file_wrapper": FileWrapper,
+            # wsgi.input ends where the body ends, chunked or not: frameworks may read
+            # it without a CONTENT_LENGTH (werkzeug does only when this is set)
+            "wsgi.input_terminated": True,
         }
         for name, value in head.headers:
             if name == b"content-type":
@@ -196,6 +199,7 @@ class WSGICycle:
         self.started = False
         self.sent = 0
         self.first: bytes | None = None  # held back: a one-chunk body gets a length
+        self.single = False  # the application returned a one-item list or tuple
         self.file: FileWrapper | None = None
         #: why reading the request body failed, if it did
         self.input_error: HTTPException | None = None
@@ -240,10 +244,12 @@ class WSGICycle:
         """The legacy write() callable, and each chunk of the iterable."""
         if self.status is None:
             raise RuntimeError("write() before start_response()")
+        if self.input_error is not None:
+            raise self.input_error  # reading the body failed: that is the answer
         if not data:
             return
-        if self.first is None and not self.started:
-            self.first = bytes(data)
+        if self.single and self.first is None and not self.started:
+            self.first = bytes(data)  # the whole body: it goes with a Content-Length
             return
         self._call(self._send(bytes(data)))
 
@@ -252,6 +258,10 @@ class WSGICycle:
         if isinstance(result, FileWrapper):
             self.file = result  # sent (and closed) on the loop with the sendfile machinery
             return
+        # A body of one piece is sent whole, with a Content-Length (PEP 3333 lets a
+        # server count a one-item list); anything else streams, each piece written as
+        # it is produced (a generator may be an event stream).
+        self.single = isinstance(result, list | tuple) and len(result) == 1
         try:
             for chunk in result:
                 self.write(chunk)
