@@ -494,3 +494,24 @@ def test_cookie_values_cannot_break_the_field_and_round_trip() -> None:
         from tremolo.framework.response import Response
 
         Response.set_cookie(types.SimpleNamespace(), "bad name", "x")  # type: ignore[arg-type]
+
+
+def test_root_without_a_route_is_503_as_the_original() -> None:
+    app = Tremolo()
+
+    @app.route("/other")
+    async def other(**server):
+        return b"other"
+
+    with serve_in_thread(app) as (_, port), \
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as c:
+        r = c.get("/")
+        assert (r.status_code, r.text) == (503, "Service Unavailable")
+        assert c.get("/nowhere").status_code == 404
+
+    @app.route("/")
+    async def root(**server):
+        return b"mine"
+
+    with serve_in_thread(app) as (_, port):
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text == "mine"

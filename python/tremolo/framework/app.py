@@ -34,6 +34,13 @@ class Registered:
         self.seq = next(self.counter)
 
 
+async def index(status: tuple[int, bytes] = (503, b"Service Unavailable"),
+                **server: Any) -> bytes:
+    """What `/` answers in an application that has no route for it: 503, as the
+    original (a server that is up but serves nothing there yet)."""
+    return b"Service Unavailable"
+
+
 def _sort(items: list[Registered], name: str) -> None:
     sign = -1 if name in REVERSED else 1
     items.sort(key=lambda r: (r.priority, sign * r.seq))
@@ -45,6 +52,7 @@ class App:
     def __init__(self, name: str | None = None) -> None:
         self.name = name
         self.router = Router()
+        self.router.add(index, "/", {})  # until the application routes `/` itself
         self.error_handlers: dict[int, Handler] = {}
         self.hooks: dict[str, list[Registered]] = {n: [] for n in HOOKS}
         self.middlewares: dict[str, list[Registered]] = {n: [] for n in MIDDLEWARES}
