@@ -23,6 +23,16 @@ async def form(request: Any) -> str:
     return json.dumps(await request.form())
 
 
+@app.route("/form-then-files")
+async def form_then_files(request: Any) -> str:
+    fields = await request.form()
+    later = [part.name async for part in request.files()]  # nothing left: no error
+    files = {name: [{**f, "data": f["data"].decode()} for f in parts]
+             for name, parts in request.params.files.items()}
+    return json.dumps({"fields": fields, "post": request.params.post, "files": files,
+                       "later": later})
+
+
 @app.route("/form-small")
 async def form_small(request: Any) -> str:
     return json.dumps(await request.form(max_fields=2, max_size=100))
@@ -81,6 +91,15 @@ def test_multipart_form_fields(port: int) -> None:
     r = httpx.post(url(port, "/form"), data={"a": "1", "b": "two"},
                    files={"f": ("f.txt", b"file data")}, timeout=5)
     assert r.json() == {"a": ["1"], "b": ["two"]}
+
+
+def test_form_keeps_fields_and_files_in_params(port: int) -> None:
+    r = httpx.post(url(port, "/form-then-files"), data={"a": "1"},
+                   files={"f": ("f.txt", b"file data", "text/plain")}, timeout=5)
+    assert r.json() == {
+        "fields": {"a": ["1"]}, "post": {"a": ["1"]}, "later": [],
+        "files": {"f": [{"filename": "f.txt", "type": "text/plain", "data": "file data"}]},
+    }
 
 
 def test_form_limits(port: int) -> None:

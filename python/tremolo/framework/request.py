@@ -271,12 +271,16 @@ class Request:
     async def form(self, max_fields: int = 100, *, max_size: int = 8 << 20
                    ) -> dict[str, list[str]]:
         """The fields of an urlencoded or multipart body: `{'name': ['value']}`, at
-        most `max_fields` fields and `max_size` bytes (400 / 413 past them). Parts
-        with a filename are left to files()."""
+        most `max_fields` fields and `max_size` bytes in all (400 / 413 past them).
+        As in the original, they are kept in `params.post`, and the file parts of a
+        multipart body in `params.files` (`{'name': [{'filename', 'type', 'data'}]}`);
+        files() afterwards has nothing left to give."""
         if "post" in self.params:
             return self.params["post"]  # type: ignore[no-any-return]
         kind = self.content_type.split(b";")[0].strip().lower()
         fields: dict[str, list[str]] = {}
+        uploads: dict[str, list[dict[str, Any]]] = {}
+        self.params["files"] = uploads
         if kind == b"application/x-www-form-urlencoded":
             data = bytearray()
             async for piece in self.stream():
@@ -290,13 +294,15 @@ class Request:
         elif kind == b"multipart/form-data":
             total = 0
             async for part in self.files(max_fields, max_file_size=max_size):
-                if part.filename is not None:
-                    continue
                 value = await part.read()
                 total += len(value)
                 if total > max_size:
                     raise PayloadTooLarge(f"the form is over {max_size} bytes")
-                fields.setdefault(part.name, []).append(value.decode("utf-8", "replace"))
+                if part.filename is None:
+                    fields.setdefault(part.name, []).append(value.decode("utf-8", "replace"))
+                elif part.filename:  # an empty file input sends an empty filename
+                    uploads.setdefault(part.name, []).append(
+                        {"filename": part.filename, "type": part.type, "data": value})
         self.params["post"] = fields
         return fields
 
@@ -304,6 +310,8 @@ class Request:
                     ) -> AsyncIterator[Part]:
         """The parts of a multipart body, one at a time, each with its data in
         pieces (`part.stream()`); a part left unread is skipped."""
+        if "post" in self.params:
+            return  # form() read the body already: its parts are in params.files
         reader = MultipartReader(self.recv, boundary_of(self.content_type),
                                  max_parts=max_files, max_part_size=max_file_size)
         while (part := await reader.next_part()) is not None:
