@@ -284,7 +284,7 @@ def test_bottle() -> None:
 def test_django_wsgi_and_asgi() -> None:
     import django
     from django.conf import settings
-    from django.http import HttpResponse, JsonResponse
+    from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
     from django.urls import path
 
     def view(request: Any) -> Any:
@@ -294,8 +294,16 @@ def test_django_wsgi_and_asgi() -> None:
     def echo(request: Any) -> Any:
         return HttpResponse(request.body, content_type="application/octet-stream")
 
+    def streamed(request: Any) -> Any:
+        def parts() -> Iterator[bytes]:
+            for i in range(3):
+                yield b"part %d\n" % i
+                time.sleep(0.5)
+        return StreamingHttpResponse(parts(), content_type="text/plain")
+
     urls = types.ModuleType("tremolo_test_urls")
-    urls.urlpatterns = [path("view/", view), path("echo/", echo)]  # type: ignore[attr-defined]
+    urls.urlpatterns = [path("view/", view), path("echo/", echo),  # type: ignore[attr-defined]
+                        path("stream/", streamed)]
     sys.modules["tremolo_test_urls"] = urls
     if not settings.configured:
         settings.configure(ROOT_URLCONF="tremolo_test_urls", ALLOWED_HOSTS=["*"], DEBUG=False,
@@ -306,11 +314,20 @@ def test_django_wsgi_and_asgi() -> None:
 
     from tremolo.asgi import ASGIAdapter
 
-    for factory in (lambda s: WSGIAdapter(get_wsgi_application(), s),
-                    lambda s: ASGIAdapter(get_asgi_application(), s)):
+    for factory, wsgi in ((lambda s: WSGIAdapter(get_wsgi_application(), s), True),
+                          (lambda s: ASGIAdapter(get_asgi_application(), s), False)):
         with serve_in_thread(factory, shutdown_timeout=2) as (_, p):
             base = f"http://127.0.0.1:{p}"
             r = httpx.get(f"{base}/view/?q=x", timeout=10)
             assert r.json() == {"path": "/view/", "method": "GET", "q": "x"}
             r = httpx.post(f"{base}/echo/", content=b"d" * 70_000, timeout=10)
             assert r.content == b"d" * 70_000
+            if not wsgi:
+                continue  # Django's ASGI handler consumes a sync iterator whole first
+            t0 = time.monotonic()
+            with httpx.stream("GET", f"{base}/stream/", timeout=10) as streamed_r:
+                lines = streamed_r.iter_lines()
+                first = next(lines)
+                assert first == "part 0" and time.monotonic() - t0 < 0.25, \
+                    "the first part waited for the rest"
+                assert list(lines) == ["part 1", "part 2"]
