@@ -18,6 +18,7 @@ from urllib.parse import unquote_to_bytes
 
 from .exceptions import HTTPException
 from .protocols import Adapter, ClientDisconnected, Exchange, ServerState
+from .protocols.exchange import TEXT_PLAIN, error_text
 from .protocols.sendfile import copy_file
 
 
@@ -314,8 +315,7 @@ class WSGICycle:
     def refuse(self, error: HTTPException) -> None:
         """Answers with an input error's status; the connection closes after it."""
         self.ex.keep_alive = False
-        body = f"{error.code} {error.message}: {error}\n".encode()
-        self.ex.respond(error.code, [(b"Content-Type", b"text/plain; charset=utf-8")], body)
+        self.ex.respond(error.code, [TEXT_PLAIN], error_text(error.code, str(error)))
 
     async def finish(self) -> None:
         ex = self.ex

@@ -15,21 +15,19 @@ import asyncio
 import logging
 from typing import Any
 
-from .. import _core
 from ..protocols import ClientDisconnected, Exchange
+from ..protocols.exchange import TEXT_PLAIN, error_text
 from ..protocols.handshake import Handshake, HandshakeError
 from ..protocols.websocket import ABNORMAL, ConnectionClosed, WebSocketProtocol
 from .http import AppError
 
 Message = dict[str, Any]
 CONNECTING, RESPONDING, CONNECTED, CLOSING, CLOSED = range(5)
-_TEXT = [(b"Content-Type", b"text/plain; charset=utf-8")]
 
 
 def refuse(ex: Exchange, error: HandshakeError) -> None:
     """Answers an invalid handshake without calling the application."""
-    body = f"{error.status} {_core.reason_phrase(error.status)}: {error.reason}\n".encode()
-    ex.respond(error.status, _TEXT + error.headers, body)
+    ex.respond(error.status, [TEXT_PLAIN, *error.headers], error_text(error.status, error.reason))
 
 
 class Session:
@@ -98,7 +96,7 @@ class Session:
             elif kind == "websocket.close":
                 # closed before it was accepted: 403 (RFC 6455 §4.2.2 lets a server
                 # refuse with any HTTP answer)
-                self.ex.respond(403, _TEXT, b"403 Forbidden\n")
+                self.ex.respond(403, [TEXT_PLAIN], b"403 Forbidden\n")
                 self._end(ConnectionClosed(ABNORMAL, "refused before the handshake"))
             elif kind == "websocket.http.response.start":
                 self.response = message

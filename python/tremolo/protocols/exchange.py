@@ -30,6 +30,15 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _COPY_LIMIT = 16384
 
 
+#: the Content-Type of the server's own short answers (errors before an application's)
+TEXT_PLAIN = (b"Content-Type", b"text/plain; charset=utf-8")
+
+
+def error_text(status: int, reason: str) -> bytes:
+    """The body of the server's own error answer: the status, its phrase and why."""
+    return f"{status} {_core.reason_phrase(status)}: {reason}\n".encode()
+
+
 def burst(rate: int, buffer_size: int) -> int:
     """What a token bucket lets through at once: a tenth of a second's worth, at
     least one buffer, so measured rates stay close to the limit."""
@@ -286,8 +295,7 @@ class Exchange:
             return
         if not self.started:
             self.keep_alive = False
-            self.respond(500, [(b"Content-Type", b"text/plain; charset=utf-8")],
-                         b"Internal Server Error")
+            self.respond(500, [TEXT_PLAIN], b"Internal Server Error")
         else:
             self.abort()
 

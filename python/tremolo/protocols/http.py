@@ -19,7 +19,7 @@ from .. import _core
 from ..exceptions import HTTPException
 from .adapter import Adapter
 from .connection import ConnectionInfo
-from .exchange import Exchange, burst
+from .exchange import TEXT_PLAIN, Exchange, burst, error_text
 from .flow import ClientDisconnected, Flow
 from .state import ServerState
 from .takeover import Takeover
@@ -288,10 +288,8 @@ class HTTPProtocol(asyncio.Protocol):
         a 413: the client may be sending a body nobody will read)."""
         if status == 413:
             reason += f" (client_max_body_size: {self.parser.max_body_size} bytes)"
-        body = f"{status} {_core.reason_phrase(status)}: {reason}\n".encode()
-        self.write(_encode_response(status, [(b"Content-Type", b"text/plain; charset=utf-8")],
-                                    body, False, False, self.state.date,
-                                    self.state.server_name)[0])
+        self.write(_encode_response(status, [TEXT_PLAIN], error_text(status, reason), False,
+                                    False, self.state.date, self.state.server_name)[0])
         if status == 413:
             self.close_gently()  # the client may be sending the body it announced
         else:
