@@ -130,8 +130,10 @@ async def custom_404(request: Any, **server: Any) -> bytes:
 
 
 @app.error(500)
-async def custom_500(exc: Exception, **server: Any) -> str:
-    return f"custom 500: {type(exc).__name__}"
+async def custom_500(exc: Any, request: Any, **server: Any) -> str | None:
+    if request.path == b"/forbidden":
+        return None  # the exception's own message
+    return f"custom {exc.code}: {type(exc).__name__} from {type(exc.__cause__).__name__}"
 
 
 @app.route("/crash")
@@ -271,15 +273,18 @@ def test_route_options(port: int) -> None:
 def test_errors(port: int) -> None:
     r = get(port, "/forbidden")
     assert r.status_code == 403 and r.headers["x-reason"] == "test"
-    assert b"keep out" in r.content and r.headers["connection"] == "close"
+    assert r.content == b"keep out" and r.headers["connection"] == "close"
     r = get(port, "/redirect", follow_redirects=False)
     assert r.status_code == 301 and r.headers["location"] == "/static/path"
     assert "connection" not in r.headers  # a redirect keeps the connection
-    assert get(port, "/timeout").status_code == 408
+    r = get(port, "/timeout")  # the 500 handler receives the errors without one
+    assert r.status_code == 408
+    assert r.content == b"custom 408: RequestTimeout from TimeoutError"
     r = get(port, "/nowhere")
     assert r.status_code == 404 and r.content == b"custom 404 for /nowhere"
     r = get(port, "/crash")
-    assert r.status_code == 500 and r.content == b"custom 500: ValueError"
+    assert r.status_code == 500
+    assert r.content == b"custom 500: InternalServerError from ValueError"
     assert get(port, "/async-work").content == b"done"
 
 

@@ -55,7 +55,10 @@ class App:
         self.router.add(index, "/", {})  # until the application routes `/` itself
         self.error_handlers: dict[int, Handler] = {}
         self.hooks: dict[str, list[Registered]] = {n: [] for n in HOOKS}
-        self.middlewares: dict[str, list[Registered]] = {n: [] for n in MIDDLEWARES}
+        # path prefix -> its middlewares; a request runs only the group of the
+        # longest prefix it falls under (a mounted application's, or b"": this one's)
+        self.groups: dict[bytes, dict[str, list[Registered]]] = {
+            b"": {n: [] for n in MIDDLEWARES}}
         self.listeners: list[tuple[str | None, int | str, dict[str, Any]]] = []
         self.globals = Context()
 
@@ -92,12 +95,30 @@ class App:
         self.hooks[name].append(Registered(func, priority))
         _sort(self.hooks[name], name)
 
+    @property
+    def middlewares(self) -> dict[str, list[Registered]]:
+        """This application's own middlewares (not those of mounted ones)."""
+        return self.groups[b""]
+
     def add_middleware(self, func: Callable[..., Any], name: str = "request",
                        priority: int = 999, *, prefix: bytes = b"") -> None:
-        if name not in self.middlewares:
+        if name not in MIDDLEWARES:
             raise ValueError(f"{name!r} is not one of: {', '.join(MIDDLEWARES)}")
-        self.middlewares[name].append(Registered(func, priority, prefix))
-        _sort(self.middlewares[name], name)
+        group = self.groups.setdefault(prefix, {n: [] for n in MIDDLEWARES})
+        group[name].append(Registered(func, priority, prefix))
+        _sort(group[name], name)
+
+    def middlewares_for(self, path: bytes) -> dict[str, list[Registered]]:
+        """The middlewares that serve `path`: those of the innermost mounted
+        application it is under that has any, else this application's."""
+        if len(self.groups) > 1:
+            best = b""
+            for prefix in self.groups:
+                if len(prefix) > len(best) and (
+                        path == prefix or path.startswith(prefix + b"/")):
+                    best = prefix
+            return self.groups[best]
+        return self.groups[b""]
 
     def _decorator(self, add: Callable[..., None], name: str, args: tuple[Any, ...],
                    priority: int) -> Any:
@@ -135,8 +156,9 @@ class App:
     # -- composition ---------------------------------------------------------
 
     def mount(self, prefix: str, app: App) -> None:
-        """Serves `app`'s routes and middlewares under `prefix`; its hooks and
-        listeners join this application's."""
+        """Serves `app`'s routes under `prefix`, with its middlewares (when it has
+        any, they replace this application's for paths under `prefix`); its hooks
+        and listeners join this application's."""
         if not prefix.startswith("/") or len(prefix) > 255:
             raise ValueError("a mount prefix starts with '/' and is at most 255 long")
         if app is self or not isinstance(app, App):
@@ -145,9 +167,11 @@ class App:
         base = b"" if base == b"/" else base
         self.router.merge(app.router, base)
         self.error_handlers = {**app.error_handlers, **self.error_handlers}
-        for name, items in app.middlewares.items():
-            for r in items:
-                self.add_middleware(r.handler.func, name, r.priority, prefix=base + r.prefix)
+        for group in app.groups.values():
+            for name, items in group.items():
+                for r in items:
+                    self.add_middleware(r.handler.func, name, r.priority,
+                                        prefix=base + r.prefix)
         for name, hooks in app.hooks.items():
             for h in hooks:
                 self.add_hook(h.handler.func, name, h.priority)

@@ -178,7 +178,8 @@ async def _send_multipart(response: Response, f: BinaryIO, offset: int, size: in
     length = sum(len(h) + (e - s + 1) + 2 for h, (s, e) in zip(heads, ranges, strict=True))
     response.set_content_type(b"multipart/byteranges; boundary=" + boundary)
     ex = response.exchange
-    await response._prepare()
+    if await response._prepare():
+        return
     ex.start(response.status, response.head_fields(), content_length=length + len(tail),
              reason=response.reason)
     for head, (start, end) in zip(heads, ranges, strict=True):
@@ -191,7 +192,8 @@ async def _send_multipart(response: Response, f: BinaryIO, offset: int, size: in
 
 async def _send(response: Response, f: BinaryIO, start: int, count: int, length: int) -> None:
     ex = response.exchange
-    await response._prepare()
+    if await response._prepare():
+        return
     ex.start(response.status, response.head_fields(), content_length=length,
              reason=response.reason)
     if not ex.head_only:

@@ -46,8 +46,9 @@ def to_bytes(data: Any) -> bytes:
     raise TypeError(f"a handler must return or yield bytes or str, not {type(data).__name__}")
 
 
-def _under(path: bytes, prefix: bytes) -> bool:
-    return not prefix or path == prefix or path.startswith(prefix + b"/")
+# statuses with a default error handler of their own; the others fall back to the
+# application's 500 handler, as in the original
+DEFAULT_HANDLED = (400, 404, 405)
 
 
 class NativeAdapter(Adapter):
@@ -131,11 +132,13 @@ class NativeAdapter(Adapter):
         response = Response(request)
         server = dict(self.shared, request=request, response=response,
                       context=ex.protocol.context["ctx"])
-        middlewares = app.middlewares
+        middlewares = app.middlewares_for(request.path)
         if middlewares["response"]:
-            response.before_send = functools.partial(self._response_middlewares, server)
+            response.before_send = functools.partial(
+                self._response_middlewares, middlewares["response"], server)
         try:
-            if middlewares["request"] and await self._request_middlewares(server):
+            if middlewares["request"] and await self._request_middlewares(
+                    middlewares["request"], server):
                 return
             if route is None:
                 raise NotFound
@@ -181,12 +184,11 @@ class NativeAdapter(Adapter):
             self.logger.error("unhandled error in a WebSocket handler", exc_info=exc)
             await ws.close(1011)
 
-    async def _request_middlewares(self, server: dict[str, Any]) -> bool:
+    async def _request_middlewares(self, middlewares: list[Registered],
+                                   server: dict[str, Any]) -> bool:
         """Runs on_request middlewares; True when one answered the request."""
         request: Request = server["request"]
-        for mw in self.app.middlewares["request"]:
-            if not _under(request.path, mw.prefix):
-                continue
+        for mw in middlewares:
             if mw.handler.options:
                 request.ctx.options.update(mw.handler.options)
             data = mw.handler.func(**mw.handler.kwargs(server, {}))
@@ -200,17 +202,22 @@ class NativeAdapter(Adapter):
             return True
         return False
 
-    async def _response_middlewares(self, server: dict[str, Any]) -> bool:
-        request: Request = server["request"]
-        for mw in self.app.middlewares["response"]:
-            if not _under(request.path, mw.prefix):
-                continue
+    async def _response_middlewares(self, middlewares: list[Registered],
+                                    server: dict[str, Any]) -> bytes | None:
+        """Runs on_response middlewares just before the head is sent. One that
+        returns a body ends the chain and its body replaces the handler's; one that
+        returns another true value ends the chain."""
+        for mw in middlewares:
             data = mw.handler.func(**mw.handler.kwargs(server, {}))
             if asyncio.iscoroutine(data):
                 data = await data
+            if data is None:
+                continue
+            if isinstance(data, _STR_TYPES):
+                return to_bytes(data)
             if data:
-                return True
-        return False
+                break
+        return None
 
     @staticmethod
     def _apply_options(response: Response, options: dict[str, Any]) -> None:
@@ -284,6 +291,9 @@ class NativeAdapter(Adapter):
         except StopAsyncIteration:
             first = b""
         await response.write(None)
+        if response.replaced:  # a response middleware answered instead
+            await chunks.aclose()
+            return
         await response.write(to_bytes(first) or None)
         async for chunk in chunks:
             data = to_bytes(chunk)
@@ -302,51 +312,64 @@ class NativeAdapter(Adapter):
     # -- errors --------------------------------------------------------------
 
     async def _fail(self, exc: Exception, server: dict[str, Any]) -> None:
+        """Answers an exception as the original does: the error handler registered
+        for its status (or the 500 one, for statuses without a default handler)
+        receives it as an HTTPException (`exc.code`; a bug arrives as an
+        InternalServerError whose `__cause__` is the bug) and its return value is the
+        body; None means the exception's own message, with its content_type."""
         response: Response = server["response"]
         ex = response.exchange
-        error = exc if isinstance(exc, HTTPException) else HTTPException(cause=exc)
-        if not isinstance(exc, HTTPException):
+        error = HTTPException(cause=exc)
+        if error is not exc:
             self.logger.error("unhandled error on %s", server["request"].path.decode(
                 "latin-1"), exc_info=exc)
         if ex.started:
             ex.abort()  # a body cut short: closing the connection says so
             return
         response.before_send = None
+        self._error_head(response, error)
+        handler = self.app.error_handlers.get(error.code)
+        if handler is None and error.code not in DEFAULT_HANDLED:
+            handler = self.app.error_handlers.get(500)
+        body = None
+        if handler is not None:
+            try:
+                result = handler.func(**handler.kwargs({**server, "exc": error}, {}))
+                if asyncio.iscoroutine(result):
+                    result = await result
+                body = None if result is None else to_bytes(result)
+            except Exception as inner:  # the error handler's own bug
+                self.logger.error("error handler for %d failed", error.code, exc_info=inner)
+                exc = inner
+                error = HTTPException(cause=inner)
+                self._error_head(response, error)
+        if ex.started:  # the error handler answered by itself
+            return
+        if body is None:
+            body = self._default_body(error, exc, server["request"])
+        for name, value in error.headers.items():
+            response.set_header(name.replace("_", "-"), value)
+        await response.end(body, keepalive=error.code < 400)
+
+    @staticmethod
+    def _error_head(response: Response, error: HTTPException) -> None:
         if error.code >= 400:
             response.fields.clear()
         response.set_status(error.code, error.message)
         response.set_content_type(error.content_type)
-        for name, value in error.headers.items():
-            response.set_header(name.replace("_", "-"), value)
-        body = await self._error_body(error, exc, server)
-        await response.end(body, keepalive=error.code < 400)
 
-    async def _error_body(self, error: HTTPException, exc: Exception,
-                          server: dict[str, Any]) -> bytes:
-        custom = self.app.error_handlers.get(error.code)
-        if custom is not None:
-            try:
-                result = custom.func(**custom.kwargs({**server, "exc": exc}, {}))
-                if asyncio.iscoroutine(result):
-                    result = await result
-                if result is not None:
-                    return to_bytes(result)
-            except Exception as inner:
-                self.logger.error("error handler for %d failed", error.code, exc_info=inner)
-        if error.code < 400:
-            return b""
-        title = f"{error.code} {html.escape(error.message)}"
-        if isinstance(error, NotFound) and not error.args:
-            detail = ("Unable to find handler for "
-                      f"{html.escape(server['request'].path.decode('latin-1'))}.")
-        elif error.code >= 500 and not isinstance(exc, HTTPException):
-            detail = ""
-            if self.debug:
-                lines = traceback.format_exception(exc)
-                detail = "<pre>" + html.escape("".join(lines)) + "</pre>"
-        else:
-            detail = html.escape(str(error)) if error.args else ""
-        page = (f"<!DOCTYPE html><html><head><title>{title}</title></head><body>"
-                f"<h1>{title}</h1>" + (f"<p>{detail}</p>" if detail else "")
-                + f"<hr /><address>{self.signature}</address></body></html>")
-        return page.encode(error.encoding, "replace")
+    def _default_body(self, error: HTTPException, exc: Exception, request: Request) -> bytes:
+        """The original's default answers: a page for a bare 404, the exception's
+        message for the others. A bug's own message is not shown (it may hold internals) unless
+        debug is on, which shows the traceback."""
+        if error.code == 404 and not error.args:
+            path = html.escape(request.path.decode("latin-1"))
+            return (f"<!DOCTYPE html><html><head><title>404 Not Found</title></head><body>"
+                    f"<h1>Not Found</h1><p>Unable to find handler for {path}.</p><hr />"
+                    f"<address>{self.signature}</address></body></html>").encode()
+        if error is not exc:
+            if not self.debug:
+                return error.message.encode(error.encoding, "replace")
+            lines = traceback.format_exception(exc)
+            return ("<pre>" + html.escape("".join(lines)) + "</pre>").encode()
+        return str(error).encode(error.encoding, "replace")

@@ -48,8 +48,11 @@ class Response:
         self.content_type = DEFAULT_CONTENT_TYPE
         self.chunked: bool | None = None
         self.keepalive = True
-        #: awaited once, just before the head is sent (the app's response middlewares)
-        self.before_send: Callable[[], Awaitable[bool]] | None = None
+        #: awaited once, just before the head is sent (the app's response
+        #: middlewares); a body it returns replaces the handler's
+        self.before_send: Callable[[], Awaitable[bytes | None]] | None = None
+        #: a response middleware answered with its own body: the handler's is dropped
+        self.replaced = False
 
     @property
     def exchange(self) -> Any:
@@ -139,10 +142,26 @@ class Response:
 
     # -- sending -------------------------------------------------------------
 
-    async def _prepare(self) -> None:
+    async def _prepare(self) -> bool:
+        """Runs the response middlewares; True when one replaced the body (then
+        this response is sent, with that body, and the caller sends nothing)."""
         hook, self.before_send = self.before_send, None
-        if hook is not None:
-            await hook()
+        if hook is None:
+            return False
+        body = await hook()
+        if body is None:
+            return False
+        self.replaced = True
+        # the handler's Content-Length was for its own body
+        self.fields = [f for f in self.fields if f[0].lower() != b"content-length"]
+        ex = self.exchange
+        if not self.keepalive:
+            ex.keep_alive = False
+        if ex.limited(len(body)):
+            await ex.respond_limited(self.status, self.head_fields(), body, self.reason)
+        else:
+            ex.respond(self.status, self.head_fields(), body, self.reason)
+        return True
 
     async def end(self, data: bytes | str = b"", *, keepalive: bool = True) -> None:
         """Sends `data` as the whole body (with Content-Length), or as the last
@@ -153,8 +172,7 @@ class Response:
         if ex.started:
             await self.write(data)
             await self.write(b"")
-        else:
-            await self._prepare()
+        elif not await self._prepare():
             if not (keepalive and self.keepalive):
                 ex.keep_alive = False
             if ex.limited(len(data)):
@@ -169,8 +187,11 @@ class Response:
         ex = self.exchange
         if isinstance(data, str):
             data = data.encode()
+        if self.replaced:
+            return  # a response middleware's body was sent instead
         if not ex.started:
-            await self._prepare()
+            if await self._prepare():
+                return
             if not self.keepalive:
                 ex.keep_alive = False
             if chunked is not None:

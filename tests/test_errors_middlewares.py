@@ -1,0 +1,243 @@
+"""Error handlers and middlewares as the original Tremolo runs them: which handler
+receives which error and what it answers; what a middleware's return value does;
+which middlewares serve a mounted application's paths."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tremolo import Tremolo
+from tremolo.exceptions import Forbidden, HTTPException, InternalServerError
+from tremolo.testing import serve_in_thread
+
+from .helpers import exchange
+
+seen: list[Any] = []
+
+
+def plain_app() -> Tremolo:
+    """No error handler of its own: the defaults answer."""
+    app = Tremolo()
+
+    @app.route("/forbidden")
+    async def forbidden(**server: Any) -> bytes:
+        raise Forbidden("go away")
+
+    @app.route("/teapot")
+    async def teapot(**server: Any) -> bytes:
+        raise HTTPException("short and stout", code=418, message="I'm a teapot",
+                            content_type="text/plain")
+
+    @app.route("/bug")
+    async def bug(**server: Any) -> bytes:
+        raise ValueError("the database password is hunter2")
+
+    class OnlyPost:
+        async def post(self, **server: Any) -> bytes:
+            return b"posted"
+
+    app.add_route(OnlyPost, "/only-post")
+
+    return app
+
+
+def handled_app() -> Tremolo:
+    """An @app.error(500) handler, which also receives the other errors."""
+    app = Tremolo()
+
+    @app.route("/forbidden")
+    async def forbidden(**server: Any) -> bytes:
+        raise Forbidden("go away", x_why="test")
+
+    @app.route("/bug")
+    async def bug(**server: Any) -> bytes:
+        raise ZeroDivisionError("division by zero")
+
+    @app.route("/quiet")
+    async def quiet(**server: Any) -> bytes:
+        raise HTTPException("own words", code=409, message="Conflict",
+                            content_type="text/plain")
+
+    @app.route("/broken-handler")
+    async def broken(**server: Any) -> bytes:
+        raise Forbidden
+
+    @app.route("/restatus")
+    async def restatus(**server: Any) -> bytes:
+        raise Forbidden
+
+    @app.error(500)
+    async def error_500(request: Any, response: Any, exc: Any, **server: Any) -> Any:
+        seen.append(exc)
+        if request.path == b"/quiet":
+            return None
+        if request.path == b"/broken-handler":
+            raise RuntimeError("the error handler's own bug")
+        if request.path == b"/restatus":
+            response.set_status(451, "Unavailable For Legal Reasons")
+            return "legal"
+        cause = type(exc.__cause__).__name__ if exc.__cause__ else "-"
+        return f"{exc.code} {type(exc).__name__} cause={cause} [{exc}]"
+
+    return app
+
+
+def middleware_app() -> Tremolo:
+    app = Tremolo()
+    sub = Tremolo()
+    bare = Tremolo()  # mounted without middlewares: the parent's serve it
+
+    @app.route("/hello")
+    async def hello(**server: Any) -> bytes:
+        return b"hello"
+
+    @app.route("/stream")
+    async def stream(**server: Any) -> Any:
+        seen.append("stream started")
+        yield b"one"
+        seen.append("stream continued")
+        yield b"two"
+
+    @app.route("/file")
+    async def file(response: Any, **server: Any) -> None:
+        await response.sendfile(os.path.abspath(__file__))
+
+    @app.on_request
+    async def parent_request(request: Any, **server: Any) -> None:
+        seen.append("parent request " + request.path.decode())
+        if request.path == b"/refused":
+            raise Forbidden("refused by a middleware")
+
+    @app.on_response
+    async def parent_response(request: Any, response: Any, **server: Any) -> Any:
+        seen.append("parent response " + request.path.decode())
+        if request.path in (b"/hello", b"/stream", b"/file"):
+            response.set_header("X-Replaced", "1")
+            return b"replaced by a middleware"
+        return None
+
+    @sub.route("/inner")
+    async def inner(**server: Any) -> bytes:
+        return b"inner"
+
+    @sub.on_request
+    async def sub_request(request: Any, **server: Any) -> None:
+        seen.append("sub request " + request.path.decode())
+
+    @bare.route("/inner")
+    async def bare_inner(**server: Any) -> bytes:
+        return b"bare inner"
+
+    app.mount("/sub", sub)
+    app.mount("/bare", bare)
+    return app
+
+
+@pytest.fixture(scope="module")
+def ports() -> Iterator[dict[str, int]]:
+    with serve_in_thread(plain_app()) as (_, a), serve_in_thread(handled_app()) as (_, b), \
+            serve_in_thread(middleware_app()) as (_, c):
+        yield {"plain": a, "handled": b, "middleware": c}
+
+
+def get(port: int, path: str, method: str = "GET") -> httpx.Response:
+    return httpx.request(method, f"http://127.0.0.1:{port}{path}", timeout=5)
+
+
+def test_without_a_handler_an_error_answers_its_own_message(ports: dict[str, int]) -> None:
+    r = get(ports["plain"], "/forbidden")
+    assert (r.status_code, r.content) == (403, b"go away")
+    assert r.headers["content-type"] == "text/html; charset=utf-8"
+    assert r.headers["connection"] == "close"
+    r = get(ports["plain"], "/teapot")
+    assert (r.status_code, r.reason_phrase, r.content) == (418, "I'm a teapot",
+                                                           b"short and stout")
+    assert r.headers["content-type"] == "text/plain"
+
+
+def test_a_bug_answers_500_without_showing_its_message(ports: dict[str, int]) -> None:
+    r = get(ports["plain"], "/bug")
+    assert r.status_code == 500 and r.content == b"Internal Server Error"
+    assert b"hunter2" not in r.content
+
+
+def test_default_404_and_405(ports: dict[str, int]) -> None:
+    out = exchange(ports["plain"], b"GET /nowhere/<b> HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 404 Not Found\r\n")
+    assert b"Unable to find handler for /nowhere/&lt;b&gt;." in out
+    r = get(ports["plain"], "/only-post")
+    assert (r.status_code, r.content) == (405, b"Method Not Allowed")
+    assert r.headers["allow"] == "POST"
+
+
+def test_the_500_handler_receives_other_errors_as_http_exceptions(
+        ports: dict[str, int]) -> None:
+    seen.clear()
+    r = get(ports["handled"], "/forbidden")
+    assert r.status_code == 403 and r.headers["x-why"] == "test"
+    assert r.content == b"403 Forbidden cause=- [go away]"
+    r = get(ports["handled"], "/bug")
+    assert r.status_code == 500
+    assert r.content == b"500 InternalServerError cause=ZeroDivisionError [division by zero]"
+    assert isinstance(seen[-1], InternalServerError)
+    assert isinstance(seen[-1].__cause__, ZeroDivisionError)
+    # 404 keeps its own default handler, as in the original
+    r = get(ports["handled"], "/nowhere")
+    assert r.status_code == 404 and b"Unable to find handler" in r.content
+
+
+def test_a_handler_returning_none_answers_the_exception_itself(
+        ports: dict[str, int]) -> None:
+    r = get(ports["handled"], "/quiet")
+    assert (r.status_code, r.reason_phrase, r.content) == (409, "Conflict", b"own words")
+    assert r.headers["content-type"] == "text/plain"
+
+
+def test_the_handler_may_change_the_status(ports: dict[str, int]) -> None:
+    r = get(ports["handled"], "/restatus")
+    assert (r.status_code, r.content) == (451, b"legal")
+
+
+def test_a_failing_error_handler_answers_500(ports: dict[str, int]) -> None:
+    r = get(ports["handled"], "/broken-handler")
+    assert r.status_code == 500 and r.content == b"Internal Server Error"
+
+
+def test_a_request_middleware_raising_answers_with_the_exception(
+        ports: dict[str, int]) -> None:
+    r = get(ports["middleware"], "/refused")
+    assert (r.status_code, r.content) == (403, b"refused by a middleware")
+
+
+@pytest.mark.parametrize("path", ["/hello", "/stream", "/file"])
+def test_a_response_middleware_body_replaces_the_handlers(
+        ports: dict[str, int], path: str) -> None:
+    seen.clear()
+    with httpx.Client(timeout=5) as client:
+        for _ in range(2):  # the connection stays usable
+            r = client.get(f"http://127.0.0.1:{ports['middleware']}{path}")
+            assert (r.status_code, r.content) == (200, b"replaced by a middleware")
+            assert r.headers["x-replaced"] == "1"
+            assert r.headers["content-length"] == str(len(r.content))
+    assert "stream continued" not in seen
+
+
+def test_a_mounted_application_runs_only_its_own_middlewares(
+        ports: dict[str, int]) -> None:
+    seen.clear()
+    assert get(ports["middleware"], "/sub/inner").content == b"inner"
+    assert seen == ["sub request /sub/inner"]
+    seen.clear()
+    assert get(ports["middleware"], "/sub/missing").status_code == 404
+    assert seen == ["sub request /sub/missing"]  # its prefix, routed or not
+    seen.clear()
+    get(ports["middleware"], "/subway")
+    assert seen[0] == "parent request /subway"  # a prefix is whole path segments
+    seen.clear()
+    assert get(ports["middleware"], "/bare/inner").content == b"bare inner"
+    assert seen == ["parent request /bare/inner", "parent response /bare/inner"]
