@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,15 +42,29 @@ async def form_small(request: Any) -> str:
 @app.route("/files")
 async def files(request: Any) -> str:
     out = []
-    async for part in request.files():
-        pieces, digest, size = 0, hashlib.sha256(), 0
+    limit = int(request.query.get("piece", ["104857600"])[0])
+    async for part in request.files(max_file_size=limit):
+        pieces, digest, size, largest = 0, hashlib.sha256(), 0, 0
         async for data in part.stream():
             pieces += 1
             size += len(data)
+            largest = max(largest, len(data))
             digest.update(data)
         out.append({"name": part.name, "filename": part.filename, "type": part.type,
-                    "size": size, "sha": digest.hexdigest(), "pieces": pieces})
+                    "size": size, "sha": digest.hexdigest(), "pieces": pieces,
+                    "largest": largest, "eof": part.eof})
     return json.dumps(out)
+
+
+@app.route("/files-original")
+async def files_original(request: Any) -> str:
+    """The original's way: each iteration brings a piece in part['data']."""
+    out = []
+    digests: dict[str, Any] = {}
+    async for part in request.files(max_file_size=65536):
+        digests.setdefault(part["name"], hashlib.sha256()).update(part["data"])
+        out.append([part["name"], part.get("filename", ""), len(part["data"]), part["eof"]])
+    return json.dumps({"pieces": out, "sha": {k: d.hexdigest() for k, d in digests.items()}})
 
 
 @app.route("/files-skip")
@@ -119,7 +134,26 @@ def test_files_stream_in_pieces(port: int) -> None:
     upload = parts[1]
     assert upload["filename"] == "big.bin" and upload["type"] == "application/x-test"
     assert upload["size"] == len(big) and upload["sha"] == hashlib.sha256(big).hexdigest()
-    assert upload["pieces"] > 1  # streamed, not buffered whole
+    assert upload["pieces"] == 1  # no larger than max_file_size: whole, as the original
+    r = httpx.post(url(port, "/files?piece=16384"),
+                   files={"upload": ("big.bin", big, "application/x-test")}, timeout=30)
+    [upload] = r.json()
+    assert upload["size"] == len(big) and upload["sha"] == hashlib.sha256(big).hexdigest()
+    assert upload["pieces"] >= len(big) // 16384 and upload["largest"] <= 16384
+    assert upload["eof"] is True
+
+
+def test_files_come_in_pieces_of_max_file_size_as_the_original(port: int) -> None:
+    big = os.urandom(200_000)
+    r = httpx.post(url(port, "/files-original"), data={"field": "value"},
+                   files={"upload": ("big.bin", big, "application/x-test")}, timeout=30)
+    out = r.json()
+    assert out["pieces"][0] == ["field", "", 5, True]
+    pieces = out["pieces"][1:]
+    assert [p[:2] for p in pieces] == [["upload", "big.bin"]] * 4
+    assert [p[2] for p in pieces] == [65536, 65536, 65536, 200_000 - 3 * 65536]
+    assert [p[3] for p in pieces] == [False, False, False, True]
+    assert out["sha"]["upload"] == hashlib.sha256(big).hexdigest()
 
 
 def multipart(body: bytes, boundary: bytes = b"XyZ") -> bytes:

@@ -2,7 +2,8 @@
 data in pieces, so an upload is never held in memory whole.
 
 Bounded: a part's header block (max_header_size), the number of parts (max_parts), and
-each part's size (max_part_size, then 413). A malformed or truncated body is a 400.
+the piece of a part held at once (max_piece, the original's `max_file_size`: a larger
+part comes in several pieces). A malformed or truncated body is a 400.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from ..exceptions import BadRequest, PayloadTooLarge
+from ..exceptions import BadRequest
 
 Receive = Callable[[], Awaitable[bytes]]
 
@@ -43,45 +44,84 @@ def parse_params(value: bytes) -> tuple[bytes, dict[str, str]]:
     return head.strip().lower(), params
 
 
-class Part:
-    """One part: `name`, `filename` (None for a plain field), `type`, `headers`, and
-    its data through `stream()` or `read()`."""
+class Part(dict[str, Any]):
+    """One part, as the original's: a dict of its Content-Disposition parameters
+    (`name`, `filename` for a file), `type`, and the piece of data at hand, `data`,
+    with `eof` true when it is the last piece. Also `part.name`, `part.filename`
+    (None for a plain field), `part.type`, `part.headers`, and the rest of the data
+    through `stream()` or `read()`."""
 
     def __init__(self, reader: MultipartReader, headers: dict[bytes, bytes]) -> None:
+        _, params = parse_params(headers.get(b"content-disposition", b""))
+        super().__init__(params)
+        self.setdefault("name", "")
+        self["type"] = headers.get(b"content-type", b"text/plain").decode("latin-1")
+        self["eof"] = False
         self._reader = reader
         self.headers = headers
-        _, params = parse_params(headers.get(b"content-disposition", b""))
-        self.name = params.get("name", "")
-        self.filename = params.get("filename")
-        self.type = headers.get(b"content-type", b"text/plain").decode("latin-1")
-        self.done = False
+        self.done = False  # the reader is past this part's last byte
+
+    @property
+    def name(self) -> str:
+        return self["name"]  # type: ignore[no-any-return]
+
+    @property
+    def filename(self) -> str | None:
+        return self.get("filename")
+
+    @property
+    def type(self) -> str:
+        return self["type"]  # type: ignore[no-any-return]
+
+    @property
+    def eof(self) -> bool:
+        return self["eof"]  # type: ignore[no-any-return]
+
+    @property
+    def data(self) -> bytes:
+        return self.get("data", b"")  # type: ignore[no-any-return]
+
+    async def load(self) -> None:
+        """Reads the next piece into `data`: up to max_piece bytes, fewer only at
+        the part's end (so a part no larger than that arrives whole)."""
+        limit = self._reader.max_piece
+        pieces = []
+        size = 0
+        while size < limit and not self.done:
+            piece = await self._reader.part_data(self, limit - size)
+            pieces.append(piece)
+            size += len(piece)
+        self["data"] = b"".join(pieces)
+        self["eof"] = self.done
 
     async def stream(self) -> AsyncIterator[bytes]:
+        """The data from the piece at hand to the end, each piece as it arrives
+        (at most max_piece bytes)."""
+        data = self.pop("data", b"")
+        if data:
+            yield data
         while not self.done:
-            data = await self._reader.part_data(self)
+            data = await self._reader.part_data(self, self._reader.max_piece)
+            self["eof"] = self.done
             if data:
                 yield data
 
     async def read(self) -> bytes:
         return b"".join([data async for data in self.stream()])
 
-    def __getitem__(self, key: str) -> Any:  # the original's dict-style access
-        return {"name": self.name, "filename": self.filename, "type": self.type}[key]
-
 
 class MultipartReader:
     def __init__(self, receive: Receive, boundary: bytes, *, max_parts: int = 1024,
-                 max_part_size: int = 100 << 20, max_header_size: int = 8192) -> None:
+                 max_piece: int = 100 << 20, max_header_size: int = 8192) -> None:
         self.receive = receive
         self.delimiter = b"\r\n--" + boundary
         self.buf = bytearray(b"\r\n")  # the first boundary has no CRLF before it
         self.max_parts = max_parts
-        self.max_part_size = max_part_size
+        self.max_piece = max(max_piece, 1)
         self.max_header_size = max_header_size
         self.eof = False
         self.finished = False
         self.part: Part | None = None
-        self.part_size = 0
         self.parts = 0
 
     async def _fill(self) -> None:
@@ -159,29 +199,26 @@ class MultipartReader:
         if self.parts > self.max_parts:
             raise BadRequest(f"more than {self.max_parts} multipart parts")
         self.part = Part(self, await self._headers())
-        self.part_size = 0
         return self.part
 
-    async def part_data(self, part: Part) -> bytes:
-        """The next piece of `part`'s data; b"" once it ended."""
+    async def part_data(self, part: Part, limit: int = 1 << 62) -> bytes:
+        """The next piece of `part`'s data, at most `limit` bytes; b"" once it
+        ended."""
         if part is not self.part or part.done:
             return b""
         while True:
             at = self.buf.find(self.delimiter)
-            if at >= 0:
+            if at > limit:
+                at = -1  # the delimiter is further than this piece reaches
+            elif at >= 0:
                 data = bytes(self.buf[:at])
                 del self.buf[:at + len(self.delimiter)]
                 part.done = True
-                return self._count(data)
-            keep = len(self.delimiter) - 1
-            if len(self.buf) > keep:
-                data = bytes(self.buf[:-keep])
-                del self.buf[:-keep]
-                return self._count(data)
+                return data
+            # keep what could be the start of the delimiter
+            size = min(len(self.buf) - (len(self.delimiter) - 1), limit)
+            if size > 0:
+                data = bytes(self.buf[:size])
+                del self.buf[:size]
+                return data
             await self._fill()
-
-    def _count(self, data: bytes) -> bytes:
-        self.part_size += len(data)
-        if self.part_size > self.max_part_size:
-            raise PayloadTooLarge(f"a multipart part is over {self.max_part_size} bytes")
-        return data

@@ -308,11 +308,18 @@ class Request:
 
     async def files(self, max_files: int = 1024, *, max_file_size: int = 100 << 20
                     ) -> AsyncIterator[Part]:
-        """The parts of a multipart body, one at a time, each with its data in
-        pieces (`part.stream()`); a part left unread is skipped."""
+        """The parts of a multipart body, one at a time, as the original: each comes
+        with its first `data` piece of up to `max_file_size` bytes (the whole part
+        when it is no larger) and `eof`; a larger part comes again with its next
+        piece, until `eof`. `part.stream()` gives the data from the piece at hand to
+        the end instead. The next part skips what is left of an unread one."""
         if "post" in self.params:
             return  # form() read the body already: its parts are in params.files
         reader = MultipartReader(self.recv, boundary_of(self.content_type),
-                                 max_parts=max_files, max_part_size=max_file_size)
+                                 max_parts=max_files, max_piece=max_file_size)
         while (part := await reader.next_part()) is not None:
-            yield part
+            while True:
+                await part.load()
+                yield part
+                if part.done:
+                    break
