@@ -19,7 +19,7 @@ LAYERS: list[list[str]] = [
     ["tremolo.server"],
     ["tremolo.framework", "tremolo.asgi", "tremolo.wsgi"],
     ["tremolo.protocols"],
-    ["tremolo.config", "tremolo.exceptions", "tremolo.locks"],
+    ["tremolo.config", "tremolo.exceptions", "tremolo.locks", "tremolo.utils"],
     ["tremolo._core"],
 ]
 ROOT = Path(__file__).resolve().parent.parent / "python"
