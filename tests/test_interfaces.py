@@ -27,6 +27,16 @@ async def big(**server):
     return BIG
 
 
+APP_FIELDS = [("Date", "Mon, 01 Jan 2024 00:00:00 GMT"), ("Server", "app/1")]
+
+
+@native.route("/dated")
+async def dated(response, **server):
+    for name, value in APP_FIELDS:
+        response.set_header(name, value)
+    return b"dated"
+
+
 @native.route("/seen")
 async def seen(request, **server):
     return json.dumps({"path": request.path.decode(), "query": request.query_string.decode(),
@@ -35,6 +45,11 @@ async def seen(request, **server):
 
 async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
+        return
+    if scope["path"] == "/dated":
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (n.encode(), v.encode()) for n, v in APP_FIELDS]})
+        await send({"type": "http.response.body", "body": b"dated"})
         return
     if scope["path"] == "/big":  # one message: the fast path
         await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -51,6 +66,9 @@ def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> lis
     if environ["PATH_INFO"] == "/big":
         start_response("200 OK", [])
         return [BIG]
+    if environ["PATH_INFO"] == "/dated":
+        start_response("200 OK", APP_FIELDS)
+        return [b"dated"]
     body = json.dumps({"path": environ["PATH_INFO"], "query": environ["QUERY_STRING"],
                        "client": environ["REMOTE_ADDR"],
                        "user": environ.get("HTTP_X_USER")})
@@ -110,6 +128,18 @@ def test_forwarded_client(server: tuple[str, int], forwarded: bytes, client: str
     _, port = server
     _, seen = get(port, b"/seen", forwarded)
     assert seen["client"] == client
+
+
+def test_an_application_date_or_server_replaces_the_servers(
+        server: tuple[str, int]) -> None:
+    _, port = server
+    raw = exchange(port, b"GET /dated HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    [(status, fields, body)] = split_responses(raw)
+    assert status.startswith(b"HTTP/1.1 200") and body == b"dated"
+    head = raw.partition(b"\r\n\r\n")[0].lower()
+    assert head.count(b"\r\ndate: ") == 1 and head.count(b"\r\nserver: ") == 1
+    assert fields[b"date"] == b"Mon, 01 Jan 2024 00:00:00 GMT"
+    assert fields[b"server"] == b"app/1"
 
 
 def test_wsgi_drops_fields_with_underscores() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -279,6 +280,54 @@ def test_bottle() -> None:
 
     with serve_in_thread(lambda s: WSGIAdapter(bottle_app, s), shutdown_timeout=2) as (_, p):
         assert httpx.get(f"http://127.0.0.1:{p}/hi/bob", timeout=5).text == "hi bob"
+
+
+def _check_file_answers(url: str, data: bytes) -> None:
+    """GET, HEAD, Range and a conditional GET of one file, as any client would."""
+    with httpx.Client(timeout=5) as client:
+        for _ in range(2):  # and the connection stays usable after each
+            r = client.get(url)
+            assert r.status_code == 200 and r.content == data
+            assert r.headers["content-length"] == str(len(data))
+            assert len(r.headers.get_list("date")) == 1
+            r = client.head(url)
+            assert r.status_code == 200 and r.content == b""
+            assert r.headers["content-length"] == str(len(data))
+            r = client.get(url, headers={"Range": "bytes=10-99"})
+            assert r.status_code == 206 and r.content == data[10:100]
+            r = client.get(url, headers={"Range": "bytes=-50"})
+            assert r.status_code == 206 and r.content == data[-50:]
+            r = client.get(url, headers={"If-Modified-Since": r.headers["last-modified"]})
+            assert r.status_code == 304 and r.content == b""
+
+
+def test_flask_send_file_and_bottle_static_file(tmp_path: Path) -> None:
+    import bottle
+    from flask import Flask, send_file, send_from_directory
+
+    data = os.urandom(300_000)
+    (tmp_path / "big.bin").write_bytes(data)
+    flask_app = Flask("t")
+
+    @flask_app.route("/f/<name>")
+    def from_directory(name: str) -> Any:
+        return send_from_directory(tmp_path, name)
+
+    @flask_app.route("/send-file")
+    def whole() -> Any:
+        return send_file(tmp_path / "big.bin")
+
+    bottle_app = bottle.Bottle()
+
+    @bottle_app.route("/s/<name>")
+    def static(name: str) -> Any:
+        return bottle.static_file(name, root=str(tmp_path))
+
+    with serve_in_thread(lambda s: WSGIAdapter(flask_app, s), shutdown_timeout=2) as (_, p):
+        _check_file_answers(f"http://127.0.0.1:{p}/f/big.bin", data)
+        _check_file_answers(f"http://127.0.0.1:{p}/send-file", data)
+    with serve_in_thread(lambda s: WSGIAdapter(bottle_app, s), shutdown_timeout=2) as (_, p):
+        _check_file_answers(f"http://127.0.0.1:{p}/s/big.bin", data)
 
 
 def test_django_wsgi_and_asgi() -> None:

@@ -327,6 +327,13 @@ class WSGICycle:
             return
         if not self.started:
             body = self.first or b""
+            if not body and (ex.head_only or self.status == 304):
+                # no body to send: a length is the one a GET would have (Flask and
+                # Bottle give HEAD an empty iterable and keep the field); without
+                # one, none is claimed
+                self._start(self.length)
+                ex.end()
+                return
             if self.length is not None and self.length != len(body):
                 self.adapter.state.logger.error("WSGI body and Content-Length differ")
                 self.fail()

@@ -71,6 +71,8 @@ pub enum FieldRole {
     Connection,
     /// Left out: these describe this hop's connection, which is the server's.
     HopByHop,
+    /// Written as given, instead of the server's own (one Date, one Server).
+    Replaces,
 }
 
 /// The role of a field named `name` in a response with `status`. On a 101 the
@@ -91,6 +93,8 @@ pub fn field_role(name: &[u8], status: u16) -> FieldRole {
         10 if is(b"keep-alive") => FieldRole::HopByHop,
         16 if is(b"proxy-connection") => FieldRole::HopByHop,
         2 if is(b"te") => FieldRole::HopByHop,
+        4 if is(b"date") => FieldRole::Replaces,
+        6 if is(b"server") => FieldRole::Replaces,
         _ => FieldRole::Plain,
     }
 }
@@ -113,6 +117,8 @@ pub struct HeadWriter {
     status: u16,
     app_length: Option<u64>,
     close: bool,
+    app_date: bool,
+    app_server: bool,
 }
 
 impl HeadWriter {
@@ -140,6 +146,8 @@ impl HeadWriter {
             status,
             app_length: None,
             close: false,
+            app_date: false,
+            app_server: false,
         })
     }
 
@@ -167,6 +175,14 @@ impl HeadWriter {
             FieldRole::Connection => {
                 self.close |= list_items(value).any(|t| t.eq_ignore_ascii_case(b"close"));
             }
+            FieldRole::Replaces => {
+                if name.len() == 4 {
+                    self.app_date = true;
+                } else {
+                    self.app_server = true;
+                }
+                push_field(&mut self.out, name, value)?;
+            }
             FieldRole::HopByHop | FieldRole::Plain => {}
         }
         Ok(())
@@ -182,7 +198,8 @@ impl HeadWriter {
         self.close
     }
 
-    /// Adds Date, Server (omitted when empty), the framing field and Connection,
+    /// Adds Date and Server (unless the application gave its own; Server is
+    /// omitted when empty), the framing field and Connection,
     /// then the empty line. Framing is left out for statuses that forbid it.
     /// `http10` says the client spoke HTTP/1.0, which keeps a connection open only
     /// when told `Connection: keep-alive`.
@@ -194,8 +211,10 @@ impl HeadWriter {
         date: &[u8],
         server: &[u8],
     ) -> Result<Vec<u8>, EncodeError> {
-        self.header(b"Date", date)?;
-        if !server.is_empty() {
+        if !self.app_date {
+            self.header(b"Date", date)?;
+        }
+        if !server.is_empty() && !self.app_server {
             self.header(b"Server", server)?;
         }
         if !forbids_framing(self.status) {
@@ -324,6 +343,22 @@ mod tests {
             .finish(Framing::Unframed, true, false, DATE, b"")
             .unwrap();
         assert!(head.starts_with(b"HTTP/1.1 599 \r\n"));
+    }
+
+    #[test]
+    fn an_application_date_or_server_replaces_the_servers() {
+        let mut w = HeadWriter::new(200, None, 0).unwrap();
+        w.app_header(b"date", b"Mon, 01 Jan 2024 00:00:00 GMT")
+            .unwrap();
+        w.app_header(b"SERVER", b"app/1").unwrap();
+        let head = w
+            .finish(Framing::Length(0), true, false, DATE, b"tremolo")
+            .unwrap();
+        let text = String::from_utf8(head).unwrap();
+        assert_eq!(text.matches("ate: ").count(), 1, "{text}");
+        assert!(text.contains("date: Mon, 01 Jan 2024"));
+        assert_eq!(text.to_ascii_lowercase().matches("server: ").count(), 1);
+        assert!(text.contains("SERVER: app/1"));
     }
 
     #[test]
