@@ -107,3 +107,27 @@ def test_fastapi() -> None:
         r = c.post("/files", files={"file": ("data.txt", b"hello" * 1000)})
         assert r.json() == {"name": "data.txt", "size": 5000}
         assert c.get("/docs").status_code == 200
+
+
+def test_a_failed_body_is_answered_with_its_status_not_the_apps_500() -> None:
+    """FastAPI turns the disconnect it is given into a 500 of its own; the server
+    answers the body's failure instead: 400 for a malformed chunked body, 408 for a
+    body that does not come."""
+    import socket
+
+    with serve_in_thread(lambda state: ASGIAdapter(fastapi_app, state), shutdown_timeout=2,
+                         request_timeout=0.5) as (_, port):
+        for request, status in [
+            (b"POST /items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+             b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\nzz\r\n", b"400"),
+            (b"POST /items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+             b"Content-Length: 10\r\n\r\n{}", b"408"),
+        ]:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(request)
+                answer = b""
+                while b"\r\n\r\n" not in answer:
+                    chunk = sock.recv(4096)
+                    assert chunk, answer
+                    answer += chunk
+            assert answer.startswith(b"HTTP/1.1 " + status), answer

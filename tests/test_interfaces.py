@@ -4,6 +4,8 @@ uvloop and asyncio: what the application sees of the target and of the client.""
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -37,6 +39,11 @@ async def dated(response, **server):
     return b"dated"
 
 
+@native.route("/length")
+async def length(request, **server):
+    return str(len(await request.body()))
+
+
 @native.route("/seen")
 async def seen(request, **server):
     return json.dumps({"path": request.path.decode(), "query": request.query_string.decode(),
@@ -45,6 +52,15 @@ async def seen(request, **server):
 
 async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
+        return
+    if scope["path"] == "/length":
+        size, more = 0, True
+        while more:
+            message = await receive()
+            size += len(message.get("body", b""))
+            more = message.get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(size).encode()})
         return
     if scope["path"] == "/dated":
         await send({"type": "http.response.start", "status": 200, "headers": [
@@ -66,6 +82,10 @@ def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> lis
     if environ["PATH_INFO"] == "/big":
         start_response("200 OK", [])
         return [BIG]
+    if environ["PATH_INFO"] == "/length":
+        size = len(environ["wsgi.input"].read())
+        start_response("200 OK", [])
+        return [str(size).encode()]
     if environ["PATH_INFO"] == "/dated":
         start_response("200 OK", APP_FIELDS)
         return [b"dated"]
@@ -166,3 +186,45 @@ def test_speed_limit_applies_to_every_interface(interface: str) -> None:
         elapsed = time.monotonic() - t0
     assert r.content == BIG and r.headers["content-length"] == str(len(BIG))
     assert 0.75 < elapsed < 1.5, f"{elapsed:.2f} s for 256 KiB at 256 KiB/s"
+
+
+def trickle(port: int, pieces: int, size: int, pause: float, declared: int) -> tuple[bytes, float]:
+    """Sends a body of `declared` bytes, `pieces` pieces of `size` bytes `pause`
+    seconds apart; returns the answer's status line and when it came."""
+    start = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST /length HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n"
+                     % declared)
+        sock.setblocking(False)
+        answer = b""
+        for _ in range(pieces):
+            try:
+                answer += sock.recv(4096)
+                break  # answered (or closed): stop sending
+            except BlockingIOError:
+                pass
+            sock.sendall(b"x" * size)
+            time.sleep(pause)
+        sock.setblocking(True)
+        while b"\r\n" not in answer:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    return answer.partition(b"\r\n")[0], time.monotonic() - start
+
+
+@pytest.mark.parametrize("interface", list(TARGETS))
+def test_a_body_slower_than_body_min_rate_is_408(interface: str) -> None:
+    """Each piece comes well inside request_timeout, but the body as a whole is far
+    slower than body_min_rate: it is cut off a little after the grace, not after
+    one request_timeout per piece."""
+    with serve_in_thread(TARGETS[interface], shutdown_timeout=2, request_timeout=1.0,
+                         body_min_rate=100) as (_, port):
+        status, took = trickle(port, pieces=40, size=10, pause=0.25, declared=10_000)
+        assert status.startswith(b"HTTP/1.1 408"), status
+        assert took < 4, took
+        # an honest slow client (1 KB/s, 2 s in all) is served
+        status, _ = trickle(port, pieces=8, size=250, pause=0.25, declared=2000)
+        assert status == b"HTTP/1.1 200 OK"
+

@@ -76,6 +76,9 @@ class Options:
     download_rate: int = 0
     #: bytes per second for one connection's request bodies, 0 for no limit
     upload_rate: int = 0
+    #: the slowest a request body may arrive, in bytes per second while a handler
+    #: waits for it, after a grace of request_timeout; 0 for no minimum
+    body_min_rate: int = 500
     ssl: dict[str, Any] | None = None
     ws: bool = True
     #: the largest WebSocket message (and frame) accepted, inflated; larger is 1009
@@ -163,6 +166,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "thread_pool_size": _positive_int,
     "download_rate": lambda n, v: _positive_int(n, v, minimum=0),
     "upload_rate": lambda n, v: _positive_int(n, v, minimum=0),
+    "body_min_rate": lambda n, v: _positive_int(n, v, minimum=0),
     "locks": _positive_int,
     "ws_max_payload_size": lambda n, v: _positive_int(n, v, minimum=125),
     "ws_ping_interval": _optional_seconds,

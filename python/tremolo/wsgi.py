@@ -18,7 +18,6 @@ from urllib.parse import unquote_to_bytes
 
 from .exceptions import HTTPException
 from .protocols import Adapter, ClientDisconnected, Exchange, ServerState
-from .protocols.exchange import TEXT_PLAIN, error_text
 from .protocols.sendfile import copy_file
 
 
@@ -181,7 +180,7 @@ class WSGIAdapter(Adapter):
         if cycle.input_error is not None and not cycle.started:
             # reading the body failed (too slow: 408; malformed or too large: 400, 413):
             # that is the answer, whatever the application made of the exception
-            cycle.refuse(cycle.input_error)
+            ex.refuse(cycle.input_error)
             return
         if cycle.file is not None:
             await cycle.send_file()
@@ -311,11 +310,6 @@ class WSGICycle:
         finally:
             self.file.close()
         self.sent = self.length
-
-    def refuse(self, error: HTTPException) -> None:
-        """Answers with an input error's status; the connection closes after it."""
-        self.ex.keep_alive = False
-        self.ex.respond(error.code, [TEXT_PLAIN], error_text(error.code, str(error)))
 
     async def finish(self) -> None:
         ex = self.ex

@@ -16,6 +16,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from .. import _core
+from ..exceptions import HTTPException
 from ..protocols import ClientDisconnected, Exchange
 from ..protocols.sendfile import copy_file
 
@@ -42,6 +43,8 @@ class Cycle:
     trailers: list[tuple[bytes, bytes]] | None = None
     finished: asyncio.Future[None] | None = None
     body_done = False
+    #: why reading the request body failed, if it did
+    input_error: HTTPException | None = None
 
     def __init__(self, ex: Exchange, done: asyncio.Future[None]) -> None:
         self.ex = ex
@@ -56,6 +59,12 @@ class Cycle:
                 data = await ex.receive()
             except ClientDisconnected:
                 return {"type": "http.disconnect"}
+            except HTTPException as exc:
+                # the body failed (too slow: 408; malformed or too large: 400, 413):
+                # for the application the client is gone, and the server answers
+                self.input_error = exc
+                self.body_done = True
+                return {"type": "http.disconnect"}
             self.body_done = not data or ex.body_exhausted
             return {"type": "http.request", "body": data, "more_body": not self.body_done}
         # the body was read: the next event is the end of the exchange
@@ -69,6 +78,8 @@ class Cycle:
     # -- send ----------------------------------------------------------------
 
     def send(self, message: Message) -> Awaitable[None]:
+        if self.input_error is not None and not self.started:
+            raise ClientDisconnected("the request body failed: the server answers it")
         kind = message["type"]
         if kind == "http.response.body":
             head = self.head
@@ -217,11 +228,21 @@ async def serve(app: Any, scope: dict[str, Any], ex: Exchange, done: asyncio.Fut
     cycle = Cycle(ex, done)
     try:
         await app(scope, cycle.receive, cycle.send)
-    except (ClientDisconnected, asyncio.CancelledError, GeneratorExit):
-        raise  # the client left, the handler was cancelled, or the coroutine closed
+    except (asyncio.CancelledError, GeneratorExit):
+        raise  # the handler was cancelled, or the coroutine closed
+    except ClientDisconnected:
+        if cycle.input_error is None:
+            raise  # the client left
     except BaseException as exc:
-        logger.error("ASGI application failed", exc_info=exc)
-        cycle.fail()
+        if cycle.input_error is None:
+            logger.error("ASGI application failed", exc_info=exc)
+            cycle.fail()
+            return
+    if cycle.input_error is not None:
+        # whatever the application made of it, the failed body is the answer
+        logger.info("request body failed: %s", cycle.input_error)
+        ex.refuse(cycle.input_error)
+        cycle._done()
         return
     if not cycle.complete:
         if cycle.started or cycle.head is not None:

@@ -18,6 +18,7 @@ from .. import _core
 from .flow import ClientDisconnected, time_out
 
 if TYPE_CHECKING:
+    from ..exceptions import HTTPException
     from .http import HTTPProtocol
     from .task import RequestTask
 
@@ -59,6 +60,9 @@ class Exchange:
     _left: int | None = None
     _body: deque[bytes] | None = None
     _body_size = 0
+    #: body bytes received, and seconds a handler spent waiting for them
+    _received = 0
+    _waited = 0.0
     _error: BaseException | None = None
     _waiter: asyncio.Future[None] | None = None
     _bucket: _core.TokenBucket | None = None
@@ -88,8 +92,9 @@ class Exchange:
 
     @property
     def body_exhausted(self) -> bool:
-        """The whole body has arrived and been read."""
-        return self._ended and not self._body
+        """The whole body has arrived and been read (a body that failed never has:
+        its error is still to be read)."""
+        return self._ended and not self._body and self._error is None
 
     def _feed(self, data: bytes) -> None:
         if self.finished:
@@ -98,6 +103,7 @@ class Exchange:
             self._body = deque()
         self._body.append(data)
         self._body_size += len(data)
+        self._received += len(data)
         self._wake()
         self.protocol.update_reading()
 
@@ -123,19 +129,40 @@ class Exchange:
                 if not self.started:
                     self.flow.write(_CONTINUE)
             p = self.protocol
-            waiter = self._waiter = p.loop.create_future()
-            timer = p.loop.call_later(p.state.options.request_timeout, time_out, waiter,
-                                      "the request body")
+            loop = p.loop
+            timeout, what = self._body_wait()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(timeout, time_out, waiter, what)
+            start = loop.time()
             try:
                 await waiter
             finally:
                 timer.cancel()
                 self._waiter = None
+                self._waited += loop.time() - start
         assert self._body is not None
         data = self._body.popleft()
         self._body_size -= len(data)
         self.protocol.update_reading()
         return data
+
+    def _body_wait(self) -> tuple[float, str]:
+        """How long the next wait for the body may last: request_timeout, and less
+        when the client is behind body_min_rate. Only time a handler spends waiting
+        counts (a handler that reads slowly is not the client's fault); the
+        allowance is a grace of request_timeout plus 1/rate seconds per byte
+        received, so a body trickled to stay just inside each wait still ends."""
+        opts = self.protocol.state.options
+        rate = opts.body_min_rate
+        if opts.upload_rate:  # the server's own pacing must not count against it
+            rate = min(rate, opts.upload_rate // 2)
+        if rate <= 0:
+            return opts.request_timeout, "the request body"
+        allowance = opts.request_timeout + self._received / rate - self._waited
+        if allowance >= opts.request_timeout:
+            return opts.request_timeout, "the request body"
+        return max(allowance, 0.0), (f"the request body (arriving slower than "
+                                     f"body_min_rate, {rate} bytes/s)")
 
     # -- response ------------------------------------------------------------
 
@@ -298,6 +325,17 @@ class Exchange:
             self.respond(500, [TEXT_PLAIN], b"Internal Server Error")
         else:
             self.abort()
+
+    def refuse(self, error: HTTPException) -> None:
+        """Answers a failed body read (an HTTPException: 408, 400, 413) with its
+        status, whatever the application made of it; the connection closes."""
+        if self.finished or self.flow.closed:
+            return
+        if self.started:
+            self.abort()
+            return
+        self.keep_alive = False
+        self.respond(error.code, [TEXT_PLAIN], error_text(error.code, str(error)))
 
     def abort(self) -> None:
         """Finishes without a response: the connection is closed."""
