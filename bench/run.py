@@ -66,6 +66,9 @@ SCENARIOS = {
     # issue 4: big bodies, speed limits off
     "streaming": [(name, path) for path in ("/1m", "/upload", "/file")
                   for name in ("tremolo-streaming", "uvicorn-streaming", "granian-streaming")],
+    # issue 10: 1 MiB uploads, the native stream() against the ASGI path and peers
+    "upload": [(name, "/upload") for name in ("tremolo-streaming", "tremolo-streaming-asgi",
+                                              "granian-streaming", "uvicorn-streaming")],
     # issue 9: WebSocket echo, 32-byte and 64 KiB messages (the "path" is the size)
     "websocket": [(name, size) for size in ("32", "65536")
                   for name in ("tremolo-ws-native", "tremolo-ws-asgi", "granian-ws-asgi",
@@ -95,6 +98,8 @@ def servers(port: int) -> list[Server]:
                                  "--chdir", str(BENCH), "-b", f"127.0.0.1:{port}",
                                  "--log-level", "warning", "apps.wsgi_hello:app"]),
         Server("tremolo-streaming", [PY, streaming, str(port)]),
+        Server("tremolo-streaming-asgi", [*cli, "--client-max-body-size", str(64 << 20),
+                                          "--buffer-size", "65536", streaming + ":asgi"]),
         Server("uvicorn-streaming", [*uv[:-1], "--http", "httptools", "apps.streaming:asgi"]),
         Server("granian-streaming", [*gr, "--interface", "rsgi", "apps.streaming:rsgi"]),
         Server("tremolo", [PY, hello, str(port)]),
@@ -276,7 +281,7 @@ def main() -> None:
     by_name = {s.name: s for s in servers(port)}
     chosen = [replace(by_name[name], path=path) for name, path in SCENARIOS[args.scenario]
               if not args.only or name in args.only.split(",")]
-    if args.scenario == "streaming":
+    if args.scenario in ("streaming", "upload"):
         if not BIG_FILE.exists() or BIG_FILE.stat().st_size != 50 << 20:
             BIG_FILE.write_bytes(os.urandom(1 << 20) * 50)
         for s in chosen:
@@ -443,6 +448,11 @@ def report(results: dict[str, list[tuple[float, float, float, int]]],
                  "ratios to granian with the same interface and path")
         baseline = {name: ("granian-wsgi " if "wsgi" in name or "gunicorn" in name
                            else "granian-asgi ") + name.split()[-1] for name in med}
+    elif args.scenario == "upload":
+        title = ("Uploads: POST /upload, a 1 MiB body read in pieces and counted (the native "
+                 "app's request.stream(), the ASGI app's receive(), granian's RSGI "
+                 "iterator; wrk -c16)")
+        baseline = {name: "granian-streaming /upload" for name in med}
     elif args.scenario == "streaming":
         title = ("Big bodies, speed limits off: GET /1m (1 MiB returned), POST /upload "
                  "(1 MiB streamed in, wrk -c16), GET /file (a 50 MiB file, wrk -c4)")
@@ -452,7 +462,7 @@ def report(results: dict[str, list[tuple[float, float, float, int]]],
                  "65536-byte body)")
         baseline = {name: "granian-rsgi " + name.split()[-1] for name in med}
     base_label = "uvicorn-httptools" if args.scenario == "hello" else "granian RSGI, same path"
-    if args.scenario == "streaming":
+    if args.scenario in ("streaming", "upload"):
         base_label = "granian RSGI, same path"
     elif args.scenario == "interfaces":
         base_label = "granian, same interface and path"

@@ -71,6 +71,8 @@ if __name__ == "__main__":
     async def file(response, **server):
         await response.sendfile(FILE)
 
+    # speed limits are off by default; the body limit is raised for the uploads
     app.run("127.0.0.1", int(sys.argv[1]), worker_num=0, log_level="ERROR",
-            download_rate=1 << 40, upload_rate=1 << 40, client_max_body_size=64 << 20,
-            buffer_size=65536)
+            client_max_body_size=64 << 20,
+            buffer_size=int(os.environ.get("BENCH_BUFFER_SIZE", "65536")),
+            upload_rate=int(os.environ.get("BENCH_UPLOAD_RATE", "0")))

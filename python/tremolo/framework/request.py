@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 DEFAULT_CONTENT_TYPE = b"application/octet-stream"
 
 
+# the largest piece recv() and stream() give at once
+MAX_PIECE = 1 << 20
+
+
 class Headers(dict[bytes, list[bytes]]):
     """Request fields: lowercase name -> list of values, in the order received."""
 
@@ -225,16 +229,16 @@ class Request:
     # -- the body ------------------------------------------------------------
 
     async def recv(self) -> bytes:
-        """The next piece of body as it arrives, at most buffer_size bytes; b"" at
-        the end."""
-        limit = self.exchange.protocol.state.options.buffer_size
+        """The next piece of body as it arrives: what one read of the socket gave
+        (at most MAX_PIECE bytes; the data is in memory already, and cutting it
+        smaller only costs copies); b"" at the end."""
         if not self._buf:
             data = await self.exchange.receive()
-            if len(data) <= limit:
+            if len(data) <= MAX_PIECE:
                 return data
             self._buf += data
-        data = bytes(self._buf[:limit])
-        del self._buf[:limit]
+        data = bytes(self._buf[:MAX_PIECE])
+        del self._buf[:MAX_PIECE]
         return data
 
     async def stream(self) -> AsyncIterator[bytes]:
