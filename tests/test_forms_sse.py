@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tremolo import Tremolo
+from tremolo.framework import request as request_module
 from tremolo.testing import serve_in_thread
 
 from .helpers import exchange, split_responses
@@ -216,11 +217,17 @@ async def pieces(request: Any) -> str:
     return json.dumps([len(p) async for p in request.stream()])
 
 
-def test_stream_pieces_are_at_most_buffer_size() -> None:
+def test_stream_pieces_are_what_a_read_gave_up_to_a_bound(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    body = b"p" * 100_000
+    raw = (b"POST /pieces HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+           b"Content-Length: %d\r\n\r\n" % len(body) + body)
     with serve_in_thread(app, buffer_size=4096, shutdown_timeout=2) as (_, port):
-        body = b"p" * 100_000
-        raw = (b"POST /pieces HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
-               b"Content-Length: %d\r\n\r\n" % len(body) + body)
         [(_, _, out)] = split_responses(exchange(port, raw))
-    sizes = json.loads(out)
-    assert sum(sizes) == 100_000 and max(sizes) <= 4096
+        sizes = json.loads(out)
+        # not cut into buffer_size slices: a read of the socket gives more at once
+        assert sum(sizes) == 100_000 and max(sizes) > 4096
+        monkeypatch.setattr(request_module, "MAX_PIECE", 1000)
+        [(_, _, out)] = split_responses(exchange(port, raw))
+        sizes = json.loads(out)
+        assert sum(sizes) == 100_000 and max(sizes) <= 1000
