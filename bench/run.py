@@ -8,7 +8,7 @@ The machine is shared and noisy: read the ratios, not the absolute numbers.
     python3 bench/run.py [--duration 10] [--rounds 3] [--connections 64] [--only NAME,...]
 
 The original Tremolo shares our package name, so it runs from its own virtual
-environment (bench/.venv-tremolo053, made on first use).
+environment (.venv-tremolo053, made on first use by tools/original_env.py).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
-VENV053 = BENCH / ".venv-tremolo053"
+VENV053 = ROOT / ".venv-tremolo053"  # made by tools/original_env.py, shared with the tests
 PY = sys.executable
 PEER_PACKAGES = ["uvicorn==0.54.0", "httptools==0.9.0", "uvloop==0.23.0", "granian==2.8.7", "h11",
                  "gunicorn==27.0.1", "websockets==17.4"]
@@ -124,10 +124,8 @@ def ensure_peers() -> None:
         sys.exit("wrk is missing: apt-get install wrk")
     subprocess.run([PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                     *PEER_PACKAGES], check=True)
-    if not (VENV053 / "bin" / "python").exists():
-        subprocess.run([PY, "-m", "venv", str(VENV053)], check=True)
-        subprocess.run([str(VENV053 / "bin" / "pip"), "install", "--quiet",
-                        "--disable-pip-version-check", "tremolo==0.5.3"], check=True)
+    subprocess.run([PY, str(ROOT / "tools" / "original_env.py"), str(VENV053)], check=True,
+                   stdout=subprocess.DEVNULL)
 
 
 def free_port() -> int:

@@ -199,12 +199,12 @@ def test_unread_parts_are_skipped(port: int) -> None:
 
 def test_sse(port: int) -> None:
     with httpx.stream("GET", url(port, "/sse"), timeout=5) as r:
-        assert r.headers["content-type"] == "text/event-stream; charset=utf-8"
-        assert r.headers["cache-control"] == "no-cache"
+        assert r.headers["content-type"] == "text/event-stream"
+        assert r.headers["cache-control"] == "no-cache, must-revalidate"
         text = b"".join(r.iter_bytes()).decode()
     assert text == ("data: hello\n\n"
-                    "event: update\nid: 7\nretry: 3000\n"
-                    "data: line one\ndata: line two\ndata: line three\n\n")
+                    "data: line one\ndata: line two\ndata: line three\n"
+                    "event: update\nid: 7\nretry: 3000\n\n")
 
 
 def test_sse_refuses_newlines_in_fields(port: int) -> None:

@@ -26,7 +26,7 @@ def boundary_of(content_type: bytes) -> bytes:
                 value = value[1:-1]
             if 1 <= len(value) <= 70:
                 return value
-    raise BadRequest("multipart body without a valid boundary")
+    raise BadRequest("missing boundary")  # the original's words
 
 
 def parse_params(value: bytes) -> tuple[bytes, dict[str, str]]:

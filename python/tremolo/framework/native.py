@@ -127,7 +127,7 @@ class NativeAdapter(Adapter):
             if connecting is not None:
                 del ex.protocol.context["connecting"]
                 await asyncio.shield(connecting)
-        route, groups = app.router.find(ex.head.target)
+        route, groups, path_params = app.router.find(ex.head.target)
         request = Request(ex)
         response = Response(request)
         server = dict(self.shared, request=request, response=response,
@@ -150,8 +150,8 @@ class NativeAdapter(Adapter):
                 request._options = options
             else:  # a request middleware already read the options
                 request._ctx.options = Context(options, **request._ctx.options)
-            if groups:
-                request.params["path"] = Context(groups)
+            if path_params is not None:
+                request.params["path"] = Context(groups) if groups else path_params
             if options:
                 self._apply_options(response, options)
                 if "sse" in options:

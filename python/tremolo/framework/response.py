@@ -138,7 +138,8 @@ class Response:
         """An HTTPRedirect to raise: `raise response.redirect('/new', 301)`."""
         if code not in REDIRECTS:
             raise ValueError(f"redirect code must be one of {sorted(REDIRECTS)}")
-        return HTTPRedirect(code=code, message=REDIRECTS[code], location=_field(url))
+        # an empty body, as the original: the Location field is the answer
+        return HTTPRedirect("", code=code, message=REDIRECTS[code], location=_field(url))
 
     # -- sending -------------------------------------------------------------
 

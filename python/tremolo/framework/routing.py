@@ -134,19 +134,23 @@ class Router:
             self.static[normalize(path)] = route
         return route
 
-    def find(self, target: bytes) -> tuple[Route | None, dict[str, Any]]:
+    def find(self, target: bytes) -> tuple[Route | None, dict[str, Any], Any]:
+        """The route for `target`, its named groups (the handler's keyword
+        arguments), and `request.params.path`: the named groups, or the unnamed
+        ones as a tuple when there are no names (as the original)."""
         path = target.partition(b"?")[0]
         route = self.static.get(path)
         if route is None and len(path) > 1:
             route = self.static.get(path.rstrip(b"/") or b"/")
         if route is not None:
-            return route, {}
+            return route, {}, None
         for route in self.regex:
             assert route.pattern is not None
             m = route.pattern.search(target)
             if m is not None:
-                return route, m.groupdict()
-        return None, {}
+                named = m.groupdict()
+                return route, named, named or m.groups()
+        return None, {}, None
 
     def merge(self, other: Router, prefix: bytes) -> None:
         """Adds `other`'s routes under `prefix` (for mount)."""

@@ -26,22 +26,25 @@ class SSE:
 
     async def _start(self) -> None:
         r = self.response
-        r.set_content_type(b"text/event-stream; charset=utf-8")
-        r.set_header(b"Cache-Control", b"no-cache")
+        # the original's fields: clients and proxies must not cache or buffer it
+        r.set_content_type(b"text/event-stream")
+        r.set_header(b"Cache-Control", b"no-cache, must-revalidate")
+        r.set_header(b"Expires", b"Thu, 01 Jan 1970 00:00:00 GMT")
         await r.write(None)
         self.started = True
 
     async def send(self, data: bytes | str = b"", event: bytes | str | None = None,
                    event_id: bytes | str | None = None, retry: int = 0) -> None:
-        """One event: each line of `data` becomes a `data:` line."""
-        out = []
+        """One event: each line of `data` becomes a `data:` line (line breaks at
+        its ends are dropped, as the original does), then `event`, `id`, `retry`."""
+        text = _bytes(data).strip(b"\r\n")
+        out = [b"data: " + line for line in _LINES.split(text)]
         if event is not None:
             out.append(b"event: " + self._single_line(event, "event"))
         if event_id is not None:
             out.append(b"id: " + self._single_line(event_id, "event_id"))
         if retry:
             out.append(b"retry: %d" % int(retry))
-        out.extend(b"data: " + line for line in _LINES.split(_bytes(data)))
         if not self.started:
             await self._start()
         await self.response.write(b"\n".join(out) + b"\n\n")

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 _Frame = _core.Frame
 
 
+_HANDSHAKE_FIELDS = (b"upgrade", b"connection", b"sec-websocket-")
+
+
 def _closed(exc: ConnectionClosed) -> WebSocketClientClosed | WebSocketServerClosed:
     if exc.by_client:
         return WebSocketClientClosed(f"connection closed ({exc.code})", code=exc.code)
@@ -72,7 +75,11 @@ class WebSocket:
             for name, value in exc.headers:
                 error.headers[name.decode()] = value.decode()
             raise error from None
-        self.protocol = handshake.switch()
+        # fields a middleware or the handler set (a cookie, say) go with the 101;
+        # the handshake's own are the server's
+        fields = [(n, v) for n, v in self.response.fields
+                  if not n.lower().startswith(_HANDSHAKE_FIELDS)]
+        self.protocol = handshake.switch(headers=fields)
 
     def _open(self) -> WebSocketProtocol:
         if self.protocol is None:
