@@ -1,5 +1,7 @@
 """Behaviour the three interfaces share, tested once over native, ASGI and WSGI, on
-uvloop and asyncio: what the application sees of the target and of the client."""
+uvloop and asyncio: what the application sees of the target and of the client,
+framing, HEAD, Content-Length checks, the server's error answers, limits, proxy
+headers and body deadlines."""
 
 from __future__ import annotations
 
@@ -44,6 +46,18 @@ async def length(request, **server):
     return str(len(await request.body()))
 
 
+@native.route("/stream")
+async def stream(**server):
+    yield b"one,"
+    yield b"two"
+
+
+@native.route("/short")
+async def short(response, **server):
+    response.set_header("Content-Length", "10")
+    return b"12345"
+
+
 @native.route("/seen")
 async def seen(request, **server):
     return json.dumps({"path": request.path.decode(), "query": request.query_string.decode(),
@@ -61,6 +75,16 @@ async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             more = message.get("more_body", False)
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": str(size).encode()})
+        return
+    if scope["path"] == "/stream":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"one,", "more_body": True})
+        await send({"type": "http.response.body", "body": b"two"})
+        return
+    if scope["path"] == "/short":
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"10")]})
+        await send({"type": "http.response.body", "body": b"12345"})
         return
     if scope["path"] == "/dated":
         await send({"type": "http.response.start", "status": 200, "headers": [
@@ -89,6 +113,12 @@ def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> lis
     if environ["PATH_INFO"] == "/dated":
         start_response("200 OK", APP_FIELDS)
         return [b"dated"]
+    if environ["PATH_INFO"] == "/stream":
+        start_response("200 OK", [])
+        return iter([b"one,", b"two"])
+    if environ["PATH_INFO"] == "/short":
+        start_response("200 OK", [("Content-Length", "10")])
+        return [b"12345"]
     body = json.dumps({"path": environ["PATH_INFO"], "query": environ["QUERY_STRING"],
                        "client": environ["REMOTE_ADDR"],
                        "user": environ.get("HTTP_X_USER")})
@@ -160,6 +190,83 @@ def test_an_application_date_or_server_replaces_the_servers(
     assert head.count(b"\r\ndate: ") == 1 and head.count(b"\r\nserver: ") == 1
     assert fields[b"date"] == b"Mon, 01 Jan 2024 00:00:00 GMT"
     assert fields[b"server"] == b"app/1"
+
+
+def request(port: int, raw: bytes) -> tuple[bytes, dict[bytes, bytes], bytes, bytes]:
+    """(status line, fields, body, the raw answer) of one request on its own connection."""
+    out = exchange(port, raw)
+    status, fields, body = split_responses(out)[0] if out else (b"", {}, b"")
+    return status, fields, body, out
+
+
+def test_framing(server: tuple[str, int]) -> None:
+    _, port = server
+    # a body in one piece has a Content-Length; a streamed one is chunked on 1.1
+    status, fields, body, _ = request(port, b"GET /big HTTP/1.1\r\nHost: t\r\n"
+                                      b"Connection: close\r\n\r\n")
+    assert fields[b"content-length"] == str(len(BIG)).encode() and body == BIG
+    status, fields, body, _ = request(port, b"GET /stream HTTP/1.1\r\nHost: t\r\n"
+                                      b"Connection: close\r\n\r\n")
+    assert fields[b"transfer-encoding"] == b"chunked" and body == b"one,two"
+    # and on HTTP/1.0, ended by closing the connection
+    _, _, _, raw = request(port, b"GET /stream HTTP/1.0\r\n\r\n")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"transfer-encoding" not in head.lower() and body == b"one,two"
+    # keep-alive: two requests on one connection, both answered in order
+    raw = exchange(port, b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n"
+                   b"GET /stream HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    bodies = [b for _, _, b in split_responses(raw)]
+    assert bodies == [BIG, b"one,two"]
+
+
+@pytest.mark.parametrize("path", [b"/big", b"/stream"])
+def test_head_has_the_fields_of_get_and_no_body(server: tuple[str, int], path: bytes) -> None:
+    _, port = server
+    raw = exchange(port, b"HEAD " + path + b" HTTP/1.1\r\nHost: t\r\n\r\n"
+                   b"GET /big HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    if path == b"/big":
+        assert b"content-length: %d" % len(BIG) in head.lower()
+    assert rest.startswith(b"HTTP/1.1 200")  # no body came between the two answers
+
+
+def test_a_content_length_the_body_does_not_fill_is_a_500(server: tuple[str, int]) -> None:
+    _, port = server
+    status, _, _, raw = request(port, b"GET /short HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 500"), raw
+    assert b"12345" not in raw
+
+
+def test_the_servers_own_error_answers(server: tuple[str, int]) -> None:
+    _, port = server
+    for raw, code in [(b"GET /seen HTTP/1.1\r\nHost: t\r\nX: a\r\n b\r\n\r\n", b"400"),
+                      (b"GET /seen HTTP/1.1\r\n\r\n", b"400"),
+                      (b"GET /seen HTTP/3.0\r\nHost: t\r\n\r\n", b"505"),
+                      (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", b"414"),
+                      (b"GET /seen HTTP/1.1\r\nHost: t\r\nX: " + b"a" * 9000 + b"\r\n\r\n",
+                       b"431")]:
+        status, fields, body, _ = request(port, raw)
+        assert status.startswith(b"HTTP/1.1 " + code), (raw[:40], status)
+        assert fields[b"content-type"] == b"text/plain; charset=utf-8"
+        assert body.startswith(code + b" ") and fields[b"connection"] == b"close"
+
+
+@pytest.mark.parametrize("interface", list(TARGETS))
+def test_a_body_over_the_limit_is_413_naming_the_option(interface: str) -> None:
+    with serve_in_thread(TARGETS[interface], shutdown_timeout=2,
+                         client_max_body_size=1000) as (_, port):
+        for extra, body in [(b"Content-Length: 1001\r\n", b"x" * 1001),
+                            (b"Transfer-Encoding: chunked\r\n",
+                             b"3e9\r\n" + b"x" * 1001 + b"\r\n0\r\n\r\n")]:
+            status, _, text, _ = request(port, b"POST /length HTTP/1.1\r\nHost: t\r\n"
+                                         + extra + b"\r\n" + body)
+            assert status.startswith(b"HTTP/1.1 413"), (interface, extra, status)
+            assert b"client_max_body_size" in text and b"1000" in text
+        status, _, text, _ = request(port, b"POST /length HTTP/1.1\r\nHost: t\r\n"
+                                     b"Connection: close\r\nContent-Length: 1000\r\n\r\n"
+                                     + b"x" * 1000)
+        assert status == b"HTTP/1.1 200 OK" and text == b"1000"
 
 
 def test_wsgi_drops_fields_with_underscores() -> None:

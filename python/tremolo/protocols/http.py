@@ -286,8 +286,7 @@ class HTTPProtocol(asyncio.Protocol):
     def parse_error_status(self, status: int, reason: str) -> None:
         """Answers `status` with a short text and closes the connection (gently after
         a 413: the client may be sending a body nobody will read)."""
-        if status == 413:
-            reason += f" (client_max_body_size: {self.parser.max_body_size} bytes)"
+        reason = self._explained(status, reason)
         self.write(_encode_response(status, [TEXT_PLAIN], error_text(status, reason), False,
                                     False, self.state.date, self.state.server_name)[0])
         if status == 413:
@@ -316,11 +315,17 @@ class HTTPProtocol(asyncio.Protocol):
         self.flow.hold(False)
         self.loop.call_later(LINGER_SECONDS, self.close)
 
+    def _explained(self, status: int, reason: str) -> str:
+        """A parse error's reason, naming the option behind a limit."""
+        if status == 413:
+            return f"{reason} (client_max_body_size: {self.parser.max_body_size} bytes)"
+        return reason
+
     def parse_error(self, err: _core.HTTPParseError) -> None:
         reading = self.reading
         if reading is not None:
             # the handler reading the body learns why, as an error with its status
-            refused = HTTPException(err.reason, code=err.status,
+            refused = HTTPException(self._explained(err.status, err.reason), code=err.status,
                                     message=_core.reason_phrase(err.status))
             refused.__cause__ = err
             reading._end(refused)
