@@ -204,9 +204,11 @@ def test_framing(server: tuple[str, int]) -> None:
     # a body in one piece has a Content-Length; a streamed one is chunked on 1.1
     status, fields, body, _ = request(port, b"GET /big HTTP/1.1\r\nHost: t\r\n"
                                       b"Connection: close\r\n\r\n")
+    assert status == b"HTTP/1.1 200 OK"
     assert fields[b"content-length"] == str(len(BIG)).encode() and body == BIG
     status, fields, body, _ = request(port, b"GET /stream HTTP/1.1\r\nHost: t\r\n"
                                       b"Connection: close\r\n\r\n")
+    assert status == b"HTTP/1.1 200 OK"
     assert fields[b"transfer-encoding"] == b"chunked" and body == b"one,two"
     # and on HTTP/1.0, ended by closing the connection
     _, _, _, raw = request(port, b"GET /stream HTTP/1.0\r\n\r\n")
