@@ -199,3 +199,5 @@ def test_every_expected_difference_has_a_case_and_the_docs_count_them() -> None:
     docs = " ".join((ROOT / "docs" / "differences.md").read_text().split())
     assert f"the same {len(CASES)} requests" in docs
     assert f"The {len(EXPECTED)} listed differences" in docs
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert f"{len(CASES)} requests, every difference listed" in readme
