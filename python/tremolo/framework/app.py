@@ -59,6 +59,8 @@ class App:
         # longest prefix it falls under (a mounted application's, or b"": this one's)
         self.groups: dict[bytes, dict[str, list[Registered]]] = {
             b"": {n: [] for n in MIDDLEWARES}}
+        #: this application's own middlewares (not those of mounted ones)
+        self.middlewares = self.groups[b""]
         self.listeners: list[tuple[str | None, int | str, dict[str, Any]]] = []
         self.globals = Context()
 
@@ -95,11 +97,6 @@ class App:
         self.hooks[name].append(Registered(func, priority))
         _sort(self.hooks[name], name)
 
-    @property
-    def middlewares(self) -> dict[str, list[Registered]]:
-        """This application's own middlewares (not those of mounted ones)."""
-        return self.groups[b""]
-
     def add_middleware(self, func: Callable[..., Any], name: str = "request",
                        priority: int = 999, *, prefix: bytes = b"") -> None:
         if name not in MIDDLEWARES:
@@ -111,14 +108,12 @@ class App:
     def middlewares_for(self, path: bytes) -> dict[str, list[Registered]]:
         """The middlewares that serve `path`: those of the innermost mounted
         application it is under that has any, else this application's."""
-        if len(self.groups) > 1:
-            best = b""
-            for prefix in self.groups:
-                if len(prefix) > len(best) and (
-                        path == prefix or path.startswith(prefix + b"/")):
-                    best = prefix
-            return self.groups[best]
-        return self.groups[b""]
+        best = b""
+        for prefix in self.groups:
+            if len(prefix) > len(best) and (
+                    path == prefix or path.startswith(prefix + b"/")):
+                best = prefix
+        return self.groups[best]
 
     def _decorator(self, add: Callable[..., None], name: str, args: tuple[Any, ...],
                    priority: int) -> Any:

@@ -132,7 +132,9 @@ class NativeAdapter(Adapter):
         response = Response(request)
         server = dict(self.shared, request=request, response=response,
                       context=ex.protocol.context["ctx"])
-        middlewares = app.middlewares_for(request.path)
+        # (request.path is worked out only when a mounted application has its own)
+        middlewares = app.middlewares if len(app.groups) == 1 \
+            else app.middlewares_for(request.path)
         if middlewares["response"]:
             response.before_send = functools.partial(
                 self._response_middlewares, middlewares["response"], server)
