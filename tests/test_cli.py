@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import httpx
+import pytest
 
 from .helpers import free_port, wait_up
 
@@ -70,10 +71,11 @@ def test_bad_input_gives_one_line_errors(tmp_path: Path) -> None:
         (["--interface", "cgi", "x:app"], "argument --interface"),
         (["--bind", "nowhere", "myapp:app"], "argument --bind"),
         ([], "the APP argument is required"),
-        (["nosuchmodule:app"], "cannot import 'nosuchmodule'"),
+        (["nosuchmodule:app"], "no module named 'nosuchmodule'"),
         (["myapp:nothere"], "has no attribute 'nothere'"),
         (["missing/file.py"], "no such file"),
-        (["--buffer-size", "10", "myapp:app"], "argument --buffer-size: buffer_size must be"),
+        (["--buffer-size", "10", "myapp:app"],
+         "argument --buffer-size (or $TREMOLO_BUFFER_SIZE): buffer_size must be at least"),
     ]
     for args, message in cases:
         r = tremolo(*args, cwd=tmp_path)
@@ -164,3 +166,206 @@ def test_tremolo_run(tmp_path: Path) -> None:
         assert wait_up(f"http://127.0.0.1:{port}/", proc).content == b"cli "
     finally:
         assert stop(proc) == 0
+
+
+# -- every option a flag and a variable -------------------------------------------
+
+def documented_options() -> list[str]:
+    table = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    return [line.split("|")[1].strip() for line in table.splitlines()
+            if line.startswith("| ") and not line.startswith("| option")]
+
+
+def test_every_documented_option_is_a_flag_with_help_and_a_variable() -> None:
+    from tremolo.cli import build_parser
+
+    text = build_parser().format_help()
+    for name in documented_options():
+        if name == "ssl":
+            continue  # its flags come with TLS on the command line
+        flag = "--" + name.replace("_", "-")
+        assert flag in text, flag
+        assert f"$TREMOLO_{name.upper()}" in " ".join(text.split()), name
+    for action in build_parser()._actions:
+        if action.option_strings and action.dest not in ("help", "version"):
+            assert action.help, action.option_strings
+            assert "default" in action.help or action.dest == "factory", action.option_strings
+
+
+def settings(argv: list[str], env: dict[str, str]) -> dict[str, object]:
+    from tremolo.cli import build_parser, gather
+
+    return gather(build_parser().parse_args(argv), env)
+
+
+def test_variables_flags_and_their_precedence() -> None:
+    env = {"TREMOLO_PORT": "9001", "TREMOLO_CLIENT_MAX_BODY_SIZE": "10M",
+           "TREMOLO_REQUEST_TIMEOUT": "500ms", "TREMOLO_WS": "off", "TREMOLO_APP": "m:app",
+           "TREMOLO_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1", "WEB_CONCURRENCY": "3"}
+    got = settings([], env)
+    assert got["port"] == 9001 and got["client_max_body_size"] == 10 << 20
+    assert got["request_timeout"] == 0.5 and got["ws"] is False and got["app"] == "m:app"
+    assert got["trusted_proxies"] == ("10.0.0.0/8", "127.0.0.1")
+    assert got["worker_num"] == 3  # WEB_CONCURRENCY, as the other servers read it
+    got = settings(["--port", "9002", "--client-max-body-size", "512K", "--ws",
+                    "--workers", "2", "other:app"], {**env, "TREMOLO_WORKER_NUM": "5"})
+    assert got["port"] == 9002 and got["client_max_body_size"] == 512 << 10
+    assert got["ws"] is True and got["worker_num"] == 2 and got["app"] == "other:app"
+    assert settings([], {"TREMOLO_WORKER_NUM": "4", "WEB_CONCURRENCY": "9"})["worker_num"] == 4
+    assert settings(["--download-rate", "1.5M", "--keepalive-timeout", "2m"], {}) == {
+        "download_rate": 3 << 19, "keepalive_timeout": 120.0}
+
+
+def test_a_bad_variable_is_one_line_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    from tremolo.cli import main
+
+    for env, message in [({"TREMOLO_BUFFER_SIZE": "lots"}, "$TREMOLO_BUFFER_SIZE: 'lots'"),
+                         ({"TREMOLO_DEBUG": "maybe"}, "$TREMOLO_DEBUG: 'maybe' is not one of"),
+                         ({"WEB_CONCURRENCY": "two"}, "$WEB_CONCURRENCY: 'two'")]:
+        assert main(["m:app"], env) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+
+
+# -- what APP can be --------------------------------------------------------------
+
+KINDS = """
+from tremolo import Tremolo
+
+native = Tremolo()
+
+@native.route("/")
+async def index(**server):
+    return b"native"
+
+async def plain(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"asgi"})
+
+async def app(scope, receive, send):
+    if scope["type"] == "http":
+        await plain(scope, receive, send)
+
+class Wrapper:  # __call__ is a plain function that returns a coroutine
+    def __call__(self, scope, receive, send):
+        return app(scope, receive, send)
+
+wrapped = Wrapper()
+
+def wsgi(environ, start_response):
+    start_response("200 OK", [])
+    return [b"wsgi"]
+
+def make():
+    return wsgi
+
+def odd(*args):
+    return None
+
+async def http_only(scope, receive, send):
+    assert scope["type"] == "http"
+    await plain(scope, receive, send)
+"""
+
+
+@pytest.mark.parametrize("args, body", [
+    (["kinds:native"], b"native"),
+    (["kinds:app"], b"asgi"),
+    (["--interface", "asgi3", "kinds:app"], b"asgi"),
+    (["kinds:wrapped"], b"asgi"),
+    (["kinds:wsgi"], b"wsgi"),
+    (["--factory", "kinds:make"], b"wsgi"),
+    (["--app-dir", "sub", "kinds:app"], b"asgi"),
+])
+def test_serves_every_kind_of_app(tmp_path: Path, args: list[str], body: bytes) -> None:
+    (tmp_path / "kinds.py").write_text(KINDS)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "kinds.py").write_text(KINDS)
+    cwd = tmp_path if "--app-dir" not in args else tmp_path / "sub" / ".."
+    port = free_port()
+    proc = serve(cwd, "--port", str(port), "--worker-num", "0", *args)
+    try:
+        assert wait_up(f"http://127.0.0.1:{port}/", proc).content == body
+    finally:
+        assert stop(proc) == 0
+    assert "serving" in proc.stderr.read() if proc.stderr else True
+
+
+def test_app_errors_explain_themselves(tmp_path: Path) -> None:
+    (tmp_path / "kinds.py").write_text(KINDS)
+    (tmp_path / "broken.py").write_text("import os\n\nURL = os.environ['NO_SUCH_VARIABLE_X']\n")
+    (tmp_path / "badsyntax.py").write_text("def f(:\n")
+    cases = [
+        (["broken:app"], 1, [f"{tmp_path / 'broken.py'}\", line 3", "KeyError: 'NO_SUCH"]),
+        (["badsyntax:app"], 1, ["SyntaxError"]),
+        (["kinds:Wrapper"], 1, ["is a class, not an application", "--factory"]),
+        (["kinds:odd"], 1, ["cannot tell whether", "--interface asgi"]),
+        (["--interface", "wsgi", "kinds:native"], 1, ["not callable"]),
+        (["--factory", "kinds:native"], 1, ["--factory needs a function"]),
+        (["--loop", "trio", "kinds:app"], 2, ["argument --loop (or $TREMOLO_LOOP)"]),
+        (["--loop", "nosuch.Loop", "kinds:app"], 2, ["cannot load 'nosuch.Loop'"]),
+        (["--lifespan", "on", "--port", "0", "kinds:http_only"], 3,
+         ["does not support the lifespan"]),
+    ]
+    for args, code, messages in cases:
+        r = tremolo("--worker-num", "0", *args, cwd=tmp_path)
+        assert r.returncode == code, (args, r.returncode, r.stderr)
+        for message in messages:
+            assert message in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr or args[0] in ("broken:app", "badsyntax:app")
+
+
+def test_a_port_in_use_is_refused_unless_shared(tmp_path: Path) -> None:
+    import socket
+
+    (tmp_path / "kinds.py").write_text(KINDS)
+    with socket.socket() as other:  # another program
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        r = tremolo("--port", str(port), "kinds:app", cwd=tmp_path)
+        assert r.returncode == 2
+        assert f"cannot listen on http://127.0.0.1:{port}: address already in use" in r.stderr
+    port = free_port()
+    first = serve(tmp_path, "--port", str(port), "--worker-num", "2", "kinds:app")
+    try:
+        wait_up(f"http://127.0.0.1:{port}/", first)
+        # another tremolo on the same port: refused, not sharing the traffic
+        r = tremolo("--port", str(port), "kinds:wsgi", cwd=tmp_path)
+        assert r.returncode == 2 and "address already in use" in r.stderr
+        assert "--share-port" in r.stderr
+        sock = tmp_path / "s.sock"
+        unix = serve(tmp_path, "--bind", str(sock), "--worker-num", "0", "kinds:app")
+        try:
+            transport = httpx.HTTPTransport(uds=str(sock))
+            for _ in range(100):
+                try:
+                    httpx.Client(transport=transport).get("http://x/", timeout=1)
+                    break
+                except httpx.TransportError:
+                    import time
+                    time.sleep(0.05)
+            r = tremolo("--bind", str(sock), "kinds:wsgi", cwd=tmp_path)
+            assert r.returncode == 2 and f"cannot listen on unix:{sock}" in r.stderr
+        finally:
+            assert stop(unix) == 0
+    finally:
+        assert stop(first) == 0
+    shared = serve(tmp_path, "--port", str(port), "--share-port", "--worker-num", "0",
+                   "kinds:app")
+    try:
+        wait_up(f"http://127.0.0.1:{port}/", shared)
+        second = serve(tmp_path, "--port", str(port), "--share-port", "--worker-num", "0",
+                       "kinds:wsgi")
+        try:
+            # both serve the port: new connections reach one or the other
+            seen = set()
+            for _ in range(400):
+                seen.add(wait_up(f"http://127.0.0.1:{port}/", second).content)
+                if seen == {b"asgi", b"wsgi"}:
+                    break
+            assert seen == {b"asgi", b"wsgi"}
+        finally:
+            assert stop(second) == 0
+    finally:
+        assert stop(shared) == 0

@@ -1,69 +1,35 @@
-"""`python3 -m tremolo [options] APP` and `tremolo.run(app, ...)`: serve an ASGI or
-WSGI application."""
+"""`python3 -m tremolo [options] APP` and `tremolo.run(app, ...)`: serve a Tremolo,
+ASGI or WSGI application.
+
+Every server option is a flag and a `TREMOLO_<OPTION>` variable (the flag wins);
+everything is checked here, in the master, before anything is bound or forked: a bad
+value is one line naming the flag (or variable), exit 2; an application that cannot
+be loaded shows why with its traceback, exit 1."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import inspect
+import logging
 import os
 import sys
-from dataclasses import fields
 from typing import Any, NoReturn
 
 from ._core import __version__
+from .cli_options import (
+    FLAGS,
+    NOT_OPTIONS,
+    SWITCH,
+    describe,
+    env_name,
+    flag,
+    from_environment,
+    web_concurrency,
+)
 from .config import UNLIMITED, ConfigError, Options
+from .loading import INTERFACES, AppLoadError, detect_interface, load_app
 
-#: options that are flags with no value, and how they map
-SWITCHES = {"debug": "--debug", "ws": "--no-ws", "reuse_port": "--no-reuse-port",
-            "ws_compression": "--no-ws-compression"}
-#: options whose default is None but whose values are numbers
-NUMBERS = {"ws_ping_interval": float, "ws_ping_timeout": float}
-HIDDEN = {"extra", "host", "port", "ssl", "trusted_proxies", "log_fmt"}
-
-
-class AppLoadError(Exception):
-    """APP could not be imported or found."""
-
-
-def load_app(spec: str) -> Any:
-    """`module:attr`, `module` (attr `app`), or a file path with an optional `:attr`."""
-    path, sep, attr = spec.rpartition(":")
-    if not sep or (os.sep in attr or attr.endswith(".py")):
-        path, attr = spec, "app"
-    if path.endswith(".py") or os.sep in path:
-        directory, filename = os.path.split(os.path.abspath(path))
-        if not os.path.isfile(os.path.join(directory, filename)):
-            raise AppLoadError(f"no such file: {path}")
-        sys.path.insert(0, directory)
-        module_name = os.path.splitext(filename)[0]
-    else:
-        sys.path.insert(0, os.getcwd())
-        module_name = path
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise AppLoadError(f"cannot import {module_name!r}: {exc}") from exc
-    except Exception as exc:
-        raise AppLoadError(f"importing {module_name!r} failed: {type(exc).__name__}: "
-                           f"{exc}") from exc
-    try:
-        app = getattr(module, attr)
-    except AttributeError:
-        raise AppLoadError(f"module {module_name!r} has no attribute {attr!r}") from None
-    if not callable(app):
-        raise AppLoadError(f"{spec} is not callable")
-    return app
-
-
-def detect_interface(app: Any) -> str:
-    """'asgi' for an async callable (function, or object with an async __call__),
-    else 'wsgi'."""
-    if inspect.iscoroutinefunction(app):
-        return "asgi"
-    # an instance whose __call__ is async (Starlette, FastAPI, Django's ASGIHandler)
-    call = inspect.getattr_static(type(app), "__call__", None)
-    return "asgi" if inspect.iscoroutinefunction(call) else "wsgi"
+logger = logging.getLogger("tremolo")
+LIFESPAN = ("auto", "on", "off")
 
 
 def parse_bind(value: str) -> list[tuple[str | None, int | str]]:
@@ -87,60 +53,89 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"tremolo: error: {message}\n")
 
 
+def _reader(name: str) -> Any:
+    kind = FLAGS[name][0]
+
+    def read(text: str) -> Any:
+        try:
+            return kind.read(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    read.__name__ = kind.metavar.lower() or "value"
+    return read
+
+
 def build_parser() -> Parser:
-    parser = Parser(prog="python3 -m tremolo",
-                    description="Serve an ASGI or WSGI application with tremolo.")
+    parser = Parser(
+        prog="python3 -m tremolo",
+        description="Serve a Tremolo, ASGI or WSGI application. Every option can also be "
+                    "set with the environment variable in brackets; a flag wins over it.")
     parser.add_argument("app", metavar="APP", nargs="?",
-                        help="module:attr, module (attr 'app'), or path/to/file.py[:attr]")
+                        help="module:attr, module (attr 'app'), or path/to/file.py[:attr]: "
+                             "a Tremolo application, an ASGI 3 or a WSGI callable "
+                             f"[${env_name('app')}]")
     parser.add_argument("--version", action="version", version=f"tremolo {__version__}")
-    parser.add_argument("--bind", metavar="ADDRS",
-                        help="host:port,unix-path,[::]:port (instead of --host/--port)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--interface", choices=("auto", "asgi", "wsgi"), default="auto")
-    parser.add_argument("--root-path", default="", help="the ASGI root_path")
-    parser.add_argument("--debug", action="store_true")
-    parser.add_argument("--no-ws", action="store_true", help="disable WebSocket")
-    parser.add_argument("--no-reuse-port", action="store_true")
-    parser.add_argument("--no-ws-compression", action="store_true",
-                        help="do not offer permessage-deflate")
+    where = parser.add_argument_group("where and what to serve")
+    where.add_argument("--host", help="address to listen on; '::' for IPv6 and IPv4 "
+                                      f"(default: 127.0.0.1) [${env_name('host')}]")
+    where.add_argument("--port", type=int,
+                       help=f"TCP port (default: 8000) [${env_name('port')}]")
+    where.add_argument("--bind", metavar="ADDRS",
+                       help="host:port,unix-path,[::]:port, listeners instead of --host "
+                            f"and --port (default: none) [${env_name('bind')}]")
+    where.add_argument("--interface", choices=INTERFACES,
+                       help="what APP is (default: auto, told from APP; asgi3 is asgi) "
+                            f"[${env_name('interface')}]")
+    where.add_argument("--factory", action=argparse.BooleanOptionalAction,
+                       help=f"APP is a function that returns the application "
+                            f"[${env_name('factory')}]")
+    where.add_argument("--app-dir", metavar="DIR",
+                       help="directory to import APP from (default: the current one) "
+                            f"[${env_name('app_dir')}]")
+    where.add_argument("--root-path", metavar="PATH",
+                       help=f"the ASGI root_path (default: '') [${env_name('root_path')}]")
+    where.add_argument("--lifespan", choices=LIFESPAN,
+                       help="ASGI lifespan: auto (used when the app supports it), on "
+                            "(required), off (default: auto) "
+                            f"[${env_name('lifespan')}]")
+    server = parser.add_argument_group("server options (docs/configuration.md)")
     defaults = Options()
-    for f in fields(Options):
-        if f.name in HIDDEN or f.name in SWITCHES:
-            continue
-        kind = NUMBERS.get(f.name) or type(getattr(defaults, f.name))
-        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, metavar="VALUE",
-                            type=kind if kind in (int, float) else str, default=None)
+    for name, (kind, _) in FLAGS.items():
+        names = [flag(name)] + (["--workers"] if name == "worker_num" else [])
+        if kind is SWITCH:
+            server.add_argument(*names, dest=name, action=argparse.BooleanOptionalAction,
+                                help=describe(name, defaults))
+        else:
+            server.add_argument(*names, dest=name, metavar=kind.metavar, type=_reader(name),
+                                help=describe(name, defaults))
     return parser
 
 
-def options_from(args: argparse.Namespace) -> dict[str, Any]:
-    opts: dict[str, Any] = {}
-    for f in fields(Options):
-        value = getattr(args, f.name, None)
-        if value is not None and f.name not in HIDDEN:
-            opts[f.name] = value
-    opts["debug"] = args.debug
-    opts["ws"] = not args.no_ws
-    opts["reuse_port"] = not args.no_reuse_port
-    opts["ws_compression"] = not args.no_ws_compression
-    return opts
+def gather(args: argparse.Namespace, environ: dict[str, str] | os._Environ[str]
+           ) -> dict[str, Any]:
+    """Every setting: a flag, else its variable, else WEB_CONCURRENCY for the worker
+    count. ValueError names the variable at fault."""
+    given = {name: value for name, value in vars(args).items() if value is not None}
+    missing = [n for n in [*FLAGS, *NOT_OPTIONS] if n not in given]
+    settings = {**from_environment(environ, missing), **given}
+    if "worker_num" not in settings:
+        workers = web_concurrency(environ)
+        if workers is not None:
+            settings["worker_num"] = workers
+    return settings
 
 
 def serve(app: Any, *, interface: str = "auto", host: str | None = "127.0.0.1",
           port: int = 8000, bind: list[tuple[str | None, int | str]] | None = None,
-          root_path: str = "", **options: Any) -> None:
+          root_path: str = "", lifespan: str = "auto", **options: Any) -> None:
     """Serves `app` until interrupted."""
     from .locks import ServerLock
+    from .server import new_event_loop
     from .supervisor import serve as supervise
 
     if interface == "auto":
         interface = detect_interface(app)
-    from .asgi import ASGIAdapter
-    from .wsgi import WSGIAdapter
-
-    adapter = ASGIAdapter if interface == "asgi" else WSGIAdapter
-
+    interface = "asgi" if interface == "asgi3" else interface
     listeners: list[tuple[str | None, int | str, dict[str, Any]]] = []
     if bind:
         (host, first), *rest = bind
@@ -149,39 +144,77 @@ def serve(app: Any, *, interface: str = "auto", host: str | None = "127.0.0.1",
             listeners.append((None, first, {}))
             host, port = None, 0
         listeners.extend((h, p, {}) for h, p in rest)
-    # The frameworks set their own body limits, as behind uvicorn and gunicorn; the
-    # native API keeps the original's 2 MiB.
-    options.setdefault("client_max_body_size", UNLIMITED)
+    if interface == "tremolo":
+        factory = app.make_adapter
+        listeners.extend(app.listeners)
+    else:
+        # The frameworks set their own body limits, as behind uvicorn and gunicorn;
+        # the native API keeps the original's 2 MiB.
+        options.setdefault("client_max_body_size", UNLIMITED)
+        factory = _adapter(app, interface, root_path, lifespan)
     opts = Options.from_kwargs({"host": host, "port": port, **options})
-
-    def factory(state: Any) -> Any:
-        return adapter(app, state, root_path)
-
+    new_event_loop(opts.loop).close()  # a loop that cannot load is a bad option
+    logging.basicConfig(level=opts.log_level.upper(), format=opts.log_fmt)
+    logger.info("serving %s as %s", getattr(app, "__qualname__", type(app).__name__),
+                {"tremolo": "a Tremolo application", "asgi": "ASGI 3",
+                 "wsgi": "WSGI"}[interface])
     supervise(factory, opts, listeners, ServerLock.create(opts.locks),
               primary=not (bind and host is None))
 
 
-def main(argv: list[str] | None = None) -> int:
+def _adapter(app: Any, interface: str, root_path: str, lifespan: str) -> Any:
+    from .asgi import ASGIAdapter
+    from .wsgi import WSGIAdapter
+
+    if interface == "asgi":
+        return lambda state: ASGIAdapter(app, state, root_path, lifespan)
+    return lambda state: WSGIAdapter(app, state, root_path)
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"tremolo: error: {message}", file=sys.stderr)
+    return code
+
+
+def _config_error(exc: ConfigError) -> int:
+    """One line naming the flag (and its variable) of the option at fault."""
+    name = str(exc).split(" ", 1)[0].rstrip(":")
+    if name in FLAGS or name in ("host", "port"):
+        return _fail(f"argument {flag(name)} (or ${env_name(name)}): {exc}")
+    return _fail(str(exc))
+
+
+def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not args.app:
+    try:
+        settings = gather(args, os.environ if environ is None else environ)
+    except ValueError as exc:
+        return _fail(str(exc))
+    spec = settings.pop("app", None)
+    if not spec:
         parser.error("the APP argument is required (module:attr)")
     bind = None
-    if args.bind:
+    if "bind" in settings:
         try:
-            bind = parse_bind(args.bind)
+            bind = parse_bind(settings.pop("bind"))
         except ValueError as exc:
-            parser.error(f"argument --bind: {exc}")
+            return _fail(f"argument --bind: {exc}")
     try:
-        app = load_app(args.app)
+        app = load_app(spec, factory=settings.pop("factory", False),
+                       app_dir=settings.pop("app_dir", None))
+        interface = settings.pop("interface", "auto")
+        if interface == "auto":
+            interface = detect_interface(app)
     except AppLoadError as exc:
-        print(f"tremolo: error: APP: {exc}", file=sys.stderr)
-        return 1
+        return _fail(f"APP: {exc}", 1)
+    if interface in ("asgi", "asgi3", "wsgi") and not callable(app):
+        return _fail(f"APP: {spec} is not callable, so it cannot be served as {interface}", 1)
     try:
-        serve(app, interface=args.interface, host=args.host, port=args.port, bind=bind,
-              root_path=args.root_path, **options_from(args))
+        serve(app, interface=interface, host=settings.pop("host", "127.0.0.1"),
+              port=settings.pop("port", 8000), bind=bind,
+              root_path=settings.pop("root_path", ""),
+              lifespan=settings.pop("lifespan", "auto"), **settings)
     except ConfigError as exc:
-        name = str(exc).split(" ", 1)[0].rstrip(":")
-        print(f"tremolo: error: argument --{name.replace('_', '-')}: {exc}", file=sys.stderr)
-        return 2
+        return _config_error(exc)
     return 0

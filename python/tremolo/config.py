@@ -51,6 +51,9 @@ class Options:
     host: str | None = None
     port: int = 8000
     reuse_port: bool = True
+    #: let other programs (another tremolo) bind the same port too; without it, a port
+    #: in use is refused even when its holder set SO_REUSEPORT
+    share_port: bool = False
     worker_num: int = 1
     backlog: int = 100
     debug: bool = False

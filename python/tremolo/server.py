@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import importlib
 import logging
 import os
@@ -57,11 +58,14 @@ def new_event_loop(name: str) -> asyncio.AbstractEventLoop:
     if name in ("asyncio", "asyncio."):
         return asyncio.new_event_loop()
     module, _, attr = name.rpartition(".")
+    if not module:
+        raise ConfigError(f"loop must be uvloop, asyncio, or a dotted path to an event loop "
+                          f"class (module.Class), not {name!r}")
     try:
         cls = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ConfigError(f"loop: cannot load {name!r}: {exc}") from exc
-    loop = cls()
+        loop = cls()
+    except Exception as exc:
+        raise ConfigError(f"loop: cannot load {name!r}: {type(exc).__name__}: {exc}") from exc
     if not isinstance(loop, asyncio.AbstractEventLoop):
         raise ConfigError(f"loop: {name!r} did not make an event loop")
     return loop
@@ -90,12 +94,27 @@ def bind(host: str | None, port: int, *, reuse_port: bool, backlog: int | None
     return sock
 
 
+def _listening(path: str) -> bool:
+    """Whether a server accepts connections on the UNIX socket at `path`."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1)
+        probe.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
 def bind_unix(path: str, backlog: int) -> socket.socket:
     """A listening UNIX socket; a stale socket file at `path` is replaced, any other
     file is not."""
     with contextlib.suppress(FileNotFoundError):
         if stat.S_ISSOCK(os.stat(path).st_mode):
-            os.unlink(path)
+            if _listening(path):
+                raise OSError(errno.EADDRINUSE, "address already in use", path)
+            os.unlink(path)  # stale: left by a server that is gone
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import multiprocessing
 import os
@@ -61,6 +62,10 @@ def open_sockets(specs: list[Listener], worker_num: int) -> list[tuple[socket.so
                 out.append((bind_unix(spec.path, opts.backlog), spec))
                 continue
             per_worker = worker_num > 0 and opts.reuse_port
+            if spec.port and opts.reuse_port and not opts.share_port:
+                # SO_REUSEPORT is for our own workers: a bind without it fails when
+                # anyone (another tremolo included) listens there already
+                bind(spec.host, spec.port, reuse_port=False, backlog=None).close()
             sock = bind(spec.host, spec.port or 0, reuse_port=opts.reuse_port,
                         backlog=None if per_worker else opts.backlog)
             spec.port = sock.getsockname()[1]
@@ -68,7 +73,12 @@ def open_sockets(specs: list[Listener], worker_num: int) -> list[tuple[socket.so
     except OSError as exc:
         for sock, _ in out:
             sock.close()
-        raise ConfigError(f"cannot listen on {spec.display}: {exc.strerror or exc}") from exc
+        why = exc.strerror or str(exc)
+        if exc.errno == errno.EADDRINUSE:
+            why = "address already in use (by another program, or another tremolo"
+            why += ")" if spec.path is not None else \
+                "; --share-port shares it with another tremolo on purpose)"
+        raise ConfigError(f"cannot listen on {spec.display}: {why}") from exc
     return out
 
 
@@ -116,6 +126,7 @@ def serve(factory: AdapterFactory, options: Options,
           extra: list[tuple[str | None, int | str, dict[str, Any]]], lock: Any,
           primary: bool = True) -> None:
     logging.basicConfig(level=options.log_level.upper(), format=options.log_fmt)
+    new_event_loop(options.loop).close()  # a loop that cannot load fails here, not in workers
     specs = listeners(options, extra, primary)
     opened = open_sockets(specs, options.worker_num)
     where = ", ".join(spec.display for _, spec in opened)

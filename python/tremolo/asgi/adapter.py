@@ -21,12 +21,14 @@ _TLS: dict[str, Any] = {"server_cert": None, "client_cert_chain": [], "tls_versi
 
 
 class ASGIAdapter(Adapter):
-    def __init__(self, app: Any, state: ServerState, root_path: str = "") -> None:
+    def __init__(self, app: Any, state: ServerState, root_path: str = "",
+                 lifespan: str = "auto") -> None:
         self.app = app
         self.state = state
         self.root_path = root_path
         self.ws = state.options.ws
-        self.lifespan = Lifespan(app, state.logger, state.options.app_handler_timeout)
+        self.lifespan = Lifespan(app, state.logger, state.options.app_handler_timeout,
+                                 lifespan)
         # what send() returns when it did its work at once: awaiting it costs nothing
         self.done: asyncio.Future[None] = state.loop.create_future()
         self.done.set_result(None)

@@ -14,7 +14,10 @@ class LifespanFailed(RuntimeError):
 
 
 class Lifespan:
-    def __init__(self, app: Any, logger: logging.Logger, timeout: float) -> None:
+    def __init__(self, app: Any, logger: logging.Logger, timeout: float,
+                 mode: str = "auto") -> None:
+        #: auto: used when the application supports it; on: required; off: not used
+        self.mode = mode
         self.app = app
         self.logger = logger
         self.timeout = timeout
@@ -43,6 +46,9 @@ class Lifespan:
         await self.outbox.put(message)
 
     async def startup(self) -> None:
+        if self.mode == "off":
+            self.supported = False
+            return
         self.task = asyncio.get_running_loop().create_task(self._run())
         self.task.add_done_callback(lambda t: t.cancelled() or t.exception())
         await self.inbox.put({"type": "lifespan.startup"})
@@ -51,6 +57,9 @@ class Lifespan:
         if kind == "lifespan.startup.failed":
             raise LifespanFailed(message.get("message") or "startup failed")
         if kind == "lifespan.unsupported":
+            if self.mode == "on":
+                raise LifespanFailed("the application does not support the lifespan "
+                                     "protocol (--lifespan on requires it)")
             return
         if kind != "lifespan.startup.complete":
             raise LifespanFailed(f"unexpected lifespan message {kind!r}")
