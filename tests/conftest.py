@@ -60,3 +60,50 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
     return d / "cert.pem", d / "key.pem"
+
+
+def _issue(name: str, issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None = None,
+           *, ca: bool = False, ip: bool = False
+           ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Tremolo Tests"),
+                         x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    issuer_name, issuer_key = issuer or (subject, key)
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer_name)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=1))
+               .not_valid_after(now + datetime.timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if ip:
+        import ipaddress
+        builder = builder.add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256()), key
+
+
+def _write(directory: Path, stem: str, cert: x509.Certificate,
+           key: ec.EllipticCurvePrivateKey) -> tuple[Path, Path]:
+    (directory / f"{stem}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / f"{stem}.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return directory / f"{stem}.pem", directory / f"{stem}.key"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A test authority; a server certificate for 127.0.0.1 and a client certificate
+    it issued; a client certificate of another authority. PEM files by name."""
+    d = tmp_path_factory.mktemp("pki")
+    ca, ca_key = _issue("Test CA", ca=True)
+    other, other_key = _issue("Other CA", ca=True)
+    out = {}
+    out["ca"], _ = _write(d, "ca", ca, ca_key)
+    out["server"], out["server_key"] = _write(
+        d, "server", *_issue("127.0.0.1", (ca.subject, ca_key), ip=True))
+    out["client"], out["client_key"] = _write(
+        d, "client", *_issue("client-one", (ca.subject, ca_key)))
+    out["stranger"], out["stranger_key"] = _write(
+        d, "stranger", *_issue("stranger", (other.subject, other_key)))
+    return out

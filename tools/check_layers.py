@@ -18,7 +18,7 @@ LAYERS: list[list[str]] = [
     ["tremolo.supervisor", "tremolo.loading", "tremolo.cli_options"],
     ["tremolo.server"],
     ["tremolo.framework", "tremolo.asgi", "tremolo.wsgi"],
-    ["tremolo.protocols"],
+    ["tremolo.protocols", "tremolo.tls"],
     ["tremolo.config", "tremolo.exceptions", "tremolo.locks", "tremolo.utils"],
     ["tremolo._core"],
 ]

@@ -19,6 +19,7 @@ from .cli_options import (
     FLAGS,
     NOT_OPTIONS,
     SWITCH,
+    TLS_FLAGS,
     describe,
     env_name,
     flag,
@@ -98,6 +99,15 @@ def build_parser() -> Parser:
                        help="ASGI lifespan: auto (used when the app supports it), on "
                             "(required), off (default: auto) "
                             f"[${env_name('lifespan')}]")
+    tls = parser.add_argument_group("TLS")
+    for name, (_, text) in TLS_FLAGS.items():
+        tls.add_argument(flag(name), metavar={"ssl_keyfile_password": "VALUE",
+                                              "ssl_cert_reqs": None,
+                                              "ssl_ciphers": "LIST"}.get(name, "PATH"),
+                         choices=("none", "optional", "required")
+                         if name == "ssl_cert_reqs" else None,
+                         help=f"{text}{'' if 'default' in text else '; default: none'} "
+                              f"[${env_name(name)}]")
     server = parser.add_argument_group("server options (docs/configuration.md)")
     defaults = Options()
     for name, (kind, _) in FLAGS.items():
@@ -181,6 +191,8 @@ def _config_error(exc: ConfigError) -> int:
     name = str(exc).split(" ", 1)[0].rstrip(":")
     if name in FLAGS or name in ("host", "port"):
         return _fail(f"argument {flag(name)} (or ${env_name(name)}): {exc}")
+    if name == "ssl":
+        return _fail(f"TLS (--ssl-*): {exc}")
     return _fail(str(exc))
 
 
@@ -208,6 +220,9 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
             interface = detect_interface(app)
     except AppLoadError as exc:
         return _fail(f"APP: {exc}", 1)
+    tls = {key: settings.pop(name) for name, (key, _) in TLS_FLAGS.items() if name in settings}
+    if tls:
+        settings["ssl"] = tls
     if interface in ("asgi", "asgi3", "wsgi") and not callable(app):
         return _fail(f"APP: {spec} is not callable, so it cannot be served as {interface}", 1)
     try:

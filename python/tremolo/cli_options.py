@@ -133,6 +133,18 @@ FLAGS: dict[str, tuple[Kind, str]] = {
 NOT_OPTIONS = {"host": TEXT, "port": COUNT, "bind": TEXT, "interface": TEXT,
                "root_path": TEXT, "factory": SWITCH, "app_dir": TEXT, "lifespan": TEXT,
                "app": TEXT}
+#: the TLS flags: --ssl-<flag> -> the key of the `ssl` option, and its help
+TLS_FLAGS = {
+    "ssl_certfile": ("cert", "the certificate chain (PEM); with it the server speaks TLS"),
+    "ssl_keyfile": ("key", "its private key (PEM), when not in the certificate file"),
+    "ssl_keyfile_password": ("password", "the password of the private key"),
+    "ssl_ca_certs": ("ca_certs", "authorities client certificates are checked against"),
+    "ssl_cert_reqs": ("cert_reqs", "client certificates: none, optional or required "
+                                   "(mTLS); default: none"),
+    "ssl_ciphers": ("ciphers", "OpenSSL cipher list for TLS 1.2; default: Mozilla's "
+                               "intermediate profile"),
+}
+NOT_OPTIONS.update(dict.fromkeys(TLS_FLAGS, TEXT))
 
 
 def flag(name: str) -> str:

@@ -123,8 +123,9 @@ class Options:
                 except ValueError:
                     raise ConfigError(f"trusted_proxies: {proxy!r} is not an address or "
                                       "network") from None
-        if self.ssl is not None and not (isinstance(self.ssl, dict) and "cert" in self.ssl):
-            raise ConfigError("ssl must be a dict with 'cert' (and 'key', 'password')")
+        if self.ssl is not None and not (isinstance(self.ssl, dict) and self.ssl.get("cert")):
+            raise ConfigError("ssl must be a dict with 'cert' (and 'key', 'password', "
+                              "'ca_certs', 'cert_reqs', 'ciphers')")
         if not isinstance(self.server_name, str | bytes):
             raise ConfigError(f"server_name must be a string, not {self.server_name!r}")
         if not isinstance(self.port, int) or isinstance(self.port, bool) \

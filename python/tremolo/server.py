@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import tls
 from .config import ConfigError, Options
 from .protocols import Adapter, HTTPProtocol, ServerState
 from .protocols.state import Clocked
@@ -129,13 +130,7 @@ def bind_unix(path: str, backlog: int) -> socket.socket:
 def ssl_context(options: Options) -> ssl.SSLContext | None:
     if not options.ssl:
         return None
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        ctx.load_cert_chain(options.ssl["cert"], options.ssl.get("key"),
-                            options.ssl.get("password"))
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"ssl: cannot load the certificate: {exc}") from exc
-    return ctx
+    return tls.context(tls.check(options.ssl))
 
 
 #: see settle_heap()

@@ -25,6 +25,7 @@ from .server import (
     bind,
     bind_unix,
     new_event_loop,
+    ssl_context,
 )
 
 logger = logging.getLogger("tremolo")
@@ -128,6 +129,8 @@ def serve(factory: AdapterFactory, options: Options,
     logging.basicConfig(level=options.log_level.upper(), format=options.log_fmt)
     new_event_loop(options.loop).close()  # a loop that cannot load fails here, not in workers
     specs = listeners(options, extra, primary)
+    for spec in specs:
+        ssl_context(spec.options)  # certificates that do not load fail here too
     opened = open_sockets(specs, options.worker_num)
     where = ", ".join(spec.display for _, spec in opened)
     try:

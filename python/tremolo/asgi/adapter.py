@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from .. import tls
 from ..protocols import Adapter, Exchange, HTTPProtocol, ServerState
 from ..protocols.handshake import Handshake, HandshakeError, subprotocols, wants_websocket
 from . import http, websocket
@@ -16,8 +17,6 @@ EXTENSIONS: dict[str, dict[str, Any]] = {
     "http.response.trailers": {}, "http.response.pathsend": {}, "http.response.early_hint": {},
 }
 WS_EXTENSIONS: dict[str, dict[str, Any]] = {"websocket.http.response": {}}
-_TLS: dict[str, Any] = {"server_cert": None, "client_cert_chain": [], "tls_version": None,
-        "cipher_suite": None}
 
 
 class ASGIAdapter(Adapter):
@@ -46,7 +45,8 @@ class ASGIAdapter(Adapter):
         assert info is not None
         extensions: dict[str, Any] = dict(EXTENSIONS)
         if info.secure:
-            extensions["tls"] = dict(_TLS)
+            assert p.transport is not None
+            extensions["tls"] = tls.describe(p.transport.get_extra_info("ssl_object"))
         base = {
             "type": "http", "asgi": None, "http_version": "1.1", "method": None,
             "scheme": info.scheme, "path": None, "raw_path": None,

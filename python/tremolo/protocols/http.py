@@ -110,9 +110,12 @@ class HTTPProtocol(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         # A half-closed client still gets its answers; then the connection closes.
         self.eof = True
+        # Keeping the write side open is what True asks for; a TLS transport closes
+        # anyway and would warn about it on every connection.
+        half_open = self.info is None or not self.info.secure
         if self.lingering is not None:
             self.close()  # the client has read the answer and is done
-            return True
+            return half_open
         if self.reading is not None and not self.reading.body_complete:
             # the rest of that body can never come
             self.reading._end(ClientDisconnected("client closed before the body ended"))
@@ -124,7 +127,7 @@ class HTTPProtocol(asyncio.Protocol):
             self.loop.call_later(self.state.options.app_close_timeout, task.cancel)
         if self.current is None and not self.pending:
             self.close()
-        return True
+        return half_open
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.flow.lost()
