@@ -66,6 +66,9 @@ SCENARIOS = {
     # issue 4: big bodies, speed limits off
     "streaming": [(name, path) for path in ("/1m", "/upload", "/file")
                   for name in ("tremolo-streaming", "uvicorn-streaming", "granian-streaming")],
+    # issue 11: what the access log costs (to /dev/null), ours and uvicorn's
+    "accesslog": [("tremolo-asgi", "/hello"), ("tremolo-asgi-accesslog", "/hello"),
+                  ("uvicorn-httptools", "/hello"), ("uvicorn-accesslog", "/hello")],
     # issue 10: 1 MiB uploads, the native stream() against the ASGI path and peers
     "upload": [(name, "/upload") for name in ("tremolo-streaming", "tremolo-streaming-asgi",
                                               "granian-streaming", "uvicorn-streaming")],
@@ -89,10 +92,15 @@ def servers(port: int) -> list[Server]:
     streaming = str(BENCH / "apps" / "streaming.py")
     ws_echo = str(BENCH / "apps" / "ws_echo.py")
     cli = [PY, "-m", "tremolo", "--port", str(port), "--worker-num", "1",
-           "--log-level", "ERROR"]
+           "--log-level", "ERROR", "--no-access-log"]
     return [
         Server("tremolo-asgi", [*cli, str(BENCH / "apps" / "asgi_hello.py") + ":app"]),
         Server("tremolo-wsgi", [*cli, str(BENCH / "apps" / "wsgi_hello.py") + ":app"]),
+        Server("tremolo-asgi-accesslog", [*cli[:-1], str(BENCH / "apps" / "asgi_hello.py")
+                                          + ":app"]),
+        Server("uvicorn-accesslog", [*[a for a in uv if a != "--no-access-log"][:-1],
+                                     "--log-level", "info", "--http", "httptools",
+                                     "apps.asgi_hello:app"]),
         Server("granian-wsgi", [*gr, "--interface", "wsgi", "apps.wsgi_hello:app"]),
         Server("gunicorn-sync", [PY, "-m", "gunicorn", "-w", "1", "-k", "sync",
                                  "--chdir", str(BENCH), "-b", f"127.0.0.1:{port}",
@@ -446,6 +454,10 @@ def report(results: dict[str, list[tuple[float, float, float, int]]],
                  "ratios to granian with the same interface and path")
         baseline = {name: ("granian-wsgi " if "wsgi" in name or "gunicorn" in name
                            else "granian-asgi ") + name.split()[-1] for name in med}
+    elif args.scenario == "accesslog":
+        title = ("The access log's cost: GET /hello (ASGI), with the access log on (lines "
+                 "to /dev/null) and off, ratios to tremolo with it off")
+        baseline = {name: "tremolo-asgi /hello" for name in med}
     elif args.scenario == "upload":
         title = ("Uploads: POST /upload, a 1 MiB body read in pieces and counted (the native "
                  "app's request.stream(), the ASGI app's receive(), granian's RSGI "
@@ -462,6 +474,8 @@ def report(results: dict[str, list[tuple[float, float, float, int]]],
     base_label = "uvicorn-httptools" if args.scenario == "hello" else "granian RSGI, same path"
     if args.scenario in ("streaming", "upload"):
         base_label = "granian RSGI, same path"
+    elif args.scenario == "accesslog":
+        base_label = "tremolo, log off"
     elif args.scenario == "interfaces":
         base_label = "granian, same interface and path"
     lines = [

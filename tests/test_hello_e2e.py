@@ -150,7 +150,7 @@ def test_app_run_serves_until_interrupted(tmp_path) -> None:  # type: ignore[no-
     try:
         assert proc.stderr is not None
         line = proc.stderr.readline().decode()
-        assert f"listening on http://127.0.0.1:{port}" in line
+        assert f"on http://127.0.0.1:{port}" in line and "press CTRL+C to quit" in line
         deadline = time.monotonic() + 5
         while True:
             try:

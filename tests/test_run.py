@@ -31,7 +31,7 @@ async def pid(**server):
 
 
 @contextmanager
-def running(tmp_path: Path, body: str, wait_for: str = "listening on",
+def running(tmp_path: Path, body: str, wait_for: str = "press CTRL+C to quit",
             timeout: float = 15) -> Iterator[subprocess.Popen[bytes]]:
     script = tmp_path / "serve.py"
     script.write_text(APP + textwrap.dedent(body))

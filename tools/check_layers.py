@@ -19,7 +19,8 @@ LAYERS: list[list[str]] = [
     ["tremolo.server"],
     ["tremolo.framework", "tremolo.asgi", "tremolo.wsgi"],
     ["tremolo.protocols", "tremolo.tls"],
-    ["tremolo.config", "tremolo.exceptions", "tremolo.locks", "tremolo.utils"],
+    ["tremolo.config", "tremolo.exceptions", "tremolo.locks", "tremolo.utils",
+     "tremolo.logs"],
     ["tremolo._core"],
 ]
 ROOT = Path(__file__).resolve().parent.parent / "python"

@@ -26,7 +26,8 @@ class Tremolo(App):
 
         opts = Options.from_kwargs({"host": host, "port": port, "worker_num": worker_num,
                                     **options})
-        serve(self.make_adapter, opts, self.listeners, ServerLock.create(opts.locks))
+        serve(self.make_adapter, opts, self.listeners, ServerLock.create(opts.locks),
+              what=f"{self.name or 'the application'} (Tremolo)")
 
 
 Application = Tremolo

@@ -9,11 +9,11 @@ be loaded shows why with its traceback, exit 1."""
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from typing import Any, NoReturn
 
+from . import logs
 from ._core import __version__
 from .cli_options import (
     FLAGS,
@@ -29,7 +29,6 @@ from .cli_options import (
 from .config import UNLIMITED, ConfigError, Options
 from .loading import INTERFACES, AppLoadError, detect_interface, load_app
 
-logger = logging.getLogger("tremolo")
 LIFESPAN = ("auto", "on", "off")
 
 
@@ -164,12 +163,15 @@ def serve(app: Any, *, interface: str = "auto", host: str | None = "127.0.0.1",
         factory = _adapter(app, interface, root_path, lifespan)
     opts = Options.from_kwargs({"host": host, "port": port, **options})
     new_event_loop(opts.loop).close()  # a loop that cannot load is a bad option
-    logging.basicConfig(level=opts.log_level.upper(), format=opts.log_fmt)
-    logger.info("serving %s as %s", getattr(app, "__qualname__", type(app).__name__),
-                {"tremolo": "a Tremolo application", "asgi": "ASGI 3",
-                 "wsgi": "WSGI"}[interface])
+    try:
+        logs.configure("DEBUG" if opts.debug else opts.log_level, opts.log_fmt,
+                       opts.log_config)
+    except ValueError as exc:
+        raise ConfigError(f"log_config: {exc}") from None
+    name = getattr(app, "__qualname__", None) or type(app).__name__
+    kind = {"tremolo": "Tremolo", "asgi": "ASGI 3", "wsgi": "WSGI"}[interface]
     supervise(factory, opts, listeners, ServerLock.create(opts.locks),
-              primary=not (bind and host is None))
+              primary=not (bind and host is None), what=f"{name} ({kind})")
 
 
 def _adapter(app: Any, interface: str, root_path: str, lifespan: str) -> Any:
@@ -220,6 +222,7 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
             interface = detect_interface(app)
     except AppLoadError as exc:
         return _fail(f"APP: {exc}", 1)
+    settings.setdefault("access_log", True)  # as uvicorn and gunicorn do
     tls = {key: settings.pop(name) for name, (key, _) in TLS_FLAGS.items() if name in settings}
     if tls:
         settings["ssl"] = tls

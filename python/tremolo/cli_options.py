@@ -95,6 +95,13 @@ FLAGS: dict[str, tuple[Kind, str]] = {
     "debug": (SWITCH, "show tracebacks on 500 pages and log at DEBUG"),
     "log_level": (TEXT, "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
     "log_fmt": (TEXT, "the format of log lines (Python logging)"),
+    "log_config": (TEXT, "a logging dictConfig file (JSON, or YAML with PyYAML) that "
+                         "replaces the server's logging setup; default: none"),
+    "access_log": (SWITCH, "one line per answered request, on stdout (tremolo.access); "
+                           "default: on here, off in app.run()"),
+    "access_log_format": (TEXT, "default, common, combined, json, or a format of "
+                                "gunicorn-like atoms: %(h)s %(r)s %(s)s %(b)s %(M)s "
+                                "%({user-agent}i)s ... (docs/configuration.md)"),
     "loop": (TEXT, "uvloop (asyncio when missing), asyncio, or a dotted loop class"),
     "buffer_size": (SIZE, "the unit of buffering: body pieces, write watermarks"),
     "client_max_body_size": (SIZE, "largest request body, 413 past it (no limit for ASGI "

@@ -57,8 +57,14 @@ class Options:
     worker_num: int = 1
     backlog: int = 100
     debug: bool = False
-    log_level: str = "DEBUG"
+    log_level: str = "INFO"
     log_fmt: str = "[%(asctime)s] %(module)s: %(levelname)s: %(message)s"
+    #: a logging dictConfig file (JSON, or YAML with PyYAML) instead of the defaults
+    log_config: str | None = None
+    #: one line per answered request on `tremolo.access` (on under python3 -m tremolo)
+    access_log: bool = False
+    #: `default`, `common`, `combined`, `json`, or a format of atoms (see logs.py)
+    access_log_format: str = "default"
     loop: str = "uvloop"
     buffer_size: int = 16384
     client_max_body_size: int = 2 * MiB

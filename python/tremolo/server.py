@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import tls
+from . import logs, tls
 from .config import ConfigError, Options
 from .protocols import Adapter, HTTPProtocol, ServerState
 from .protocols.state import Clocked
@@ -25,7 +25,7 @@ AdapterFactory = Callable[[ServerState], Adapter]
 
 class StartupFailed(Exception):
     """The application's startup (worker_start hooks, ASGI lifespan) failed."""
-logger = logging.getLogger("tremolo")
+logger = logging.getLogger(logs.SERVER)
 
 
 @dataclass
@@ -165,6 +165,7 @@ class Worker:
         self.states = [self.state]
         self.servers: list[asyncio.Server] = []
         self.stopping = loop.create_future()
+        self.forced = False
 
     async def start(self, sockets: list[tuple[socket.socket, Options]]) -> None:
         try:
@@ -185,11 +186,20 @@ class Worker:
             self.servers.append(server)
 
     def stop(self) -> None:
+        """The first call stops gracefully; a second one (CTRL+C again) closes every
+        connection at once."""
         if not self.stopping.done():
             self.stopping.set_result(None)
+        elif not self.forced:
+            self.forced = True
+            logger.warning("forced to stop: closing %d connection(s) now",
+                           len(self.connections()))
 
-    async def serve(self, sockets: list[tuple[socket.socket, Options]]) -> None:
+    async def serve(self, sockets: list[tuple[socket.socket, Options]],
+                    ready: Callable[[], None] | None = None) -> None:
         await self.start(sockets)
+        if ready is not None:
+            ready()  # after the application's startup (ASGI lifespan included)
         await self.stopping
         await self.shutdown()
 
@@ -202,10 +212,20 @@ class Worker:
         for server in self.servers:
             server.close()
         deadline = self.loop.time() + self.options.shutdown_timeout
-        while self.connections() and self.loop.time() < deadline:
+        for conn in self.connections():
+            conn.close_when_idle()
+        busy = len(self.connections())
+        if busy:
+            logger.info("waiting up to %gs for %d connection(s) to finish (CTRL+C again "
+                        "to force)", self.options.shutdown_timeout, busy)
+        while self.connections() and self.loop.time() < deadline and not self.forced:
             for conn in self.connections():
                 conn.close_when_idle()
             await asyncio.sleep(0.05)
+        left = self.connections()
+        if left and not self.forced:
+            logger.warning("closing %d connection(s) still busy after shutdown_timeout "
+                           "(%gs)", len(left), self.options.shutdown_timeout)
         tasks = [c.task for c in self.connections() if c.task is not None and not c.task.done()]
         for conn in self.connections():
             conn.abort()

@@ -13,9 +13,12 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from . import logs
+from ._core import __version__
 from .config import ConfigError, Options
 from .server import (
     AdapterFactory,
@@ -28,7 +31,7 @@ from .server import (
     ssl_context,
 )
 
-logger = logging.getLogger("tremolo")
+logger = logging.getLogger(logs.SERVER)
 #: a worker that dies sooner than this after starting counts as a crash loop
 QUICK_DEATH = 2.0
 MAX_QUICK_DEATHS = 5
@@ -97,7 +100,8 @@ def worker_sockets(opened: list[tuple[socket.socket, Listener]], worker_num: int
 
 
 def run_worker(factory: AdapterFactory, options: Options,
-               sockets: list[tuple[socket.socket, Options]], lock: Any) -> None:
+               sockets: list[tuple[socket.socket, Options]], lock: Any,
+               ready: Callable[[], None] | None = None) -> None:
     """A worker's whole life: its loop, its sockets, until SIGINT or SIGTERM."""
     loop = new_event_loop(options.loop)
     asyncio.set_event_loop(loop)
@@ -105,7 +109,7 @@ def run_worker(factory: AdapterFactory, options: Options,
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, worker.stop)
     try:
-        loop.run_until_complete(worker.serve(sockets))
+        loop.run_until_complete(worker.serve(sockets, ready))
     except StartupFailed as exc:
         logger.error("application startup failed: %s", exc)
         raise SystemExit(STARTUP_FAILED) from None
@@ -114,33 +118,47 @@ def run_worker(factory: AdapterFactory, options: Options,
 
 
 def _child(factory: AdapterFactory, options: Options,
-           opened: list[tuple[socket.socket, Listener]], lock: Any) -> None:
+           opened: list[tuple[socket.socket, Listener]], lock: Any, ready: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # replaced by the loop's handlers
     sockets = worker_sockets(opened, options.worker_num)
     for sock, spec in opened:
         if spec.path is None and options.reuse_port:
             sock.close()  # the master's reservation is not ours to keep
-    run_worker(factory, options, sockets, lock)
+    run_worker(factory, options, sockets, lock, lambda: ready.put(os.getpid()))
 
 
 def serve(factory: AdapterFactory, options: Options,
           extra: list[tuple[str | None, int | str, dict[str, Any]]], lock: Any,
-          primary: bool = True) -> None:
-    logging.basicConfig(level=options.log_level.upper(), format=options.log_fmt)
+          primary: bool = True, what: str = "") -> None:
+    """Serves until SIGINT or SIGTERM. `what` names the application for the message
+    that says the server is ready."""
+    try:
+        logs.configure("DEBUG" if options.debug else options.log_level, options.log_fmt,
+                       options.log_config)
+        if options.access_log:
+            logs.check_format(options.access_log_format)
+    except ValueError as exc:
+        raise ConfigError(f"{'access_log_format' if options.access_log else 'log_config'}: "
+                          f"{exc}") from None
     new_event_loop(options.loop).close()  # a loop that cannot load fails here, not in workers
     specs = listeners(options, extra, primary)
     for spec in specs:
         ssl_context(spec.options)  # certificates that do not load fail here too
     opened = open_sockets(specs, options.worker_num)
     where = ", ".join(spec.display for _, spec in opened)
+
+    def announce(pids: list[int]) -> None:
+        workers = (f"in this process (pid {pids[0]})" if options.worker_num == 0 else
+                   f"{len(pids)} worker{'s' if len(pids) > 1 else ''} (pid "
+                   f"{', '.join(map(str, sorted(pids)))})")
+        logger.info("tremolo %s serving %son %s, %s loop, %s; press CTRL+C to quit",
+                    __version__, f"{what} " if what else "", where, options.loop, workers)
     try:
         if options.worker_num == 0:
-            logger.info("tremolo listening on %s (pid %d)", where, os.getpid())
-            run_worker(factory, options, [(s, spec.options) for s, spec in opened], lock)
+            run_worker(factory, options, [(s, spec.options) for s, spec in opened], lock,
+                       lambda: announce([os.getpid()]))
             return
-        logger.info("tremolo listening on %s (%d worker%s)", where, options.worker_num,
-                    "s" if options.worker_num > 1 else "")
-        code = Supervisor(factory, options, opened, lock).run()
+        code = Supervisor(factory, options, opened, lock, announce).run()
         if code:
             sys.exit(code)
     finally:
@@ -153,8 +171,14 @@ def serve(factory: AdapterFactory, options: Options,
 
 class Supervisor:
     def __init__(self, factory: AdapterFactory, options: Options,
-                 opened: list[tuple[socket.socket, Listener]], lock: Any) -> None:
+                 opened: list[tuple[socket.socket, Listener]], lock: Any,
+                 announce: Callable[[list[int]], None] = lambda pids: None) -> None:
         self.factory = factory
+        self.announce = announce
+        #: workers put their pid here once they serve
+        self.ready = multiprocessing.get_context("fork").SimpleQueue()
+        self.serving: set[int] = set()
+        self.announced = False
         self.options = replace(options)
         self.opened = opened
         self.lock = lock
@@ -166,7 +190,8 @@ class Supervisor:
 
     def spawn(self, slot: int) -> None:
         proc = self.ctx.Process(target=_child, name=f"tremolo-worker-{slot}",
-                                args=(self.factory, self.options, self.opened, self.lock))
+                                args=(self.factory, self.options, self.opened, self.lock,
+                                      self.ready))
         proc.start()
         self.workers[slot] = (proc, time.monotonic())
 
@@ -174,9 +199,11 @@ class Supervisor:
         if not self.stopping:
             self.stopping = True
             logger.info("stopping %d worker(s)", len(self.workers))
+        elif signum == signal.SIGINT:
+            logger.info("forcing the workers to stop")
         for proc, _ in self.workers.values():
             if proc.is_alive():
-                os.kill(proc.pid, signal.SIGTERM)
+                os.kill(proc.pid, signal.SIGTERM)  # a second one forces
 
     def run(self) -> int:
         previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGINT,
@@ -193,6 +220,7 @@ class Supervisor:
         deadline = None
         while self.workers:
             time.sleep(0.1)
+            self._collect_ready()
             if self.stopping and deadline is None:
                 deadline = time.monotonic() + self.options.shutdown_timeout + 5
             for slot, (proc, started) in list(self.workers.items()):
@@ -219,3 +247,14 @@ class Supervisor:
                                proc.exitcode)
                 self.spawn(slot)
         return self.failed
+
+    def _collect_ready(self) -> None:
+        while not self.ready.empty():
+            pid = self.ready.get()
+            alive = {proc.pid for proc, _ in self.workers.values()}
+            self.serving = {p for p in self.serving if p in alive} | {pid}
+            if self.announced:
+                logger.info("worker %d serves", pid)
+            elif len(self.serving) >= self.options.worker_num:
+                self.announced = True
+                self.announce(sorted(self.serving))

@@ -66,6 +66,10 @@ class Exchange:
     _error: BaseException | None = None
     _waiter: asyncio.Future[None] | None = None
     _bucket: _core.TokenBucket | None = None
+    #: what the access log reads: the status and fields sent, body bytes sent
+    status = 0
+    fields: Iterable[Header] = ()
+    sent = 0
     #: the handler's task and its app_handler_timeout clock, while it waits
     task: RequestTask | None = None
     timer: asyncio.TimerHandle | None = None
@@ -82,6 +86,8 @@ class Exchange:
         #: bytes per second this response may be sent at (download_rate, or a route's;
         #: 0: no limit)
         self.rate: int = protocol.state.options.download_rate
+        if protocol.state.access is not None:
+            self.t0 = protocol.loop.time()
 
     # -- request body --------------------------------------------------------
 
@@ -176,6 +182,10 @@ class Exchange:
         """Sends a whole response with Content-Length and finishes the exchange."""
         if self.started:
             raise RuntimeError("response already started")
+        self.status = status
+        self.fields = headers
+        if not self.head_only:
+            self.sent = len(body)
         keep = self.keep_alive
         if self._expect and not self._ended:
             keep = False  # see _close_after()
@@ -206,6 +216,8 @@ class Exchange:
         length is given (or `chunked` is False), else delimited by closing."""
         if self.started:
             raise RuntimeError("response already started")
+        self.status = status
+        self.fields = headers
         keep = not self._close_after()
         no_body = self.head_only or status in (204, 304) or status < 200
         use_chunks = False
@@ -252,6 +264,7 @@ class Exchange:
                 raise RuntimeError(f"the body is longer than its Content-Length "
                                    f"({len(data) - self._left} bytes too many)")
             self._left -= len(data)
+        self.sent += len(data)
         if not self.rate:
             await self._write(data)
             return
@@ -272,6 +285,7 @@ class Exchange:
 
     def wrote(self, size: int) -> None:
         """Counts body bytes that went out past write() (a zero-copy sendfile)."""
+        self.sent += size
         if self._left is not None:
             self._left -= size
 
@@ -310,6 +324,7 @@ class Exchange:
             self.keep_alive = False
         self.chunked = False  # the caller frames the body now: end() adds nothing
         self._left = None
+        self.sent += len(data)
         f = self.flow
         f.write(data)
         if f.write_paused:
@@ -363,4 +378,8 @@ class Exchange:
         if self._body:
             self._body.clear()
             self._body_size = 0
-        self.protocol.exchange_finished(self)
+        p = self.protocol
+        access = p.state.access
+        if access is not None:
+            access.log(self, p.loop.time())
+        p.exchange_finished(self)

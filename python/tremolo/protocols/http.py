@@ -290,6 +290,11 @@ class HTTPProtocol(asyncio.Protocol):
         """Answers `status` with a short text and closes the connection (gently after
         a 413: the client may be sending a body nobody will read)."""
         reason = self._explained(status, reason)
+        info = self.info
+        peer = info.peer if info is not None else None
+        self.state.logger.info("refused a request from %s: %d %s: %s",
+                               f"{peer[0]}:{peer[1]}" if peer else "a UNIX socket peer",
+                               status, _core.reason_phrase(status), reason)
         self.write(_encode_response(status, [TEXT_PLAIN], error_text(status, reason), False,
                                     False, self.state.date, self.state.server_name)[0])
         if status == 413:
@@ -423,6 +428,8 @@ class HTTPProtocol(asyncio.Protocol):
                             task=ex.task, eof=self.eof,
                             lost=lambda: self.adapter.connection_lost(self))
         self.task = None
+        if self.state.access is not None:
+            self.state.access.log(ex, self.loop.time())  # the 101
         protocol = make(takeover)
         self.transport.set_protocol(protocol)
         return protocol

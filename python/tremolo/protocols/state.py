@@ -7,7 +7,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .. import _core
+from .. import _core, logs
 from ..config import Options
 
 if TYPE_CHECKING:
@@ -44,7 +44,10 @@ class ServerState:
         #: locks shared by the workers (the handlers' `lock`)
         self.lock = lock
         self.loop = loop
-        self.logger = logger or logging.getLogger("tremolo")
+        self.logger = logger or logging.getLogger(logs.ERROR)
+        #: the access log, when it is on
+        self.access = logs.AccessLog(options.access_log_format) if options.access_log \
+            else None
         self.server_name = options.server_name_bytes
         self.trusted_proxies = frozenset(options.trusted_proxies)
         self.connections: set[Clocked] = set()

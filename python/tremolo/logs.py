@@ -1,0 +1,240 @@
+"""The server's loggers and its access log.
+
+`tremolo` (the server: startup, workers, stopping), `tremolo.error` (failures:
+applications, refused requests) and `tremolo.access` (one line per answered request).
+The server sets up these and no other logger: an application's own logging, and the
+root logger, are the application's (`log_config` replaces all of this with a
+dictConfig file)."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import logging
+import logging.config
+import os
+import sys
+from typing import Any
+
+SERVER = "tremolo"
+ERROR = "tremolo.error"
+ACCESS = "tremolo.access"
+
+#: access log formats by name; any other value is a format of atoms (see AccessLog)
+PRESETS = {
+    "default": '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
+    "common": '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s',
+    "combined": '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"',
+    "json": "json",
+}
+_OURS = "_tremolo_handler"
+
+
+def configure(level: str, fmt: str, log_config: str | None = None) -> None:
+    """Sets up the server's loggers (once per process): messages to stderr in `fmt`,
+    access lines to stdout as they are. With `log_config`, that file (JSON, or YAML
+    when PyYAML is installed) configures logging instead."""
+    if log_config:
+        logging.config.dictConfig(load_config(log_config))
+        return
+    server = logging.getLogger(SERVER)
+    server.setLevel(level.upper())
+    if not any(getattr(h, _OURS, False) for h in server.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(fmt))
+        setattr(handler, _OURS, True)
+        server.addHandler(handler)
+        server.propagate = False
+    access = logging.getLogger(ACCESS)
+    if not any(getattr(h, _OURS, False) for h in access.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        setattr(handler, _OURS, True)
+        access.addHandler(handler)
+        access.propagate = False
+    access.setLevel(logging.INFO)
+
+
+def load_config(path: str) -> dict[str, Any]:
+    """A dictConfig from a JSON or YAML file; ValueError says what is wrong."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path!r}: {exc.strerror or exc}") from None
+    if path.endswith((".yaml", ".yml")):
+        try:
+            import yaml  # type: ignore[import-untyped]
+        except ImportError:
+            raise ValueError(f"{path!r} is YAML, and PyYAML is not installed") from None
+        data = yaml.safe_load(text)
+    else:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"{path!r} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("version") != 1:
+        raise ValueError(f"{path!r} must hold a logging dictConfig (with version: 1)")
+    return data
+
+
+class _Atoms:
+    """The values a format's atoms name, worked out when the line is written."""
+
+    __slots__ = ("ex", "seconds")
+
+    def __init__(self, ex: Any, seconds: float) -> None:
+        self.ex = ex
+        self.seconds = seconds
+
+    def __getitem__(self, key: str) -> str:
+        ex = self.ex
+        if key.startswith("{") and key[-2:-1] == "}":
+            name = key[1:-2].lower().encode("latin-1")
+            if key[-1] == "i":
+                value = ex.head.get(name)
+                return value.decode("latin-1") if value else "-"
+            if key[-1] == "o":
+                for field, sent in ex.fields:
+                    if field.lower() == name:
+                        return str(sent.decode("latin-1"))
+                return "-"
+        atom = _ATOMS.get(key)
+        if atom is None:
+            raise KeyError(key)
+        return str(atom(ex, self.seconds))
+
+
+def _client(ex: Any, _: float) -> str:
+    info = ex.protocol.info
+    if info is None:
+        return "-"
+    client = info.client_of(ex.head)
+    return client[0] if client else "unix"
+
+
+def _user(ex: Any, seconds: float) -> str:
+    auth = ex.head.get(b"authorization") or b""
+    scheme, _, token = auth.partition(b" ")
+    if scheme.lower() != b"basic":
+        return "-"
+    try:
+        user = base64.b64decode(token.strip(), validate=True).split(b":", 1)[0]
+    except ValueError:
+        return "-"
+    return user.decode("utf-8", "replace") or "-"
+
+
+def _time(_: Any, __: float) -> str:
+    return datetime.datetime.now().astimezone().strftime("[%d/%b/%Y:%H:%M:%S %z]")
+
+
+def _request_line(ex: Any, _: float) -> str:
+    return (f"{ex.method.decode('latin-1')} {ex.head.target.decode('latin-1')} "
+            f"HTTP/1.{0 if ex.http10 else 1}")
+
+
+def _header(name: bytes) -> Any:
+    def atom(ex: Any, _: float) -> str:
+        value = ex.head.get(name)
+        return value.decode("latin-1") if value else "-"
+    return atom
+
+
+_ATOMS = {
+    "h": _client,
+    "l": lambda ex, s: "-",
+    "u": _user,
+    "t": _time,
+    "r": _request_line,
+    "m": lambda ex, s: ex.method.decode("latin-1"),
+    "U": lambda ex, s: ex.head.target.partition(b"?")[0].decode("latin-1"),
+    "q": lambda ex, s: ex.head.target.partition(b"?")[2].decode("latin-1"),
+    "H": lambda ex, s: f"HTTP/1.{0 if ex.http10 else 1}",
+    "s": lambda ex, s: str(ex.status) if ex.status else "-",
+    "b": lambda ex, s: str(ex.sent) if ex.sent else "-",
+    "B": lambda ex, s: str(ex.sent),
+    "D": lambda ex, s: str(int(s * 1_000_000)),
+    "M": lambda ex, s: str(int(s * 1000)),
+    "L": lambda ex, s: f"{s:.6f}",
+    "f": _header(b"referer"),
+    "a": _header(b"user-agent"),
+    "p": lambda ex, s: f"<{os.getpid()}>",
+}
+
+
+def check_format(fmt: str) -> str:
+    """The format a preset name stands for, checked; ValueError names a bad atom."""
+    fmt = PRESETS.get(fmt, fmt)
+    if fmt == "json":
+        return fmt
+    try:
+        fmt % _Probe()
+    except KeyError as exc:
+        raise ValueError(f"unknown atom %({exc.args[0]})s (known: "
+                         f"{', '.join(sorted(_ATOMS))}, {{name}}i, {{name}}o)") from None
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"not a format of atoms: {exc}") from None
+    return fmt
+
+
+class _Probe:
+    def __getitem__(self, key: str) -> str:
+        if key in _ATOMS or (key.startswith("{") and key[-2:] in ("}i", "}o")):
+            return ""
+        raise KeyError(key)
+
+
+class AccessLog:
+    """Writes one line per answered request to `tremolo.access`, in a format of
+    gunicorn's atoms: %(h)s client (as trusted proxies give it), %(l)s '-', %(u)s
+    user (HTTP Basic), %(t)s time, %(r)s request line, %(m)s method, %(U)s path,
+    %(q)s query, %(H)s protocol, %(s)s status, %(b)s body bytes ('-' for none),
+    %(B)s body bytes, %(D)s microseconds, %(M)s milliseconds, %(L)s seconds,
+    %(f)s referer, %(a)s user agent, %(p)s pid, %({name}i)s a request field,
+    %({name}o)s a response field. `json` writes one JSON object per line."""
+
+    def __init__(self, fmt: str) -> None:
+        self.fmt = check_format(fmt)
+        self.logger = logging.getLogger(ACCESS)
+        # With the server's own handler (no log_config), lines are written straight
+        # to its stream and flushed once per turn of the loop rather than one
+        # LogRecord and one flush each: half the cost at full load. A logging setup
+        # of the user's own gets every line as a record.
+        handlers = self.logger.handlers
+        ours = len(handlers) == 1 and getattr(handlers[0], _OURS, False) \
+            and not self.logger.filters
+        self.stream: Any = getattr(handlers[0], "stream", None) if ours else None
+        self.pending: list[str] = []
+
+    def _flush(self) -> None:
+        lines, self.pending = self.pending, []
+        try:
+            self.stream.write("\n".join(lines) + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed or broken stream must not break serving
+
+    def log(self, ex: Any, now: float) -> None:
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        seconds = max(now - ex.t0, 0.0)
+        if self.fmt == "json":
+            line = json.dumps({
+                "time": datetime.datetime.now().astimezone().isoformat(timespec="milliseconds"),
+                "client": _client(ex, seconds), "method": ex.method.decode("latin-1"),
+                "target": ex.head.target.decode("latin-1"),
+                "protocol": f"HTTP/1.{0 if ex.http10 else 1}", "status": ex.status,
+                "bytes": ex.sent, "duration_ms": round(seconds * 1000, 3),
+                "referer": _header(b"referer")(ex, seconds),
+                "user_agent": _header(b"user-agent")(ex, seconds),
+            })
+        else:
+            line = self.fmt % _Atoms(ex, seconds)
+        if self.stream is None:
+            self.logger.info(line)
+            return
+        if not self.pending:
+            ex.protocol.loop.call_soon(self._flush)
+        self.pending.append(line)

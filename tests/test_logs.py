@@ -1,0 +1,269 @@
+"""Logs: the access log and its atoms, refused requests, the server's own loggers
+(the root logger is the application's), --log-config, and the messages of starting
+and stopping."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tremolo import Tremolo
+from tremolo.asgi import ASGIAdapter
+from tremolo.logs import AccessLog, check_format
+from tremolo.testing import serve_in_thread
+
+from .helpers import exchange, free_port
+
+native = Tremolo()
+
+
+@native.route("/hello")
+async def hello(response: Any, **server: Any) -> bytes:
+    response.set_header("X-Trace", "t-1")
+    return b"hello"
+
+
+@native.route("/stream")
+async def stream(**server: Any) -> Any:
+    yield b"abc"
+    yield b"de"
+
+
+@native.route("/ws")
+async def ws(websocket: Any = None, **server: Any) -> None:
+    await websocket.accept()
+    await websocket.close()
+
+
+@pytest.fixture(scope="module")
+def port() -> Iterator[int]:
+    with serve_in_thread(native, shutdown_timeout=2, access_log=True,
+                         access_log_format="combined") as (_, p):
+        yield p
+
+
+def lines(caplog: pytest.LogCaptureFixture, name: str = "tremolo.access") -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == name]
+
+
+def wait_for(caplog: pytest.LogCaptureFixture, count: int, name: str = "tremolo.access"
+             ) -> list[str]:
+    deadline = time.monotonic() + 5
+    while len(lines(caplog, name)) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return lines(caplog, name)
+
+
+def test_combined_lines(port: int, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    auth = "Basic " + base64.b64encode(b"ann:secret").decode()
+    httpx.get(f"http://127.0.0.1:{port}/hello?q=1", timeout=5,
+              headers={"Referer": "http://ref.test/", "User-Agent": "agent/1",
+                       "Authorization": auth})
+    httpx.head(f"http://127.0.0.1:{port}/hello", timeout=5)
+    httpx.get(f"http://127.0.0.1:{port}/stream", timeout=5)
+    httpx.get(f"http://127.0.0.1:{port}/nothing", timeout=5)
+    got = wait_for(caplog, 4)
+    first, head, streamed, missing = got[:4]
+    assert first.startswith("127.0.0.1 - ann [")
+    assert first.endswith('"GET /hello?q=1 HTTP/1.1" 200 5 "http://ref.test/" "agent/1"')
+    assert '"HEAD /hello HTTP/1.1" 200 - ' in head  # no body bytes were sent
+    assert '"GET /stream HTTP/1.1" 200 5 ' in streamed
+    assert '"GET /nothing HTTP/1.1" 404 ' in missing
+
+
+def test_the_websocket_handshake_is_logged(port: int, caplog: pytest.LogCaptureFixture
+                                           ) -> None:
+    caplog.set_level(logging.INFO)
+    exchange(port, b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
+             b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+             b"Sec-WebSocket-Version: 13\r\n\r\n", timeout=2)
+    assert any('"GET /ws HTTP/1.1" 101 ' in line for line in wait_for(caplog, 1))
+
+
+def test_atoms_and_json(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    fmt = "%(m)s %(U)s %(q)s %(H)s %(s)s %(B)s %({x-trace}o)s %({x-in}i)s %(D)s %(L)s"
+    with serve_in_thread(native, access_log=True, access_log_format=fmt,
+                         shutdown_timeout=2) as (_, p):
+        httpx.get(f"http://127.0.0.1:{p}/hello?a=b", headers={"X-In": "v"}, timeout=5)
+        [line] = wait_for(caplog, 1)
+    method, path, query, proto, status, size, trace, given, micros, seconds = line.split()
+    assert (method, path, query, proto, status, size, trace, given) == (
+        "GET", "/hello", "a=b", "HTTP/1.1", "200", "5", "t-1", "v")
+    assert int(micros) >= 0 and float(seconds) < 5
+    caplog.clear()
+    with serve_in_thread(native, access_log=True, access_log_format="json",
+                         shutdown_timeout=2) as (_, p):
+        httpx.get(f"http://127.0.0.1:{p}/hello", timeout=5)
+        [line] = wait_for(caplog, 1)
+    record = json.loads(line)
+    assert {k: record[k] for k in ("client", "method", "target", "status", "bytes")} == {
+        "client": "127.0.0.1", "method": "GET", "target": "/hello", "status": 200,
+        "bytes": 5}
+
+
+def test_a_forwarded_client_is_logged_from_a_trusted_proxy(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    with serve_in_thread(native, access_log=True, shutdown_timeout=2) as (_, p):
+        httpx.get(f"http://127.0.0.1:{p}/hello", headers={"X-Forwarded-For": "203.0.113.9"},
+                  timeout=5)
+        [line] = wait_for(caplog, 1)
+    assert line.startswith('203.0.113.9 "GET /hello HTTP/1.1" 200 5 ')
+
+
+def test_bad_formats_are_refused() -> None:
+    assert check_format("combined").endswith('"%(f)s" "%(a)s"')
+    for bad in ("%(zz)s", "%(h)d %", "%(h)s %(r"):
+        with pytest.raises(ValueError):
+            AccessLog(bad)
+
+
+def test_refused_requests_are_logged_once_without_a_traceback(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    with serve_in_thread(lambda s: ASGIAdapter(_asgi, s), shutdown_timeout=2,
+                         access_log=True) as (_, p):
+        exchange(p, b"GET / HTTP/1.1\r\nHost: t\r\nX: a\r\n b\r\n\r\n")
+        exchange(p, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+        found = wait_for(caplog, 2, "tremolo.error")
+    assert len(found) == 2
+    assert "refused a request from 127.0.0.1:" in found[0]
+    assert found[0].endswith("400 Bad Request: obsolete line folding")
+    assert "414 URI Too Long" in found[1]
+    records = [r for r in caplog.records if r.name == "tremolo.error"]
+    assert all(r.levelno == logging.INFO and r.exc_info is None for r in records)
+
+
+async def _asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+# -- under python3 -m tremolo ------------------------------------------------------
+
+APP = """
+import logging
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    logging.getLogger("myapp").warning("from the application")
+    body = repr([type(h).__name__ for h in logging.getLogger().handlers]).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+"""
+
+
+def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], int]:
+    (tmp_path / "logapp.py").write_text(APP)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tremolo", "--port", str(port), *args,
+                             "logapp:app"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return proc, port
+
+
+def read_until(stream: Any, text: str, timeout: float = 15) -> str:
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while text not in seen:
+        line = stream.readline()
+        assert line, f"no {text!r} in {seen!r}"
+        assert time.monotonic() < deadline, seen
+        seen += line
+    return seen
+
+
+def test_startup_access_log_and_stopping_under_the_cli(tmp_path: Path) -> None:
+    proc, port = start(tmp_path, "--workers", "2")
+    try:
+        banner = read_until(proc.stderr, "press CTRL+C to quit")
+        assert "tremolo " in banner and "serving app (ASGI 3)" in banner
+        assert f"on http://127.0.0.1:{port}, uvloop loop, 2 workers (pid " in banner
+        r = httpx.get(f"http://127.0.0.1:{port}/x", timeout=5)
+        assert r.text == "[]"  # the root logger is the application's: no handler set
+        assert '"GET /x HTTP/1.1" 200' in read_until(proc.stdout, "GET /x")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and "stopping 2 worker(s)" in err
+
+
+def test_no_access_log_and_a_log_config_file(tmp_path: Path) -> None:
+    proc, port = start(tmp_path, "--no-access-log", "--workers", "0")
+    try:
+        read_until(proc.stderr, "press CTRL+C to quit")
+        httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+    assert "GET /" not in out
+    logfile = tmp_path / "access.log"
+    (tmp_path / "logging.json").write_text(json.dumps({
+        "version": 1, "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "%(name)s %(message)s"}},
+        "handlers": {"file": {"class": "logging.FileHandler", "filename": str(logfile),
+                              "formatter": "plain"}},
+        "loggers": {"tremolo": {"handlers": ["file"], "level": "INFO",
+                                "propagate": False}},
+    }))
+    proc, port = start(tmp_path, "--log-config", "logging.json", "--workers", "0")
+    try:
+        deadline = time.monotonic() + 15
+        while "press CTRL+C" not in (logfile.read_text() if logfile.exists() else ""):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        httpx.get(f"http://127.0.0.1:{port}/configured", timeout=5)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+    text = logfile.read_text()
+    assert 'tremolo.access 127.0.0.1 "GET /configured HTTP/1.1" 200' in text
+
+
+def test_a_yaml_log_config(tmp_path: Path) -> None:
+    logfile = tmp_path / "server.log"
+    (tmp_path / "logging.yaml").write_text(
+        "version: 1\n"
+        "disable_existing_loggers: false\n"
+        "handlers:\n"
+        f"  file: {{class: logging.FileHandler, filename: '{logfile}'}}\n"
+        "loggers:\n"
+        "  tremolo: {handlers: [file], level: INFO, propagate: false}\n")
+    proc, _ = start(tmp_path, "--log-config", "logging.yaml", "--workers", "0")
+    try:
+        deadline = time.monotonic() + 15
+        while "press CTRL+C" not in (logfile.read_text() if logfile.exists() else ""):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--access-log-format", "%(nope)s"], "argument --access-log-format"),
+    (["--log-config", "missing.json"], "cannot read 'missing.json'"),
+])
+def test_bad_log_settings_are_one_line(tmp_path: Path, args: list[str], message: str
+                                       ) -> None:
+    (tmp_path / "logapp.py").write_text(APP)
+    r = subprocess.run([sys.executable, "-m", "tremolo", "--port", "0", *args,
+                        "logapp:app"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 2 and message in r.stderr.strip().splitlines()[-1], r.stderr
