@@ -212,6 +212,9 @@ def test_variables_flags_and_their_precedence() -> None:
     assert got["port"] == 9002 and got["client_max_body_size"] == 512 << 10
     assert got["ws"] is True and got["worker_num"] == 2 and got["app"] == "other:app"
     assert settings([], {"TREMOLO_WORKER_NUM": "4", "WEB_CONCURRENCY": "9"})["worker_num"] == 4
+    assert settings(["--forwarded-allow-ips", "unix,10.0.0.0/8"], {})["trusted_proxies"] == (
+        "unix", "10.0.0.0/8")
+    assert settings([], {"FORWARDED_ALLOW_IPS": "*"})["trusted_proxies"] == ("*",)
     assert settings(["--download-rate", "1.5M", "--keepalive-timeout", "2m"], {}) == {
         "download_rate": 3 << 19, "keepalive_timeout": 120.0}
 
@@ -369,3 +372,32 @@ def test_a_port_in_use_is_refused_unless_shared(tmp_path: Path) -> None:
             assert stop(second) == 0
     finally:
         assert stop(shared) == 0
+
+
+def test_a_proxy_on_a_unix_socket_is_trusted_with_unix(tmp_path: Path) -> None:
+    (tmp_path / "fwd.py").write_text(
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] != 'http':\n"
+        "        return\n"
+        "    await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+        "    await send({'type': 'http.response.body',\n"
+        "                'body': f\"{scope['client']} {scope['scheme']}\".encode()})\n")
+    for allow, expected in (("unix", b"('203.0.113.1', 0) https"), ("127.0.0.1", b"None http")):
+        sock = tmp_path / f"{allow}.sock"
+        proc = serve(tmp_path, "--bind", str(sock), "--worker-num", "0",
+                     "--forwarded-allow-ips", allow, "fwd:app")
+        try:
+            transport = httpx.HTTPTransport(uds=str(sock))
+            headers = {"X-Forwarded-For": "203.0.113.1", "X-Forwarded-Proto": "https"}
+            for _ in range(200):
+                try:
+                    r = httpx.Client(transport=transport).get("http://x/", headers=headers,
+                                                              timeout=2)
+                    break
+                except httpx.TransportError:
+                    assert proc.poll() is None
+                    import time
+                    time.sleep(0.05)
+            assert r.content == expected
+        finally:
+            assert stop(proc) == 0

@@ -61,7 +61,8 @@ async def short(response, **server):
 @native.route("/seen")
 async def seen(request, **server):
     return json.dumps({"path": request.path.decode(), "query": request.query_string.decode(),
-                       "client": request.ip.decode()})
+                       "client": request.ip.decode(), "scheme": request.scheme.decode(),
+                       "host": request.host.decode()})
 
 
 async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -96,7 +97,9 @@ async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": BIG})
         return
     body = json.dumps({"path": scope["raw_path"].decode(), "query": scope["query_string"].decode(),
-                       "client": scope["client"][0] if scope["client"] else ""})
+                       "client": scope["client"][0] if scope["client"] else "",
+                       "scheme": scope["scheme"],
+                       "host": dict(scope["headers"]).get(b"host", b"").decode()})
     await send({"type": "http.response.start", "status": 200 if scope["path"] == "/seen"
                 else 404, "headers": []})
     await send({"type": "http.response.body", "body": body.encode()})
@@ -120,7 +123,8 @@ def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> lis
         start_response("200 OK", [("Content-Length", "10")])
         return [b"12345"]
     body = json.dumps({"path": environ["PATH_INFO"], "query": environ["QUERY_STRING"],
-                       "client": environ["REMOTE_ADDR"],
+                       "client": environ["REMOTE_ADDR"], "scheme": environ["wsgi.url_scheme"],
+                       "host": environ.get("HTTP_HOST", ""),
                        "user": environ.get("HTTP_X_USER")})
     start_response("200 OK" if environ["PATH_INFO"] == "/seen" else "404 Not Found", [])
     return [body.encode()]
@@ -178,6 +182,40 @@ def test_forwarded_client(server: tuple[str, int], forwarded: bytes, client: str
     _, port = server
     _, seen = get(port, b"/seen", forwarded)
     assert seen["client"] == client
+
+
+@pytest.mark.parametrize("fields, client, scheme, host", [
+    (b"X-Forwarded-Proto: https\r\nX-Forwarded-Host: public.test\r\n",
+     "127.0.0.1", "https", "public.test"),
+    (b"X-Forwarded-For: 203.0.113.5\r\nX-Forwarded-Proto: https\r\n",
+     "203.0.113.5", "https", "example.com"),
+    (b"X-Forwarded-Proto: gopher\r\nX-Forwarded-Host: a b\r\n",  # neither is valid
+     "127.0.0.1", "http", "example.com"),
+    # RFC 7239: the rightmost untrusted hop, with the scheme and host it was seen with
+    (b'Forwarded: for=198.51.100.7;proto=https;host=shop.test, for=10.0.0.9\r\n',
+     "198.51.100.7", "https", "shop.test"),
+    (b'Forwarded: for="[2001:db8::7]:4711";proto=https\r\n', "2001:db8::7", "https",
+     "example.com"),
+    (b"Forwarded: for=unknown;proto=https\r\n", "127.0.0.1", "https", "example.com"),
+    # Forwarded wins over X-Forwarded-*
+    (b"Forwarded: for=198.51.100.8\r\nX-Forwarded-For: 203.0.113.9\r\n",
+     "198.51.100.8", "http", "example.com"),
+])
+def test_proxy_fields(server: tuple[str, int], fields: bytes, client: str, scheme: str,
+                      host: str) -> None:
+    _, port = server
+    _, seen = get(port, b"/seen", fields)
+    assert (seen["client"], seen["scheme"], seen["host"]) == (client, scheme, host)
+
+
+def test_proxy_fields_of_an_untrusted_peer_are_ignored() -> None:
+    for interface in TARGETS:
+        with serve_in_thread(TARGETS[interface], shutdown_timeout=2,
+                             trusted_proxies=("10.9.9.9",)) as (_, port):
+            _, seen = get(port, b"/seen", b"X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Proto: "
+                          b"https\r\nX-Forwarded-Host: evil.test\r\nForwarded: for=5.6.7.8\r\n")
+        assert (seen["client"], seen["scheme"], seen["host"]) == (
+            "127.0.0.1", "http", "example.com"), interface
 
 
 def test_an_application_date_or_server_replaces_the_servers(

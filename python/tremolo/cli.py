@@ -24,12 +24,15 @@ from .cli_options import (
     env_name,
     flag,
     from_environment,
+    read_list,
     web_concurrency,
 )
 from .config import UNLIMITED, ConfigError, Options
 from .loading import INTERFACES, AppLoadError, detect_interface, load_app
 
 LIFESPAN = ("auto", "on", "off")
+#: the names users bring from the other servers
+ALIASES = {"worker_num": ("--workers",), "trusted_proxies": ("--forwarded-allow-ips",)}
 
 
 def parse_bind(value: str) -> list[tuple[str | None, int | str]]:
@@ -110,7 +113,7 @@ def build_parser() -> Parser:
     server = parser.add_argument_group("server options (docs/configuration.md)")
     defaults = Options()
     for name, (kind, _) in FLAGS.items():
-        names = [flag(name)] + (["--workers"] if name == "worker_num" else [])
+        names = [flag(name), *ALIASES.get(name, ())]
         if kind is SWITCH:
             server.add_argument(*names, dest=name, action=argparse.BooleanOptionalAction,
                                 help=describe(name, defaults))
@@ -131,6 +134,8 @@ def gather(args: argparse.Namespace, environ: dict[str, str] | os._Environ[str]
         workers = web_concurrency(environ)
         if workers is not None:
             settings["worker_num"] = workers
+    if "trusted_proxies" not in settings and environ.get("FORWARDED_ALLOW_IPS"):
+        settings["trusted_proxies"] = read_list(environ["FORWARDED_ALLOW_IPS"])
     return settings
 
 

@@ -133,8 +133,9 @@ FLAGS: dict[str, tuple[Kind, str]] = {
     "ws_close_timeout": (SECONDS, "time the closing handshake may take"),
     "ws_compression": (SWITCH, "offer permessage-deflate to clients that ask"),
     "locks": (COUNT, "inter-process locks offered to handlers"),
-    "trusted_proxies": (LIST, "peers whose X-Forwarded-* fields are believed: addresses, "
-                              "networks, or *"),
+    "trusted_proxies": (LIST, "peers whose Forwarded and X-Forwarded-For/-Proto/-Host "
+                              "fields are believed: addresses, networks, unix (a UNIX "
+                              "socket peer) or * ($FORWARDED_ALLOW_IPS too)"),
 }
 #: options of the command line that are not server options, with their kinds
 NOT_OPTIONS = {"host": TEXT, "port": COUNT, "bind": TEXT, "interface": TEXT,

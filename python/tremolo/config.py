@@ -123,12 +123,12 @@ class Options:
         if isinstance(self.trusted_proxies, str):
             self.trusted_proxies = tuple(p.strip() for p in self.trusted_proxies.split(","))
         for proxy in self.trusted_proxies:
-            if proxy != "*":
+            if proxy not in ("*", "unix"):
                 try:
                     ipaddress.ip_network(proxy, strict=False)
                 except ValueError:
-                    raise ConfigError(f"trusted_proxies: {proxy!r} is not an address or "
-                                      "network") from None
+                    raise ConfigError(f"trusted_proxies: {proxy!r} is not an address, a "
+                                      "network, 'unix' or '*'") from None
         if self.ssl is not None and not (isinstance(self.ssl, dict) and self.ssl.get("cert")):
             raise ConfigError("ssl must be a dict with 'cert' (and 'key', 'password', "
                               "'ca_certs', 'cert_reqs', 'ciphers')")

@@ -117,8 +117,7 @@ class WSGIAdapter(Adapter):
         raw_path, _, query = head.target.partition(b"?")
         info = ex.protocol.info
         assert info is not None
-        scheme = info.scheme_of(head)
-        client = info.client_of(head)
+        client, scheme, host = info.forwarded(head)
         path = unquote_to_bytes(raw_path).decode("latin-1")  # PEP 3333: bytes as latin-1
         root = self.root_path
         if root and (path == root or path.startswith(root + "/")):
@@ -161,6 +160,8 @@ class WSGIAdapter(Adapter):
                 environ[key] += ("; " if key == "HTTP_COOKIE" else ", ") + text
             else:
                 environ[key] = text
+        if host is not None:  # X-Forwarded-Host / Forwarded host= of a trusted proxy
+            environ["HTTP_HOST"] = host
         return environ
 
     async def handle(self, ex: Exchange) -> None:

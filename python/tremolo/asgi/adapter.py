@@ -65,8 +65,10 @@ class ASGIAdapter(Adapter):
         scope = head.scope(base, ASGI, self.lifespan.state, extensions)
         info = p.info
         if info is not None and info.trusted:
-            scope["scheme"] = info.scheme_of(head)
-            scope["client"] = info.client_of(head)
+            scope["client"], scope["scheme"], host = info.forwarded(head)
+            if host is not None:  # X-Forwarded-Host / Forwarded host= of a trusted proxy
+                scope["headers"] = [(n, host.encode("latin-1") if n == b"host" else v)
+                                    for n, v in scope["headers"]]
         return scope
 
     def websocket_scope(self, ex: Exchange) -> dict[str, Any]:

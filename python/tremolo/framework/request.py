@@ -148,6 +148,10 @@ class Request:
 
     @property
     def host(self) -> bytes:
+        """Host, or what a trusted proxy says it was (X-Forwarded-Host, Forwarded)."""
+        forwarded = self._forwarded()[2]
+        if forwarded is not None:
+            return forwarded.encode("latin-1")
         return self.exchange.head.get(b"host") or b""
 
     @property
@@ -191,32 +195,25 @@ class Request:
         info = self.exchange.protocol.info
         return info is not None and info.secure
 
-    def _from_proxy(self) -> bool:
-        info = self.exchange.protocol.info
-        return info is not None and info.trusted
+    def _forwarded(self) -> tuple[tuple[str, int] | None, str, str | None]:
+        """(client, scheme, host): the connection's, or a trusted proxy's word."""
+        if "forwarded" not in self.ctx:
+            info = self.exchange.protocol.info
+            self.ctx["forwarded"] = info.forwarded(self.exchange.head) if info is not None \
+                else (None, "http", None)
+        return self.ctx["forwarded"]  # type: ignore[no-any-return]
 
     @property
     def ip(self) -> bytes:
         """The client's address: when the peer is a trusted proxy (trusted_proxies,
-        loopback by default), the rightmost X-Forwarded-For address that is not a
-        trusted proxy; else the peer."""
-        if "ip" not in self.ctx:
-            info = self.exchange.protocol.info
-            client = info.client_of(self.exchange.head) if info is not None else None
-            self.ctx["ip"] = client[0].encode() if client else b""
-        return self.ctx["ip"]  # type: ignore[no-any-return]
+        loopback by default), the rightmost address of Forwarded (or
+        X-Forwarded-For) that is not a trusted proxy; else the peer."""
+        client = self._forwarded()[0]
+        return client[0].encode() if client else b""
 
     @property
     def scheme(self) -> bytes:
-        if "scheme" not in self.ctx:
-            scheme = b""
-            if self._from_proxy():
-                proto = self.headers.getlist(b"x-forwarded-proto")
-                scheme = proto[0].lower() if proto else b""
-            if scheme not in (b"http", b"https"):
-                scheme = b"https" if self.is_secure else b"http"
-            self.ctx["scheme"] = scheme
-        return self.ctx["scheme"]  # type: ignore[no-any-return]
+        return self._forwarded()[1].encode()
 
     def uid(self, length: int = 32) -> bytes:
         """A unique id: time, port and pid, then random bytes."""

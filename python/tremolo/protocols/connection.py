@@ -7,6 +7,8 @@ import asyncio
 import ipaddress
 from typing import Any
 
+from .forwarded import forwarded
+
 
 def trusted(peer: str | None, proxies: frozenset[str]) -> bool:
     """Whether `peer` is one of `proxies` (addresses, networks, or '*')."""
@@ -37,40 +39,25 @@ class ConnectionInfo:
             else None
         self.secure: bool = transport.get_extra_info("sslcontext") is not None
         self.proxies = proxies
-        self.trusted: bool = self.peer is not None and trusted(self.peer[0], proxies)
+        # a UNIX socket peer (a proxy on the same host) is trusted with 'unix'
+        self.trusted: bool = trusted(self.peer[0], proxies) if self.peer is not None \
+            else "unix" in proxies or "*" in proxies
 
     @property
     def scheme(self) -> str:
         return "https" if self.secure else "http"
 
+    def forwarded(self, head: Any) -> tuple[tuple[str, int] | None, str, str | None]:
+        """(client, scheme, host) of a request: the connection's own, or what a
+        trusted proxy says (see forwarded.py); host is None when no proxy says it."""
+        if not self.trusted:
+            return self.peer, self.scheme, None
+        client, scheme, host = forwarded(head, self.peer,
+                                         lambda a: trusted(a, self.proxies))
+        return client, scheme or self.scheme, host
+
     def scheme_of(self, head: Any) -> str:
-        """The request's scheme: the connection's, or X-Forwarded-Proto (http or
-        https) when the peer is a trusted proxy."""
-        if self.trusted:
-            forwarded = head.get(b"x-forwarded-proto")
-            if forwarded:
-                value = forwarded.strip().lower()
-                if value in (b"http", b"https"):
-                    return "https" if value == b"https" else "http"
-        return "https" if self.secure else "http"
+        return self.forwarded(head)[1]
 
     def client_of(self, head: Any) -> tuple[str, int] | None:
-        """The request's client: the peer, or when the peer is a trusted proxy, the
-        rightmost X-Forwarded-For address that is not a trusted proxy (the entries to
-        its left are the client's own word). Only a valid IP address counts; when the
-        chain has none, the peer stands. The port of a forwarded client is 0."""
-        if not self.trusted:
-            return self.peer
-        hops = [h.strip() for v in head.get_all(b"x-forwarded-for")
-                for h in v.decode("latin-1").split(",")]
-        hops = [h for h in hops if h]
-        for hop in reversed(hops):
-            try:
-                address = str(ipaddress.ip_address(hop.strip("[]")))
-            except ValueError:
-                return self.peer  # a broken chain: nothing left of it can be believed
-            if not trusted(address, self.proxies):
-                return (address, 0)
-        if hops:  # every hop is a trusted proxy: the first of them is the client
-            return (str(ipaddress.ip_address(hops[0].strip("[]"))), 0)
-        return self.peer
+        return self.forwarded(head)[0]
