@@ -35,12 +35,14 @@ lint: ## ruff, mypy, stub check, rustfmt, clippy
 fmt: ## format the Rust code
 	cargo fmt
 
-fuzz: ## fuzz the request parser and the WebSocket decoder, FUZZ_SECONDS (60) seconds each
+fuzz: ## fuzz the request parser, the WebSocket decoder and the PROXY header parser, FUZZ_SECONDS (60) seconds each
 	cargo install --quiet --locked cargo-fuzz
-	mkdir -p fuzz/corpus/parse_request fuzz/corpus/ws_frames
+	mkdir -p fuzz/corpus/parse_request fuzz/corpus/ws_frames fuzz/corpus/proxy_header
 	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run parse_request corpus/parse_request seeds/parse_request \
 		-- -max_total_time=$(FUZZ_SECONDS) -max_len=4096
 	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run ws_frames corpus/ws_frames seeds/ws_frames \
+		-- -max_total_time=$(FUZZ_SECONDS) -max_len=4096
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run proxy_header corpus/proxy_header seeds/proxy_header \
 		-- -max_total_time=$(FUZZ_SECONDS) -max_len=4096
 
 fuzz-smoke: ## a short fuzz run (15 s)

@@ -6,7 +6,8 @@ from typing import Any, Self, TypeAlias, final
 __all__ = [
     "Frame", "HTTPParseError", "RequestHead", "RequestParser", "ResponseEncodeError",
     "TokenBucket", "WebSocketCodec", "WebSocketError", "__version__", "encode_chunk",
-    "encode_head", "encode_response", "http_date", "last_chunk", "reason_phrase", "ws_accept",
+    "encode_head", "encode_response", "http_date", "last_chunk", "proxy_header", "reason_phrase",
+    "ws_accept",
     "ws_frame", "ws_negotiate",
 ]
 
@@ -156,3 +157,8 @@ def ws_accept(key: bytes) -> str | None: ...
 def ws_negotiate(values: list[bytes], window_bits: int = ...) -> tuple[str, _Deflate] | None: ...
 def ws_frame(payload: _Buffer, opcode: int, fin: bool = True, mask: bytes | None = None
              ) -> bytes: ...
+
+_Address: TypeAlias = tuple[str, int]
+
+def proxy_header(data: bytes, accept: str
+                 ) -> tuple[int, tuple[_Address, _Address] | None] | None: ...

@@ -133,6 +133,8 @@ FLAGS: dict[str, tuple[Kind, str]] = {
     "ws_close_timeout": (SECONDS, "time the closing handshake may take"),
     "ws_compression": (SWITCH, "offer permessage-deflate to clients that ask"),
     "locks": (COUNT, "inter-process locks offered to handlers"),
+    "proxy_protocol": (TEXT, "read the HAProxy PROXY protocol header (off, v1, v2, auto) "
+                             "that trusted peers (--trusted-proxies) send first"),
     "trusted_proxies": (LIST, "peers whose Forwarded and X-Forwarded-For/-Proto/-Host "
                               "fields are believed: addresses, networks, unix (a UNIX "
                               "socket peer) or * ($FORWARDED_ALLOW_IPS too)"),

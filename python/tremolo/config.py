@@ -104,6 +104,8 @@ class Options:
     ws_compression: bool = True
     locks: int = 16
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    #: read the HAProxy PROXY protocol header from trusted peers: off, v1, v2, auto
+    proxy_protocol: str = "off"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -129,6 +131,9 @@ class Options:
                 except ValueError:
                     raise ConfigError(f"trusted_proxies: {proxy!r} is not an address, a "
                                       "network, 'unix' or '*'") from None
+        if self.proxy_protocol not in ("off", "v1", "v2", "auto"):
+            raise ConfigError(f"proxy_protocol must be off, v1, v2 or auto, not "
+                              f"{self.proxy_protocol!r}")
         if self.ssl is not None and not (isinstance(self.ssl, dict) and self.ssl.get("cert")):
             raise ConfigError("ssl must be a dict with 'cert' (and 'key', 'password', "
                               "'ca_certs', 'cert_reqs', 'ciphers')")

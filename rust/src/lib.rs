@@ -8,9 +8,11 @@
 //! - [`h1`]: HTTP/1.1 request parser, response head encoder, chunk framing, dates.
 //! - [`ws`]: WebSocket codec: frames, masking, UTF-8, close handshake, permessage-deflate.
 //! - [`ratelimit`]: token buckets for download and upload speed limits.
+//! - [`proxy`]: the PROXY protocol header (v1 and v2) a load balancer sends first.
 #![forbid(unsafe_code)]
 
 pub mod h1;
+pub mod proxy;
 pub mod ratelimit;
 pub mod ws;
 

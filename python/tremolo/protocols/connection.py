@@ -43,6 +43,13 @@ class ConnectionInfo:
         self.trusted: bool = trusted(self.peer[0], proxies) if self.peer is not None \
             else "unix" in proxies or "*" in proxies
 
+    def proxied(self, client: tuple[str, int], destination: tuple[str, int]) -> None:
+        """The PROXY protocol named the connection's real ends: the client is now
+        the peer, trusted only if it is a trusted proxy itself."""
+        self.peer = client
+        self.server = destination
+        self.trusted = trusted(client[0], self.proxies)
+
     @property
     def scheme(self) -> str:
         return "https" if self.secure else "http"

@@ -74,6 +74,8 @@ class HTTPProtocol(asyncio.Protocol):
         self.taken = False
         self._max_queue = opts.max_queue_size
         self._max_buffered = opts.buffer_size * 4
+        #: the PROXY protocol header being read from a trusted peer, until it is whole
+        self.proxy_header: bytearray | None = None
 
     # -- asyncio.Protocol ----------------------------------------------------
 
@@ -84,9 +86,16 @@ class HTTPProtocol(asyncio.Protocol):
         self.flow.attach(transport)
         self.info = ConnectionInfo(transport, self.state.trusted_proxies)
         self.state.connections.add(self)
+        if self.state.options.proxy_protocol != "off" and self.info.trusted:
+            self.proxy_header = bytearray()
         self.adapter.connection_made(self)
 
     def data_received(self, data: bytes) -> None:
+        if self.proxy_header is not None:
+            rest = self.read_proxy_header(data)
+            if not rest:
+                return
+            data = rest
         if self.lingering is not None:
             self.lingering -= len(data)  # dropped: the answer was given
             if self.lingering < 0:
@@ -106,6 +115,32 @@ class HTTPProtocol(asyncio.Protocol):
             events = [events, None]
         self._queue(events)
         self.process()
+
+    def read_proxy_header(self, data: bytes) -> bytes:
+        """Reads the PROXY protocol header a trusted load balancer sends first; from
+        then on the client it names is the peer (and, untrusted, its own proxy
+        fields are not believed). What follows the header is returned; a malformed
+        header closes the connection without an answer (it is not HTTP)."""
+        assert self.proxy_header is not None and self.info is not None
+        buf = self.proxy_header
+        buf += data
+        try:
+            found = _core.proxy_header(bytes(buf), self.state.options.proxy_protocol)
+        except ValueError as exc:
+            peer = self.info.peer
+            self.state.logger.info("refused a connection from %s: %s",
+                                   f"{peer[0]}:{peer[1]}" if peer else "a UNIX socket peer",
+                                   exc)
+            self.proxy_header = None
+            self.close()
+            return b""
+        if found is None:
+            return b""
+        used, addresses = found
+        self.proxy_header = None
+        if addresses is not None:
+            self.info.proxied(*addresses)
+        return bytes(buf[used:])
 
     def eof_received(self) -> bool | None:
         # A half-closed client still gets its answers; then the connection closes.

@@ -5,6 +5,7 @@
 mod encode;
 mod errors;
 mod parser;
+mod proxy;
 mod ratelimit;
 mod ws;
 
@@ -35,5 +36,6 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode::last_chunk, m)?)?;
     m.add_function(wrap_pyfunction!(encode::http_date, m)?)?;
     m.add_function(wrap_pyfunction!(encode::reason_phrase, m)?)?;
+    m.add_function(wrap_pyfunction!(proxy::proxy_header, m)?)?;
     Ok(())
 }
