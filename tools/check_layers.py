@@ -15,7 +15,7 @@ from pathlib import Path
 LAYERS: list[list[str]] = [
     ["tremolo", "tremolo.__main__"],
     ["tremolo.application", "tremolo.cli", "tremolo.testing"],
-    ["tremolo.supervisor", "tremolo.loading", "tremolo.cli_options"],
+    ["tremolo.supervisor", "tremolo.loading", "tremolo.cli_options", "tremolo.reload"],
     ["tremolo.server"],
     ["tremolo.framework", "tremolo.asgi", "tremolo.wsgi"],
     ["tremolo.protocols", "tremolo.tls"],

@@ -21,11 +21,23 @@ class Tremolo(App):
         """Serves until interrupted (Ctrl-C or SIGTERM), draining in-flight requests.
 
         worker_num=0 serves in this process; N starts N worker processes sharing
-        each port with SO_REUSEPORT."""
+        each port with SO_REUSEPORT. reload=True (with reload_dirs, reload_includes,
+        reload_excludes) restarts the program when its code changes."""
+        from . import logs, reload
         from .supervisor import serve
 
+        watching = options.pop("reload", False)
+        dirs = options.pop("reload_dirs", ())
+        includes = options.pop("reload_includes", ())
+        excludes = options.pop("reload_excludes", reload.DEFAULT_EXCLUDES)
         opts = Options.from_kwargs({"host": host, "port": port, "worker_num": worker_num,
                                     **options})
+        if watching and not reload.is_child():
+            # this process watches; a copy of the program serves, and is replaced
+            # when a watched file changes
+            logs.configure(opts.log_level, opts.log_fmt, opts.log_config)
+            raise SystemExit(reload.run(reload.child_argv(),
+                                        reload.Watch(dirs, includes, excludes)))
         serve(self.make_adapter, opts, self.listeners, ServerLock.create(opts.locks),
               what=f"{self.name or 'the application'} (Tremolo)")
 

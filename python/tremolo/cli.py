@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any, NoReturn
 
-from . import logs
+from . import logs, reload
 from ._core import __version__
 from .cli_options import (
     FLAGS,
@@ -110,6 +110,21 @@ def build_parser() -> Parser:
                          if name == "ssl_cert_reqs" else None,
                          help=f"{text}{'' if 'default' in text else '; default: none'} "
                               f"[${env_name(name)}]")
+    dev = parser.add_argument_group("development")
+    dev.add_argument("--reload", action=argparse.BooleanOptionalAction,
+                     help="restart the server when a watched file changes (watchfiles "
+                          "when installed, else polling); a change that does not compile "
+                          f"keeps the old code serving; default: off [${env_name('reload')}]")
+    dev.add_argument("--reload-dir", dest="reload_dirs", metavar="DIR", action="append",
+                     help="a directory to watch (again for more); default: the current one "
+                          f"[${env_name('reload_dirs')}, comma-separated]")
+    dev.add_argument("--reload-include", dest="reload_includes", metavar="GLOB",
+                     action="append", help="files to watch (again for more); default: *.py "
+                                           f"[${env_name('reload_includes')}]")
+    dev.add_argument("--reload-exclude", dest="reload_excludes", metavar="GLOB",
+                     action="append", help="names never watched; default: .*, *~, "
+                                           "__pycache__, *.pyc, .git, node_modules "
+                                           f"[${env_name('reload_excludes')}]")
     server = parser.add_argument_group("server options (docs/configuration.md)")
     defaults = Options()
     for name, (kind, _) in FLAGS.items():
@@ -188,6 +203,20 @@ def _adapter(app: Any, interface: str, root_path: str, lifespan: str) -> Any:
     return lambda state: WSGIAdapter(app, state, root_path)
 
 
+def _watch(settings: dict[str, Any]) -> reload.Watch | None:
+    """The files to watch when reloading is asked for (the settings are taken out)."""
+    on = settings.pop("reload", False)
+    dirs = settings.pop("reload_dirs", None) or []
+    includes = settings.pop("reload_includes", None) or []
+    excludes = settings.pop("reload_excludes", None) or list(reload.DEFAULT_EXCLUDES)
+    if not on:
+        return None
+    try:
+        return reload.Watch([d for item in dirs for d in item.split(",")], includes, excludes)
+    except ValueError as exc:
+        raise SystemExit(_fail(f"argument --reload-dir: {exc}")) from None
+
+
 def _fail(message: str, code: int = 2) -> int:
     print(f"tremolo: error: {message}", file=sys.stderr)
     return code
@@ -213,6 +242,16 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     spec = settings.pop("app", None)
     if not spec:
         parser.error("the APP argument is required (module:attr)")
+    watch = _watch(settings)
+    if watch is not None and not reload.is_child():
+        defaults = Options()
+        try:
+            logs.configure(settings.get("log_level", defaults.log_level),
+                           settings.get("log_fmt", defaults.log_fmt),
+                           settings.get("log_config"))
+        except ValueError as exc:
+            return _fail(f"argument --log-config: {exc}")
+        return reload.run(reload.child_argv(), watch)
     bind = None
     if "bind" in settings:
         try:

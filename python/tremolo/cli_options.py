@@ -155,6 +155,8 @@ TLS_FLAGS = {
                                "intermediate profile"),
 }
 NOT_OPTIONS.update(dict.fromkeys(TLS_FLAGS, TEXT))
+NOT_OPTIONS.update({"reload": SWITCH, "reload_dirs": LIST, "reload_includes": LIST,
+                    "reload_excludes": LIST})
 
 
 def flag(name: str) -> str:

@@ -1,0 +1,160 @@
+"""Reloading on code changes, for development: a watching process runs the server as a
+child and starts a new one when a watched file changes. A change that does not
+compile (a syntax error) is logged and the running server keeps serving the old code.
+
+Files are watched with watchfiles when it is installed, else by polling their times.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import traceback
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from .logs import SERVER
+
+logger = logging.getLogger(SERVER)
+#: set in the child's environment: the child serves instead of watching
+CHILD = "TREMOLO_RELOAD_CHILD"
+DEFAULT_INCLUDES = ("*.py",)
+DEFAULT_EXCLUDES = (".*", "*~", "__pycache__", "*.pyc", ".git", "node_modules")
+POLL_SECONDS = 0.5
+
+
+def is_child() -> bool:
+    return os.environ.get(CHILD) == "1"
+
+
+class Watch:
+    """Which files count: under `dirs`, matching an include, no part matching an
+    exclude."""
+
+    def __init__(self, dirs: Sequence[str], includes: Sequence[str],
+                 excludes: Sequence[str]) -> None:
+        self.dirs = [Path(d).resolve() for d in dirs] or [Path.cwd()]
+        for d in self.dirs:
+            if not d.is_dir():
+                raise ValueError(f"reload_dirs: {str(d)!r} is not a directory")
+        self.includes = tuple(includes) or DEFAULT_INCLUDES
+        self.excludes = tuple(excludes)
+
+    def wanted(self, path: Path) -> bool:
+        if any(fnmatch.fnmatch(part, pattern) for part in path.parts
+               for pattern in self.excludes):
+            return False
+        return any(fnmatch.fnmatch(path.name, pattern) for pattern in self.includes)
+
+    def files(self) -> Iterator[Path]:
+        for top in self.dirs:
+            for root, dirs, names in os.walk(top):
+                dirs[:] = [d for d in dirs
+                           if not any(fnmatch.fnmatch(d, p) for p in self.excludes)]
+                for name in names:
+                    path = Path(root, name)
+                    if self.wanted(path):
+                        yield path
+
+    def snapshot(self) -> dict[Path, float]:
+        out = {}
+        for path in self.files():
+            try:
+                out[path] = path.stat().st_mtime
+            except OSError:
+                continue
+        return out
+
+    def changes(self, stop: threading.Event) -> Iterator[set[Path]]:
+        """Sets of changed files, until `stop` is set."""
+        try:
+            import watchfiles
+        except ImportError:
+            yield from self._poll(stop)
+            return
+
+        def keep(_: object, path: str) -> bool:
+            return self.wanted(Path(path))
+        for batch in watchfiles.watch(*self.dirs, watch_filter=keep, stop_event=stop,
+                                      yield_on_timeout=False, rust_timeout=500):
+            yield {Path(p) for _, p in batch}
+
+    def _poll(self, stop: threading.Event) -> Iterator[set[Path]]:
+        before = self.snapshot()
+        while not stop.wait(POLL_SECONDS):
+            now = self.snapshot()
+            changed = {p for p in before.keys() | now.keys() if before.get(p) != now.get(p)}
+            before = now
+            if changed:
+                yield changed
+
+
+def compiles(paths: set[Path]) -> str | None:
+    """None when every changed Python file compiles; else the error to show."""
+    for path in sorted(paths):
+        if path.suffix != ".py" or not path.exists():
+            continue
+        try:
+            compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+        except (SyntaxError, ValueError) as exc:
+            return "".join(traceback.format_exception_only(type(exc), exc)).rstrip()
+        except OSError:
+            continue  # gone or unreadable: the new server will say so
+    return None
+
+
+def run(argv: list[str], watch: Watch) -> int:
+    """Runs `argv` as the serving child and restarts it on changes until SIGINT or
+    SIGTERM; the exit code is the last child's."""
+    stop = threading.Event()
+    env = {**os.environ, CHILD: "1"}
+    child = subprocess.Popen(argv, env=env)
+
+    def finish(signum: int, _frame: object) -> None:
+        stop.set()
+    previous = {sig: signal.signal(sig, finish) for sig in (signal.SIGINT, signal.SIGTERM)}
+    logger.info("reloading on changes to %s in %s", ", ".join(watch.includes),
+                ", ".join(map(str, watch.dirs)))
+    try:
+        for changed in watch.changes(stop):
+            names = ", ".join(sorted(str(p.relative_to(Path.cwd())) if p.is_relative_to(
+                Path.cwd()) else str(p) for p in changed))
+            error = compiles(changed)
+            if error is not None:
+                logger.error("not reloading: %s does not compile (the old code keeps "
+                             "serving):\n%s", names, error)
+                continue
+            logger.info("%s changed: reloading", names)
+            _stop(child)
+            child = subprocess.Popen(argv, env=env)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _stop(child)
+    return child.returncode or 0
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is not None:
+        return
+    child.send_signal(signal.SIGTERM)
+    try:
+        child.wait(10)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait(5)
+
+
+def child_argv() -> list[str]:
+    """The command that started this process, to run again as the child."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name:  # python -m module
+        name = spec.name.removesuffix(".__main__")
+        return [sys.executable, "-m", name, *sys.argv[1:]]
+    return [sys.executable, *sys.argv]

@@ -1,0 +1,125 @@
+"""Reloading on code changes: with the command line and with app.run(reload=True); a
+change that does not compile keeps the old code serving; the poll fallback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from tremolo.reload import Watch, compiles
+
+from .helpers import free_port
+
+ASGI = """
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"VERSION"})
+"""
+
+NATIVE = """
+from tremolo import Tremolo
+app = Tremolo()
+
+@app.route("/")
+async def index(**server):
+    return b"VERSION"
+
+app.run("127.0.0.1", PORT, worker_num=0, reload=True)
+"""
+
+
+def answer(port: int) -> str | None:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/", timeout=2).text
+    except httpx.TransportError:
+        return None
+
+
+def wait_answer(port: int, expected: str, proc: subprocess.Popen[str],
+                timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while answer(port) != expected:
+        assert proc.poll() is None, "the reloader exited"
+        assert time.monotonic() < deadline, f"never answered {expected!r}"
+        time.sleep(0.1)
+
+
+def rewrite(path: Path, text: str) -> None:
+    path.write_text(text)
+    # a later mtime even on coarse clocks, for the polling watcher
+    later = time.time() + 1
+    os.utime(path, (later, later))
+
+
+def exercise(tmp_path: Path, source: Path, template: str, argv: list[str], port: int) -> str:
+    rewrite(source, template.replace("VERSION", "v1"))
+    proc = subprocess.Popen(argv, cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        wait_answer(port, "v1", proc)
+        rewrite(source, template.replace("VERSION", "v2"))
+        wait_answer(port, "v2", proc)
+        rewrite(source, template.replace("VERSION", "v3") + "\ndef broken(:\n")
+        time.sleep(2)  # the reloader saw it and refused it
+        assert answer(port) == "v2"  # the old code keeps serving
+        rewrite(source, template.replace("VERSION", "v4"))
+        wait_answer(port, "v4", proc)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert answer(port) is None  # the serving child is gone too
+    return err
+
+
+def test_the_command_line_reloads(tmp_path: Path) -> None:
+    port = free_port()
+    err = exercise(tmp_path, tmp_path / "devapp.py", ASGI,
+                   [sys.executable, "-m", "tremolo", "--port", str(port), "--worker-num", "0",
+                    "--reload", "devapp:app"], port)
+    assert "reloading on changes to *.py" in err
+    assert "devapp.py changed: reloading" in err
+    assert "not reloading: devapp.py does not compile" in err and "SyntaxError" in err
+
+
+def test_app_run_reloads(tmp_path: Path) -> None:
+    port = free_port()
+    script = tmp_path / "serve.py"
+    err = exercise(tmp_path, script, NATIVE.replace("PORT", str(port)),
+                   [sys.executable, str(script)], port)
+    assert "serve.py changed: reloading" in err
+
+
+def test_the_watch_rules_and_the_polling_watcher(tmp_path: Path) -> None:
+    (tmp_path / "keep").mkdir()
+    (tmp_path / ".git").mkdir()
+    for name in ("keep/a.py", "keep/b.txt", ".git/c.py", "d.py~"):
+        (tmp_path / name).write_text("x = 1\n")
+    watch = Watch([str(tmp_path)], [], [".*", "*~"])
+    assert {p.name for p in watch.files()} == {"a.py"}
+    stop = threading.Event()
+    seen: list[set[Path]] = []
+
+    def collect() -> None:
+        for batch in watch._poll(stop):
+            seen.append(batch)
+            stop.set()
+    thread = threading.Thread(target=collect)
+    thread.start()
+    time.sleep(0.7)
+    rewrite(tmp_path / "keep" / "a.py", "x = 2\n")
+    thread.join(10)
+    stop.set()
+    assert seen == [{tmp_path / "keep" / "a.py"}]
+    assert compiles({tmp_path / "keep" / "a.py"}) is None
+    (tmp_path / "bad.py").write_text("def f(:\n")
+    assert "SyntaxError" in (compiles({tmp_path / "bad.py"}) or "")
