@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 FUZZ_SECONDS ?= 60
 
-.PHONY: help install demo test test-rust test-python lint fmt fuzz fuzz-smoke bench vectors clean autobahn autobahn-env original-env
+.PHONY: help install demo test test-rust test-python lint fmt fuzz fuzz-smoke bench vectors clean autobahn autobahn-env original-env system-deps
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -15,7 +15,7 @@ demo: ## install and run the hello-world demo on http://127.0.0.1:8000/hello
 	$(PIP) install --quiet --disable-pip-version-check .
 	$(PYTHON) examples/hello.py
 
-test: install autobahn-env original-env lint test-rust test-python fuzz-smoke ## set up a fresh machine and run every check and test
+test: install system-deps autobahn-env original-env lint test-rust test-python fuzz-smoke ## set up a fresh machine and run every check and test
 
 test-rust: ## cargo test: the core, with the shared vectors
 	cargo test --quiet
@@ -50,6 +50,10 @@ fuzz-smoke: ## a short fuzz run (15 s)
 
 bench: install ## tremolo and its peers under wrk, side by side (see bench/README.md)
 	$(PYTHON) bench/run.py
+
+system-deps: ## Debian packages the tests use (nginx, openssl), installed when missing (root)
+	@{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null 2>&1 && command -v openssl >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light openssl; }
 
 original-env: ## the original Tremolo 0.5.3 in .venv-tremolo053/ (differential tests, benchmarks)
 	@$(PYTHON) tools/original_env.py .venv-tremolo053 >/dev/null

@@ -267,3 +267,66 @@ def test_bad_log_settings_are_one_line(tmp_path: Path, args: list[str], message:
                         "logapp:app"], cwd=tmp_path, capture_output=True, text=True,
                        timeout=30)
     assert r.returncode == 2 and message in r.stderr.strip().splitlines()[-1], r.stderr
+
+
+SLOW = """
+import asyncio
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await asyncio.sleep(30)
+"""
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_stopping_says_what_it_waits_for_and_ctrl_c_again_forces(
+        tmp_path: Path, workers: str) -> None:
+    import socket
+
+    (tmp_path / "slow.py").write_text(SLOW)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tremolo", "--port", str(port),
+                             "--workers", workers, "slow:app"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        read_until(proc.stderr, "press CTRL+C to quit")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as busy:
+            busy.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            time.sleep(0.5)  # the handler is running
+            proc.send_signal(signal.SIGINT)
+            read_until(proc.stderr, "waiting up to 30s for 1 connection(s) to finish "
+                                    "(CTRL+C again to force)")
+            started = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            read_until(proc.stderr, "forced to stop: closing 1 connection(s) now")
+            proc.wait(10)
+            assert time.monotonic() - started < 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+
+
+def test_connections_cut_at_the_deadline_are_counted(tmp_path: Path) -> None:
+    import socket
+
+    (tmp_path / "slow.py").write_text(SLOW)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tremolo", "--port", str(port),
+                             "--workers", "0", "--shutdown-timeout", "1", "slow:app"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        read_until(proc.stderr, "press CTRL+C to quit")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as busy:
+            busy.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGINT)
+            read_until(proc.stderr, "closing 1 connection(s) still busy after "
+                                    "shutdown_timeout (1s)")
+            assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)

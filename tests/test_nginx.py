@@ -1,0 +1,109 @@
+"""Behind a real nginx (Debian's, started here): the proxy fields nginx sets are
+believed from it, and only from it; a client's own X-Forwarded-For is not."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from .helpers import free_port
+
+APP = """
+import json
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    headers = dict(scope["headers"])
+    body = json.dumps({"client": scope["client"][0] if scope["client"] else None,
+                       "scheme": scope["scheme"], "host": headers[b"host"].decode()})
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body.encode()})
+"""
+
+CONF = """
+{user}
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://unix:{sock}:;
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto https;
+            proxy_set_header X-Forwarded-Host public.example;
+        }}
+        location /rfc7239/ {{
+            proxy_pass http://unix:{sock}:;
+            proxy_set_header Forwarded "for=$remote_addr;proto=https;host=rfc.example";
+        }}
+    }}
+}}
+"""
+
+
+def wait(check: object, what: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            if check():  # type: ignore[operator]
+                return
+        except (OSError, httpx.TransportError):
+            pass
+        assert proc.poll() is None, f"{what} exited"
+        assert time.monotonic() < deadline, f"{what} never came up"
+        time.sleep(0.05)
+
+
+def test_behind_nginx(tmp_path: Path) -> None:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    assert os.path.exists(nginx), "nginx is missing: `make system-deps` installs it"
+    sock = tmp_path / "app.sock"
+    (tmp_path / "fwd.py").write_text(APP)
+    app = subprocess.Popen([sys.executable, "-m", "tremolo", "--bind", str(sock),
+                            "--workers", "0", "--no-access-log",
+                            "--forwarded-allow-ips", "unix", "fwd:app"], cwd=tmp_path,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port = free_port()
+    # as root, nginx's workers would drop to nobody, who cannot reach the socket here
+    user = "user root;" if os.geteuid() == 0 else ""
+    (tmp_path / "nginx.conf").write_text(CONF.format(d=tmp_path, port=port, sock=sock,
+                                                     user=user))
+    proxy = subprocess.Popen([nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
+                              "-g", "daemon off;"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        wait(sock.exists, "tremolo", app)
+        url = f"http://127.0.0.1:{port}"
+        wait(lambda: httpx.get(url + "/", timeout=1).status_code == 200, "nginx", proxy)
+        # the client's own claim is left of what nginx appends: not believed
+        seen = httpx.get(url + "/", headers={"X-Forwarded-For": "6.6.6.6"}, timeout=5).json()
+        assert seen == {"client": "127.0.0.1", "scheme": "https", "host": "public.example"}
+        seen = httpx.get(url + "/rfc7239/", headers={"Forwarded": "for=6.6.6.6"},
+                         timeout=5).json()
+        assert seen == {"client": "127.0.0.1", "scheme": "https", "host": "rfc.example"}
+    finally:
+        proxy.send_signal(signal.SIGQUIT)
+        app.send_signal(signal.SIGINT)
+        for proc in (proxy, app):
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
