@@ -401,3 +401,18 @@ def test_a_proxy_on_a_unix_socket_is_trusted_with_unix(tmp_path: Path) -> None:
             assert r.content == expected
         finally:
             assert stop(proc) == 0
+
+
+SAMPLES = {"SIZE": ("2K", 2048), "RATE": ("1M", 1 << 20), "SECONDS": ("1.5m", 90.0),
+           "N": ("3", 3), "TEXT": ("word", "word"), "LIST": ("a, b", ("a", "b")),
+           "": ("off", False)}
+
+
+def test_every_option_flag_and_variable_sets_it() -> None:
+    from tremolo.cli_options import FLAGS, env_name, flag
+
+    for name, (kind, _) in FLAGS.items():
+        text, value = SAMPLES[kind.metavar]
+        assert settings([], {env_name(name): text})[name] == value, name
+        argv = [f"--no-{flag(name)[2:]}"] if kind.metavar == "" else [flag(name), text]
+        assert settings(argv, {env_name(name): "junk"})[name] == value, name
