@@ -87,6 +87,19 @@ def wait_up(url: str, proc: subprocess.Popen[Any] | None = None, timeout: float 
             time.sleep(0.05)
 
 
+def stop_process(proc: subprocess.Popen[Any], sig: int = 2, timeout: float = 15) -> int:
+    """Sends `sig` (SIGINT by default) to a server process and waits for it; kills it
+    when it is still there after `timeout`. Returns its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode
+
+
 def exchange(port: int, data: bytes, *, timeout: float = 5.0, host: str = "127.0.0.1",
              until_closed: bool = True, expect: bytes | None = None) -> bytes:
     """Sends raw bytes; returns what the server answered, until it closes the

@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import os
 import resource
-import signal
 import socket
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .helpers import free_port, wait_up
+from .helpers import free_port, stop_process, wait_up
 
 MiB = 1 << 20
 SERVER = """
@@ -125,12 +124,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int,
         wait_up(f"http://127.0.0.1:{port}/hello", proc)
         yield port, proc.pid, big
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
 
 
 LIMIT = 64 * MiB

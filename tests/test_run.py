@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .helpers import free_port, wait_up
+from .helpers import free_port, stop_process, wait_up
 
 APP = """
 import os
@@ -48,13 +48,7 @@ def running(tmp_path: Path, body: str, wait_for: str = "press CTRL+C to quit",
             seen += line
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_process(proc)
 
 
 def children(pid: int) -> list[int]:

@@ -32,11 +32,15 @@ from .server import (
 )
 
 logger = logging.getLogger(logs.SERVER)
-#: a worker that dies sooner than this after starting counts as a crash loop
-QUICK_DEATH = 2.0
-MAX_QUICK_DEATHS = 5
 #: a worker's exit code when the application's startup failed: never restarted
 STARTUP_FAILED = 3
+#: the wait before restarting a worker that died: doubling from the first to the
+#: cap while deaths follow each other, back to the first once a worker has served
+#: for RESET_AFTER seconds
+BACKOFF_FIRST = 0.1
+BACKOFF_CAP = 10.0
+RESET_AFTER = 30.0
+PR_SET_PDEATHSIG = 1
 
 
 def listeners(options: Options, extra: list[tuple[str | None, int | str, dict[str, Any]]],
@@ -101,13 +105,31 @@ def worker_sockets(opened: list[tuple[socket.socket, Listener]], worker_num: int
 
 def run_worker(factory: AdapterFactory, options: Options,
                sockets: list[tuple[socket.socket, Options]], lock: Any,
-               ready: Callable[[], None] | None = None) -> None:
-    """A worker's whole life: its loop, its sockets, until SIGINT or SIGTERM."""
+               ready: Callable[[], None] | None = None, *, early: list[int] | None = None,
+               master: int | None = None) -> None:
+    """A worker's whole life: its loop, its sockets, until SIGINT or SIGTERM. With a
+    `master`, the worker stops at once (not draining for shutdown_timeout) when the
+    master is gone, so that nothing of an old server keeps serving."""
     loop = new_event_loop(options.loop)
     asyncio.set_event_loop(loop)
     worker = Worker(factory, options, loop, lock)
+
+    def on_signal() -> None:
+        if master is not None and os.getppid() != master:
+            logger.warning("the master process is gone: stopping now")
+            worker.stop()
+        worker.stop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, worker.stop)
+        loop.add_signal_handler(sig, on_signal)
+    if master is not None:
+        def check_parent() -> None:
+            if os.getppid() != master:
+                on_signal()
+            else:
+                loop.call_later(1.0, check_parent)
+        loop.call_later(1.0, check_parent)
+    for _ in early or ():
+        worker.stop()  # a signal that came during the start: not swallowed
     try:
         loop.run_until_complete(worker.serve(sockets, ready))
     except StartupFailed as exc:
@@ -119,12 +141,35 @@ def run_worker(factory: AdapterFactory, options: Options,
 
 def _child(factory: AdapterFactory, options: Options,
            opened: list[tuple[socket.socket, Listener]], lock: Any, ready: Any) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # replaced by the loop's handlers
+    # First of all: a signal that comes while the worker starts is kept for it (the
+    # master's own handlers, inherited by the fork, must never run here).
+    master = os.getppid()
+    early: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: early.append(signum))
+    for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
+        signal.signal(sig, signal.SIG_IGN)  # the master's business
+    _die_with(master)
     sockets = worker_sockets(opened, options.worker_num)
     for sock, spec in opened:
         if spec.path is None and options.reuse_port:
             sock.close()  # the master's reservation is not ours to keep
-    run_worker(factory, options, sockets, lock, lambda: ready.put(os.getpid()))
+    run_worker(factory, options, sockets, lock, lambda: ready.put(os.getpid()),
+               early=early, master=master)
+
+
+def _die_with(master: int) -> None:
+    """Asks Linux for a SIGTERM when the master dies (elsewhere the worker checks
+    its parent; see run_worker)."""
+    if sys.platform != "linux":
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != master:  # it died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def serve(factory: AdapterFactory, options: Options,
@@ -185,7 +230,12 @@ class Supervisor:
         self.ctx = multiprocessing.get_context("fork")
         self.workers: dict[int, tuple[Any, float]] = {}
         self.stopping = False
-        self.quick_deaths = 0
+        #: slot -> when a worker that died is started again (backoff)
+        self.restart_at: dict[int, float] = {}
+        #: slot -> deaths in a row (reset once a worker served for RESET_AFTER)
+        self.deaths: dict[int, int] = {}
+        #: slots stopped on purpose (SIGTTOU): not restarted
+        self.retired: set[int] = set()
         self.failed = 0
 
     def spawn(self, slot: int) -> None:
@@ -205,9 +255,32 @@ class Supervisor:
             if proc.is_alive():
                 os.kill(proc.pid, signal.SIGTERM)  # a second one forces
 
+    def more(self, _signum: int, _frame: Any) -> None:
+        """SIGTTIN: one worker more."""
+        if self.stopping:
+            return
+        self.options.worker_num += 1
+        logger.info("adding a worker (SIGTTIN): %d now", self.options.worker_num)
+        self.spawn(max([*self.workers, *self.restart_at, -1]) + 1)
+
+    def fewer(self, _signum: int, _frame: Any) -> None:
+        """SIGTTOU: one worker fewer (never none); it stops gracefully."""
+        if self.stopping or self.options.worker_num <= 1:
+            return  # never none
+        self.options.worker_num -= 1
+        slot = max([*(s for s in self.workers if s not in self.retired), *self.restart_at])
+        logger.info("removing a worker (SIGTTOU): %d now", self.options.worker_num)
+        self.restart_at.pop(slot, None)
+        if slot in self.workers:
+            self.retired.add(slot)
+            proc = self.workers[slot][0]
+            if proc.is_alive():
+                os.kill(proc.pid, signal.SIGTERM)
+
     def run(self) -> int:
-        previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGINT,
-                                                                   signal.SIGTERM)}
+        handlers = {signal.SIGINT: self.stop, signal.SIGTERM: self.stop,
+                    signal.SIGTTIN: self.more, signal.SIGTTOU: self.fewer}
+        previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
         try:
             for slot in range(self.options.worker_num):
                 self.spawn(slot)
@@ -218,11 +291,16 @@ class Supervisor:
 
     def watch(self) -> int:
         deadline = None
-        while self.workers:
-            time.sleep(0.1)
+        while self.workers or (self.restart_at and not self.stopping):
+            time.sleep(0.05)
             self._collect_ready()
             if self.stopping and deadline is None:
                 deadline = time.monotonic() + self.options.shutdown_timeout + 5
+            now = time.monotonic()
+            for slot, due in list(self.restart_at.items()):
+                if now >= due and not self.stopping:
+                    del self.restart_at[slot]
+                    self.spawn(slot)
             for slot, (proc, started) in list(self.workers.items()):
                 if proc.is_alive():
                     if deadline is not None and time.monotonic() > deadline:
@@ -232,20 +310,24 @@ class Supervisor:
                 del self.workers[slot]
                 if self.stopping:
                     continue
-                if proc.exitcode == STARTUP_FAILED:
-                    self.stop(signal.SIGTERM, None)
-                    self.failed = STARTUP_FAILED
+                if slot in self.retired:
+                    self.retired.discard(slot)
                     continue
-                quick = time.monotonic() - started < QUICK_DEATH
-                self.quick_deaths = self.quick_deaths + 1 if quick else 0
-                if self.quick_deaths >= MAX_QUICK_DEATHS:
-                    logger.error("workers keep dying at start (exit code %s); giving up",
-                                 proc.exitcode)
+                if proc.exitcode == STARTUP_FAILED or proc.pid not in self.serving:
+                    # the application cannot start: restarting would not help
+                    logger.error("worker %d %s before it served: stopping", proc.pid,
+                                 _death(proc.exitcode))
+                    self.failed = STARTUP_FAILED if proc.exitcode == STARTUP_FAILED else 1
                     self.stop(signal.SIGTERM, None)
-                    return 1
-                logger.warning("worker %d exited with code %s; starting another", proc.pid,
-                               proc.exitcode)
-                self.spawn(slot)
+                    continue
+                self.serving.discard(proc.pid)
+                ran = time.monotonic() - started
+                deaths = 1 if ran >= RESET_AFTER else self.deaths.get(slot, 0) + 1
+                self.deaths[slot] = deaths
+                delay = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (deaths - 1))
+                logger.warning("worker %d %s after %.1fs; starting another in %gs", proc.pid,
+                               _death(proc.exitcode), ran, delay)
+                self.restart_at[slot] = time.monotonic() + delay
         return self.failed
 
     def _collect_ready(self) -> None:
@@ -258,3 +340,12 @@ class Supervisor:
             elif len(self.serving) >= self.options.worker_num:
                 self.announced = True
                 self.announce(sorted(self.serving))
+
+
+def _death(code: int | None) -> str:
+    """How a worker ended, for the log: its exit code or the signal that killed it."""
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            return f"was killed by {signal.Signals(-code).name}"
+        return f"was killed by signal {-code}"
+    return f"exited with code {code}"

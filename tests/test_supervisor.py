@@ -1,0 +1,162 @@
+"""The process master under faults, with real processes and signals: killed workers
+are restarted with backoff and the server stays up; workers go when the master is
+killed; SIGTTIN/SIGTTOU; a signal during a worker's start; a worker that cannot start
+stops the server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from .helpers import free_port, stop_process
+
+APP = """
+import asyncio, os
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        message = await receive()
+        delay = float(os.environ.get("START_DELAY", "0"))
+        await asyncio.sleep(delay)
+        if os.environ.get("DIE_AT_START"):
+            os._exit(7)
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": str(os.getpid()).encode()})
+"""
+
+
+def children(pid: int) -> set[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return set()
+    return {int(p) for p in text.split()}
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return "Z"
+
+
+def until(check: object, what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+@contextmanager
+def master(tmp_path: Path, workers: int = 2, **env: str
+           ) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    (tmp_path / "sup.py").write_text(APP)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tremolo", "--port", str(port),
+                             "--workers", str(workers), "--no-access-log", "sup:app"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1", **env})
+    try:
+        yield proc, port
+    finally:
+        stop_process(proc, signal.SIGTERM, 20)
+        for pid in children(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def serving(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def ready(proc: subprocess.Popen[str]) -> str:
+    seen = ""
+    while "press CTRL+C to quit" not in seen:
+        line = proc.stderr.readline() if proc.stderr else ""
+        assert line, seen
+        seen += line
+    return seen
+
+
+def test_killed_workers_are_restarted_with_backoff_and_the_server_stays_up(
+        tmp_path: Path) -> None:
+    with master(tmp_path) as (proc, port):
+        ready(proc)
+        for round_ in range(7):  # more quick deaths than the old master survived
+            before = children(proc.pid)
+            assert len(before) == 2
+            victim = min(before)
+            os.kill(victim, signal.SIGKILL)
+            until(lambda gone=victim: len(children(proc.pid) - {gone}) == 2 and gone not in
+                  children(proc.pid), f"no new worker in round {round_}", timeout=20)
+            until(lambda: serving(port), "not serving")
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert "was killed by SIGKILL after" in err
+    assert "starting another in 0.1s" in err and "starting another in 0.2s" in err
+
+
+def test_workers_go_when_the_master_is_killed(tmp_path: Path) -> None:
+    with master(tmp_path) as (proc, port):
+        ready(proc)
+        workers = children(proc.pid)
+        assert len(workers) == 2
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+        started = time.monotonic()
+        until(lambda: not any(alive(w) for w in workers), "workers outlived the master",
+              timeout=5)
+        assert time.monotonic() - started < 2
+        assert not serving(port)
+
+
+def test_ttin_and_ttou_change_the_worker_count(tmp_path: Path) -> None:
+    with master(tmp_path) as (proc, port):
+        ready(proc)
+        os.kill(proc.pid, signal.SIGTTIN)
+        until(lambda: len(children(proc.pid)) == 3, "no third worker")
+        os.kill(proc.pid, signal.SIGTTOU)
+        until(lambda: len(children(proc.pid)) == 2, "not down to two workers")
+        os.kill(proc.pid, signal.SIGTTOU)  # (two at once would be one: signals merge)
+        until(lambda: len(children(proc.pid)) == 1, "not down to one worker")
+        os.kill(proc.pid, signal.SIGTTOU)  # never fewer than one
+        time.sleep(0.5)
+        assert len(children(proc.pid)) == 1 and serving(port)
+
+
+def test_a_signal_during_a_workers_start_is_not_swallowed(tmp_path: Path) -> None:
+    with master(tmp_path, workers=1, START_DELAY="1.5") as (proc, _):
+        until(lambda: len(children(proc.pid)) == 1, "no worker")
+        time.sleep(0.3)  # the worker is in its lifespan startup
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+
+
+def test_a_worker_that_dies_before_serving_stops_the_server(tmp_path: Path) -> None:
+    with master(tmp_path, workers=2, DIE_AT_START="1") as (proc, _):
+        code = proc.wait(20)
+        err = proc.stderr.read() if proc.stderr else ""
+    assert code == 1, err
+    assert "exited with code 7 before it served: stopping" in err
