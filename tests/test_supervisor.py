@@ -67,12 +67,13 @@ def until(check: object, what: str, timeout: float = 15) -> None:
 
 
 @contextmanager
-def master(tmp_path: Path, workers: int = 2, **env: str
+def master(tmp_path: Path, workers: int = 2, *args: str, **env: str
            ) -> Iterator[tuple[subprocess.Popen[str], int]]:
     (tmp_path / "sup.py").write_text(APP)
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "tremolo", "--port", str(port),
-                             "--workers", str(workers), "--no-access-log", "sup:app"],
+                             "--workers", str(workers), "--no-access-log", *args,
+                             "sup:app"],
                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "PYTHONUNBUFFERED": "1", **env})
     try:
@@ -160,3 +161,63 @@ def test_a_worker_that_dies_before_serving_stops_the_server(tmp_path: Path) -> N
         err = proc.stderr.read() if proc.stderr else ""
     assert code == 1, err
     assert "exited with code 7 before it served: stopping" in err
+
+
+def pids_seen(port: int, count: int) -> list[str]:
+    """The pid of the worker that answered each of `count` requests, one connection
+    each; every request must succeed."""
+    out = []
+    for _ in range(count):
+        r = httpx.get(f"http://127.0.0.1:{port}/", timeout=5,
+                      headers={"Connection": "close"})
+        assert r.status_code == 200
+        out.append(r.text)
+    return out
+
+
+def test_max_requests_replaces_a_worker_without_a_failed_request(tmp_path: Path) -> None:
+    with master(tmp_path, 1, "--max-requests", "5") as (proc, port):
+        ready(proc)
+        seen = []
+        deadline = time.monotonic() + 20
+        while len(set(seen)) < 3:
+            assert time.monotonic() < deadline, seen
+            seen += pids_seen(port, 5)
+        assert len(children(proc.pid)) <= 2  # an old one may still be draining
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert "it served max_requests (5)" in err
+
+
+def test_limit_memory_replaces_a_worker(tmp_path: Path) -> None:
+    with master(tmp_path, 1, "--limit-memory", "1") as (proc, port):  # 1 KiB: always over
+        ready(proc)
+        seen: set[str] = set()
+        deadline = time.monotonic() + 20
+        while len(seen) < 2:
+            assert time.monotonic() < deadline, seen
+            seen.update(pids_seen(port, 2))
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert "over limit_memory (1)" in err
+
+
+def test_limit_concurrency_answers_503_past_the_limit(tmp_path: Path) -> None:
+    import socket
+
+    with master(tmp_path, 1, "--limit-concurrency", "2") as (proc, port):
+        ready(proc)
+        held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2)]
+        try:
+            time.sleep(0.2)
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as third:
+                answer = b""
+                while chunk := third.recv(4096):
+                    answer += chunk
+            assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+            assert b"Retry-After: 1" in answer and b"limit of connections (2)" in answer
+        finally:
+            for sock in held:
+                sock.close()
+        until(lambda: serving(port), "not serving once below the limit")

@@ -133,6 +133,14 @@ FLAGS: dict[str, tuple[Kind, str]] = {
     "ws_close_timeout": (SECONDS, "time the closing handshake may take"),
     "ws_compression": (SWITCH, "offer permessage-deflate to clients that ask"),
     "locks": (COUNT, "inter-process locks offered to handlers"),
+    "max_requests": (COUNT, "replace a worker after this many requests (its successor "
+                            "serves first); 0: never"),
+    "max_requests_jitter": (COUNT, "a random 0..N added to max_requests per worker, so "
+                                   "workers are not replaced all at once"),
+    "limit_memory": (COUNT, "replace a worker whose resident memory passes this many KiB "
+                            "(Linux); 0: no limit"),
+    "limit_concurrency": (COUNT, "connections one worker serves at once; past it new "
+                                 "ones get 503; 0: no limit"),
     "proxy_protocol": (TEXT, "read the HAProxy PROXY protocol header (off, v1, v2, auto) "
                              "that trusted peers (--trusted-proxies) send first"),
     "trusted_proxies": (LIST, "peers whose Forwarded and X-Forwarded-For/-Proto/-Host "

@@ -103,6 +103,14 @@ class Options:
     #: offer permessage-deflate (RFC 7692) to clients that ask for it
     ws_compression: bool = True
     locks: int = 16
+    #: a worker is replaced (gracefully, its successor serving first) after this many
+    #: requests, plus a random 0..max_requests_jitter; 0: never
+    max_requests: int = 0
+    max_requests_jitter: int = 0
+    #: a worker whose resident memory passes this many KiB is replaced (Linux); 0: no limit
+    limit_memory: int = 0
+    #: connections one worker serves at once; past it a new one is answered 503; 0: no limit
+    limit_concurrency: int = 0
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     #: read the HAProxy PROXY protocol header from trusted peers: off, v1, v2, auto
     proxy_protocol: str = "off"
@@ -183,6 +191,10 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "upload_rate": lambda n, v: _positive_int(n, v, minimum=0),
     "body_min_rate": lambda n, v: _positive_int(n, v, minimum=0),
     "locks": _positive_int,
+    "max_requests": lambda n, v: _positive_int(n, v, minimum=0),
+    "max_requests_jitter": lambda n, v: _positive_int(n, v, minimum=0),
+    "limit_memory": lambda n, v: _positive_int(n, v, minimum=0),
+    "limit_concurrency": lambda n, v: _positive_int(n, v, minimum=0),
     "ws_max_payload_size": lambda n, v: _positive_int(n, v, minimum=125),
     "ws_ping_interval": _optional_seconds,
     "ws_ping_timeout": _optional_seconds,

@@ -174,8 +174,9 @@ class Worker:
             raise StartupFailed(str(exc) or type(exc).__name__) from exc
         for sock, opts in sockets:
             state = self.state
-            if opts is not self.options:
+            if opts != self.options:  # a listener with options of its own
                 state = ServerState(opts, self.loop, lock=self.lock)
+                state.recycle = self.state.recycle
                 self.states.append(state)
 
             def protocol(state: ServerState = state) -> HTTPProtocol:

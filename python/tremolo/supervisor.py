@@ -106,13 +106,31 @@ def worker_sockets(opened: list[tuple[socket.socket, Listener]], worker_num: int
 def run_worker(factory: AdapterFactory, options: Options,
                sockets: list[tuple[socket.socket, Options]], lock: Any,
                ready: Callable[[], None] | None = None, *, early: list[int] | None = None,
-               master: int | None = None) -> None:
+               master: int | None = None,
+               recycle: Callable[[str], None] | None = None) -> None:
     """A worker's whole life: its loop, its sockets, until SIGINT or SIGTERM. With a
     `master`, the worker stops at once (not draining for shutdown_timeout) when the
     master is gone, so that nothing of an old server keeps serving."""
     loop = new_event_loop(options.loop)
     asyncio.set_event_loop(loop)
     worker = Worker(factory, options, loop, lock)
+    if recycle is not None:
+        asked: list[str] = []
+
+        def replace_me(why: str) -> None:
+            if not asked:  # once: the master starts a successor, then stops this one
+                asked.append(why)
+                recycle(why)
+        for state in worker.states:
+            state.recycle = replace_me
+        if options.limit_memory:
+            def check_memory() -> None:
+                rss = memory_kib()
+                if rss > options.limit_memory:
+                    replace_me(f"uses {rss} KiB, over limit_memory ({options.limit_memory})")
+                else:
+                    loop.call_later(1.0, check_memory)
+            loop.call_later(1.0, check_memory)
 
     def on_signal() -> None:
         if master is not None and os.getppid() != master:
@@ -154,8 +172,19 @@ def _child(factory: AdapterFactory, options: Options,
     for sock, spec in opened:
         if spec.path is None and options.reuse_port:
             sock.close()  # the master's reservation is not ours to keep
-    run_worker(factory, options, sockets, lock, lambda: ready.put(os.getpid()),
-               early=early, master=master)
+    pid = os.getpid()
+    run_worker(factory, options, sockets, lock, lambda: ready.put(("ready", pid, "")),
+               early=early, master=master,
+               recycle=lambda why: ready.put(("recycle", pid, why)))
+
+
+def memory_kib() -> int:
+    """This process's resident memory in KiB (0 where /proc is not there)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGESIZE") // 1024
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _die_with(master: int) -> None:
@@ -234,8 +263,10 @@ class Supervisor:
         self.restart_at: dict[int, float] = {}
         #: slot -> deaths in a row (reset once a worker served for RESET_AFTER)
         self.deaths: dict[int, int] = {}
-        #: slots stopped on purpose (SIGTTOU): not restarted
+        #: slots stopped on purpose (SIGTTOU, replaced): not restarted
         self.retired: set[int] = set()
+        #: new slot -> pid of the worker it replaces once it serves (max_requests...)
+        self.successors: dict[int, int] = {}
         self.failed = 0
 
     def spawn(self, slot: int) -> None:
@@ -332,15 +363,29 @@ class Supervisor:
 
     def _collect_ready(self) -> None:
         while not self.ready.empty():
-            pid = self.ready.get()
-            alive = {proc.pid for proc, _ in self.workers.values()}
-            self.serving = {p for p in self.serving if p in alive} | {pid}
+            kind, pid, why = self.ready.get()
+            slots = {proc.pid: slot for slot, (proc, _) in self.workers.items()}
+            if pid not in slots:
+                continue  # gone already
+            if kind == "recycle":
+                if slots[pid] in self.retired or pid in self.successors.values():
+                    continue
+                logger.info("replacing worker %d: it %s", pid, why)
+                slot = max([*self.workers, *self.restart_at]) + 1
+                self.successors[slot] = pid
+                self.spawn(slot)
+                continue
+            self.serving = {p for p in self.serving if p in slots} | {pid}
+            old = self.successors.pop(slots[pid], None)
+            if old is not None and old in slots:
+                # the successor serves: the old worker stops accepting and drains
+                self.retired.add(slots[old])
+                os.kill(old, signal.SIGTERM)
             if self.announced:
                 logger.info("worker %d serves", pid)
             elif len(self.serving) >= self.options.worker_num:
                 self.announced = True
                 self.announce(sorted(self.serving))
-
 
 def _death(code: int | None) -> str:
     """How a worker ended, for the log: its exit code or the signal that killed it."""

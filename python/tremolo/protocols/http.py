@@ -76,6 +76,8 @@ class HTTPProtocol(asyncio.Protocol):
         self._max_buffered = opts.buffer_size * 4
         #: the PROXY protocol header being read from a trusted peer, until it is whole
         self.proxy_header: bytearray | None = None
+        #: answered 503 on arrival (limit_concurrency): no application ever sees it
+        self.refused = False
 
     # -- asyncio.Protocol ----------------------------------------------------
 
@@ -85,6 +87,16 @@ class HTTPProtocol(asyncio.Protocol):
         self.transport = transport
         self.flow.attach(transport)
         self.info = ConnectionInfo(transport, self.state.trusted_proxies)
+        limit = self.state.options.limit_concurrency
+        if limit and len(self.state.connections) >= limit:
+            # over the worker's limit: a short answer, not a connection left waiting
+            self.write(_encode_response(503, [TEXT_PLAIN, (b"Retry-After", b"1")],
+                                        error_text(503, "the server is at its limit of "
+                                                   f"connections ({limit})"), False, False,
+                                        self.state.date, self.state.server_name)[0])
+            self.refused = True
+            self.close()
+            return
         self.state.connections.add(self)
         if self.state.options.proxy_protocol != "off" and self.info.trusted:
             self.proxy_header = bytearray()
@@ -177,6 +189,8 @@ class HTTPProtocol(asyncio.Protocol):
         task = self.task
         if task is not None and not task.done():
             self.loop.call_later(self.state.options.app_close_timeout, task.cancel)
+        if self.refused:
+            return  # answered 503 at once: the application never saw it
         self.adapter.connection_lost(self)
 
     def limit_upload(self, size: int) -> None:
@@ -273,6 +287,10 @@ class HTTPProtocol(asyncio.Protocol):
         self.pending_bytes += sum(len(ev) for ev in events if isinstance(ev, bytes))
 
     def start_exchange(self, head: _core.RequestHead) -> Exchange:
+        state = self.state
+        state.requests += 1
+        if state.requests == state.max_requests and state.recycle is not None:
+            state.recycle(f"served max_requests ({state.max_requests})")
         ex = Exchange(self, head)
         self.current = ex
         self.reading = None if ex._ended else ex

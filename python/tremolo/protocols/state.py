@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import _core, logs
@@ -58,6 +60,12 @@ class ServerState:
             "max_body_size": options.client_max_body_size,
             "max_chunk_line": options.max_chunk_line,
         }
+        #: requests started, and what to call once (see Worker) when the worker should
+        #: be replaced: after max_requests (+ jitter)
+        self.requests = 0
+        self.max_requests = options.max_requests + (
+            random.randint(0, options.max_requests_jitter) if options.max_requests else 0)
+        self.recycle: Callable[[str], None] | None = None
         self.date = b""
         self._refresh_date()
         # how often every connection is checked against its clocks
