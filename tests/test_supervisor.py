@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from .helpers import free_port, stop_process
 
@@ -221,3 +222,38 @@ def test_limit_concurrency_answers_503_past_the_limit(tmp_path: Path) -> None:
             for sock in held:
                 sock.close()
         until(lambda: serving(port), "not serving once below the limit")
+
+
+STUCK = """
+import os, time
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/block":
+        time.sleep(60)  # blocks the event loop: a bug
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": str(os.getpid()).encode()})
+"""
+
+
+def test_a_worker_whose_loop_is_stuck_is_replaced(tmp_path: Path) -> None:
+    (tmp_path / "stuck.py").write_text(STUCK)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tremolo", "--port", str(port),
+                             "--workers", "1", "--worker-timeout", "1.5", "--no-access-log",
+                             "stuck:app"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        ready(proc)
+        first = httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text
+        with pytest.raises(httpx.TransportError):  # cut when the worker is killed
+            httpx.get(f"http://127.0.0.1:{port}/block", timeout=10)
+        until(lambda: serving(port) and httpx.get(f"http://127.0.0.1:{port}/",
+                                                 timeout=2).text != first,
+              "no new worker", timeout=20)
+    finally:
+        stop_process(proc, signal.SIGTERM, 20)
+    err = proc.stderr.read() if proc.stderr else ""
+    assert 'stuck.py", line 7 in app' in err  # faulthandler's stack of the stuck code
+    assert "has not answered for" in err and "(worker_timeout)" in err

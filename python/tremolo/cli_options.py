@@ -141,6 +141,8 @@ FLAGS: dict[str, tuple[Kind, str]] = {
                             "(Linux); 0: no limit"),
     "limit_concurrency": (COUNT, "connections one worker serves at once; past it new "
                                  "ones get 503; 0: no limit"),
+    "worker_timeout": (SECONDS, "how long a worker's event loop may be blocked (a handler "
+                                "that never yields) before the worker is replaced; 0: never"),
     "proxy_protocol": (TEXT, "read the HAProxy PROXY protocol header (off, v1, v2, auto) "
                              "that trusted peers (--trusted-proxies) send first"),
     "trusted_proxies": (LIST, "peers whose Forwarded and X-Forwarded-For/-Proto/-Host "

@@ -111,6 +111,8 @@ class Options:
     limit_memory: int = 0
     #: connections one worker serves at once; past it a new one is answered 503; 0: no limit
     limit_concurrency: int = 0
+    #: seconds a worker's event loop may be blocked before the worker is replaced
+    worker_timeout: float = 30
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     #: read the HAProxy PROXY protocol header from trusted peers: off, v1, v2, auto
     proxy_protocol: str = "off"
@@ -195,6 +197,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "max_requests_jitter": lambda n, v: _positive_int(n, v, minimum=0),
     "limit_memory": lambda n, v: _positive_int(n, v, minimum=0),
     "limit_concurrency": lambda n, v: _positive_int(n, v, minimum=0),
+    "worker_timeout": lambda n, v: _optional_seconds(n, v) or 0.0,
     "ws_max_payload_size": lambda n, v: _positive_int(n, v, minimum=125),
     "ws_ping_interval": _optional_seconds,
     "ws_ping_timeout": _optional_seconds,

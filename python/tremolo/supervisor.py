@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import faulthandler
 import logging
 import multiprocessing
 import os
@@ -107,7 +108,7 @@ def run_worker(factory: AdapterFactory, options: Options,
                sockets: list[tuple[socket.socket, Options]], lock: Any,
                ready: Callable[[], None] | None = None, *, early: list[int] | None = None,
                master: int | None = None,
-               recycle: Callable[[str], None] | None = None) -> None:
+               recycle: Callable[[str], None] | None = None, beat: Any = None) -> None:
     """A worker's whole life: its loop, its sockets, until SIGINT or SIGTERM. With a
     `master`, the worker stops at once (not draining for shutdown_timeout) when the
     master is gone, so that nothing of an old server keeps serving."""
@@ -146,6 +147,17 @@ def run_worker(factory: AdapterFactory, options: Options,
             else:
                 loop.call_later(1.0, check_parent)
         loop.call_later(1.0, check_parent)
+    if beat is not None and options.worker_timeout:
+        # The master reads the beat; should the loop stop ticking, faulthandler
+        # writes every thread's stack (the stuck handler's) to stderr before the
+        # master kills this worker.
+        stuck = max(options.worker_timeout - 0.5, 0.5)
+
+        def tick() -> None:
+            beat.value = time.monotonic()
+            faulthandler.dump_traceback_later(stuck, exit=False)
+            loop.call_later(0.5, tick)
+        tick()
     for _ in early or ():
         worker.stop()  # a signal that came during the start: not swallowed
     try:
@@ -158,7 +170,8 @@ def run_worker(factory: AdapterFactory, options: Options,
 
 
 def _child(factory: AdapterFactory, options: Options,
-           opened: list[tuple[socket.socket, Listener]], lock: Any, ready: Any) -> None:
+           opened: list[tuple[socket.socket, Listener]], lock: Any, ready: Any,
+           beat: Any = None) -> None:
     # First of all: a signal that comes while the worker starts is kept for it (the
     # master's own handlers, inherited by the fork, must never run here).
     master = os.getppid()
@@ -175,7 +188,7 @@ def _child(factory: AdapterFactory, options: Options,
     pid = os.getpid()
     run_worker(factory, options, sockets, lock, lambda: ready.put(("ready", pid, "")),
                early=early, master=master,
-               recycle=lambda why: ready.put(("recycle", pid, why)))
+               recycle=lambda why: ready.put(("recycle", pid, why)), beat=beat)
 
 
 def memory_kib() -> int:
@@ -267,14 +280,37 @@ class Supervisor:
         self.retired: set[int] = set()
         #: new slot -> pid of the worker it replaces once it serves (max_requests...)
         self.successors: dict[int, int] = {}
+        #: pid -> when its event loop last ticked (time.monotonic, shared memory)
+        self.beats: dict[int, Any] = {}
         self.failed = 0
 
     def spawn(self, slot: int) -> None:
+        beat = self.ctx.Value("d", 0.0, lock=False)
         proc = self.ctx.Process(target=_child, name=f"tremolo-worker-{slot}",
                                 args=(self.factory, self.options, self.opened, self.lock,
-                                      self.ready))
+                                      self.ready, beat))
         proc.start()
+        assert proc.pid is not None
         self.workers[slot] = (proc, time.monotonic())
+        self.beats[proc.pid] = beat
+
+    def check_beats(self) -> None:
+        """A worker that serves and whose loop has not ticked for worker_timeout is
+        stuck (a handler blocking the loop): it is killed, and restarted as any
+        worker that died. It wrote the stack of the stuck code to stderr itself."""
+        limit = self.options.worker_timeout
+        if not limit or self.stopping:
+            return
+        now = time.monotonic()
+        for proc, _ in list(self.workers.values()):
+            beat = self.beats.get(proc.pid)
+            if beat is None or proc.pid not in self.serving or not beat.value:
+                continue
+            if now - beat.value > limit and proc.is_alive():
+                logger.error("worker %d has not answered for %.0fs (worker_timeout): a "
+                             "handler blocks its event loop (the stack is above); "
+                             "replacing it", proc.pid, now - beat.value)
+                proc.kill()
 
     def stop(self, signum: int, _frame: Any) -> None:
         if not self.stopping:
@@ -325,6 +361,7 @@ class Supervisor:
         while self.workers or (self.restart_at and not self.stopping):
             time.sleep(0.05)
             self._collect_ready()
+            self.check_beats()
             if self.stopping and deadline is None:
                 deadline = time.monotonic() + self.options.shutdown_timeout + 5
             now = time.monotonic()
@@ -339,6 +376,7 @@ class Supervisor:
                     continue
                 proc.join()
                 del self.workers[slot]
+                self.beats.pop(proc.pid, None)
                 if self.stopping:
                     continue
                 if slot in self.retired:
