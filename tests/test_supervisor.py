@@ -257,3 +257,58 @@ def test_a_worker_whose_loop_is_stuck_is_replaced(tmp_path: Path) -> None:
     err = proc.stderr.read() if proc.stderr else ""
     assert 'stuck.py", line 7 in app' in err  # faulthandler's stack of the stuck code
     assert "has not answered for" in err and "(worker_timeout)" in err
+
+
+LOCKED = """
+import asyncio, os
+from tremolo import Tremolo
+
+app = Tremolo()
+COUNTER = os.environ["COUNTER"]
+
+@app.route("/add")
+async def add(lock, **server):
+    async with lock:  # shared by every worker process
+        with open(COUNTER) as f:
+            value = int(f.read() or 0)
+        await asyncio.sleep(0.005)  # other requests, in this worker and others, run now
+        with open(COUNTER, "w") as f:
+            f.write(str(value + 1))
+    return str(os.getpid())
+
+app.run("127.0.0.1", int(os.environ["PORT"]), worker_num=2, log_level="ERROR")
+"""
+
+
+def test_the_lock_is_shared_by_real_worker_processes(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    counter = tmp_path / "counter"
+    counter.write_text("0")
+    (tmp_path / "locked.py").write_text(LOCKED)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "locked.py")], cwd=tmp_path,
+                            env={**os.environ, "COUNTER": str(counter), "PORT": str(port)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        until(lambda: len(children(proc.pid)) == 2 and serving_path(port, "/add"),
+              "not serving")
+
+        def add(_: int) -> str:
+            with httpx.Client(timeout=10) as c:
+                return c.get(f"http://127.0.0.1:{port}/add",
+                             headers={"Connection": "close"}).text
+        with ThreadPoolExecutor(16) as pool:
+            pids = set(pool.map(add, range(80)))
+        assert len(pids) == 2  # both workers took part
+        # every increment kept: no two critical sections overlapped, across processes
+        assert counter.read_text() == str(80 + 1)  # (+1: the readiness probe)
+    finally:
+        stop_process(proc, signal.SIGTERM, 20)
+
+
+def serving_path(port: int, path: str) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
