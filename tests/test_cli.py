@@ -405,6 +405,7 @@ def test_a_proxy_on_a_unix_socket_is_trusted_with_unix(tmp_path: Path) -> None:
 
 SAMPLES = {"SIZE": ("2K", 2048), "RATE": ("1M", 1 << 20), "SECONDS": ("1.5m", 90.0),
            "N": ("3", 3), "TEXT": ("word", "word"), "LIST": ("a, b", ("a", "b")),
+           "MODE": ("660", 0o660),
            "": ("off", False)}
 
 

@@ -312,3 +312,52 @@ def serving_path(port: int, path: str) -> bool:
         return httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_sockets_handed_in_with_fd_and_systemd_activation(tmp_path: Path) -> None:
+    import socket
+
+    (tmp_path / "sup.py").write_text(APP)
+    for style in ("--fd", "systemd"):
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+        fd = listener.fileno()
+        if style == "--fd":
+            argv = [sys.executable, "-m", "tremolo", "--fd", str(fd), "--workers", "2",
+                    "--no-access-log", "sup:app"]
+            proc = subprocess.Popen(argv, cwd=tmp_path, pass_fds=[fd],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    text=True)
+        else:  # as systemd hands them: from fd 3 on, LISTEN_FDS, LISTEN_PID
+            script = (f'LISTEN_PID=$$ LISTEN_FDS=1 exec "{sys.executable}" -m tremolo '
+                      "--workers 2 --no-access-log sup:app")
+            # (fd 3 is kept through the close of inherited descriptors)
+            proc = subprocess.Popen(["sh", "-c", script], cwd=tmp_path, pass_fds=[3],
+                                    preexec_fn=lambda fd=fd: os.dup2(fd, 3),
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    text=True)
+        listener.close()  # the server holds it now
+        try:
+            assert "on fd:" in ready(proc)
+            assert len(set(pids_seen(port, 20))) >= 1
+        finally:
+            stop_process(proc, signal.SIGTERM, 20)
+
+
+def test_uds_mode_sets_the_socket_permissions(tmp_path: Path) -> None:
+    (tmp_path / "sup.py").write_text(APP)
+    sock = tmp_path / "s.sock"
+    proc = subprocess.Popen([sys.executable, "-m", "tremolo", "--bind", str(sock),
+                             "--uds-mode", "600", "--workers", "0", "sup:app"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        ready(proc)
+        assert sock.stat().st_mode & 0o777 == 0o600
+    finally:
+        stop_process(proc, signal.SIGTERM, 20)
+    r = subprocess.run([sys.executable, "-m", "tremolo", "--uds-mode", "999", "sup:app"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "argument --uds-mode" in r.stderr

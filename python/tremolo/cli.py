@@ -86,6 +86,10 @@ def build_parser() -> Parser:
     where.add_argument("--bind", metavar="ADDRS",
                        help="host:port,unix-path,[::]:port, listeners instead of --host "
                             f"and --port (default: none) [${env_name('bind')}]")
+    where.add_argument("--fd", metavar="N", action="append",
+                       help="serve a listening socket handed in as file descriptor N "
+                            "(again for more); systemd's socket activation (LISTEN_FDS) "
+                            f"is used without it; default: none [${env_name('fd')}]")
     where.add_argument("--interface", choices=INTERFACES,
                        help="what APP is (default: auto, told from APP; asgi3 is asgi) "
                             f"[${env_name('interface')}]")
@@ -203,6 +207,20 @@ def _adapter(app: Any, interface: str, root_path: str, lifespan: str) -> Any:
     return lambda state: WSGIAdapter(app, state, root_path)
 
 
+def handed_in(given: Any, environ: Any) -> list[int]:
+    """The listening sockets handed in: --fd N, else systemd's LISTEN_FDS (meant for
+    this process: LISTEN_PID), numbered from 3."""
+    if given:
+        items = [i for item in given for i in str(item).split(",") if i.strip()]
+        if not all(i.strip().isdigit() for i in items):
+            raise ValueError(f"{', '.join(items)}: file descriptors are numbers")
+        return [int(i) for i in items]
+    count, pid = environ.get("LISTEN_FDS"), environ.get("LISTEN_PID")
+    if count and count.isdigit() and pid == str(os.getpid()):
+        return list(range(3, 3 + int(count)))
+    return []
+
+
 def _watch(settings: dict[str, Any]) -> reload.Watch | None:
     """The files to watch when reloading is asked for (the settings are taken out)."""
     on = settings.pop("reload", False)
@@ -258,6 +276,14 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
             bind = parse_bind(settings.pop("bind"))
         except ValueError as exc:
             return _fail(f"argument --bind: {exc}")
+    try:
+        fds = handed_in(settings.pop("fd", None), environ if environ is not None
+                        else os.environ)
+    except ValueError as exc:
+        return _fail(f"argument --fd: {exc}")
+    if fds:
+        # sockets handed in are the listeners (with --bind's, if any)
+        bind = [(None, f"fd:{fd}") for fd in fds] + (bind or [])
     try:
         app = load_app(spec, factory=settings.pop("factory", False),
                        app_dir=settings.pop("app_dir", None))

@@ -71,6 +71,14 @@ def read_text(text: str) -> str:
     return text
 
 
+def read_mode(text: str) -> int:
+    """Permissions in octal: `660`, `0o660`."""
+    try:
+        return int(text.strip().removeprefix("0o"), 8)
+    except ValueError:
+        raise ValueError(f"{text!r} is not permissions in octal (660)") from None
+
+
 def read_list(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
@@ -83,10 +91,13 @@ COUNT = Kind("N", "", read_count)
 SWITCH = Kind("", "", read_bool)
 TEXT = Kind("TEXT", "", read_text)
 LIST = Kind("LIST", "comma-separated", read_list)
+MODE = Kind("MODE", "octal", read_mode)
 
 #: every option that is a flag: its kind and what it does
 FLAGS: dict[str, tuple[Kind, str]] = {
     "reuse_port": (SWITCH, "SO_REUSEPORT, so that the workers share each port"),
+    "uds_mode": (MODE, "permissions of a UNIX socket the server creates (660: owner "
+                       "and group); default: the umask's"),
     "share_port": (SWITCH, "let another program (another tremolo) serve the same port "
                            "too; without it a port in use is refused"),
     "worker_num": (COUNT, "worker processes ($WEB_CONCURRENCY too); 0: serve in the "
@@ -150,7 +161,7 @@ FLAGS: dict[str, tuple[Kind, str]] = {
                               "socket peer) or * ($FORWARDED_ALLOW_IPS too)"),
 }
 #: options of the command line that are not server options, with their kinds
-NOT_OPTIONS = {"host": TEXT, "port": COUNT, "bind": TEXT, "interface": TEXT,
+NOT_OPTIONS = {"host": TEXT, "port": COUNT, "bind": TEXT, "fd": LIST, "interface": TEXT,
                "root_path": TEXT, "factory": SWITCH, "app_dir": TEXT, "lifespan": TEXT,
                "app": TEXT}
 #: the TLS flags: --ssl-<flag> -> the key of the `ssl` option, and its help

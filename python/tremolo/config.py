@@ -54,6 +54,8 @@ class Options:
     #: let other programs (another tremolo) bind the same port too; without it, a port
     #: in use is refused even when its holder set SO_REUSEPORT
     share_port: bool = False
+    #: permissions of a UNIX socket the server creates (e.g. 0o660); None: the umask's
+    uds_mode: int | None = None
     worker_num: int = 1
     backlog: int = 100
     debug: bool = False
@@ -141,6 +143,10 @@ class Options:
                 except ValueError:
                     raise ConfigError(f"trusted_proxies: {proxy!r} is not an address, a "
                                       "network, 'unix' or '*'") from None
+        if self.uds_mode is not None and (isinstance(self.uds_mode, bool) or not isinstance(
+                self.uds_mode, int) or not 0 <= self.uds_mode <= 0o777):
+            raise ConfigError(f"uds_mode must be permissions from 0 to 0o777, not "
+                              f"{self.uds_mode!r}")
         if self.proxy_protocol not in ("off", "v1", "v2", "auto"):
             raise ConfigError(f"proxy_protocol must be off, v1, v2 or auto, not "
                               f"{self.proxy_protocol!r}")

@@ -33,12 +33,16 @@ class Listener:
     """Where to listen, with the options that apply there."""
 
     host: str | None
-    port: int | None  # None: `path` is a UNIX socket
+    port: int | None  # None: `path` is a UNIX socket, or `fd` a socket handed in
     path: str | None
     options: Options
+    #: a listening socket handed in (--fd, systemd's LISTEN_FDS)
+    fd: int | None = None
 
     @property
     def display(self) -> str:
+        if self.fd is not None:
+            return f"fd:{self.fd}"
         if self.path is not None:
             return f"unix:{self.path}"
         host = self.host or "127.0.0.1"
@@ -108,7 +112,21 @@ def _listening(path: str) -> bool:
         probe.close()
 
 
-def bind_unix(path: str, backlog: int) -> socket.socket:
+def adopt(fd: int) -> socket.socket:
+    """A listening socket handed in by file descriptor; ConfigError if it is not one."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise ConfigError(f"fd {fd}: not a socket ({exc.strerror or exc})") from None
+    if sock.type != socket.SOCK_STREAM or not sock.getsockopt(socket.SOL_SOCKET,
+                                                             socket.SO_ACCEPTCONN):
+        sock.detach()
+        raise ConfigError(f"fd {fd}: not a listening stream socket")
+    sock.setblocking(False)
+    return sock
+
+
+def bind_unix(path: str, backlog: int, mode: int | None = None) -> socket.socket:
     """A listening UNIX socket; a stale socket file at `path` is replaced, any other
     file is not."""
     with contextlib.suppress(FileNotFoundError):
@@ -119,6 +137,8 @@ def bind_unix(path: str, backlog: int) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)
+        if mode is not None:
+            os.chmod(path, mode)  # who may connect (--uds-mode)
         sock.listen(backlog)
         sock.setblocking(False)
     except OSError:

@@ -26,6 +26,7 @@ from .server import (
     Listener,
     StartupFailed,
     Worker,
+    adopt,
     bind,
     bind_unix,
     new_event_loop,
@@ -53,6 +54,8 @@ def listeners(options: Options, extra: list[tuple[str | None, int | str, dict[st
                                       "host": host or options.host})
         if isinstance(port, int):
             out.append(Listener(merged.host, port, None, merged))
+        elif port.startswith("fd:"):
+            out.append(Listener(None, None, None, merged, fd=int(port[3:])))
         else:
             out.append(Listener(None, None, port, merged))
     return out
@@ -67,8 +70,11 @@ def open_sockets(specs: list[Listener], worker_num: int) -> list[tuple[socket.so
     try:
         for spec in specs:
             opts = spec.options
+            if spec.fd is not None:
+                out.append((adopt(spec.fd), spec))  # shared by the workers as it is
+                continue
             if spec.path is not None:
-                out.append((bind_unix(spec.path, opts.backlog), spec))
+                out.append((bind_unix(spec.path, opts.backlog, opts.uds_mode), spec))
                 continue
             per_worker = worker_num > 0 and opts.reuse_port
             if spec.port and opts.reuse_port and not opts.share_port:
@@ -96,7 +102,8 @@ def worker_sockets(opened: list[tuple[socket.socket, Listener]], worker_num: int
     """The listening sockets one worker serves."""
     out = []
     for sock, spec in opened:
-        if spec.path is None and worker_num > 0 and spec.options.reuse_port:
+        if spec.path is None and spec.fd is None and worker_num > 0 \
+                and spec.options.reuse_port:
             own = bind(spec.host, spec.port or 0, reuse_port=True, backlog=spec.options.backlog)
             out.append((own, spec.options))
         else:
@@ -183,7 +190,7 @@ def _child(factory: AdapterFactory, options: Options,
     _die_with(master)
     sockets = worker_sockets(opened, options.worker_num)
     for sock, spec in opened:
-        if spec.path is None and options.reuse_port:
+        if spec.path is None and spec.fd is None and options.reuse_port:
             sock.close()  # the master's reservation is not ours to keep
     pid = os.getpid()
     run_worker(factory, options, sockets, lock, lambda: ready.put(("ready", pid, "")),
