@@ -110,7 +110,7 @@ def _client(ex: Any, _: float) -> str:
     info = ex.protocol.info
     if info is None:
         return "-"
-    client = info.client_of(ex.head)
+    client = info.forwarded(ex.head)[0]
     return client[0] if client else "unix"
 
 

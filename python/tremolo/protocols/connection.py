@@ -62,9 +62,3 @@ class ConnectionInfo:
         client, scheme, host = forwarded(head, self.peer,
                                          lambda a: trusted(a, self.proxies))
         return client, scheme or self.scheme, host
-
-    def scheme_of(self, head: Any) -> str:
-        return self.forwarded(head)[1]
-
-    def client_of(self, head: Any) -> tuple[str, int] | None:
-        return self.forwarded(head)[0]
