@@ -149,3 +149,25 @@ def split_responses(data: bytes) -> list[tuple[bytes, dict[bytes, bytes], bytes]
             body, data = rest, b""
         out.append((lines[0], headers, body))
     return out
+
+
+def start_nginx(directory: Path, http: str) -> subprocess.Popen[bytes]:
+    """A real nginx (Debian's) in the foreground, everything of it in `directory`,
+    with `http` as the body of its http block. Stop it with SIGQUIT."""
+    import os
+    import shutil
+
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    assert os.path.exists(nginx), "nginx is missing: `make system-deps` installs it"
+    d = directory
+    # as root, nginx's workers would drop to nobody, who cannot reach sockets here
+    user = "user root;" if os.geteuid() == 0 else ""
+    (d / "nginx.conf").write_text(
+        f"{user}\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n"
+        "events { worker_connections 256; }\n"
+        f"http {{\n access_log off;\n client_body_temp_path {d}/body;\n"
+        f" proxy_temp_path {d}/proxy;\n fastcgi_temp_path {d}/fastcgi;\n"
+        f" uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n{http}\n}}\n")
+    return subprocess.Popen([nginx, "-p", str(d), "-c", str(d / "nginx.conf"), "-g",
+                             "daemon off;"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)

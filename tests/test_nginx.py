@@ -3,8 +3,6 @@ believed from it, and only from it; a client's own X-Forwarded-For is not."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from .helpers import free_port
+from .helpers import free_port, start_nginx
 
 APP = """
 import json
@@ -27,19 +25,7 @@ async def app(scope, receive, send):
     await send({"type": "http.response.body", "body": body.encode()})
 """
 
-CONF = """
-{user}
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
+HTTP = """
     server {{
         listen 127.0.0.1:{port};
         location / {{
@@ -54,7 +40,6 @@ http {{
             proxy_set_header Forwarded "for=$remote_addr;proto=https;host=rfc.example";
         }}
     }}
-}}
 """
 
 
@@ -72,8 +57,6 @@ def wait(check: object, what: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 def test_behind_nginx(tmp_path: Path) -> None:
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    assert os.path.exists(nginx), "nginx is missing: `make system-deps` installs it"
     sock = tmp_path / "app.sock"
     (tmp_path / "fwd.py").write_text(APP)
     app = subprocess.Popen([sys.executable, "-m", "tremolo", "--bind", str(sock),
@@ -81,13 +64,7 @@ def test_behind_nginx(tmp_path: Path) -> None:
                             "--forwarded-allow-ips", "unix", "fwd:app"], cwd=tmp_path,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     port = free_port()
-    # as root, nginx's workers would drop to nobody, who cannot reach the socket here
-    user = "user root;" if os.geteuid() == 0 else ""
-    (tmp_path / "nginx.conf").write_text(CONF.format(d=tmp_path, port=port, sock=sock,
-                                                     user=user))
-    proxy = subprocess.Popen([nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
-                              "-g", "daemon off;"], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+    proxy = start_nginx(tmp_path, HTTP.format(port=port, sock=sock))
     try:
         wait(sock.exists, "tremolo", app)
         url = f"http://127.0.0.1:{port}"

@@ -5,7 +5,6 @@ the client address, and a SIGTERM of one instance under load without a failed re
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from .helpers import free_port, stop_process
+from .helpers import free_port, start_nginx, stop_process
 
 APP = """
 import asyncio, os
@@ -55,19 +54,7 @@ async def slow(**server):
     return NAME
 """
 
-CONF = """
-{user}
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
+HTTP = """
     upstream pair {{
         server unix:{d}/a.sock;
         server unix:{d}/b.sock;
@@ -96,7 +83,6 @@ http {{
             proxy_buffering off;
         }}
     }}
-}}
 """
 
 
@@ -114,8 +100,6 @@ def up(check: object, what: str, timeout: float = 15) -> None:
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[tuple[str, dict[str, subprocess.Popen[bytes]]]]:
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    assert os.path.exists(nginx), "nginx is missing: `make system-deps` installs it"
     (tmp_path / "pairapp.py").write_text(APP)
     instances = {}
     for name in ("a", "b"):
@@ -126,11 +110,7 @@ def pair(tmp_path: Path) -> Iterator[tuple[str, dict[str, subprocess.Popen[bytes
             cwd=tmp_path, env={**os.environ, "INSTANCE": name},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     port = free_port()
-    user = "user root;" if os.geteuid() == 0 else ""
-    (tmp_path / "nginx.conf").write_text(CONF.format(d=tmp_path, port=port, user=user))
-    proxy = subprocess.Popen([nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
-                              "-g", "daemon off;"], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+    proxy = start_nginx(tmp_path, HTTP.format(d=tmp_path, port=port))
     try:
         for name in ("a", "b"):
             up((tmp_path / f"{name}.sock").exists, name)
