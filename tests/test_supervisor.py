@@ -361,3 +361,43 @@ def test_uds_mode_sets_the_socket_permissions(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "tremolo", "--uds-mode", "999", "sup:app"],
                        cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "argument --uds-mode" in r.stderr
+
+
+SSE_FOREVER = """
+import asyncio
+from tremolo import Tremolo
+
+app = Tremolo()
+
+@app.route("/events")
+async def events(sse=None, **server):
+    i = 0
+    while True:
+        await sse.send(f"tick {i}")
+        i += 1
+        await asyncio.sleep(0.1)
+"""
+
+
+def test_a_stop_ends_event_streams_cleanly(tmp_path: Path) -> None:
+    (tmp_path / "sse.py").write_text(SSE_FOREVER)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tremolo", "--port", str(port),
+                             "--workers", "0", "--no-access-log", "sse:app"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        ready(proc)
+        events = []
+        with httpx.stream("GET", f"http://127.0.0.1:{port}/events", timeout=10) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    events.append(line)
+                if len(events) == 3:
+                    stopped = time.monotonic()
+                    proc.send_signal(signal.SIGTERM)
+            # the body ended with its last chunk (httpx raises on a cut chunked body)
+        assert time.monotonic() - stopped < 3  # not shutdown_timeout (30 s)
+        assert proc.wait(10) == 0
+    finally:
+        stop_process(proc, signal.SIGTERM, 20)

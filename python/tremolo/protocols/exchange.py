@@ -66,6 +66,8 @@ class Exchange:
     _error: BaseException | None = None
     _waiter: asyncio.Future[None] | None = None
     _bucket: _core.TokenBucket | None = None
+    #: a stop ends this response (an event stream) rather than waiting for it
+    ending = False
     #: what the access log reads: the status and fields sent, body bytes sent
     status = 0
     fields: Iterable[Header] = ()
@@ -171,6 +173,12 @@ class Exchange:
                                      f"body_min_rate, {rate} bytes/s)")
 
     # -- response ------------------------------------------------------------
+
+    @property
+    def event_stream(self) -> bool:
+        """The response is Server-Sent Events (it never ends by itself)."""
+        return any(name.lower() == b"content-type" and value.startswith(b"text/event-stream")
+                   for name, value in self.fields)
 
     def _close_after(self) -> bool:
         # A client that was never told to send its announced body may still send

@@ -319,7 +319,9 @@ class HTTPProtocol(asyncio.Protocol):
                 self.task = None
         if exc is not None and not isinstance(exc, asyncio.CancelledError | ClientDisconnected):
             self.state.logger.error("unhandled error in handler", exc_info=exc)
-        if not (ex.finished or ex.detached):
+        if ex.ending and ex.started and not ex.finished:
+            ex.end()  # an event stream ended for a stop: a clean end, not a cut
+        elif not (ex.finished or ex.detached):
             ex.fail()
 
     def exchange_finished(self, ex: Exchange) -> None:
@@ -447,11 +449,18 @@ class HTTPProtocol(asyncio.Protocol):
 
     def close_when_idle(self) -> None:
         """Closes now if no request is being answered, else right after its response
-        (which then says Connection: close)."""
-        if self.current is None:
+        (which then says Connection: close). An event stream never ends by itself: its
+        handler is cancelled and the stream ended cleanly (the client's EventSource
+        reconnects, to a server that is still up)."""
+        ex = self.current
+        if ex is None:
             self.close()
-        else:
-            self.current.keep_alive = False
+            return
+        ex.keep_alive = False
+        if ex.started and not ex.finished and not ex.ending and ex.event_stream \
+                and self.task is not None and not self.task.done():
+            ex.ending = True
+            self.task.cancel()
 
     def close(self) -> None:
         self.flow.close()
