@@ -123,3 +123,52 @@ def test_the_watch_rules_and_the_polling_watcher(tmp_path: Path) -> None:
     assert compiles({tmp_path / "keep" / "a.py"}) is None
     (tmp_path / "bad.py").write_text("def f(:\n")
     assert "SyntaxError" in (compiles({tmp_path / "bad.py"}) or "")
+
+
+SLOW = """
+import asyncio
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await asyncio.sleep(1.5)
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"done"})
+"""
+
+
+def test_ctrl_c_under_reload_drains_instead_of_forcing(tmp_path: Path) -> None:
+    """CTRL+C signals the terminal's whole process group; the server must get one
+    SIGTERM from the watcher (a graceful stop), not that SIGINT and then another."""
+    (tmp_path / "slowapp.py").write_text(SLOW)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tremolo", "--reload", "--port", str(port),
+                             "--workers", "0", "--no-access-log", "slowapp:app"],
+                            cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                            process_group=0, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    got: dict[str, str] = {}
+
+    def ask() -> None:
+        try:
+            got["answer"] = httpx.get(f"http://127.0.0.1:{port}/", timeout=10).text
+        except httpx.TransportError as exc:
+            got["answer"] = repr(exc)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            line = proc.stderr.readline() if proc.stderr else ""
+            assert line and time.monotonic() < deadline
+            if "press CTRL+C to quit" in line:
+                break
+        asker = threading.Thread(target=ask)
+        asker.start()
+        time.sleep(0.5)  # the request is being handled
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's CTRL+C does
+        asker.join(10)
+        assert got == {"answer": "done"}
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+    err = proc.stderr.read() if proc.stderr else ""
+    assert "forced to stop" not in err

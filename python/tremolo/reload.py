@@ -113,7 +113,13 @@ def run(argv: list[str], watch: Watch) -> int:
     SIGTERM; the exit code is the last child's."""
     stop = threading.Event()
     env = {**os.environ, CHILD: "1"}
-    child = subprocess.Popen(argv, env=env)
+
+    def start() -> subprocess.Popen[bytes]:
+        # In a process group of its own: CTRL+C reaches the watcher alone, which then
+        # stops the server with one SIGTERM (a graceful stop; a second signal would
+        # force it). It still goes when the watcher dies (PR_SET_PDEATHSIG on Linux).
+        return subprocess.Popen(argv, env=env, process_group=0, preexec_fn=_die_with_parent)
+    child = start()
 
     def finish(signum: int, _frame: object) -> None:
         stop.set()
@@ -131,7 +137,7 @@ def run(argv: list[str], watch: Watch) -> int:
                 continue
             logger.info("%s changed: reloading", names)
             _stop(child)
-            child = subprocess.Popen(argv, env=env)
+            child = start()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -139,12 +145,22 @@ def run(argv: list[str], watch: Watch) -> int:
     return child.returncode or 0
 
 
+def _die_with_parent() -> None:
+    if sys.platform == "linux":
+        try:
+            import ctypes
+
+            ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
 def _stop(child: subprocess.Popen[bytes]) -> None:
     if child.poll() is not None:
         return
     child.send_signal(signal.SIGTERM)
     try:
-        child.wait(10)
+        child.wait(60)  # its own shutdown_timeout bounds it
     except subprocess.TimeoutExpired:
         child.kill()
         child.wait(5)
