@@ -151,6 +151,24 @@ def split_responses(data: bytes) -> list[tuple[bytes, dict[bytes, bytes], bytes]
     return out
 
 
+def eventually(check: Any, what: str, proc: subprocess.Popen[Any] | None = None,
+               timeout: float = 15) -> None:
+    """Waits until `check()` is true (a connection error counts as not yet); fails if
+    `proc` exits or `timeout` passes first."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except (OSError, httpx.TransportError):
+            pass
+        assert proc is None or proc.poll() is None, f"{what} exited"
+        assert time.monotonic() < deadline, f"{what} never came up"
+        time.sleep(0.05)
+
+
 def start_nginx(directory: Path, http: str) -> subprocess.Popen[bytes]:
     """A real nginx (Debian's) in the foreground, everything of it in `directory`,
     with `http` as the body of its http block. Stop it with SIGQUIT."""

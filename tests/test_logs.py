@@ -258,7 +258,8 @@ def test_a_yaml_log_config(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args, message", [
     (["--access-log-format", "%(nope)s"], "argument --access-log-format"),
-    (["--log-config", "missing.json"], "cannot read 'missing.json'"),
+    (["--log-config", "missing.json"],
+     "argument --log-config (or $TREMOLO_LOG_CONFIG): log_config: cannot read 'missing.json'"),
 ])
 def test_bad_log_settings_are_one_line(tmp_path: Path, args: list[str], message: str
                                        ) -> None:

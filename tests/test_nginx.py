@@ -6,12 +6,11 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
-from .helpers import free_port, start_nginx
+from .helpers import eventually, free_port, start_nginx, stop_process
 
 APP = """
 import json
@@ -43,19 +42,6 @@ HTTP = """
 """
 
 
-def wait(check: object, what: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            if check():  # type: ignore[operator]
-                return
-        except (OSError, httpx.TransportError):
-            pass
-        assert proc.poll() is None, f"{what} exited"
-        assert time.monotonic() < deadline, f"{what} never came up"
-        time.sleep(0.05)
-
-
 def test_behind_nginx(tmp_path: Path) -> None:
     sock = tmp_path / "app.sock"
     (tmp_path / "fwd.py").write_text(APP)
@@ -66,9 +52,9 @@ def test_behind_nginx(tmp_path: Path) -> None:
     port = free_port()
     proxy = start_nginx(tmp_path, HTTP.format(port=port, sock=sock))
     try:
-        wait(sock.exists, "tremolo", app)
+        eventually(sock.exists, "tremolo", app)
         url = f"http://127.0.0.1:{port}"
-        wait(lambda: httpx.get(url + "/", timeout=1).status_code == 200, "nginx", proxy)
+        eventually(lambda: httpx.get(url + "/", timeout=1).status_code == 200, "nginx", proxy)
         # the client's own claim is left of what nginx appends: not believed
         seen = httpx.get(url + "/", headers={"X-Forwarded-For": "6.6.6.6"}, timeout=5).json()
         assert seen == {"client": "127.0.0.1", "scheme": "https", "host": "public.example"}
@@ -76,11 +62,5 @@ def test_behind_nginx(tmp_path: Path) -> None:
                          timeout=5).json()
         assert seen == {"client": "127.0.0.1", "scheme": "https", "host": "rfc.example"}
     finally:
-        proxy.send_signal(signal.SIGQUIT)
-        app.send_signal(signal.SIGINT)
-        for proc in (proxy, app):
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_process(proxy, signal.SIGQUIT, 10)
+        stop_process(app, signal.SIGINT, 10)

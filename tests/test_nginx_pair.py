@@ -17,7 +17,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from .helpers import free_port, start_nginx, stop_process
+from .helpers import eventually, free_port, start_nginx, stop_process
 
 APP = """
 import asyncio, os
@@ -86,18 +86,6 @@ HTTP = """
 """
 
 
-def up(check: object, what: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if check():  # type: ignore[operator]
-                return
-        except (OSError, httpx.TransportError):
-            pass
-        assert time.monotonic() < deadline, f"{what} never came up"
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[tuple[str, dict[str, subprocess.Popen[bytes]]]]:
     (tmp_path / "pairapp.py").write_text(APP)
@@ -113,9 +101,10 @@ def pair(tmp_path: Path) -> Iterator[tuple[str, dict[str, subprocess.Popen[bytes
     proxy = start_nginx(tmp_path, HTTP.format(d=tmp_path, port=port))
     try:
         for name in ("a", "b"):
-            up((tmp_path / f"{name}.sock").exists, name)
+            eventually((tmp_path / f"{name}.sock").exists, name, instances[name])
         url = f"http://127.0.0.1:{port}"
-        up(lambda: httpx.get(url + "/who", timeout=1).status_code == 200, "nginx")
+        eventually(lambda: httpx.get(url + "/who", timeout=1).status_code == 200, "nginx",
+                   proxy)
         yield url, instances
     finally:
         stop_process(proxy, signal.SIGQUIT, 10)

@@ -163,7 +163,6 @@ def serve(app: Any, *, interface: str = "auto", host: str | None = "127.0.0.1",
           root_path: str = "", lifespan: str = "auto", **options: Any) -> None:
     """Serves `app` until interrupted."""
     from .locks import ServerLock
-    from .server import new_event_loop
     from .supervisor import serve as supervise
 
     if interface == "auto":
@@ -185,13 +184,8 @@ def serve(app: Any, *, interface: str = "auto", host: str | None = "127.0.0.1",
         # the native API keeps the original's 2 MiB.
         options.setdefault("client_max_body_size", UNLIMITED)
         factory = _adapter(app, interface, root_path, lifespan)
+    # the supervisor checks the loop, logging and certificates before binding
     opts = Options.from_kwargs({"host": host, "port": port, **options})
-    new_event_loop(opts.loop).close()  # a loop that cannot load is a bad option
-    try:
-        logs.configure("DEBUG" if opts.debug else opts.log_level, opts.log_fmt,
-                       opts.log_config)
-    except ValueError as exc:
-        raise ConfigError(f"log_config: {exc}") from None
     name = getattr(app, "__qualname__", None) or type(app).__name__
     kind = {"tremolo": "Tremolo", "asgi": "ASGI 3", "wsgi": "WSGI"}[interface]
     supervise(factory, opts, listeners, ServerLock.create(opts.locks),

@@ -229,11 +229,13 @@ def serve(factory: AdapterFactory, options: Options,
     try:
         logs.configure("DEBUG" if options.debug else options.log_level, options.log_fmt,
                        options.log_config)
-        if options.access_log:
-            logs.check_format(options.access_log_format)
     except ValueError as exc:
-        raise ConfigError(f"{'access_log_format' if options.access_log else 'log_config'}: "
-                          f"{exc}") from None
+        raise ConfigError(f"log_config: {exc}") from None
+    if options.access_log:
+        try:
+            logs.check_format(options.access_log_format)
+        except ValueError as exc:
+            raise ConfigError(f"access_log_format: {exc}") from None
     new_event_loop(options.loop).close()  # a loop that cannot load fails here, not in workers
     specs = listeners(options, extra, primary)
     for spec in specs:

@@ -90,10 +90,8 @@ class HTTPProtocol(asyncio.Protocol):
         limit = self.state.options.limit_concurrency
         if limit and len(self.state.connections) >= limit:
             # over the worker's limit: a short answer, not a connection left waiting
-            self.write(_encode_response(503, [TEXT_PLAIN, (b"Retry-After", b"1")],
-                                        error_text(503, "the server is at its limit of "
-                                                   f"connections ({limit})"), False, False,
-                                        self.state.date, self.state.server_name)[0])
+            self.answer(503, f"the server is at its limit of connections ({limit})",
+                        (b"Retry-After", b"1"))
             self.refused = True
             self.close()
             return
@@ -341,6 +339,11 @@ class HTTPProtocol(asyncio.Protocol):
         elif self.flow.read_paused:
             self.update_reading()
 
+    def answer(self, status: int, reason: str, *fields: tuple[bytes, bytes]) -> None:
+        """Writes the server's own short text answer (the connection then closes)."""
+        self.write(_encode_response(status, [TEXT_PLAIN, *fields], error_text(status, reason),
+                                    False, False, self.state.date, self.state.server_name)[0])
+
     def parse_error_status(self, status: int, reason: str) -> None:
         """Answers `status` with a short text and closes the connection (gently after
         a 413: the client may be sending a body nobody will read)."""
@@ -350,8 +353,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.state.logger.info("refused a request from %s: %d %s: %s",
                                f"{peer[0]}:{peer[1]}" if peer else "a UNIX socket peer",
                                status, _core.reason_phrase(status), reason)
-        self.write(_encode_response(status, [TEXT_PLAIN], error_text(status, reason), False,
-                                    False, self.state.date, self.state.server_name)[0])
+        self.answer(status, reason)
         if status == 413:
             self.close_gently()  # the client may be sending the body it announced
         else:
