@@ -51,9 +51,10 @@ fuzz-smoke: ## a short fuzz run (15 s)
 bench: install ## tremolo and its peers under wrk, side by side (see bench/README.md)
 	$(PYTHON) bench/run.py
 
-system-deps: ## Debian packages the tests use (nginx, openssl), installed when missing (root)
-	@{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null 2>&1 && command -v openssl >/dev/null || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light openssl; }
+system-deps: ## Debian packages the tests use (nginx, openssl, wrk), installed when missing (root)
+	@{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null 2>&1 && command -v openssl >/dev/null \
+		&& command -v wrk >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light openssl wrk; }
 
 original-env: ## the original Tremolo 0.5.3 in .venv-tremolo053/ (differential tests, benchmarks)
 	@$(PYTHON) tools/original_env.py .venv-tremolo053 >/dev/null

@@ -161,7 +161,7 @@ def test_options_are_validated() -> None:
 
 
 def test_listener_options_keep_unknown_options_flat() -> None:
-    from tremolo.supervisor import listeners
+    from tremolo.listening import listeners
 
     base = Options.from_kwargs({"host": "127.0.0.1", "port": 0, "my_knob": 1})
     [_, extra] = listeners(base, [(None, 0, {"client_max_body_size": 4})])

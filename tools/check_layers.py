@@ -16,6 +16,7 @@ LAYERS: list[list[str]] = [
     ["tremolo", "tremolo.__main__"],
     ["tremolo.application", "tremolo.cli", "tremolo.testing"],
     ["tremolo.supervisor", "tremolo.loading", "tremolo.cli_options", "tremolo.reload"],
+    ["tremolo.worker_process", "tremolo.listening"],
     ["tremolo.server"],
     ["tremolo.framework", "tremolo.asgi", "tremolo.wsgi"],
     ["tremolo.protocols", "tremolo.tls"],

@@ -23,8 +23,11 @@ class Tremolo(App):
         worker_num=0 serves in this process; N starts N worker processes sharing
         each port with SO_REUSEPORT. reload=True (with reload_dirs, reload_includes,
         reload_excludes) restarts the program when its code changes."""
-        from . import logs, reload
+        from . import loading, logs, reload
         from .supervisor import serve
+
+        if loading.rerunning():
+            raise loading.Rerun(self)  # a new worker runs the script again (SIGHUP)
 
         watching = options.pop("reload", False)
         dirs = options.pop("reload_dirs", ())
@@ -38,8 +41,10 @@ class Tremolo(App):
             logs.configure(opts.log_level, opts.log_fmt, opts.log_config)
             raise SystemExit(reload.run(reload.child_argv(),
                                         reload.Watch(dirs, includes, excludes)))
+        rerun = loading.script_reloader()
         serve(self.make_adapter, opts, self.listeners, ServerLock.create(opts.locks),
-              what=f"{self.name or 'the application'} (Tremolo)")
+              what=f"{self.name or 'the application'} (Tremolo)",
+              renew=None if rerun is None else lambda: rerun().make_adapter)
 
 
 Application = Tremolo

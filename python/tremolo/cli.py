@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from . import logs, reload
@@ -28,7 +29,7 @@ from .cli_options import (
     web_concurrency,
 )
 from .config import UNLIMITED, ConfigError, Options
-from .loading import INTERFACES, AppLoadError, detect_interface, load_app
+from .loading import INTERFACES, AppLoadError, detect_interface, load_app, reloader
 
 LIFESPAN = ("auto", "on", "off")
 #: the names users bring from the other servers
@@ -160,8 +161,11 @@ def gather(args: argparse.Namespace, environ: dict[str, str] | os._Environ[str]
 
 def serve(app: Any, *, interface: str = "auto", host: str | None = "127.0.0.1",
           port: int = 8000, bind: list[tuple[str | None, int | str]] | None = None,
-          root_path: str = "", lifespan: str = "auto", **options: Any) -> None:
-    """Serves `app` until interrupted."""
+          root_path: str = "", lifespan: str = "auto",
+          reload_app: Callable[[Callable[[Any], Any]], Any] | None = None,
+          **options: Any) -> None:
+    """Serves `app` until interrupted. `reload_app(make)`, given how to make the
+    adapter factory from an app, gives what imports the app again on SIGHUP."""
     from .locks import ServerLock
     from .supervisor import serve as supervise
 
@@ -176,20 +180,24 @@ def serve(app: Any, *, interface: str = "auto", host: str | None = "127.0.0.1",
             listeners.append((None, first, {}))
             host, port = None, 0
         listeners.extend((h, p, {}) for h, p in rest)
+    def make(app: Any) -> Any:
+        if interface == "tremolo":
+            return app.make_adapter
+        return _adapter(app, interface, root_path, lifespan)
+    factory = make(app)
     if interface == "tremolo":
-        factory = app.make_adapter
         listeners.extend(app.listeners)
     else:
         # The frameworks set their own body limits, as behind uvicorn and gunicorn;
         # the native API keeps the original's 2 MiB.
         options.setdefault("client_max_body_size", UNLIMITED)
-        factory = _adapter(app, interface, root_path, lifespan)
     # the supervisor checks the loop, logging and certificates before binding
     opts = Options.from_kwargs({"host": host, "port": port, **options})
     name = getattr(app, "__qualname__", None) or type(app).__name__
     kind = {"tremolo": "Tremolo", "asgi": "ASGI 3", "wsgi": "WSGI"}[interface]
     supervise(factory, opts, listeners, ServerLock.create(opts.locks),
-              primary=not (bind and host is None), what=f"{name} ({kind})")
+              primary=not (bind and host is None), what=f"{name} ({kind})",
+              renew=None if reload_app is None else reload_app(make))
 
 
 def _adapter(app: Any, interface: str, root_path: str, lifespan: str) -> Any:
@@ -278,9 +286,9 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     if fds:
         # sockets handed in are the listeners (with --bind's, if any)
         bind = [(None, f"fd:{fd}") for fd in fds] + (bind or [])
+    made, app_dir = settings.pop("factory", False), settings.pop("app_dir", None)
     try:
-        app = load_app(spec, factory=settings.pop("factory", False),
-                       app_dir=settings.pop("app_dir", None))
+        app = load_app(spec, factory=made, app_dir=app_dir)
         interface = settings.pop("interface", "auto")
         if interface == "auto":
             interface = detect_interface(app)
@@ -296,7 +304,10 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
         serve(app, interface=interface, host=settings.pop("host", "127.0.0.1"),
               port=settings.pop("port", 8000), bind=bind,
               root_path=settings.pop("root_path", ""),
-              lifespan=settings.pop("lifespan", "auto"), **settings)
+              lifespan=settings.pop("lifespan", "auto"),
+              reload_app=lambda make: reloader(spec, factory=made, app_dir=app_dir,
+                                               make=make),
+              **settings)
     except ConfigError as exc:
         return _config_error(exc)
     return 0

@@ -206,10 +206,13 @@ class Worker:
                                                    backlog=opts.backlog, ssl=ssl_context(opts))
             self.servers.append(server)
 
-    def stop(self) -> None:
+    def stop(self, restarting: bool = False) -> None:
         """The first call stops gracefully; a second one (CTRL+C again) closes every
-        connection at once."""
+        connection at once. `restarting`: this worker is being replaced (its
+        WebSockets are closed with 1012, service restart, instead of 1001)."""
         if not self.stopping.done():
+            for state in self.states:
+                state.restarting = restarting
             self.stopping.set_result(None)
         elif not self.forced:
             self.forced = True
@@ -230,6 +233,8 @@ class Worker:
     async def shutdown(self) -> None:
         """Stops accepting, closes idle connections, lets busy ones finish their
         request within shutdown_timeout, then closes whatever is left."""
+        for state in self.states:
+            state.stopping = True  # requests from now on are answered with a close
         for server in self.servers:
             server.close()
         deadline = self.loop.time() + self.options.shutdown_timeout

@@ -30,6 +30,9 @@ _encode_response = _core.encode_response
 #: how much a gentle close reads and drops at most, and for how long
 LINGER_BYTES = 1 << 20
 LINGER_SECONDS = 2.0
+#: in a graceful stop, how long a connection idle since its last answer may still
+#: bring a request (see close_when_idle)
+STOP_GRACE = 0.5
 
 
 class HTTPProtocol(asyncio.Protocol):
@@ -290,6 +293,8 @@ class HTTPProtocol(asyncio.Protocol):
         if state.requests == state.max_requests and state.recycle is not None:
             state.recycle(f"served max_requests ({state.max_requests})")
         ex = Exchange(self, head)
+        if state.stopping:
+            ex.keep_alive = False
         self.current = ex
         self.reading = None if ex._ended else ex
         task = RequestTask(self.loop, self.handler(ex), self.handler_done, ex)
@@ -450,13 +455,18 @@ class HTTPProtocol(asyncio.Protocol):
                        or self.parser.paused or self.rate_paused)
 
     def close_when_idle(self) -> None:
-        """Closes now if no request is being answered, else right after its response
-        (which then says Connection: close). An event stream never ends by itself: its
-        handler is cancelled and the stream ended cleanly (the client's EventSource
-        reconnects, to a server that is still up)."""
+        """Closes once no request is being answered, else right after its response
+        (which then says Connection: close). A connection that answered a moment ago
+        is given STOP_GRACE for its next request (answered with a close) rather than
+        being closed while that request may be on its way: a client that sends
+        request after request (a load generator, a proxy's pool) sees every one
+        answered. An event stream never ends by itself: its handler is cancelled and
+        the stream ended cleanly (the client's EventSource reconnects, to a server
+        that is still up)."""
         ex = self.current
         if ex is None:
-            self.close()
+            if self.parser.idle and self.loop.time() - self.idle_since >= STOP_GRACE:
+                self.close()
             return
         ex.keep_alive = False
         if ex.started and not ex.finished and not ex.ending and ex.event_stream \

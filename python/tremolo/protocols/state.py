@@ -66,6 +66,10 @@ class ServerState:
         self.max_requests = options.max_requests + (
             random.randint(0, options.max_requests_jitter) if options.max_requests else 0)
         self.recycle: Callable[[str], None] | None = None
+        #: a graceful stop is under way (see Worker.shutdown); `restarting` when the
+        #: worker is replaced rather than the server stopped
+        self.stopping = False
+        self.restarting = False
         self.date = b""
         self._refresh_date()
         # how often every connection is checked against its clocks

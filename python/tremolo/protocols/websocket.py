@@ -26,8 +26,10 @@ _Error = _core.WebSocketError
 PING, PONG, CLOSE = 9, 10, 8
 #: the close code an application sees when the connection ended without a Close
 ABNORMAL = 1006
-#: what a graceful stop closes with (RFC 6455 §7.4.1: going away)
+#: what a graceful stop closes with (RFC 6455 §7.4.1: going away), and a worker
+#: replaced by a reload or recycling (IANA's registry: service restart)
 GOING_AWAY = 1001
+SERVICE_RESTART = 1012
 
 
 class ConnectionClosed(ClientDisconnected):
@@ -237,9 +239,13 @@ class WebSocketProtocol(asyncio.Protocol):
         return False
 
     def close_when_idle(self) -> None:
-        """A graceful stop: close with 1001 (once); the client's answer ends it."""
+        """A graceful stop: close with 1001, or 1012 when the worker is replaced
+        (once); the client's answer ends it."""
         if not self.codec.close_sent:
-            self.start_close(GOING_AWAY, "server shutting down")
+            if self.state.restarting:
+                self.start_close(SERVICE_RESTART, "server restarting")
+            else:
+                self.start_close(GOING_AWAY, "server shutting down")
 
     def close(self) -> None:
         self.flow.close()
