@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 FUZZ_SECONDS ?= 60
 
-.PHONY: help install demo test test-rust test-python lint fmt fuzz fuzz-smoke bench vectors clean autobahn autobahn-env original-env system-deps
+.PHONY: help install wheel demo test test-rust test-python lint fmt fuzz fuzz-smoke bench vectors clean autobahn autobahn-env original-env system-deps
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ fuzz: ## fuzz the request parser, the WebSocket decoder and the PROXY header par
 fuzz-smoke: ## a short fuzz run (15 s)
 	$(MAKE) fuzz FUZZ_SECONDS=15
 
+wheel: install ## release wheels (manylinux_2_17, one per CPython found) and the sdist, in dist/
+	$(PYTHON) tools/build_wheels.py --out dist
+
 bench: install ## tremolo and its peers under wrk, side by side (see bench/README.md)
 	$(PYTHON) bench/run.py
 
@@ -70,4 +73,4 @@ vectors: ## regenerate tests/vectors/h1/llhttp.json from ../shared/conformance/l
 
 clean: ## remove build output
 	cargo clean
-	rm -rf python/tremolo/*.so .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf python/tremolo/*.so .pytest_cache .mypy_cache .ruff_cache .hypothesis dist

@@ -3,6 +3,7 @@ HTTPProtocol and the native or the ASGI app, with a fake transport (no sockets, 
 kernel). An ASGI request may need loop iterations: they are counted in its cost.
 
     python3 bench/micro.py [--app native|asgi|protocol] [--requests 200000] [--profile]
+                           [--metrics]   (counting for --metrics on)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from apps.tremolo_hello import app
 from tremolo.asgi import ASGIAdapter
 from tremolo.config import Options
 from tremolo.protocols import Adapter, Exchange, FunctionAdapter, HTTPProtocol, ServerState
+from tremolo.protocols.counters import Counters
 
 REQUEST = b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: wrk\r\n\r\n"
 
@@ -42,8 +44,10 @@ class Sink(asyncio.Transport):
         raise AssertionError("closed")
 
 
-async def run(n: int, kind: str, profile: bool) -> None:
+async def run(n: int, kind: str, profile: bool, metrics: bool = False) -> None:
     state = ServerState(Options(), asyncio.get_running_loop())
+    if metrics:
+        state.counters = Counters(kind)
     adapter: Adapter
     if kind == "native":
         adapter = app.make_adapter(state)
@@ -100,9 +104,10 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=200_000)
     ap.add_argument("--app", choices=["native", "asgi", "protocol"], default="native")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--metrics", action="store_true")
     args = ap.parse_args()
     import uvloop
-    uvloop.run(run(args.requests, args.app, args.profile))
+    uvloop.run(run(args.requests, args.app, args.profile, args.metrics))
 
 
 if __name__ == "__main__":

@@ -69,6 +69,10 @@ SCENARIOS = {
     # issue 11: what the access log costs (to /dev/null), ours and uvicorn's
     "accesslog": [("tremolo-asgi", "/hello"), ("tremolo-asgi-accesslog", "/hello"),
                   ("uvicorn-httptools", "/hello"), ("uvicorn-accesslog", "/hello")],
+    # issue 12: what the metrics endpoint's counting costs (--metrics on, not scraped)
+    "metrics": [("tremolo-asgi", "/hello"), ("tremolo-asgi-metrics", "/hello"),
+                ("tremolo-asgi", "/64k"), ("tremolo-asgi-metrics", "/64k"),
+                ("uvicorn-httptools", "/hello")],
     # issue 10: 1 MiB uploads, the native stream() against the ASGI path and peers
     "upload": [(name, "/upload") for name in ("tremolo-streaming", "tremolo-streaming-asgi",
                                               "granian-streaming", "uvicorn-streaming")],
@@ -96,6 +100,8 @@ def servers(port: int) -> list[Server]:
     return [
         Server("tremolo-asgi", [*cli, str(BENCH / "apps" / "asgi_hello.py") + ":app"]),
         Server("tremolo-wsgi", [*cli, str(BENCH / "apps" / "wsgi_hello.py") + ":app"]),
+        Server("tremolo-asgi-metrics", [*cli, "--metrics", f"127.0.0.1:{port + 1}",
+                                        str(BENCH / "apps" / "asgi_hello.py") + ":app"]),
         Server("tremolo-asgi-accesslog", [*cli[:-1], str(BENCH / "apps" / "asgi_hello.py")
                                           + ":app"]),
         Server("uvicorn-accesslog", [*[a for a in uv if a != "--no-access-log"][:-1],
@@ -458,6 +464,10 @@ def report(results: dict[str, list[tuple[float, float, float, int]]],
         title = ("The access log's cost: GET /hello (ASGI), with the access log on (lines "
                  "to /dev/null) and off, ratios to tremolo with it off")
         baseline = {name: "tremolo-asgi /hello" for name in med}
+    elif args.scenario == "metrics":
+        title = ("The metrics' cost: GET /hello (12 bytes) and /64k (ASGI), with --metrics "
+                 "on (counting, not scraped) and off, ratios to tremolo with it off")
+        baseline = {name: "tremolo-asgi " + name.split()[-1] for name in med}
     elif args.scenario == "upload":
         title = ("Uploads: POST /upload, a 1 MiB body read in pieces and counted (the native "
                  "app's request.stream(), the ASGI app's receive(), granian's RSGI "
@@ -476,6 +486,8 @@ def report(results: dict[str, list[tuple[float, float, float, int]]],
         base_label = "granian RSGI, same path"
     elif args.scenario == "accesslog":
         base_label = "tremolo, log off"
+    elif args.scenario == "metrics":
+        base_label = "tremolo, metrics off, same path"
     elif args.scenario == "interfaces":
         base_label = "granian, same interface and path"
     lines = [

@@ -191,11 +191,20 @@ def test_websockets_are_closed_with_1012_on_a_reload_and_1001_on_a_stop(
 def test_recycling_under_load_fails_no_request(tmp_path: Path) -> None:
     write_version(tmp_path, "v1")
     port = free_port()
-    with server(cli(tmp_path, port, "--max-requests", "2000"), tmp_path, port
-                ) as (_, lines):
+    metrics = free_port()
+    with server(cli(tmp_path, port, "--max-requests", "2000", "--metrics",
+                    f"127.0.0.1:{metrics}"), tmp_path, port) as (_, lines):
         made = wrk_result(wrk(port, 4))
         replaced = sum("served max_requests" in line for line in lines)
         assert made > 4000 and replaced >= 2, (made, replaced)
+        # the metrics keep the requests of the workers replaced, and say why they went
+        time.sleep(0.6)
+        text = httpx.get(f"http://127.0.0.1:{metrics}/metrics").text
+        answered = float(re.search(r'requests_total\{interface="asgi",status="2xx"\} (\S+)',
+                                   text).group(1))  # type: ignore[union-attr]
+        restarts = float(re.search(r'restarts_total\{cause="max_requests"\} (\S+)',
+                                   text).group(1))  # type: ignore[union-attr]
+        assert answered >= made and restarts >= replaced, (answered, made, restarts)
 
 
 def test_sigterm_under_load_answers_every_request_sent_before_it(tmp_path: Path) -> None:
@@ -232,3 +241,26 @@ def test_sigterm_under_load_answers_every_request_sent_before_it(tmp_path: Path)
     assert len(before) > 200
     assert all(outcome == "ok" for outcome in before), \
         [o for o in before if o != "ok"][:5]
+
+
+@needs_wrk
+def test_sigterm_under_wrk_load_cuts_no_request(tmp_path: Path) -> None:
+    """wrk keeps 16 connections busy through the stop: no request it sent is cut (a
+    cut shows as a read error: the connection ended before the response did) or
+    answered with an error status. Once the server is gone, wrk's reconnections are
+    refused: its non-blocking connect reports that as write errors, which is all a
+    stop may do."""
+    write_version(tmp_path, "v1")
+    port = free_port()
+    with server(cli(tmp_path, port), tmp_path, port) as (proc, _):
+        load = wrk(port, 4)
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        out, _ = load.communicate(timeout=60)
+    assert "Non-2xx" not in out, out
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                       out)
+    if errors is not None:
+        assert errors.group(2, 4) == ("0", "0"), out
+    assert int(re.search(r"(\d+) requests in", out).group(1)) > 500  # type: ignore[union-attr]

@@ -255,7 +255,9 @@ def test_a_worker_whose_loop_is_stuck_is_replaced(tmp_path: Path) -> None:
     finally:
         stop_process(proc, signal.SIGTERM, 20)
     err = proc.stderr.read() if proc.stderr else ""
-    assert 'stuck.py", line 7 in app' in err  # faulthandler's stack of the stuck code
+    # the worker named the request and where its handler is stuck, then was replaced
+    assert "blocks it" in err and "the handler of GET /block" in err, err
+    assert 'stuck.py", line 7, in app' in err
     assert "has not answered for" in err and "(worker_timeout)" in err
 
 

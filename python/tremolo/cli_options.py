@@ -154,6 +154,8 @@ FLAGS: dict[str, tuple[Kind, str]] = {
                                  "ones get 503; 0: no limit"),
     "worker_timeout": (SECONDS, "how long a worker's event loop may be blocked (a handler "
                                 "that never yields) before the worker is replaced; 0: never"),
+    "metrics": (TEXT, "HOST:PORT of a Prometheus endpoint (/metrics) with the figures "
+                      "of every worker; default: off"),
     "proxy_protocol": (TEXT, "read the HAProxy PROXY protocol header (off, v1, v2, auto) "
                              "that trusted peers (--trusted-proxies) send first"),
     "trusted_proxies": (LIST, "peers whose Forwarded and X-Forwarded-For/-Proto/-Host "

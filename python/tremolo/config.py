@@ -118,6 +118,8 @@ class Options:
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     #: read the HAProxy PROXY protocol header from trusted peers: off, v1, v2, auto
     proxy_protocol: str = "off"
+    #: HOST:PORT of the Prometheus metrics endpoint (every worker's figures); None: off
+    metrics: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -147,6 +149,8 @@ class Options:
                 self.uds_mode, int) or not 0 <= self.uds_mode <= 0o777):
             raise ConfigError(f"uds_mode must be permissions from 0 to 0o777, not "
                               f"{self.uds_mode!r}")
+        if self.metrics is not None:
+            self.metrics_address  # noqa: B018 (checks it)
         if self.proxy_protocol not in ("off", "v1", "v2", "auto"):
             raise ConfigError(f"proxy_protocol must be off, v1, v2 or auto, not "
                               f"{self.proxy_protocol!r}")
@@ -171,6 +175,17 @@ class Options:
         if self.ws_ping_timeout is None:
             return self.ping_interval
         return self.ws_ping_timeout
+
+    @property
+    def metrics_address(self) -> tuple[str, int]:
+        """(host, port) of `metrics`: HOST:PORT, [IPv6]:PORT or :PORT (127.0.0.1)."""
+        text = self.metrics if isinstance(self.metrics, str) else ""
+        host, sep, port = text.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ConfigError(f"metrics must be HOST:PORT (e.g. 127.0.0.1:9090), not "
+                              f"{self.metrics!r}")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        return host or "127.0.0.1", int(port)
 
     @property
     def server_name_bytes(self) -> bytes:

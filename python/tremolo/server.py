@@ -18,6 +18,7 @@ from typing import Any
 from . import logs, tls
 from .config import ConfigError, Options
 from .protocols import Adapter, HTTPProtocol, ServerState
+from .protocols.counters import Counters
 from .protocols.state import Clocked
 
 AdapterFactory = Callable[[ServerState], Adapter]
@@ -155,6 +156,8 @@ def ssl_context(options: Options) -> ssl.SSLContext | None:
 
 #: see settle_heap()
 HEAP_SLACK = 4 << 20
+#: see Worker.shutdown()
+SETTLE = 0.1
 
 
 def settle_heap() -> None:
@@ -183,6 +186,10 @@ class Worker:
         self.state = ServerState(options, loop, lock=lock)
         self.adapter = factory(self.state)
         self.states = [self.state]
+        #: what the metrics endpoint reads (--metrics); None when it is off
+        self.counters = Counters(getattr(self.adapter, "interface", "tremolo")) \
+            if options.metrics else None
+        self.state.counters = self.counters
         self.servers: list[asyncio.Server] = []
         self.stopping = loop.create_future()
         self.forced = False
@@ -197,6 +204,7 @@ class Worker:
             if opts != self.options:  # a listener with options of its own
                 state = ServerState(opts, self.loop, lock=self.lock)
                 state.recycle = self.state.recycle
+                state.counters = self.counters
                 self.states.append(state)
 
             def protocol(state: ServerState = state) -> HTTPProtocol:
@@ -227,17 +235,29 @@ class Worker:
         await self.stopping
         await self.shutdown()
 
+    def snapshot(self) -> dict[str, Any]:
+        """The counters now, for the metrics endpoint (empty when it is off)."""
+        if self.counters is None:
+            return {}
+        self.counters.open = sum(len(state.connections) for state in self.states)
+        return self.counters.snapshot()
+
     def connections(self) -> list[Clocked]:
         return [c for state in self.states for c in state.connections]
 
     async def shutdown(self) -> None:
         """Stops accepting, closes idle connections, lets busy ones finish their
         request within shutdown_timeout, then closes whatever is left."""
-        for state in self.states:
-            state.stopping = True  # requests from now on are answered with a close
+        deadline = self.loop.time() + self.options.shutdown_timeout
         for server in self.servers:
             server.close()
-        deadline = self.loop.time() + self.options.shutdown_timeout
+        # The master signals every worker at once: a moment for all of them to stop
+        # accepting before any client is told to come back (Connection: close), so
+        # that it comes back to a closed port (refused: a clean error) rather than to
+        # another worker's queue just before that closes (reset, request lost).
+        await asyncio.sleep(SETTLE)
+        for state in self.states:
+            state.stopping = True  # requests from now on are answered with a close
         for conn in self.connections():
             conn.close_when_idle()
         busy = len(self.connections())

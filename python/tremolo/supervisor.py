@@ -20,6 +20,7 @@ from . import logs
 from ._core import __version__
 from .config import ConfigError, Options
 from .listening import listeners, open_sockets, per_worker, slot_sockets
+from .metrics import Board, Endpoint, Totals, render
 from .server import AdapterFactory, Listener, new_event_loop, ssl_context
 from .worker_process import REPLACED, STARTUP_FAILED, child, run_worker
 
@@ -72,7 +73,11 @@ def serve(factory: AdapterFactory, options: Options,
             run_worker(factory, options, [(s, spec.options) for s, spec in opened], lock,
                        lambda: announce([os.getpid()]))
             return
-        code = Supervisor(factory, options, opened, lock, announce, renew).run()
+        supervisor = Supervisor(factory, options, opened, lock, announce, renew)
+        if options.metrics:
+            supervisor.endpoint = Endpoint(options.metrics_address, supervisor.render)
+            logger.info("metrics on http://%s/metrics", options.metrics)
+        code = supervisor.run()
         if code:
             sys.exit(code)
     finally:
@@ -99,6 +104,10 @@ class Child:
     serving: bool = False
     #: stopped on purpose (replaced, SIGTTOU): not restarted
     leaving: bool = False
+    #: where it publishes its counters (--metrics)
+    board: Board | None = None
+    #: why it will have to be replaced, should it die (the metrics' restart cause)
+    cause: str = "died"
 
     @property
     def pid(self) -> int:
@@ -128,6 +137,7 @@ class Supervisor:
         self.stopping = False
         #: slot -> when its worker, which died, is started again (backoff)
         self.restart_at: dict[int, float] = {}
+        self.restart_cause: dict[int, str] = {}
         #: slot -> deaths in a row (reset once a worker served for RESET_AFTER)
         self.deaths: dict[int, int] = {}
         #: a reload under way: the workers it has still to replace
@@ -136,24 +146,42 @@ class Supervisor:
         self.fresh = False
         self.fresh_before = False
         self.failed = 0
+        #: the metrics endpoint (--metrics), and the counters of workers gone
+        self.endpoint: Endpoint | None = None
+        self.totals = Totals()
 
     # -- workers and their sockets -------------------------------------------
 
-    def spawn(self, slot: int, replaces: int | None = None, reload: bool = False) -> Child:
+    def spawn(self, slot: int, replaces: int | None = None, reload: bool = False,
+              cause: str = "") -> Child:
+        """Starts a worker for `slot`; `cause`: it replaces another (counted for the
+        metrics: died, worker_timeout, max_requests, limit_memory, reload)."""
         if slot not in self.sockets:
             self.sockets[slot], self.owned[slot] = slot_sockets(self.opened,
                                                                 self.options.worker_num)
         foreign = [s for other, socks in self.owned.items() if other != slot for s in socks]
         foreign += [s for s, spec in self.opened if per_worker(spec, self.options.worker_num)]
+        if self.endpoint is not None:
+            foreign += self.endpoint.closeables()
         beat = self.ctx.Value("d", 0.0, lock=False)
+        board = Board(self.ctx) if self.options.metrics else None
         proc = self.ctx.Process(target=child, name=f"tremolo-worker-{slot}",
                                 args=(self.factory, self.renew if self.fresh else None,
                                       self.options, self.sockets[slot], foreign, self.lock,
-                                      self.messages, beat))
+                                      self.messages, beat, board))
         proc.start()
-        new = Child(proc, slot, time.monotonic(), beat, replaces, reload)
+        new = Child(proc, slot, time.monotonic(), beat, replaces, reload, board=board)
         self.children[new.pid] = new
+        if cause:
+            self.totals.restarted(cause)
         return new
+
+    def render(self) -> str:
+        """The metrics: every worker's counters, those of workers gone, restarts."""
+        live = [(c.slot, snap) for c in self.children.values()
+                if c.board is not None and (snap := c.board.read()) is not None]
+        serving = sum(c.serving and not c.leaving for c in self.children.values())
+        return render(live, self.totals, serving)
 
     def close_slot(self, slot: int) -> None:
         for sock in self.owned.pop(slot, []):
@@ -185,6 +213,7 @@ class Supervisor:
                 logger.error("worker %d has not answered for %.0fs (worker_timeout): a "
                              "handler blocks its event loop (the stack is above); "
                              "replacing it", c.pid, now - c.beat.value)
+                c.cause = "worker_timeout"
                 c.proc.kill()
 
     # -- signals -------------------------------------------------------------
@@ -251,7 +280,7 @@ class Supervisor:
         while self.rollout:
             old = self.children.get(self.rollout.pop(0))
             if old is not None and not old.leaving and old.proc.is_alive():
-                self.spawn(old.slot, replaces=old.pid, reload=True)
+                self.spawn(old.slot, replaces=old.pid, reload=True, cause="reload")
                 return
         if self.rollout is not None:
             logger.info("reload done: every worker runs the new code")
@@ -271,13 +300,18 @@ class Supervisor:
                 signal.signal(sig, handler)
             for slot in list(self.owned):
                 self.close_slot(slot)
+            if self.endpoint is not None:
+                self.endpoint.close()
 
     # -- the watch -----------------------------------------------------------
 
     def watch(self) -> int:
         deadline = None
         while self.children or (self.restart_at and not self.stopping):
-            time.sleep(0.05)
+            if self.endpoint is not None:
+                self.endpoint.poll(0.05)  # scrapes are answered while waiting
+            else:
+                time.sleep(0.05)
             self.read_messages()
             self.check_beats()
             if self.stopping and deadline is None:
@@ -286,7 +320,7 @@ class Supervisor:
             for slot, due in list(self.restart_at.items()):
                 if now >= due and not self.stopping:
                     del self.restart_at[slot]
-                    self.spawn(slot)
+                    self.spawn(slot, cause=self.restart_cause.pop(slot, "died"))
             for pid, c in list(self.children.items()):
                 if c.proc.is_alive():
                     if deadline is not None and now > deadline:
@@ -294,6 +328,8 @@ class Supervisor:
                     continue
                 c.proc.join()
                 del self.children[pid]
+                if c.board is not None:
+                    self.totals.keep(c.board.read())  # its counters still count
                 if not self.stopping:
                     self.ended(c)
         return self.failed
@@ -327,6 +363,7 @@ class Supervisor:
         if c.slot not in self.slots or self.in_slot(c.slot):
             logger.warning("worker %d %s after %.1fs", c.pid, _death(c.proc.exitcode), ran)
             return  # removed meanwhile, or its successor takes the slot
+        self.restart_cause[c.slot] = c.cause
         self.restart(c.slot, ran, f"worker {c.pid} {_death(c.proc.exitcode)} after "
                                   f"{ran:.1f}s")
 
@@ -350,7 +387,8 @@ class Supervisor:
                 if c.leaving or any(o.replaces == pid for o in self.children.values()):
                     continue
                 logger.info("replacing worker %d: it %s", pid, why)
-                self.spawn(c.slot, replaces=pid)
+                self.spawn(c.slot, replaces=pid,
+                           cause="max_requests" if "max_requests" in why else "limit_memory")
                 continue
             c.serving = True
             old = self.children.get(c.replaces) if c.replaces is not None else None

@@ -11,12 +11,16 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
 from . import logs
 from .config import Options
+from .metrics import Board, Endpoint, Totals, render
+from .protocols.task import RequestTask
 from .server import AdapterFactory, StartupFailed, Worker, new_event_loop
 
 logger = logging.getLogger(logs.SERVER)
@@ -26,19 +30,41 @@ STARTUP_FAILED = 3
 #: drain, and close WebSockets with 1012 (service restart) rather than 1001
 REPLACED = signal.SIGUSR1
 PR_SET_PDEATHSIG = 1
+#: how often a worker publishes its counters (and measures its loop's lag)
+PUBLISH_EVERY = 0.5
 
 
 def run_worker(factory: AdapterFactory, options: Options,
                sockets: list[tuple[socket.socket, Options]], lock: Any,
                ready: Callable[[], None] | None = None, *, early: list[int] | None = None,
                master: int | None = None,
-               recycle: Callable[[str], None] | None = None, beat: Any = None) -> None:
+               recycle: Callable[[str], None] | None = None, beat: Any = None,
+               board: Board | None = None) -> None:
     """A worker's whole life: its loop, its sockets, until SIGINT or SIGTERM. With a
     `master`, the worker stops at once (not draining for shutdown_timeout) when the
-    master is gone, so that nothing of an old server keeps serving."""
+    master is gone, so that nothing of an old server keeps serving. Its counters go
+    to `board` for the master's metrics endpoint; without a master, this process
+    serves the endpoint itself."""
     loop = new_event_loop(options.loop)
     asyncio.set_event_loop(loop)
     worker = Worker(factory, options, loop, lock)
+    endpoint = None
+    if options.metrics and board is None:
+        endpoint = Endpoint(options.metrics_address,
+                            lambda: render([(0, worker.snapshot())], Totals(), 1))
+        loop.add_reader(endpoint.fileno(), endpoint.poll, 0)
+    if worker.counters is not None:
+        counters = worker.counters
+        expected = [loop.time() + PUBLISH_EVERY]
+
+        def publish() -> None:
+            # how late this timer runs is how long the loop was busy elsewhere
+            counters.loop_lag = max(loop.time() - expected[0], 0.0)
+            if board is not None:
+                board.write(worker.snapshot())
+            expected[0] = loop.time() + PUBLISH_EVERY
+            loop.call_later(PUBLISH_EVERY, publish)
+        loop.call_later(PUBLISH_EVERY, publish)
     if recycle is not None:
         asked: list[str] = []
 
@@ -72,9 +98,11 @@ def run_worker(factory: AdapterFactory, options: Options,
                 loop.call_later(1.0, check_parent)
         loop.call_later(1.0, check_parent)
     if beat is not None and options.worker_timeout:
-        # The master reads the beat; should the loop stop ticking, faulthandler
-        # writes every thread's stack (the stuck handler's) to stderr before the
-        # master kills this worker.
+        # The master reads the beat; should the loop stop ticking, a thread of this
+        # worker logs the request whose handler blocks it, with its stack, before the
+        # master kills the worker. faulthandler is the fallback for code that holds
+        # the GIL all along (the thread cannot run then): it writes every thread's
+        # stack to stderr.
         stuck = max(options.worker_timeout - 0.5, 0.5)
 
         def tick() -> None:
@@ -82,6 +110,9 @@ def run_worker(factory: AdapterFactory, options: Options,
             faulthandler.dump_traceback_later(stuck, exit=False)
             loop.call_later(0.5, tick)
         tick()
+        threading.Thread(target=_watch_loop, name="tremolo-loop-watch", daemon=True,
+                         args=(beat, max(options.worker_timeout - 1.0, 0.25),
+                               threading.get_ident())).start()
     for signum in early or ():
         on_signal(signum)  # a signal that came during the start: not swallowed
     try:
@@ -90,15 +121,21 @@ def run_worker(factory: AdapterFactory, options: Options,
         logger.error("application startup failed: %s", exc)
         raise SystemExit(STARTUP_FAILED) from None
     finally:
+        if board is not None and worker.counters is not None:
+            board.write(worker.snapshot())  # the last word: what a stop counted
+        if endpoint is not None:
+            loop.remove_reader(endpoint.fileno())
+            endpoint.close()
         loop.close()
 
 
 def child(factory: AdapterFactory, renew: Callable[[], AdapterFactory] | None,
           options: Options, sockets: list[tuple[socket.socket, Options]],
-          foreign: list[socket.socket], lock: Any, messages: Any, beat: Any = None) -> None:
+          foreign: list[Any], lock: Any, messages: Any, beat: Any = None,
+          board: Board | None = None) -> None:
     """A forked worker. `renew`, after a reload, imports the application's code again
     and makes the factory from it; `foreign` are the sockets of other slots and the
-    master's, which this worker must not keep open."""
+    master's (its metrics endpoint's too), which this worker must not keep open."""
     # First of all: a signal that comes while the worker starts is kept for it (the
     # master's own handlers, inherited by the fork, must never run here).
     master = os.getppid()
@@ -119,7 +156,41 @@ def child(factory: AdapterFactory, renew: Callable[[], AdapterFactory] | None,
     pid = os.getpid()
     run_worker(factory, options, sockets, lock, lambda: messages.put(("ready", pid, "")),
                early=early, master=master,
-               recycle=lambda why: messages.put(("recycle", pid, why)), beat=beat)
+               recycle=lambda why: messages.put(("recycle", pid, why)), beat=beat,
+               board=board)
+
+
+def _watch_loop(beat: Any, after: float, main: int) -> None:
+    """Logs, once per stall, what blocks the worker's event loop (see run_worker)."""
+    reported = 0.0
+    while True:
+        time.sleep(0.1)
+        last = beat.value
+        if not last or last == reported or time.monotonic() - last < after:
+            continue
+        reported = last
+        what, stack = blocking_request(sys._current_frames().get(main))
+        logger.error("the event loop has not run for %.1fs: %s blocks it (worker_timeout "
+                     "replaces this worker); where it is:\n%s", time.monotonic() - last,
+                     what, "".join(traceback.format_list(stack)))
+        faulthandler.cancel_dump_traceback_later()
+
+
+def blocking_request(frame: Any) -> tuple[str, list[traceback.FrameSummary]]:
+    """What runs in `frame`: ('the handler of GET /path', the handler's frames, from
+    the server's call into it), or ('code outside any request handler', every frame)."""
+    stack = traceback.extract_stack(frame)
+    depth = len(stack)
+    while frame is not None:
+        depth -= 1
+        task = frame.f_locals.get("self")
+        if isinstance(task, RequestTask):
+            head = getattr(task._arg, "head", None)
+            if head is not None:
+                return (f"the handler of {head.method.decode('latin-1')} "
+                        f"{head.target.decode('latin-1')}", stack[depth + 1:])
+        frame = frame.f_back
+    return "code outside any request handler", stack
 
 
 def memory_kib() -> int:

@@ -100,6 +100,7 @@ class WSGIAdapter(Adapter):
     # reads, rather than one by one between reads, measured about 1.9x the requests/s
     # (the threads then wait for the GIL less often).
     eager = False
+    interface = "wsgi"
     def __init__(self, app: Callable[..., Iterable[bytes]], state: ServerState,
                  root_path: str = "") -> None:
         self.app = app

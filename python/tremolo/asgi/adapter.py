@@ -20,6 +20,8 @@ WS_EXTENSIONS: dict[str, dict[str, Any]] = {"websocket.http.response": {}}
 
 
 class ASGIAdapter(Adapter):
+    interface = "asgi"
+
     def __init__(self, app: Any, state: ServerState, root_path: str = "",
                  lifespan: str = "auto") -> None:
         self.app = app

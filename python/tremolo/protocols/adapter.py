@@ -20,6 +20,8 @@ class Adapter:
     #: start each handler as soon as its request is read (see protocols/task.py);
     #: False starts it at the loop's next turn, after every read of this one
     eager = True
+    #: the metrics' interface label
+    interface = "tremolo"
 
     async def handle(self, ex: Exchange) -> None:
         raise NotImplementedError

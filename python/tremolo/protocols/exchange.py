@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Iterable
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 from .. import _core
@@ -88,8 +89,8 @@ class Exchange:
         #: bytes per second this response may be sent at (download_rate, or a route's;
         #: 0: no limit)
         self.rate: int = protocol.state.options.download_rate
-        if protocol.state.access is not None:
-            self.t0 = protocol.loop.time()
+        if protocol.state.access is not None or protocol.counters is not None:
+            self.t0 = perf_counter()
 
     # -- request body --------------------------------------------------------
 
@@ -208,6 +209,8 @@ class Exchange:
             f = self.flow
             if not f.closed:
                 f.transport.write(data)  # type: ignore[union-attr]
+                if f.counters is not None:
+                    f.counters.bytes_out += len(data)
         else:
             # a large body is not copied next to the head: both go out in one writev
             head, keep = _encode_head(status, headers, len(body), False, keep, self.http10,
@@ -389,5 +392,7 @@ class Exchange:
         p = self.protocol
         access = p.state.access
         if access is not None:
-            access.log(self, p.loop.time())
+            access.log(self, perf_counter())
+        if p.counters is not None:
+            p.counters.request(self.status, perf_counter() - self.t0)
         p.exchange_finished(self)

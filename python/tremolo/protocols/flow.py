@@ -13,8 +13,12 @@ WebSocket protocol goes on with the same one.
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from ..exceptions import RequestTimeout
+
+if TYPE_CHECKING:
+    from .counters import Counters
 
 
 class ClientDisconnected(ConnectionError):
@@ -36,6 +40,8 @@ class Flow:
     read_paused = False
     #: the protocol's own reason to stop reading (see `hold`)
     held = False
+    #: the worker's metrics counters (bytes out), when they are on
+    counters: Counters | None = None
 
     def __init__(self, loop: asyncio.AbstractEventLoop, buffer_size: int,
                  timeout: float) -> None:
@@ -73,10 +79,14 @@ class Flow:
     def write(self, data: bytes) -> None:
         if not self.closed and self.transport is not None:
             self.transport.write(data)
+            if self.counters is not None:
+                self.counters.bytes_out += len(data)
 
     def writelines(self, *data: bytes) -> None:
         if not self.closed and self.transport is not None:
             self.transport.writelines(data)
+            if self.counters is not None:
+                self.counters.bytes_out += sum(map(len, data))
 
     def pause_writing(self) -> None:
         self.write_paused = True

@@ -13,6 +13,7 @@ from .. import _core, logs
 from ..config import Options
 
 if TYPE_CHECKING:
+    from .counters import Counters
     from .task import RequestTask
 
 
@@ -50,6 +51,8 @@ class ServerState:
         #: the access log, when it is on
         self.access = logs.AccessLog(options.access_log_format) if options.access_log \
             else None
+        #: what the metrics endpoint counts, when it is on (--metrics; see Worker)
+        self.counters: Counters | None = None
         self.server_name = options.server_name_bytes
         self.trusted_proxies = frozenset(options.trusted_proxies)
         self.connections: set[Clocked] = set()

@@ -76,6 +76,9 @@ class WebSocketProtocol(asyncio.Protocol):
         #: the close owed to the client (code, reason), sent once the queue is read
         self._answer: tuple[int | None, str] | None = None
         self.state.connections.add(self)
+        self.counters = t.state.counters
+        if self.counters is not None:
+            self.counters.ws_opened += 1
         if t.buffered:
             self.data_received(t.buffered)
         if t.eof:
@@ -88,11 +91,15 @@ class WebSocketProtocol(asyncio.Protocol):
         self.idle_since = self.loop.time()
         self.ping_sent = None  # anything from the client shows it is alive
         events, reply = self.codec.feed(data)
+        if self.counters is not None:
+            self.counters.bytes_in += len(data)
         if reply is not None:
             self.flow.write(reply)
         for ev in events:
             if isinstance(ev, str | bytes):
                 self.queued += len(ev)
+                if self.counters is not None:
+                    self.counters.ws_in += 1
             elif isinstance(ev, _Error):
                 self.state.logger.info("WebSocket client failed the protocol: %s (%d)",
                                        ev.reason, ev.close_code)
@@ -105,6 +112,8 @@ class WebSocketProtocol(asyncio.Protocol):
                 continue
             else:
                 self.queued += len(ev.data)  # a fragment, ping or pong
+                if self.counters is not None and ev.opcode == 0 and ev.fin:
+                    self.counters.ws_in += 1  # the end of a fragmented message
             self.events.append(ev)
         self._wake()
         self._update_reading()
@@ -116,6 +125,8 @@ class WebSocketProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.flow.lost()
         self.state.connections.discard(self)
+        if self.counters is not None:
+            self.counters.ws_closed += 1
         if self.closed_by is None:
             self.closed_by = ConnectionClosed(ABNORMAL, "the connection was lost")
         self._wake()
@@ -179,6 +190,8 @@ class WebSocketProtocol(asyncio.Protocol):
         Raises ConnectionClosed once the connection is closing."""
         if self.codec.close_sent or self.flow.closed:
             raise self.closed_by or ConnectionClosed(ABNORMAL, "the WebSocket is closed")
+        if self.counters is not None and fin and (opcode is None or opcode < 8):
+            self.counters.ws_out += 1
         f = self.flow
         f.write(self.codec.send(data, opcode, fin))
         if f.write_paused:

@@ -1,0 +1,281 @@
+"""The Prometheus endpoint (--metrics HOST:PORT): every worker's counters added up,
+with what the master counts itself (worker restarts by cause).
+
+Workers count in plain attributes (protocols/counters.py) and publish a snapshot to a
+Board, a piece of shared memory, twice a second; the master reads the boards when it
+is scraped. Nothing is sent between processes on the hot path, and a master that is
+slow to scrape never holds up a worker. A worker that goes has its counters kept, so
+that no counter goes backwards; what a worker killed outright counted in its last
+half second is lost."""
+
+from __future__ import annotations
+
+import json
+import selectors
+import socket
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .config import ConfigError
+from .protocols.counters import DURATION_BUCKETS
+from .server import bind
+
+#: the bytes a worker's snapshot may take
+BOARD_SIZE = 1 << 16
+#: a scrape's request head may be this long, and take this long to come
+MAX_REQUEST = 8192
+REQUEST_TIMEOUT = 5.0
+CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+#: counters that add up across workers, dead ones included
+SUMMED = ("connections", "bytes_in", "bytes_out", "duration_sum", "ws_opened", "ws_closed",
+          "ws_in", "ws_out")
+
+
+class Board:
+    """One worker's latest snapshot, in memory the master shares (made before the
+    fork). A sequence number, odd while a write is under way, lets the reader tell a
+    whole snapshot from a torn one."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.seq = ctx.RawValue("Q", 0)
+        self.data = ctx.RawArray("c", BOARD_SIZE)
+
+    def write(self, snapshot: dict[str, Any]) -> bool:
+        blob = json.dumps(snapshot, separators=(",", ":")).encode()
+        if len(blob) + 4 > BOARD_SIZE:
+            return False
+        self.seq.value += 1
+        self.data[0:4] = len(blob).to_bytes(4, "little")
+        self.data[4:4 + len(blob)] = blob
+        self.seq.value += 1
+        return True
+
+    def read(self) -> dict[str, Any] | None:
+        for _ in range(100):
+            before = self.seq.value
+            if before % 2:
+                continue
+            size = int.from_bytes(self.data[0:4], "little")
+            blob = self.data[4:4 + size]
+            if self.seq.value == before:
+                return json.loads(blob) if size else None
+        return None
+
+
+class Totals:
+    """Counters added up over workers; `gone` keeps those of workers that ended."""
+
+    def __init__(self) -> None:
+        self.gone = empty()
+        #: cause -> workers started to replace another (died, worker_timeout,
+        #: max_requests, limit_memory, reload)
+        self.restarts: dict[str, int] = {}
+
+    def keep(self, snapshot: dict[str, Any] | None) -> None:
+        if snapshot is not None:
+            add(self.gone, snapshot)
+
+    def restarted(self, cause: str) -> None:
+        self.restarts[cause] = self.restarts.get(cause, 0) + 1
+
+
+def empty() -> dict[str, Any]:
+    out: dict[str, Any] = {name: 0 for name in SUMMED}
+    out.update(requests={}, durations=[0] * (len(DURATION_BUCKETS) + 1), rejected={})
+    return out
+
+
+def add(total: dict[str, Any], snap: dict[str, Any]) -> None:
+    for name in SUMMED:
+        total[name] += snap.get(name, 0)
+    requests = total["requests"]
+    for cls, count in enumerate(snap.get("requests", ())):
+        if count:
+            key = (snap.get("interface", ""), f"{cls}xx")
+            requests[key] = requests.get(key, 0) + count
+    total["durations"] = [a + b for a, b in zip(total["durations"],
+                                                  snap.get("durations", ()), strict=False)]
+    for reason, count in snap.get("rejected", {}).items():
+        total["rejected"][reason] = total["rejected"].get(reason, 0) + count
+
+
+def render(live: Iterable[tuple[int, dict[str, Any]]], totals: Totals, workers: int) -> str:
+    """The text exposition format: `live` are (slot, snapshot) of the workers now."""
+    total: dict[str, Any] = {name: value.copy() if isinstance(value, dict | list) else value
+             for name, value in totals.gone.items()}
+    open_connections = 0
+    lag = []
+    for slot, snap in live:
+        add(total, snap)
+        open_connections += snap.get("open", 0)
+        lag.append((slot, snap.get("loop_lag", 0.0)))
+    out: list[str] = []
+
+    def metric(name: str, kind: str, text: str, samples: Iterable[tuple[str, float]]) -> None:
+        out.append(f"# HELP tremolo_{name} {text}\n# TYPE tremolo_{name} {kind}\n")
+        out.extend(f"tremolo_{name}{labels} {_number(value)}\n" for labels, value in samples)
+
+    metric("workers", "gauge", "Worker processes serving.", [("", workers)])
+    metric("connections_open", "gauge", "Connections open (HTTP and WebSocket).",
+           [("", open_connections)])
+    metric("connections_total", "counter", "Connections accepted.",
+           [("", total["connections"])])
+    metric("requests_total", "counter", "Requests answered, by interface and status class.",
+           [(f'{{interface="{i}",status="{s}"}}', n)
+            for (i, s), n in sorted(total["requests"].items())])
+    buckets, running = [], 0
+    for bound, count in zip([*DURATION_BUCKETS, float("inf")], total["durations"],
+                            strict=False):
+        running += count
+        buckets.append((f'_bucket{{le="{_number(bound)}"}}', running))
+    metric("request_duration_seconds", "histogram",
+           "Time from a request's head to the end of its answer.",
+           [*buckets, ("_sum", total["duration_sum"]), ("_count", running)])
+    metric("received_bytes_total", "counter", "Bytes received from clients.",
+           [("", total["bytes_in"])])
+    metric("sent_bytes_total", "counter", "Bytes sent to clients.", [("", total["bytes_out"])])
+    metric("websocket_connections_open", "gauge", "WebSocket connections open.",
+           [("", total["ws_opened"] - total["ws_closed"])])
+    metric("websocket_connections_total", "counter", "WebSocket connections accepted.",
+           [("", total["ws_opened"])])
+    metric("websocket_messages_total", "counter", "WebSocket messages, by direction.",
+           [('{direction="received"}', total["ws_in"]), ('{direction="sent"}',
+                                                         total["ws_out"])])
+    rejected = []
+    for key, count in sorted(total["rejected"].items()):
+        status, _, reason = key.partition(" ")
+        rejected.append((f'{{status="{status}",reason="{_label(reason)}"}}', count))
+    metric("rejected_requests_total", "counter",
+           "Requests the server refused itself (malformed, too large, too slow, over "
+           "limit_concurrency), by status and reason.", rejected)
+    metric("worker_restarts_total", "counter", "Workers started to replace another, by "
+           "cause.", [(f'{{cause="{c}"}}', n) for c, n in sorted(totals.restarts.items())])
+    metric("event_loop_lag_seconds", "gauge", "How late a worker's event loop last ran a "
+           "timer.", [(f'{{worker="{slot}"}}', value) for slot, value in sorted(lag)])
+    return "".join(out)
+
+
+def _number(value: float) -> str:
+    if value == float("inf"):
+        return "+Inf"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _label(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def respond(head: bytes, render: Callable[[], str]) -> bytes:
+    """The whole answer to a scrape's request head."""
+    line = head.split(b"\r\n", 1)[0].split(b" ")
+    if len(line) != 3 or not line[2].startswith(b"HTTP/1."):
+        return _answer(400, b"Bad Request", b"malformed request\n")
+    method, target = line[0], line[1].split(b"?", 1)[0]
+    if target not in (b"/metrics", b"/"):
+        return _answer(404, b"Not Found", b"the metrics are at /metrics\n")
+    if method not in (b"GET", b"HEAD"):
+        return _answer(405, b"Method Not Allowed", b"GET /metrics\n", b"Allow: GET, HEAD\r\n")
+    body = render().encode()
+    return _answer(200, b"OK", b"" if method == b"HEAD" else body, length=len(body),
+                   content_type=CONTENT_TYPE)
+
+
+def _answer(status: int, reason: bytes, body: bytes, extra: bytes = b"", *,
+            length: int | None = None, content_type: bytes = b"text/plain") -> bytes:
+    return (b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s"
+            b"Connection: close\r\n\r\n" % (status, reason, content_type,
+                                            len(body) if length is None else length,
+                                            extra)) + body
+
+
+class Endpoint:
+    """A small HTTP/1.1 server for scrapes, driven by `poll()` (the master's watch
+    loop calls it instead of sleeping; a single-process server polls it when its
+    event loop sees the selector readable). Every connection answers one request
+    and closes; a head longer than MAX_REQUEST, or slower than REQUEST_TIMEOUT, is
+    dropped."""
+
+    def __init__(self, address: tuple[str, int], render: Callable[[], str]) -> None:
+        self.render = render
+        try:
+            self.sock = bind(address[0], address[1], reuse_port=False, backlog=64)
+        except OSError as exc:
+            raise ConfigError(f"metrics: cannot listen on {address[0]}:{address[1]}: "
+                              f"{exc.strerror or exc}") from None
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.sock, selectors.EVENT_READ, None)
+        #: connection -> [deadline, bytes read, bytes to send]
+        self.clients: dict[socket.socket, list[Any]] = {}
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    def fileno(self) -> int:
+        return self.selector.fileno()
+
+    def poll(self, timeout: float) -> None:
+        for key, _ in self.selector.select(timeout):
+            if key.data is None:
+                self._accept()
+            else:
+                self._serve(key.fileobj)  # type: ignore[arg-type]
+        now = time.monotonic()
+        for client, (deadline, _, _) in list(self.clients.items()):
+            if now > deadline:
+                self._drop(client)
+
+    def _accept(self) -> None:
+        for _ in range(64):
+            try:
+                client, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return  # out of descriptors: the next poll tries again
+            client.setblocking(False)
+            self.clients[client] = [time.monotonic() + REQUEST_TIMEOUT, b"", None]
+            self.selector.register(client, selectors.EVENT_READ, True)
+
+    def _serve(self, client: socket.socket) -> None:
+        state = self.clients.get(client)
+        if state is None:
+            return
+        try:
+            if state[2] is None:
+                data = client.recv(4096)
+                state[1] += data
+                if not data or len(state[1]) > MAX_REQUEST:
+                    self._drop(client)
+                    return
+                if b"\r\n\r\n" not in state[1]:
+                    return
+                state[2] = respond(state[1], self.render)
+                self.selector.modify(client, selectors.EVENT_WRITE, True)
+            sent = client.send(state[2])
+            state[2] = state[2][sent:]
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(client)
+            return
+        if not state[2]:
+            self._drop(client)
+
+    def _drop(self, client: socket.socket) -> None:
+        self.clients.pop(client, None)
+        self.selector.unregister(client)
+        client.close()
+
+    def closeables(self) -> list[Any]:
+        """What a forked worker must close: the listening socket, the selector, the
+        scrapes in progress."""
+        return [self.sock, self.selector, *self.clients]
+
+    def close(self) -> None:
+        for client in list(self.clients):
+            self._drop(client)
+        self.selector.close()
+        self.sock.close()
+
