@@ -9,6 +9,7 @@ import pytest
 
 from tremolo.config import Options
 from tremolo.protocols import Exchange, FunctionAdapter, HTTPProtocol, ServerState
+from tremolo.protocols.counters import Counters
 
 from .helpers import split_responses
 
@@ -243,3 +244,25 @@ async def test_uploads_at_any_read_split(framing: str, piece: int) -> None:
         await asyncio.sleep(0.01)
     first, second = split_responses(bytes(t.out))
     assert first[2] == BODY and second[0] == b"HTTP/1.1 200 OK"
+
+
+async def test_hot_objects_keep_cpythons_fast_attribute_access() -> None:
+    """CPython 3.11 shares the keys of instances' dicts (and reads their attributes
+    with specialized, cached lookups) for at most 29 attributes; a 30th one on the
+    connection made every request about 1,000 instructions dearer (callgrind on
+    bench/micro.py). A new attribute belongs on the state, or as a class default."""
+    seen: list[Exchange] = []
+
+    async def handler(ex: Exchange) -> None:
+        seen.append(ex)
+        ex.respond(200, [], b"ok")
+
+    proto, transport = connect(handler, access_log=True)
+    proto.state.counters = proto.flow.counters = Counters("test")  # as --metrics does
+    proto.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.sleep(0)
+    assert seen and transport.out.startswith(b"HTTP/1.1 200")
+    assert proto.state.counters.requests[2] == 1
+    assert len(vars(proto)) < 30, sorted(vars(proto))
+    assert len(vars(seen[0])) < 30, sorted(vars(seen[0]))
+    assert len(vars(proto.flow)) < 30

@@ -88,8 +88,9 @@ class Exchange:
         self._expect = expect
         #: bytes per second this response may be sent at (download_rate, or a route's;
         #: 0: no limit)
-        self.rate: int = protocol.state.options.download_rate
-        if protocol.state.access is not None or protocol.counters is not None:
+        state = protocol.state
+        self.rate: int = state.options.download_rate
+        if state.access is not None or state.counters is not None:
             self.t0 = perf_counter()
 
     # -- request body --------------------------------------------------------
@@ -393,6 +394,7 @@ class Exchange:
         access = p.state.access
         if access is not None:
             access.log(self, perf_counter())
-        if p.counters is not None:
-            p.counters.request(self.status, perf_counter() - self.t0)
+        counters = p.state.counters
+        if counters is not None:
+            counters.request(self.status, perf_counter() - self.t0)
         p.exchange_finished(self)

@@ -48,7 +48,9 @@ class HTTPProtocol(asyncio.Protocol):
         opts = state.options
         #: both directions' flow control and the transport (handed over after a 101)
         self.flow = Flow(self.loop, opts.buffer_size, opts.request_timeout)
-        self.counters = self.flow.counters = state.counters
+        # (the counters are read from the state: one attribute more here would make
+        # CPython give up its fast attribute access on every connection)
+        self.flow.counters = state.counters
         #: the connection's facts (peer, trusted proxy, TLS, server address)
         self.info: ConnectionInfo | None = None
         #: per-connection storage for the application adapter
@@ -90,8 +92,9 @@ class HTTPProtocol(asyncio.Protocol):
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one
         transport = cast(asyncio.Transport, transport)
         self.transport = transport
-        if self.counters is not None:
-            self.counters.connections += 1
+        counters = self.state.counters
+        if counters is not None:
+            counters.connections += 1
         self.flow.attach(transport)
         self.info = ConnectionInfo(transport, self.state.trusted_proxies)
         limit = self.state.options.limit_concurrency
@@ -99,8 +102,8 @@ class HTTPProtocol(asyncio.Protocol):
             # over the worker's limit: a short answer, not a connection left waiting
             self.answer(503, f"the server is at its limit of connections ({limit})",
                         (b"Retry-After", b"1"))
-            if self.counters is not None:
-                self.counters.reject(503, "limit_concurrency")
+            if counters is not None:
+                counters.reject(503, "limit_concurrency")
             self.refused = True
             self.close()
             return
@@ -110,8 +113,9 @@ class HTTPProtocol(asyncio.Protocol):
         self.adapter.connection_made(self)
 
     def data_received(self, data: bytes) -> None:
-        if self.counters is not None:
-            self.counters.bytes_in += len(data)
+        counters = self.state.counters
+        if counters is not None:
+            counters.bytes_in += len(data)
         if self.proxy_header is not None:
             rest = self.read_proxy_header(data)
             if not rest:
@@ -360,8 +364,9 @@ class HTTPProtocol(asyncio.Protocol):
     def parse_error_status(self, status: int, reason: str) -> None:
         """Answers `status` with a short text and closes the connection (gently after
         a 413: the client may be sending a body nobody will read)."""
-        if self.counters is not None:
-            self.counters.reject(status, reason)
+        counters = self.state.counters
+        if counters is not None:
+            counters.reject(status, reason)
         reason = self._explained(status, reason)
         info = self.info
         peer = info.peer if info is not None else None
@@ -514,8 +519,9 @@ class HTTPProtocol(asyncio.Protocol):
         self.task = None
         if self.state.access is not None:
             self.state.access.log(ex, perf_counter())  # the 101
-        if self.counters is not None:
-            self.counters.request(ex.status, perf_counter() - ex.t0)
+        counters = self.state.counters
+        if counters is not None:
+            counters.request(ex.status, perf_counter() - ex.t0)
         protocol = make(takeover)
         self.transport.set_protocol(protocol)
         return protocol
