@@ -5,6 +5,7 @@ reload, 1001 on a stop)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -264,3 +265,65 @@ def test_sigterm_under_wrk_load_cuts_no_request(tmp_path: Path) -> None:
     if errors is not None:
         assert errors.group(2, 4) == ("0", "0"), out
     assert int(re.search(r"(\d+) requests in", out).group(1)) > 500  # type: ignore[union-attr]
+
+
+def test_sighup_to_a_single_process_server_is_not_its_end(tmp_path: Path) -> None:
+    write_version(tmp_path, "v1")
+    port = free_port()
+    command = cli(tmp_path, port)
+    command[command.index("--workers") + 1] = "0"
+    with server(command, tmp_path, port) as (proc, lines):
+        proc.send_signal(signal.SIGHUP)
+        until(lambda: any("nothing reloaded" in line for line in lines), "no warning")
+        assert proc.poll() is None and versions(port, 2) == {"v1"}
+
+
+SLOW = """
+import asyncio
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/slow":
+        await asyncio.sleep(1.5)
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"done"})
+"""
+
+
+@pytest.mark.parametrize("how", ["systemd", "ctrl-c twice"])
+def test_sigterm_to_every_process_drains_and_ctrl_c_twice_forces(tmp_path: Path,
+                                                                 how: str) -> None:
+    """systemd's stop signals every process of the unit: each worker gets SIGTERM from
+    it and from the master, and must still drain. A terminal's CTRL+C twice (SIGINT to
+    the whole group, twice) forces the stop."""
+    (tmp_path / "slow.py").write_text(SLOW)
+    port = free_port()
+    command = [sys.executable, "-m", "tremolo", "--port", str(port), "--workers", "2",
+               "--no-access-log", "slow:app"]
+    with server(command, tmp_path, port) as (proc, lines):
+        result: list[object] = []
+        client = threading.Thread(target=lambda: result.append(_get_slow(port)))
+        client.start()
+        time.sleep(0.5)  # the request is in its handler
+        group = [proc.pid, *children(proc.pid)]
+        signum = signal.SIGTERM if how == "systemd" else signal.SIGINT
+        for _ in range(1 if how == "systemd" else 2):
+            for pid in group:
+                with contextlib.suppress(ProcessLookupError):  # an idle worker is gone
+                    os.kill(pid, signum)
+            time.sleep(0.2)
+        client.join(15)
+        assert proc.wait(15) == 0
+    if how == "systemd":
+        assert result == ["done"], result
+    else:
+        assert result and result[0] != "done", result  # cut: the stop was forced
+        assert any("forcing the workers to stop" in line for line in lines)
+
+
+def _get_slow(port: int) -> object:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/slow", timeout=10).text
+    except httpx.TransportError as exc:
+        return exc

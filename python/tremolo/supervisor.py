@@ -135,6 +135,7 @@ class Supervisor:
         self.sockets: dict[int, list[tuple[socket.socket, Options]]] = {}
         self.owned: dict[int, list[socket.socket]] = {}
         self.stopping = False
+        self.interrupted = False  # a SIGINT came: a second one forces
         #: slot -> when its worker, which died, is started again (backoff)
         self.restart_at: dict[int, float] = {}
         self.restart_cause: dict[int, str] = {}
@@ -219,6 +220,10 @@ class Supervisor:
     # -- signals -------------------------------------------------------------
 
     def stop(self, signum: int, _frame: Any) -> None:
+        """SIGTERM or SIGINT: a graceful stop (SIGTERM again changes nothing); a
+        second SIGINT (CTRL+C again) or SIGQUIT forces it."""
+        forced = signum == signal.SIGQUIT or (signum == signal.SIGINT and self.interrupted)
+        self.interrupted |= signum == signal.SIGINT
         if not self.stopping:
             self.stopping = True
             logger.info("stopping %d worker(s)", len(self.children))
@@ -226,11 +231,13 @@ class Supervisor:
                 # the workers' copies are closed as they stop: nothing more is
                 # queued for them once the last one is
                 self.close_slot(slot)
-        elif signum == signal.SIGINT:
+        elif not forced:
+            return
+        if forced:
             logger.info("forcing the workers to stop")
         for c in self.children.values():
             if c.proc.is_alive():
-                os.kill(c.pid, signal.SIGTERM)  # a second one forces
+                os.kill(c.pid, signal.SIGQUIT if forced else signal.SIGTERM)
 
     def more(self, _signum: int, _frame: Any) -> None:
         """SIGTTIN: one worker more."""
@@ -288,6 +295,7 @@ class Supervisor:
 
     def run(self) -> int:
         handlers = {signal.SIGINT: self.stop, signal.SIGTERM: self.stop,
+                    signal.SIGQUIT: self.stop,
                     signal.SIGTTIN: self.more, signal.SIGTTOU: self.fewer,
                     signal.SIGHUP: self.reload}
         previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}

@@ -29,6 +29,8 @@ STARTUP_FAILED = 3
 #: what the master sends a worker it replaces (a reload, recycling): stop accepting,
 #: drain, and close WebSockets with 1012 (service restart) rather than 1001
 REPLACED = signal.SIGUSR1
+#: what stops a worker: SIGTERM, SIGINT and REPLACED gracefully, SIGQUIT at once
+STOPS = (signal.SIGINT, signal.SIGTERM, REPLACED, signal.SIGQUIT)
 PR_SET_PDEATHSIG = 1
 #: how often a worker publishes its counters (and measures its loop's lag)
 PUBLISH_EVERY = 0.5
@@ -83,13 +85,31 @@ def run_worker(factory: AdapterFactory, options: Options,
                     loop.call_later(1.0, check_memory)
             loop.call_later(1.0, check_memory)
 
+    interrupts: list[int] = []
+
     def on_signal(signum: int = signal.SIGTERM) -> None:
+        # SIGTERM and SIGUSR1 stop gracefully however often they come (systemd
+        # signals every process of a unit, and the master forwards its own): only
+        # a second SIGINT (CTRL+C again) or SIGQUIT forces the stop
+        if signum == signal.SIGINT:
+            interrupts.append(signum)
         if master is not None and os.getppid() != master:
             logger.warning("the master process is gone: stopping now")
+        elif signum != signal.SIGQUIT and len(interrupts) < 2:
+            if not worker.stopping.done():
+                worker.stop(restarting=signum == REPLACED)
+            return
+        while not worker.forced:
             worker.stop()
-        worker.stop(restarting=signum == REPLACED)
-    for sig in (signal.SIGINT, signal.SIGTERM, REPLACED):
+    for sig in STOPS:
         loop.add_signal_handler(sig, on_signal, sig)
+    if master is None:
+        # one process, no master to start a successor: SIGHUP (systemctl reload)
+        # must not end the server, as its default action would
+        loop.add_signal_handler(signal.SIGHUP, logger.warning,
+                                "SIGHUP: nothing reloaded: a server of one process "
+                                "(workers 0) cannot replace itself; run it with workers "
+                                "(--workers 1 or more) to reload on SIGHUP")
     if master is not None:
         def check_parent() -> None:
             if os.getppid() != master:
@@ -140,7 +160,7 @@ def child(factory: AdapterFactory, renew: Callable[[], AdapterFactory] | None,
     # master's own handlers, inherited by the fork, must never run here).
     master = os.getppid()
     early: list[int] = []
-    for sig in (signal.SIGINT, signal.SIGTERM, REPLACED):
+    for sig in STOPS:
         signal.signal(sig, lambda signum, _frame: early.append(signum))
     for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
         signal.signal(sig, signal.SIG_IGN)  # the master's business
