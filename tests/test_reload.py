@@ -172,3 +172,29 @@ def test_ctrl_c_under_reload_drains_instead_of_forcing(tmp_path: Path) -> None:
             proc.wait(5)
     err = proc.stderr.read() if proc.stderr else ""
     assert "forced to stop" not in err
+
+
+def test_sighup_to_the_watcher_reaches_the_server(tmp_path: Path) -> None:
+    """Under --reload the server is the watcher's child: SIGHUP (systemctl reload, a
+    terminal closing) is passed on to it, which reloads its workers, rather than
+    ending the watcher and the server with it."""
+    (tmp_path / "hup.py").write_text(ASGI.replace("VERSION", "up"))
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tremolo", "--reload", "--port", str(port),
+                             "--workers", "1", "--no-access-log", "hup:app"],
+                            cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        wait_answer(port, "up", proc)
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 15
+        while True:
+            line = proc.stderr.readline() if proc.stderr else ""
+            assert line and time.monotonic() < deadline, "no reload"
+            if "reload done" in line:
+                break
+        assert proc.poll() is None and answer(port) == "up"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0

@@ -123,7 +123,11 @@ def run(argv: list[str], watch: Watch) -> int:
 
     def finish(signum: int, _frame: object) -> None:
         stop.set()
+
+    def forward(signum: int, _frame: object) -> None:
+        child.send_signal(signum)  # SIGHUP: the server reloads as it would without us
     previous = {sig: signal.signal(sig, finish) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, forward)
     logger.info("reloading on changes to %s in %s", ", ".join(watch.includes),
                 ", ".join(map(str, watch.dirs)))
     try:
