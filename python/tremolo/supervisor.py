@@ -284,6 +284,9 @@ class Supervisor:
         self.next_in_rollout()
 
     def next_in_rollout(self) -> None:
+        if self.stopping:
+            self.rollout = None  # a stop ends every worker anyway
+            return
         while self.rollout:
             old = self.children.get(self.rollout.pop(0))
             if old is not None and not old.leaving and old.proc.is_alive():
@@ -392,8 +395,9 @@ class Supervisor:
             if c is None:
                 continue  # gone already
             if kind == "recycle":
-                if c.leaving or any(o.replaces == pid for o in self.children.values()):
-                    continue
+                if c.leaving or self.stopping or any(o.replaces == pid
+                                                      for o in self.children.values()):
+                    continue  # a stop ends it anyway: no successor to start then
                 logger.info("replacing worker %d: it %s", pid, why)
                 self.spawn(c.slot, replaces=pid,
                            cause="max_requests" if "max_requests" in why else "limit_memory")
