@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -447,49 +447,46 @@ def websocket_bench(args: argparse.Namespace) -> None:
     print("\n".join(lines))
 
 
+def _path(name: str) -> str:
+    return name.split()[-1]
+
+
+# scenario -> (the report's title, the result each result is compared with, how the
+# ratio column names that baseline)
+REPORTS: dict[str, tuple[str, Callable[[str], str], str]] = {
+    "hello": ("Hello world (GET /hello, 12-byte body)",
+              lambda name: "uvicorn-httptools", "uvicorn-httptools"),
+    "interfaces": ("ASGI and WSGI applications: GET /hello (12 bytes) and /64k (65536 "
+                   "bytes), ratios to granian with the same interface and path",
+                   lambda name: ("granian-wsgi " if "wsgi" in name or "gunicorn" in name
+                                 else "granian-asgi ") + _path(name),
+                   "granian, same interface and path"),
+    "accesslog": ("The access log's cost: GET /hello (ASGI), with the access log on (lines "
+                  "to /dev/null) and off, ratios to tremolo with it off",
+                  lambda name: "tremolo-asgi /hello", "tremolo, log off"),
+    "metrics": ("The metrics' cost: GET /hello (12 bytes) and /64k (ASGI), with --metrics "
+                "on (counting, not scraped) and off, ratios to tremolo with it off",
+                lambda name: "tremolo-asgi " + _path(name), "tremolo, metrics off, same path"),
+    "upload": ("Uploads: POST /upload, a 1 MiB body read in pieces and counted (the native "
+               "app's request.stream(), the ASGI app's receive(), granian's RSGI "
+               "iterator; wrk -c16)",
+               lambda name: "granian-streaming /upload", "granian RSGI, same path"),
+    "streaming": ("Big bodies, speed limits off: GET /1m (1 MiB returned), POST /upload "
+                  "(1 MiB streamed in, wrk -c16), GET /file (a 50 MiB file, wrk -c4)",
+                  lambda name: "granian-streaming " + _path(name), "granian RSGI, same path"),
+    "native": ("The native framework: GET /hello (12-byte body) and GET /64k (a returned "
+               "65536-byte body)",
+               lambda name: "granian-rsgi " + _path(name), "granian RSGI, same path"),
+}
+
+
 def report(results: dict[str, list[tuple[float, float, float, int]]],
            args: argparse.Namespace, vers: dict[str, str], peaks: dict[str, int]) -> None:
     med = {name: (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs),
                   statistics.median(r[2] for r in runs), sum(r[3] for r in runs))
            for name, runs in results.items()}
-    if args.scenario == "hello":
-        title = "Hello world (GET /hello, 12-byte body)"
-        baseline = {name: "uvicorn-httptools" for name in med}
-    elif args.scenario == "interfaces":
-        title = ("ASGI and WSGI applications: GET /hello (12 bytes) and /64k (65536 bytes), "
-                 "ratios to granian with the same interface and path")
-        baseline = {name: ("granian-wsgi " if "wsgi" in name or "gunicorn" in name
-                           else "granian-asgi ") + name.split()[-1] for name in med}
-    elif args.scenario == "accesslog":
-        title = ("The access log's cost: GET /hello (ASGI), with the access log on (lines "
-                 "to /dev/null) and off, ratios to tremolo with it off")
-        baseline = {name: "tremolo-asgi /hello" for name in med}
-    elif args.scenario == "metrics":
-        title = ("The metrics' cost: GET /hello (12 bytes) and /64k (ASGI), with --metrics "
-                 "on (counting, not scraped) and off, ratios to tremolo with it off")
-        baseline = {name: "tremolo-asgi " + name.split()[-1] for name in med}
-    elif args.scenario == "upload":
-        title = ("Uploads: POST /upload, a 1 MiB body read in pieces and counted (the native "
-                 "app's request.stream(), the ASGI app's receive(), granian's RSGI "
-                 "iterator; wrk -c16)")
-        baseline = {name: "granian-streaming /upload" for name in med}
-    elif args.scenario == "streaming":
-        title = ("Big bodies, speed limits off: GET /1m (1 MiB returned), POST /upload "
-                 "(1 MiB streamed in, wrk -c16), GET /file (a 50 MiB file, wrk -c4)")
-        baseline = {name: "granian-streaming " + name.split()[-1] for name in med}
-    else:
-        title = ("The native framework: GET /hello (12-byte body) and GET /64k (a returned "
-                 "65536-byte body)")
-        baseline = {name: "granian-rsgi " + name.split()[-1] for name in med}
-    base_label = "uvicorn-httptools" if args.scenario == "hello" else "granian RSGI, same path"
-    if args.scenario in ("streaming", "upload"):
-        base_label = "granian RSGI, same path"
-    elif args.scenario == "accesslog":
-        base_label = "tremolo, log off"
-    elif args.scenario == "metrics":
-        base_label = "tremolo, metrics off, same path"
-    elif args.scenario == "interfaces":
-        base_label = "granian, same interface and path"
+    title, base_of, base_label = REPORTS[args.scenario]
+    baseline = {name: base_of(name) for name in med}
     lines = [
         "# Benchmark results", "",
         f"{title}, {args.rounds} interleaved rounds of {args.duration} s each after a 2 s "
