@@ -136,9 +136,9 @@ class Supervisor:
         self.owned: dict[int, list[socket.socket]] = {}
         self.stopping = False
         self.interrupted = False  # a SIGINT came: a second one forces
-        #: slot -> when its worker, which died, is started again (backoff)
-        self.restart_at: dict[int, float] = {}
-        self.restart_cause: dict[int, str] = {}
+        #: slot -> when its worker, which died, is started again (backoff), and why
+        #: (the metrics' restart cause)
+        self.restart_at: dict[int, tuple[float, str]] = {}
         #: slot -> deaths in a row (reset once a worker served for RESET_AFTER)
         self.deaths: dict[int, int] = {}
         #: a reload under way: the workers it has still to replace
@@ -328,10 +328,10 @@ class Supervisor:
             if self.stopping and deadline is None:
                 deadline = time.monotonic() + self.options.shutdown_timeout + 5
             now = time.monotonic()
-            for slot, due in list(self.restart_at.items()):
+            for slot, (due, cause) in list(self.restart_at.items()):
                 if now >= due and not self.stopping:
                     del self.restart_at[slot]
-                    self.spawn(slot, cause=self.restart_cause.pop(slot, "died"))
+                    self.spawn(slot, cause=cause)
             for pid, c in list(self.children.items()):
                 if c.proc.is_alive():
                     if deadline is not None and now > deadline:
@@ -362,7 +362,7 @@ class Supervisor:
                 self.rollout = None
                 self.fresh = self.fresh_before
             if old is None and not self.in_slot(c.slot):
-                self.restart(c.slot, ran)
+                self.restart(c.slot, ran, c.cause)
             return
         if not c.serving:
             # the application cannot start: restarting would not help
@@ -374,11 +374,10 @@ class Supervisor:
         if c.slot not in self.slots or self.in_slot(c.slot):
             logger.warning("worker %d %s after %.1fs", c.pid, _death(c.proc.exitcode), ran)
             return  # removed meanwhile, or its successor takes the slot
-        self.restart_cause[c.slot] = c.cause
-        self.restart(c.slot, ran, f"worker {c.pid} {_death(c.proc.exitcode)} after "
-                                  f"{ran:.1f}s")
+        self.restart(c.slot, ran, c.cause, f"worker {c.pid} {_death(c.proc.exitcode)} "
+                                           f"after {ran:.1f}s")
 
-    def restart(self, slot: int, ran: float, what: str = "") -> None:
+    def restart(self, slot: int, ran: float, cause: str, what: str = "") -> None:
         deaths = 1 if ran >= RESET_AFTER else self.deaths.get(slot, 0) + 1
         self.deaths[slot] = deaths
         delay = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (deaths - 1))
@@ -386,7 +385,7 @@ class Supervisor:
             logger.warning("%s; starting another in %gs", what, delay)
         if delay > KEEP_QUEUE_FOR:
             self.close_slot(slot)
-        self.restart_at[slot] = time.monotonic() + delay
+        self.restart_at[slot] = (time.monotonic() + delay, cause)
 
     def read_messages(self) -> None:
         while not self.messages.empty():
