@@ -101,10 +101,11 @@ def _ready(port: int, proc: subprocess.Popen[str], log: Path, timeout: float = 2
 @contextmanager
 def serve(tmp_path: Path, source: str, *args: str, app: str = "app:app",
           env: dict[str, str] | None = None, port: int | None = None,
-          cwd: Path | None = None) -> Iterator[Server]:
+          cwd: Path | None = None, session: bool = False) -> Iterator[Server]:
     """Runs `python -m tremolo [args] app:app` with `source` as app.py in `tmp_path`,
     one process unless args say otherwise (--workers 0), on a free port; stops it
-    (SIGTERM, then SIGKILL) whatever the test did."""
+    (SIGTERM, then SIGKILL) whatever the test did. `session`: in a session (and
+    process group) of its own, so that a test can signal the whole group."""
     (tmp_path / "app.py").write_text(source)
     port = port or free_port()
     log = tmp_path / "server.log"
@@ -113,7 +114,7 @@ def serve(tmp_path: Path, source: str, *args: str, app: str = "app:app",
         argv += ["--workers", "0"]
     out = open(log, "w")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen([*argv, *args, app], cwd=cwd or tmp_path, stdout=out,
-                            stderr=subprocess.STDOUT, text=True,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=session,
                             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     try:
         _ready(port, proc, log)
