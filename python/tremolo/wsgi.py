@@ -229,7 +229,7 @@ class WSGICycle:
         elif self.status is not None:
             raise RuntimeError("start_response called twice without exc_info")
         code, _, reason = status.partition(" ")
-        if len(code) != 3 or not code.isdigit():
+        if len(code) != 3 or not (code.isascii() and code.isdigit()):
             raise ValueError(f"invalid WSGI status {status!r}")
         self.status, self.reason = int(code), reason.encode("latin-1") or None
         self.fields, self.length = [], None
@@ -237,7 +237,11 @@ class WSGICycle:
             key = name.lower()
             data = value.encode("latin-1")
             if key == "content-length":
-                self.length = int(value)
+                # ASCII digits only: int() would take "+5", "5_0" and "٥" too
+                digits = value.strip(" \t")
+                if not (digits.isascii() and digits.isdigit()):
+                    raise ValueError(f"invalid Content-Length {value!r}")
+                self.length = int(digits)
             else:  # hop-by-hop fields are dropped by the core's encoder
                 self.fields.append((name.encode("latin-1"), data))
         return self.write

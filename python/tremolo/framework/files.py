@@ -8,10 +8,13 @@ served; If-Range keeps the ranges only while the validator still matches.
 
 from __future__ import annotations
 
-import email.utils
+import calendar
+import datetime
 import itertools
 import os
+import re
 import stat
+import time
 from typing import TYPE_CHECKING, BinaryIO
 
 from .. import _core
@@ -38,10 +41,10 @@ def parse_ranges(header: bytes, size: int) -> list[tuple[int, int]] | None:
     if not items or len(items) > MAX_RANGES:
         return None
     for item in items:
+        # no whitespace inside a range (`5 - 9`), only around it (`5-9, 20-`)
         first, dash, last = item.partition(b"-")
         if not dash:
             return None
-        first, last = first.strip(), last.strip()
         if (first and not first.isdigit()) or (last and not last.isdigit()) \
                 or len(first) > 18 or len(last) > 18:
             return None  # not a number, or one no file reaches: the header is ignored
@@ -90,12 +93,45 @@ def _etag_matches(header: bytes, etag: bytes, weak: bool) -> bool:
     return False
 
 
+_DAY = rb"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+_MONTH = rb"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+_TIME = rb"([0-9]{2}):([0-9]{2}):([0-9]{2})"
+#: the three forms of an HTTP-date (RFC 9110 §5.6.7), as (day, month, year, h, m, s)
+_DATES = (
+    re.compile(_DAY + rb", ([0-9]{2}) " + _MONTH + rb" ([0-9]{4}) " + _TIME + rb" GMT"),
+    re.compile(rb"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), "
+               rb"([0-9]{2})-" + _MONTH + rb"-([0-9]{2}) " + _TIME + rb" GMT"),
+    re.compile(_DAY + rb" " + _MONTH + rb" ([0-9]{2}| [0-9]) " + _TIME + rb" ([0-9]{4})"),
+)
+_MONTHS = {m: i for i, m in enumerate(_MONTH[1:-1].split(b"|"), 1)}
+
+
 def _date(value: bytes) -> float | None:
-    try:
-        parsed = email.utils.parsedate_to_datetime(value.decode("latin-1"))
-    except (TypeError, ValueError, IndexError):
-        return None
-    return parsed.timestamp() if parsed is not None else None
+    """An HTTP-date as a timestamp; None for anything else. Written out rather than
+    email.utils' mail dates, which take `+6`, `0_6` or `2_100` as numbers, other
+    zones, and more: a date that is not an HTTP-date is ignored."""
+    value = value.strip(b" \t")
+    for form, pattern in enumerate(_DATES):
+        m = pattern.fullmatch(value)
+        if m is None:
+            continue
+        if form == 2:  # asctime: month, day, time, year
+            month, day, hour, minute, second, year = m.groups()
+        else:
+            day, month, year, hour, minute, second = m.groups()
+        y = int(year)
+        if form == 1:  # two digits: the latest such year not past 50 years ahead
+            now = time.gmtime().tm_year
+            y += now - now % 100
+            if y > now + 50:
+                y -= 100
+        fields = (y, _MONTHS[month], int(day), int(hour), int(minute), int(second))
+        try:
+            datetime.datetime(*fields)  # refuses 31 Feb, hour 24 and such
+        except ValueError:
+            return None
+        return float(calendar.timegm(fields))
+    return None
 
 
 async def sendfile(response: Response, path: str | os.PathLike[str], offset: int = 0,
