@@ -89,6 +89,12 @@ class _Atoms:
         self.seconds = seconds
 
     def __getitem__(self, key: str) -> str:
+        text = escape(self._value(key))
+        # the user is the one atom a client writes whole that formats leave unquoted
+        # (common, combined): a space would shift the fields that follow
+        return text.replace(" ", "\\x20") if key == "u" else text
+
+    def _value(self, key: str) -> str:
         ex = self.ex
         if key.startswith("{") and key[-2:-1] == "}":
             name = key[1:-2].lower().encode("latin-1")
@@ -104,6 +110,24 @@ class _Atoms:
         if atom is None:
             raise KeyError(key)
         return str(atom(ex, self.seconds))
+
+
+_QUOTED = {'"': '\\"', "\\": "\\\\"}
+
+
+def escape(text: str) -> str:
+    """An atom's text as one safe piece of a line: what a client wrote (a header, the
+    target, a Basic-auth user) can neither end the line, nor write terminal escapes
+    (C0, DEL, C1: `\\xHH`; other unprintable characters: `\\uHHHH`), nor close the
+    quotes a format puts around it (`\\"`, and `\\\\` so that an escape stays one)."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return text
+    return "".join(_QUOTED.get(c) or (c if c.isprintable() else _hex(c)) for c in text)
+
+
+def _hex(c: str) -> str:
+    n = ord(c)
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
 
 
 def _client(ex: Any, _: float) -> str:
@@ -193,7 +217,8 @@ class AccessLog:
     %(q)s query, %(H)s protocol, %(s)s status, %(b)s body bytes ('-' for none),
     %(B)s body bytes, %(D)s microseconds, %(M)s milliseconds, %(L)s seconds,
     %(f)s referer, %(a)s user agent, %(p)s pid, %({name}i)s a request field,
-    %({name}o)s a response field. `json` writes one JSON object per line."""
+    %({name}o)s a response field, each escaped (see `escape`). `json` writes one JSON
+    object per line."""
 
     def __init__(self, fmt: str) -> None:
         self.fmt = check_format(fmt)

@@ -137,15 +137,37 @@ def bind_unix(path: str, backlog: int, mode: int | None = None) -> socket.socket
             os.unlink(path)  # stale: left by a server that is gone
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.bind(path)
-        if mode is not None:
-            os.chmod(path, mode)  # who may connect (--uds-mode)
+        if mode is None:
+            sock.bind(path)
+        else:
+            _bind_with_mode(sock, path, mode)
         sock.listen(backlog)
         sock.setblocking(False)
     except OSError:
         sock.close()
         raise
     return sock
+
+
+def _bind_with_mode(sock: socket.socket, path: str, mode: int) -> None:
+    """Binds with the socket file never allowing more than `mode` (--uds-mode: who may
+    connect), not even between bind and chmod. Linux creates the file with the
+    socket's own mode less the umask, so the mode is set on the socket first: no
+    process-wide state is touched (a umask set around bind would also apply to files
+    other threads create meanwhile). Elsewhere, where a socket has no mode of its
+    own, the umask is the way. The umask can only take bits away; chmod then gives
+    them back."""
+    try:
+        os.fchmod(sock.fileno(), mode)
+    except OSError:
+        old = os.umask(0o777 & ~mode)
+        try:
+            sock.bind(path)
+        finally:
+            os.umask(old)
+    else:
+        sock.bind(path)
+    os.chmod(path, mode)
 
 
 def ssl_context(options: Options) -> ssl.SSLContext | None:

@@ -72,9 +72,7 @@ def describe(ssl_object: Any) -> dict[str, Any]:
     der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
     name = None
     if der:
-        subject = (ssl_object.getpeercert() or {}).get("subject", ())
-        parts = [f"{_RFC4514.get(k, k)}={v}" for rdn in reversed(subject) for k, v in rdn]
-        name = ",".join(parts) or None
+        name = distinguished_name((ssl_object.getpeercert() or {}).get("subject", ()))
     version = ssl_object.version() if ssl_object is not None else None
     return {"server_cert": None,
             "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der else [],
@@ -85,3 +83,32 @@ def describe(ssl_object: Any) -> dict[str, Any]:
 _RFC4514 = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
             "countryName": "C", "stateOrProvinceName": "ST", "localityName": "L",
             "domainComponent": "DC", "streetAddress": "STREET", "userId": "UID"}
+
+
+def distinguished_name(subject: Any) -> str | None:
+    """A subject as `getpeercert()` gives it (RDNs from the root down, each a tuple of
+    (type, value)) as an RFC 4514 string: the last RDN first, the values of one
+    multi-valued RDN joined by `+`, every value escaped. Unescaped, a CN of
+    `alice,O=Admins` would read as two attributes and pass for another name."""
+    rdns = ["+".join(f"{_RFC4514.get(kind, kind)}={_escape(value)}" for kind, value in rdn)
+            for rdn in reversed(subject)]
+    return ",".join(rdns) or None
+
+
+#: RFC 4514 §2.4: escaped anywhere
+_SPECIAL = frozenset(',+"\\<>;')
+
+
+def _escape(value: str) -> str:
+    out = []
+    last = len(value) - 1
+    for i, c in enumerate(value):
+        if c in _SPECIAL or (i == 0 and c in " #") or (i == last and c == " "):
+            out.append("\\" + c)
+        elif not c.isprintable():
+            # NUL must be escaped as a hex pair; other controls may be, and are, so
+            # that no subject carries a terminal escape or a line break into a log
+            out.append("".join(f"\\{b:02X}" for b in c.encode()))
+        else:
+            out.append(c)
+    return "".join(out)

@@ -278,7 +278,7 @@ class NativeAdapter(Adapter):
         elif response.exchange.started:
             # it answered by other means (response.write, send) and returned
             # something else: the handler keeps the connection and manages it
-            response.exchange.detached = True
+            response.exchange.detach()
             self.logger.debug("handler %s has exited with the connection possibly left "
                               "open", getattr(handler.func, "__name__", handler.func))
         else:
@@ -371,7 +371,20 @@ class NativeAdapter(Adapter):
                     f"<address>{self.signature}</address></body></html>").encode()
         if error is not exc:
             if not self.debug:
-                return error.message.encode(error.encoding, "replace")
+                return _text(error, error.message)
             lines = traceback.format_exception(exc)
             return ("<pre>" + html.escape("".join(lines)) + "</pre>").encode()
-        return str(error).encode(error.encoding, "replace")
+        return _text(error, str(error))
+
+
+#: media types a browser renders as a page
+_HTML = ("text/html", "application/xhtml+xml")
+
+
+def _text(error: HTTPException, message: str) -> bytes:
+    """An exception's message as its body: HTML-escaped when the body is HTML, since
+    a message often holds what the client sent (`NotFound(f"no user {name}")`), and
+    unescaped it would run as the page's script (the original sends it as it is)."""
+    if error.content_type.partition(";")[0].strip().lower() in _HTML:
+        message = html.escape(message)
+    return message.encode(error.encoding, "replace")
