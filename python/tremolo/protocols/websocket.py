@@ -2,7 +2,10 @@
 
 Every read goes to the Rust codec once; the pongs it answers with are written at
 once. Messages wait in a queue for the application; reading pauses while the queue is
-full or the client does not read what is sent (the same flow control as HTTP).
+full or the client does not read what is sent (the same flow control as HTTP). The
+codec decodes only as much as the queue has room for (a few KiB of compressed frames
+can inflate to a thousand times as much) and holds the rest of the read; reading
+stays paused until the application has taken enough for the codec to go on with it.
 
 The answer to the client's close (the echo of its code) and the close that fails a
 broken connection go out once the application is done with the messages that came
@@ -20,6 +23,7 @@ from typing import Any
 from .. import _core
 from .flow import ClientDisconnected
 from .takeover import Takeover
+from .task import RequestTask
 
 _Frame = _core.Frame
 _Error = _core.WebSocketError
@@ -55,8 +59,14 @@ class WebSocketProtocol(asyncio.Protocol):
         self.state = t.state
         self.loop = t.state.loop
         self.info = t.info
-        #: the handler serving this connection (the one that accepted it)
+        #: the handler serving this connection (the one that accepted it: a native
+        #: handler that accepts in its first step is not yet the exchange's task)
         self.task = t.task
+        if self.task is None:
+            current = asyncio.current_task(self.loop)
+            self.task = current if isinstance(current, RequestTask) else None
+        if self.task is not None:
+            self.task.add_done_callback(self._handler_done)
         self._lost = t.lost
         self.codec = codec
         opts = t.state.options
@@ -75,6 +85,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self.close_deadline: float | None = None
         #: the close owed to the client (code, reason), sent once the queue is read
         self._answer: tuple[int | None, str] | None = None
+        #: the client's EOF came while the codec held some of what it sent
+        self._eof = False
         self.state.connections.add(self)
         self.counters = t.state.counters
         if self.counters is not None:
@@ -90,9 +102,15 @@ class WebSocketProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.idle_since = self.loop.time()
         self.ping_sent = None  # anything from the client shows it is alive
-        events, reply = self.codec.feed(data)
         if self.counters is not None:
             self.counters.bytes_in += len(data)
+        self._decode(data)
+        self._update_reading()
+
+    def _decode(self, data: bytes) -> None:
+        """Decodes a read (b"": what the codec held) within the queue's room."""
+        room = self._max_queued - self.queued if len(self.events) <= self._max_queue else 0
+        events, reply = self.codec.feed(data, room if room > 0 else 0)
         if reply is not None:
             self.flow.write(reply)
         for ev in events:
@@ -116,9 +134,11 @@ class WebSocketProtocol(asyncio.Protocol):
                     self.counters.ws_in += 1  # the end of a fragmented message
             self.events.append(ev)
         self._wake()
-        self._update_reading()
 
     def eof_received(self) -> bool | None:
+        if self.codec.held:
+            self._eof = True  # what came before it is decoded first (_update_reading)
+            return True
         self._closing(ConnectionClosed(ABNORMAL, "the client closed the connection"))
         return False
 
@@ -141,6 +161,14 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.flow.resume_writing()
+
+    def _handler_done(self, _task: object) -> None:
+        """Nothing reads the queue once the handler has ended: what it held goes now,
+        not when the cyclic GC gets to the handler's frames (they refer to this
+        protocol, and a cancelled one to its task through the exception)."""
+        self.events.clear()
+        self.queued = 0
+        self.task = None
 
     # -- for the application -------------------------------------------------
 
@@ -300,7 +328,18 @@ class WebSocketProtocol(asyncio.Protocol):
             w.set_result(None)
 
     def _update_reading(self) -> None:
-        self.flow.hold(len(self.events) > self._max_queue or self.queued > self._max_queued)
+        """Decodes what the codec held while the queue has room; reading pauses while
+        it is full or the codec still holds some of what was read."""
+        while True:
+            full = len(self.events) > self._max_queue or self.queued >= self._max_queued
+            held = self.codec.held
+            if full or not held or self.flow.closed:
+                break
+            self._decode(b"")
+        if self._eof and not held:
+            self._eof = False
+            self._closing(ConnectionClosed(ABNORMAL, "the client closed the connection"))
+        self.flow.hold(full or held > 0)
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

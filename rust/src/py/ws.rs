@@ -65,11 +65,15 @@ fn frame_bytes<'py>(py: Python<'py>, out: &Outgoing<'_>) -> PyResult<Bound<'py, 
 
 /// The WebSocket codec of one connection (server side).
 ///
-/// `feed(data)` returns `(events, reply)`: events are `str` (a text message), `bytes`
-/// (a binary message) or `Frame`, and a `WebSocketError` instance (not raised) at the
-/// end when the client broke the protocol; `reply` is what to write back now (pongs),
-/// or None. The answer to the client's close or the close that fails the connection
-/// is the caller's to send, with `close()`, when it is done with what came before.
+/// `feed(data, room=None)` returns `(events, reply)`: events are `str` (a text
+/// message), `bytes` (a binary message) or `Frame`, and a `WebSocketError` instance
+/// (not raised) at the end when the client broke the protocol; `reply` is what to
+/// write back now (pongs), or None. With `room`, decoding stops before the next frame
+/// once the events' payload reaches `room` bytes: the rest of the input is kept
+/// (`held` bytes) and decoded first by the next feed, `feed(b"", room)` once the
+/// caller has room again. The answer to the client's close or the close that fails
+/// the connection is the caller's to send, with `close()`, when it is done with what
+/// came before.
 #[pyclass(module = "tremolo._core")]
 pub struct WebSocketCodec {
     session: Session,
@@ -99,13 +103,16 @@ impl WebSocketCodec {
         })
     }
 
+    #[pyo3(signature = (data, room=None))]
     fn feed<'py>(
         &mut self,
         py: Python<'py>,
         data: &[u8],
+        room: Option<usize>,
     ) -> PyResult<(Bound<'py, PyList>, Option<Bound<'py, PyBytes>>)> {
         let (mut events, mut out) = (Vec::new(), Vec::new());
-        let result = self.session.feed(data, &mut events, &mut out);
+        let room = room.unwrap_or(usize::MAX);
+        let result = self.session.feed(data, room, &mut events, &mut out);
         let list = PyList::empty(py);
         for ev in events {
             let obj = match ev {
@@ -178,6 +185,12 @@ impl WebSocketCodec {
         reason: &str,
     ) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &self.session.close(code, reason))
+    }
+
+    /// Bytes read but not decoded yet: the room given to `feed` ran out first.
+    #[getter]
+    fn held(&self) -> usize {
+        self.session.held()
     }
 
     #[getter]

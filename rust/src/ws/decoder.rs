@@ -5,6 +5,13 @@
 //! payload, text UTF-8 piece by piece (across frames and reads), a compressed
 //! message's inflated size as it inflates. A payload is unmasked straight into the
 //! message's buffer.
+//!
+//! What a feed hands out is bounded by the caller's `room` (the bytes its queue can
+//! still take), not by what the read holds: a few KiB of compressed frames can
+//! inflate to a thousand times as much. Once the payload handed out reaches `room`
+//! the decoder stops before the next frame and keeps the rest of the input, which a
+//! later feed (with room again) decodes first. So the caller holds at most its room
+//! plus one message, and the decoder at most one read.
 
 use super::deflate::{Decompressor, Params};
 use super::frame::{self, CLOSE, CONTINUATION, PING, PONG, TEXT};
@@ -31,6 +38,21 @@ pub enum Event {
         code: Option<u16>,
         reason: String,
     },
+}
+
+impl Event {
+    /// The bytes of payload it carries (what it adds to the caller's queue; 0 for
+    /// a Close).
+    pub fn payload_len(&self) -> usize {
+        match self {
+            Event::Text(s) => s.len(),
+            Event::Binary(d)
+            | Event::Ping(d)
+            | Event::Pong(d)
+            | Event::Fragment { data: d, .. } => d.len(),
+            Event::Close { .. } => 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -65,10 +87,18 @@ pub struct Decoder {
     /// whether this frame's text is checked piece by piece (else once at its end)
     stream_check: bool,
     data: Vec<u8>,
+    /// a control frame's payload
     raw: Vec<u8>,
     utf8: Utf8Stream,
     inflate: Option<Decompressor>,
+    /// input not decoded yet because the room ran out, from `held_from` on
+    held: Vec<u8>,
+    held_from: usize,
 }
+
+/// Compressed payload is unmasked through a buffer of this size on the stack before
+/// it is inflated, so no buffer grows with the size of a read.
+const PIECE: usize = 4096;
 
 impl Decoder {
     /// `max_message` bounds a frame and a whole message (inflated); `deflate` is the
@@ -88,7 +118,14 @@ impl Decoder {
             raw: Vec::new(),
             utf8: Utf8Stream::default(),
             inflate: deflate.map(Decompressor::new),
+            held: Vec::new(),
+            held_from: 0,
         }
+    }
+
+    /// Bytes of input kept because the room ran out: decoded by the next feed.
+    pub fn held(&self) -> usize {
+        self.held.len() - self.held_from
     }
 
     /// Whether a Close or an error ended reading.
@@ -96,37 +133,86 @@ impl Decoder {
         matches!(self.state, State::Done)
     }
 
-    /// Decodes `input`, appending every event it completes. After an error (or a
-    /// Close) the rest of the input and every later feed are ignored.
-    pub fn feed(&mut self, input: &[u8], events: &mut Vec<Event>) -> Result<(), Error> {
-        let result = self.decode(input, events);
+    /// Decodes what earlier feeds held and then `input`, appending every event it
+    /// completes, until the payload of the events appended reaches `room` bytes: the
+    /// rest is held (a room of 0 decodes nothing). After an error (or a Close) the
+    /// rest of the input and every later feed are ignored.
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        room: usize,
+        events: &mut Vec<Event>,
+    ) -> Result<(), Error> {
+        let result = if self.held() == 0 {
+            self.decode(input, room, events).map(|used| {
+                if used < input.len() {
+                    self.held = input[used..].to_vec();
+                    self.held_from = 0;
+                }
+            })
+        } else {
+            let mut held = std::mem::take(&mut self.held);
+            if !input.is_empty() {
+                held.drain(..self.held_from);
+                self.held_from = 0;
+                held.extend_from_slice(input);
+            }
+            let from = self.held_from;
+            self.decode(&held[from..], room, events).map(|used| {
+                if from + used < held.len() {
+                    self.held = held;
+                    self.held_from = from + used;
+                } else {
+                    self.held_from = 0; // all decoded: the buffer goes
+                }
+            })
+        };
         if matches!(self.state, State::Done) {
             // nothing more will be read: what a message in progress held goes now
             self.data = Vec::new();
             self.raw = Vec::new();
             self.inflate = None;
+            self.held = Vec::new();
+            self.held_from = 0;
         }
         result
     }
 
-    fn decode(&mut self, mut input: &[u8], events: &mut Vec<Event>) -> Result<(), Error> {
+    /// Decodes from `input` until it runs out or the room does; the bytes used.
+    fn decode(
+        &mut self,
+        input: &[u8],
+        room: usize,
+        events: &mut Vec<Event>,
+    ) -> Result<usize, Error> {
+        let mut rest = input;
+        // the payload of the events appended so far, counted up to `counted`
+        let (mut given, mut counted) = (0, events.len());
         loop {
             match self.state {
-                State::Done => return Ok(()),
+                State::Done => return Ok(input.len() - rest.len()),
                 State::Header => {
+                    given += events[counted..]
+                        .iter()
+                        .map(Event::payload_len)
+                        .sum::<usize>();
+                    counted = events.len();
+                    if given >= room {
+                        return Ok(input.len() - rest.len());
+                    }
                     let Some(f) = self
-                        .header(&mut input)
+                        .header(&mut rest)
                         .inspect_err(|_| self.state = State::Done)?
                     else {
-                        return Ok(());
+                        return Ok(input.len() - rest.len());
                     };
                     self.state = State::Payload(f);
                 }
                 State::Payload(mut f) => {
                     let want = f.len - f.done;
-                    let n = want.min(input.len() as u64) as usize;
-                    let (chunk, rest) = input.split_at(n);
-                    input = rest;
+                    let n = want.min(rest.len() as u64) as usize;
+                    let (chunk, after) = rest.split_at(n);
+                    rest = after;
                     let result = self.payload(&mut f, chunk).and_then(|()| {
                         if f.done == f.len {
                             self.state = State::Header;
@@ -141,7 +227,7 @@ impl Decoder {
                     }
                     result?;
                     if f.done < f.len {
-                        return Ok(()); // the input ran out inside the payload
+                        return Ok(input.len() - rest.len()); // inside the payload
                     }
                 }
             }
@@ -264,19 +350,22 @@ impl Decoder {
         }
         let offset = f.done as usize;
         f.done += chunk.len() as u64;
-        if frame::is_control(f.opcode) || f.compressed {
+        if frame::is_control(f.opcode) {
             let start = self.raw.len();
             self.raw.extend_from_slice(chunk);
             mask::apply(&mut self.raw[start..], f.key, offset);
-            if frame::is_control(f.opcode) {
-                return Ok(());
-            }
+            Ok(())
+        } else if f.compressed {
             let start = self.data.len();
             let limit = self.max_message - self.size;
             let inflate = self.inflate.as_mut().ok_or(Error::Protocol("no deflate"))?;
-            let result = inflate.inflate(&self.raw, &mut self.data, limit);
-            self.raw.clear();
-            result?;
+            let mut piece = [0u8; PIECE];
+            for (i, part) in chunk.chunks(PIECE).enumerate() {
+                let piece = &mut piece[..part.len()];
+                piece.copy_from_slice(part);
+                mask::apply(piece, f.key, offset + i * PIECE);
+                inflate.inflate(piece, &mut self.data, limit)?;
+            }
             self.check_text(start)
         } else {
             let start = self.data.len();

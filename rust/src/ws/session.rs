@@ -91,16 +91,24 @@ impl Session {
         self.close_received
     }
 
-    /// Decodes a read: appends its events, and the Pongs to send back to `out`. An
+    /// Bytes read but held back until the caller has room again (see `feed`).
+    pub fn held(&self) -> usize {
+        self.decoder.held()
+    }
+
+    /// Decodes a read: appends its events, and the Pongs to send back to `out`,
+    /// stopping before the next frame once the events' payload reaches `room` bytes
+    /// (the rest of `data` is held for the next feed; `usize::MAX`: no bound). An
     /// error is returned after the events before it; nothing more is read then.
     pub fn feed(
         &mut self,
         data: &[u8],
+        room: usize,
         events: &mut Vec<Event>,
         out: &mut Vec<u8>,
     ) -> Result<(), Error> {
         let start = events.len();
-        let result = self.decoder.feed(data, events);
+        let result = self.decoder.feed(data, room, events);
         for ev in &events[start..] {
             match ev {
                 Event::Ping(payload) if !self.close_sent => {

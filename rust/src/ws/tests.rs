@@ -32,7 +32,7 @@ fn run(
     let (mut events, mut out) = (Vec::new(), Vec::new());
     let mut last = 0;
     for &cut in cuts.iter().chain([wire.len()].iter()) {
-        if let Err(e) = s.feed(&wire[last..cut], &mut events, &mut out) {
+        if let Err(e) = s.feed(&wire[last..cut], usize::MAX, &mut events, &mut out) {
             out.extend(s.answer(None, Some(&e)));
             return (events, out, Some(e));
         }
@@ -44,9 +44,45 @@ fn run(
     (events, out, None)
 }
 
-/// The same verdict whole, byte by byte and split at every position.
+/// Fed whole with `room`, the caller taking each feed's events and feeding again
+/// (with no new input) while the decoder holds some: every feed stays within its room
+/// but for its last event.
+fn run_within(wire: &[u8], deflate: bool, max: usize, room: usize) -> (Vec<Event>, Option<Error>) {
+    let mut s = Session::new(max, deflate.then(deflate_params));
+    let (mut all, mut out) = (Vec::new(), Vec::new());
+    let mut input = wire;
+    loop {
+        let mut events = Vec::new();
+        let result = s.feed(input, room, &mut events, &mut out);
+        input = &[];
+        if let Some((_, before)) = events.split_last() {
+            assert!(before.iter().map(Event::payload_len).sum::<usize>() < room.max(1));
+        }
+        all.extend(events);
+        if let Err(e) = result {
+            return (all, Some(e));
+        }
+        if s.held() == 0 {
+            return (all, None);
+        }
+        assert!(room > 0, "a room of 0 decodes nothing");
+    }
+}
+
+/// The same verdict whole, byte by byte, split at every position, and fed within a
+/// small room.
 fn check(wire: &[u8], deflate: bool, max: usize) -> (Vec<Event>, Vec<u8>, Option<Error>) {
     let whole = run(wire, &[], deflate, max);
+    for room in [1, 7, 300] {
+        let (events, err) = run_within(wire, deflate, max, room);
+        assert_eq!(
+            err.as_ref().map(Error::close_code),
+            whole.2.as_ref().map(Error::close_code)
+        );
+        if whole.2.is_none() {
+            assert_eq!(events, whole.0, "room {room}");
+        }
+    }
     let bytewise: Vec<usize> = (1..wire.len()).collect();
     let b = run(wire, &bytewise, deflate, max);
     assert_eq!(
@@ -243,7 +279,7 @@ fn the_answer_to_a_close_waits_for_the_caller() {
     let (mut events, mut out) = (Vec::new(), Vec::new());
     let mut wire = client(TEXT, true, b"before");
     wire.extend(client(CLOSE, true, b"\x03\xe8"));
-    s.feed(&wire, &mut events, &mut out).unwrap();
+    s.feed(&wire, usize::MAX, &mut events, &mut out).unwrap();
     assert!(out.is_empty() && s.close_received() && !s.close_sent());
     // the server may still send (an echo of "before") until it answers
     assert_eq!(
@@ -294,4 +330,50 @@ fn arbitrary_bytes_never_panic() {
             let _ = run(&wire, &[len / 2], deflate, 100);
         }
     }
+}
+
+#[test]
+fn a_room_of_0_holds_everything() {
+    let wire = client(TEXT, true, b"held");
+    let mut s = Session::new(1000, None);
+    let (mut events, mut out) = (Vec::new(), Vec::new());
+    s.feed(&wire, 0, &mut events, &mut out).unwrap();
+    assert!(events.is_empty());
+    assert_eq!(s.held(), wire.len());
+    // new input while some is held comes after it
+    s.feed(&client(BINARY, true, b"next"), 0, &mut events, &mut out)
+        .unwrap();
+    assert_eq!(s.held(), 2 * wire.len());
+    s.feed(&[], 1, &mut events, &mut out).unwrap();
+    assert_eq!(events, vec![Event::Text("held".into())]);
+    s.feed(&[], usize::MAX, &mut events, &mut out).unwrap();
+    assert_eq!(events[1], Event::Binary(b"next".to_vec()));
+    assert_eq!(s.held(), 0);
+}
+
+#[test]
+fn compressed_bombs_are_inflated_one_at_a_time() {
+    // 40 messages of 2 KiB that each inflate to 1 MiB, in one read: a feed with
+    // 64 KiB of room inflates one of them and holds the rest, compressed
+    let max = 1 << 20;
+    let one = compressed(&vec![0; max - 1024]);
+    assert!(one.len() < 2048);
+    let wire = one.repeat(40);
+    let mut s = Session::new(max, Some(deflate_params()));
+    let mut out = Vec::new();
+    let mut feeds = 0;
+    let mut input = &wire[..];
+    loop {
+        let mut events = Vec::new();
+        s.feed(input, 64 << 10, &mut events, &mut out).unwrap();
+        input = &[];
+        feeds += 1;
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].payload_len(), max - 1024);
+        assert_eq!(s.held(), wire.len() - feeds * one.len());
+        if s.held() == 0 {
+            break;
+        }
+    }
+    assert_eq!(feeds, 40);
 }
