@@ -191,20 +191,44 @@ def test_forwarded_client(server: tuple[str, int], forwarded: bytes, client: str
      "203.0.113.5", "https", "example.com"),
     (b"X-Forwarded-Proto: gopher\r\nX-Forwarded-Host: a b\r\n",  # neither is valid
      "127.0.0.1", "http", "example.com"),
+    # only the family configured is believed (x-forwarded by default): a client's
+    # own Forwarded, which a proxy setting X-Forwarded-* passes through, is not
+    (b"Forwarded: for=6.6.6.6;proto=https;host=evil.example\r\n",
+     "127.0.0.1", "http", "example.com"),
+    (b"Forwarded: for=198.51.100.8\r\nX-Forwarded-For: 203.0.113.9\r\n",
+     "203.0.113.9", "http", "example.com"),
+])
+def test_proxy_fields(server: tuple[str, int], fields: bytes, client: str, scheme: str,
+                      host: str) -> None:
+    _, port = server
+    _, seen = get(port, b"/seen", fields)
+    assert (seen["client"], seen["scheme"], seen["host"]) == (client, scheme, host)
+
+
+@pytest.fixture(scope="module", params=list(TARGETS))
+def rfc7239_server(request: pytest.FixtureRequest) -> Iterator[int]:
+    with serve_in_thread(TARGETS[request.param], shutdown_timeout=2,
+                         trusted_proxies=("127.0.0.1", "10.0.0.0/8"),
+                         proxy_headers="forwarded") as (_, port):
+        yield port
+
+
+@pytest.mark.parametrize("fields, client, scheme, host", [
     # RFC 7239: the rightmost untrusted hop, with the scheme and host it was seen with
     (b'Forwarded: for=198.51.100.7;proto=https;host=shop.test, for=10.0.0.9\r\n',
      "198.51.100.7", "https", "shop.test"),
     (b'Forwarded: for="[2001:db8::7]:4711";proto=https\r\n', "2001:db8::7", "https",
      "example.com"),
     (b"Forwarded: for=unknown;proto=https\r\n", "127.0.0.1", "https", "example.com"),
-    # Forwarded wins over X-Forwarded-*
+    # with proxy_headers=forwarded the X-Forwarded-* fields are a client's own
+    (b"X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\n"
+     b"X-Forwarded-Host: evil.example\r\n", "127.0.0.1", "http", "example.com"),
     (b"Forwarded: for=198.51.100.8\r\nX-Forwarded-For: 203.0.113.9\r\n",
      "198.51.100.8", "http", "example.com"),
 ])
-def test_proxy_fields(server: tuple[str, int], fields: bytes, client: str, scheme: str,
-                      host: str) -> None:
-    _, port = server
-    _, seen = get(port, b"/seen", fields)
+def test_rfc7239_proxy_fields(rfc7239_server: int, fields: bytes, client: str, scheme: str,
+                              host: str) -> None:
+    _, seen = get(rfc7239_server, b"/seen", fields)
     assert (seen["client"], seen["scheme"], seen["host"]) == (client, scheme, host)
 
 

@@ -42,6 +42,12 @@ class FakeTransport(asyncio.Transport):
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         pass
 
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def abort(self) -> None:
+        self.closed = True
+
 
 def connect(handler: Any, **options: Any) -> tuple[HTTPProtocol, FakeTransport]:
     state = ServerState(Options.from_kwargs(options), asyncio.get_running_loop())
@@ -136,7 +142,7 @@ async def test_unanswered_expectation_closes_the_connection() -> None:
     proto.data_received(b"POST /x HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
                         b"Content-Length: 2\r\n\r\n")
     # closed gently: the client may still send the body it announced
-    assert b"Connection: close" in t.out and proto.lingering is not None
+    assert b"Connection: close" in t.out and proto.phase == "lingering"
 
 
 async def test_write_waits_for_drain() -> None:
@@ -266,3 +272,90 @@ async def test_hot_objects_keep_cpythons_fast_attribute_access() -> None:
     assert len(vars(proto)) < 30, sorted(vars(proto))
     assert len(vars(seen[0])) < 30, sorted(vars(seen[0]))
     assert len(vars(proto.flow)) < 30
+
+
+async def test_a_failing_access_log_costs_no_connection(caplog: pytest.LogCaptureFixture
+                                                        ) -> None:
+    """An exception while an exchange finishes (here: the access log) used to skip
+    exchange_finished: the connection was never closed and the requests queued
+    behind it never answered."""
+    proto, t = connect(echo_target, access_log=True)
+
+    class Broken:
+        def log(self, *args: Any) -> None:
+            raise ValueError("a field no format expected")
+
+    proto.state.access = Broken()  # type: ignore[assignment]
+    proto.data_received(GET % 1 + GET % 2)
+    assert [r[2] for r in split_responses(bytes(t.out))] == [b"/1", b"/2"]
+    assert proto.current is None and not t.closed
+    assert "logging or counting a request failed" in caplog.text
+
+
+async def test_an_exchange_left_unfinished_is_closed_by_the_clocks(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Whatever skips the end of an exchange, the sweeper's next look closes the
+    connection: nothing else would."""
+    proto, t = connect(echo_target)
+    finished = proto.exchange_finished
+    proto.exchange_finished = lambda ex: None  # type: ignore[method-assign]
+    proto.data_received(GET % 1)
+    assert proto.current is not None and not t.closed
+    proto.exchange_finished = finished  # type: ignore[method-assign]
+    assert proto.check_clocks(proto.loop.time()) is False
+    assert t.closed and "left unfinished" in caplog.text
+
+
+async def test_the_sweeper_survives_a_connection_that_fails(
+        caplog: pytest.LogCaptureFixture) -> None:
+    proto, t = connect(echo_target, request_timeout=0.4, keepalive_timeout=0.4)
+    other, t2 = connect(echo_target)
+    state = proto.state
+    state.connections.add(other)
+
+    def broken(now: float) -> bool:
+        raise RuntimeError("a bug in one connection's clocks")
+
+    other.check_clocks = broken  # type: ignore[method-assign]
+    await asyncio.sleep(0.25)  # a tick of 0.1 s: a few sweeps
+    assert t2.closed and "closed a connection whose clocks failed" in caplog.text
+    proto.data_received(b"GET / HTTP/1.1\r\n")  # a head that never ends: 408 in time
+    await asyncio.sleep(0.6)
+    assert t.out.startswith(b"HTTP/1.1 408") and t.closed
+
+
+async def test_limit_concurrency_counts_live_connections_only() -> None:
+    """Refused connections stay the worker's connections until they are gone
+    (every socket is swept), but only the others count against the limit."""
+    proto, _ = connect(echo_target, limit_concurrency=1)
+    state = proto.state
+    extra = HTTPProtocol(state, FunctionAdapter(echo_target))
+    te = FakeTransport()
+    extra.connection_made(te)
+    assert te.out.startswith(b"HTTP/1.1 503") and extra.phase == "refused"
+    assert state.connections == {proto, extra} and state.serving() == 1
+    extra.connection_lost(None)
+    proto.connection_lost(None)
+    assert state.serving() == 0 and not state.connections and state.refused == 0
+    again = HTTPProtocol(state, FunctionAdapter(echo_target))
+    ta = FakeTransport()
+    again.connection_made(ta)
+    assert again.phase == "http" and ta.out == b""
+
+
+async def test_a_client_that_half_closes_after_its_answer_is_closed() -> None:
+    """EOF while the exchange is being answered: once it ends, the connection
+    closes (it stayed open until keepalive_timeout)."""
+    release = asyncio.Event()
+
+    async def slow(ex: Exchange) -> None:
+        await release.wait()
+        ex.respond(200, [], b"late")
+
+    proto, t = connect(slow)
+    proto.data_received(GET % 1)
+    proto.eof_received()
+    assert not t.closed
+    release.set()
+    await asyncio.sleep(0.01)
+    assert split_responses(bytes(t.out))[0][2] == b"late" and t.closed

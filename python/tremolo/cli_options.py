@@ -158,9 +158,12 @@ FLAGS: dict[str, tuple[Kind, str]] = {
                       "of every worker; default: off"),
     "proxy_protocol": (TEXT, "read the HAProxy PROXY protocol header (off, v1, v2, auto) "
                              "that trusted peers (--trusted-proxies) send first"),
-    "trusted_proxies": (LIST, "peers whose Forwarded and X-Forwarded-For/-Proto/-Host "
-                              "fields are believed: addresses, networks, unix (a UNIX "
-                              "socket peer) or * ($FORWARDED_ALLOW_IPS too)"),
+    "proxy_headers": (TEXT, "the proxy fields believed from trusted peers: x-forwarded "
+                            "(X-Forwarded-For/-Proto/-Host), forwarded (RFC 7239) or off; "
+                            "never both families"),
+    "trusted_proxies": (LIST, "peers whose proxy fields (--proxy-headers) are believed: "
+                              "addresses, networks, unix (a UNIX socket peer) or * "
+                              "($FORWARDED_ALLOW_IPS too)"),
 }
 #: options of the command line that are not server options, with their kinds
 NOT_OPTIONS = {"host": TEXT, "port": COUNT, "bind": TEXT, "fd": LIST, "interface": TEXT,

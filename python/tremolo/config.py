@@ -116,6 +116,9 @@ class Options:
     #: seconds a worker's event loop may be blocked before the worker is replaced
     worker_timeout: float = 30
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    #: the proxy fields believed from trusted proxies: x-forwarded (X-Forwarded-For,
+    #: -Proto, -Host), forwarded (RFC 7239), or off; never both families at once
+    proxy_headers: str = "x-forwarded"
     #: read the HAProxy PROXY protocol header from trusted peers: off, v1, v2, auto
     proxy_protocol: str = "off"
     #: HOST:PORT of the Prometheus metrics endpoint (every worker's figures); None: off
@@ -151,6 +154,9 @@ class Options:
                               f"{self.uds_mode!r}")
         if self.metrics is not None:
             self.metrics_address  # noqa: B018 (checks it)
+        if self.proxy_headers not in ("x-forwarded", "forwarded", "off"):
+            raise ConfigError(f"proxy_headers must be x-forwarded, forwarded or off, not "
+                              f"{self.proxy_headers!r}")
         if self.proxy_protocol not in ("off", "v1", "v2", "auto"):
             raise ConfigError(f"proxy_protocol must be off, v1, v2 or auto, not "
                               f"{self.proxy_protocol!r}")

@@ -10,17 +10,38 @@ from typing import Any
 from .forwarded import forwarded
 
 
-def trusted(peer: str | None, proxies: frozenset[str]) -> bool:
-    """Whether `peer` is one of `proxies` (addresses, networks, or '*')."""
-    if peer is None:
-        return False
-    if "*" in proxies or peer in proxies:
-        return True
-    try:
-        addr = ipaddress.ip_address(peer)
-    except ValueError:
-        return False
-    return any("/" in p and addr in ipaddress.ip_network(p, strict=False) for p in proxies)
+class Trust:
+    """Which peers are trusted proxies, and which of their proxy fields are believed:
+    worked out once from the options (trusted_proxies, proxy_headers)."""
+
+    def __init__(self, proxies: tuple[str, ...] | frozenset[str],
+                 headers: str = "x-forwarded") -> None:
+        self.everyone = "*" in proxies
+        self.unix = self.everyone or "unix" in proxies
+        networks = [ipaddress.ip_network(p, strict=False) for p in proxies
+                    if p not in ("*", "unix")]
+        self.addresses = frozenset(str(n.network_address) for n in networks
+                                   if n.num_addresses == 1)
+        self.networks = tuple(n for n in networks if n.num_addresses > 1)
+        #: the header family believed: "x-forwarded", "forwarded" or "off"
+        self.headers = headers
+
+    def __call__(self, peer: str | None) -> bool:
+        """Whether the peer at address `peer` is a trusted proxy. An IPv4 peer of
+        a dual-stack listener (::ffff:192.0.2.1) is compared as the IPv4 address."""
+        if peer is None:
+            return False
+        if self.everyone or peer in self.addresses:
+            return True
+        try:
+            addr = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+            if str(addr) in self.addresses:
+                return True
+        return any(addr in n for n in self.networks)
 
 
 class ConnectionInfo:
@@ -28,9 +49,9 @@ class ConnectionInfo:
     UNIX socket; `trusted` says whether forwarded fields (X-Forwarded-For,
     X-Forwarded-Proto) from the peer may be believed."""
 
-    __slots__ = ("peer", "proxies", "secure", "server", "trusted")
+    __slots__ = ("peer", "secure", "server", "trust", "trusted")
 
-    def __init__(self, transport: asyncio.BaseTransport, proxies: frozenset[str]) -> None:
+    def __init__(self, transport: asyncio.BaseTransport, trust: Trust) -> None:
         peer = transport.get_extra_info("peername")
         self.peer: tuple[str, int] | None = (peer[0], peer[1]) if isinstance(peer, tuple) \
             else None
@@ -38,17 +59,16 @@ class ConnectionInfo:
         self.server: tuple[str, int] | None = (sock[0], sock[1]) if isinstance(sock, tuple) \
             else None
         self.secure: bool = transport.get_extra_info("sslcontext") is not None
-        self.proxies = proxies
+        self.trust = trust
         # a UNIX socket peer (a proxy on the same host) is trusted with 'unix'
-        self.trusted: bool = trusted(self.peer[0], proxies) if self.peer is not None \
-            else "unix" in proxies or "*" in proxies
+        self.trusted: bool = trust(self.peer[0]) if self.peer is not None else trust.unix
 
     def proxied(self, client: tuple[str, int], destination: tuple[str, int]) -> None:
         """The PROXY protocol named the connection's real ends: the client is now
         the peer, trusted only if it is a trusted proxy itself."""
         self.peer = client
         self.server = destination
-        self.trusted = trusted(client[0], self.proxies)
+        self.trusted = self.trust(client[0])
 
     @property
     def scheme(self) -> str:
@@ -56,9 +76,10 @@ class ConnectionInfo:
 
     def forwarded(self, head: Any) -> tuple[tuple[str, int] | None, str, str | None]:
         """(client, scheme, host) of a request: the connection's own, or what a
-        trusted proxy says (see forwarded.py); host is None when no proxy says it."""
-        if not self.trusted:
+        trusted proxy says in the header family believed (see forwarded.py); host is
+        None when no proxy says it."""
+        if not self.trusted or self.trust.headers == "off":
             return self.peer, self.scheme, None
-        client, scheme, host = forwarded(head, self.peer,
-                                         lambda a: trusted(a, self.proxies))
+        client, scheme, host = forwarded(head, self.peer, self.trust,
+                                         self.trust.headers == "forwarded")
         return client, scheme or self.scheme, host

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from .. import _core
 from .flow import ClientDisconnected, time_out
+from .lifecycle import DETACHED, DONE, RECEIVED, SENDING
 
 if TYPE_CHECKING:
     from ..exceptions import HTTPException
@@ -52,10 +53,8 @@ class Exchange:
 
     # What an exchange starts with, as class attributes: the usual request sets
     # only what __init__ does.
-    started = False
-    finished = False
-    #: the application took the connection over: the protocol leaves it alone
-    detached = False
+    #: RECEIVED -> SENDING -> (DETACHED) -> DONE; see lifecycle.py
+    phase = RECEIVED
     chunked = False
     #: what a streamed body with a Content-Length still owes
     _left: int | None = None
@@ -93,6 +92,28 @@ class Exchange:
         if state.access is not None or state.counters is not None:
             self.t0 = perf_counter()
 
+    @property
+    def started(self) -> bool:
+        """The response's head was sent (or the exchange ended without one)."""
+        return self.phase >= SENDING
+
+    @property
+    def finished(self) -> bool:
+        """The response was sent whole, or cut short."""
+        return self.phase == DONE
+
+    @property
+    def detached(self) -> bool:
+        """Its handler returned, leaving the unfinished response to code of its own."""
+        return self.phase == DETACHED
+
+    def detach(self) -> None:
+        """The handler returns, and other code of the application goes on with the
+        started response; the connection is closed if nothing finishes it within
+        keepalive_timeout."""
+        if self.phase == SENDING:
+            self.phase = DETACHED
+
     # -- request body --------------------------------------------------------
 
     @property
@@ -107,7 +128,7 @@ class Exchange:
         return self._ended and not self._body and self._error is None
 
     def _feed(self, data: bytes) -> None:
-        if self.finished:
+        if self.phase == DONE:
             return  # answered without reading: the rest of the body is dropped
         if self._body is None:
             self._body = deque()
@@ -136,7 +157,7 @@ class Exchange:
                 return b""
             if self._expect:
                 self._expect = False
-                if not self.started:
+                if self.phase == RECEIVED:
                     self.flow.write(_CONTINUE)
             p = self.protocol
             loop = p.loop
@@ -190,7 +211,7 @@ class Exchange:
     def respond(self, status: int, headers: Iterable[Header], body: bytes,
                 reason: bytes | None = None) -> None:
         """Sends a whole response with Content-Length and finishes the exchange."""
-        if self.started:
+        if self.phase != RECEIVED:
             raise RuntimeError("response already started")
         self.status = status
         self.fields = headers
@@ -206,7 +227,7 @@ class Exchange:
             data, self.keep_alive = _encode_response(status, headers, body, keep, self.http10,
                                                      state.date, state.server_name, reason,
                                                      self.head_only)
-            self.started = True
+            self.phase = SENDING
             f = self.flow
             if not f.closed:
                 f.transport.write(data)  # type: ignore[union-attr]
@@ -216,7 +237,7 @@ class Exchange:
             # a large body is not copied next to the head: both go out in one writev
             head, keep = _encode_head(status, headers, len(body), False, keep, self.http10,
                                       state.date, state.server_name, reason)
-            self.started = True
+            self.phase = SENDING
             self.keep_alive = keep
             self.flow.writelines(head, body)
         self._finish()
@@ -226,7 +247,7 @@ class Exchange:
               chunked: bool = True) -> None:
         """Sends the head of a streamed response: chunked on HTTP/1.1 unless a
         length is given (or `chunked` is False), else delimited by closing."""
-        if self.started:
+        if self.phase != RECEIVED:
             raise RuntimeError("response already started")
         self.status = status
         self.fields = headers
@@ -242,7 +263,7 @@ class Exchange:
         p = self.protocol
         data, keep = _encode_head(status, headers, content_length, chunked, keep, self.http10,
                                   p.state.date, p.state.server_name, reason)
-        self.started = True
+        self.phase = SENDING
         self.chunked = chunked
         self.keep_alive = keep
         if content_length is not None and not no_body:
@@ -267,7 +288,7 @@ class Exchange:
     async def write(self, data: bytes) -> None:
         """Sends part of a started response body, at most at `rate` bytes per second,
         waiting while the client is slow."""
-        if not self.started or self.finished:
+        if not SENDING <= self.phase < DONE:
             raise RuntimeError("write() needs a started, unfinished response")
         if not data or self.head_only:
             return
@@ -331,8 +352,8 @@ class Exchange:
         """Writes bytes as they are (the caller frames them). Before anything was
         sent, the caller writes the whole response itself, status line included, and
         the connection closes after it: the server cannot know where it ends."""
-        if not self.started:
-            self.started = True
+        if self.phase == RECEIVED:
+            self.phase = SENDING
             self.keep_alive = False
         self.chunked = False  # the caller frames the body now: end() adds nothing
         self._left = None
@@ -345,9 +366,9 @@ class Exchange:
     def fail(self) -> None:
         """The application failed: a 500 if nothing was sent yet, else the body is
         cut short and the connection closed (which is how the client learns it)."""
-        if self.finished or self.flow.closed:
+        if self.phase == DONE or self.flow.closed:
             return
-        if not self.started:
+        if self.phase == RECEIVED:
             self.keep_alive = False
             self.respond(500, [TEXT_PLAIN], b"Internal Server Error")
         else:
@@ -356,9 +377,9 @@ class Exchange:
     def refuse(self, error: HTTPException) -> None:
         """Answers a failed body read (an HTTPException: 408, 400, 413) with its
         status, whatever the application made of it; the connection closes."""
-        if self.finished or self.flow.closed:
+        if self.phase == DONE or self.flow.closed:
             return
-        if self.started:
+        if self.phase != RECEIVED:
             self.abort()
             return
         self.keep_alive = False
@@ -366,14 +387,13 @@ class Exchange:
 
     def abort(self) -> None:
         """Finishes without a response: the connection is closed."""
-        if not self.finished:
+        if self.phase != DONE:
             self.keep_alive = False
-            self.started = True
             self._finish()
 
     def end(self, trailers: list[Header] | None = None) -> None:
         """Finishes a started response."""
-        if self.finished:
+        if self.phase == DONE:
             return
         if self._left:
             # shorter than announced: only closing can tell the client
@@ -386,15 +406,18 @@ class Exchange:
         self._finish()
 
     def _finish(self) -> None:
-        self.finished = True
+        self.phase = DONE
         if self._body:
             self._body.clear()
             self._body_size = 0
         p = self.protocol
-        access = p.state.access
-        if access is not None:
-            access.log(self, perf_counter())
-        counters = p.state.counters
-        if counters is not None:
-            counters.request(self.status, perf_counter() - self.t0)
+        state = p.state
+        try:
+            if state.access is not None:
+                state.access.log(self, perf_counter())
+            if state.counters is not None:
+                state.counters.request(self.status, perf_counter() - self.t0)
+        except Exception:
+            # what is counted and logged never costs the connection its next request
+            state.logger.exception("logging or counting a request failed")
         p.exchange_finished(self)

@@ -13,12 +13,20 @@ WebSocket protocol goes on with the same one.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+import ctypes
+import gc
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import RequestTimeout
 
 if TYPE_CHECKING:
     from .counters import Counters
+
+
+#: an abort that drops at least this much of a write buffer returns freed memory,
+#: at most once a RELEASE_INTERVAL (a full collection costs milliseconds)
+RELEASE_AFTER = 1 << 20
+RELEASE_INTERVAL = 1.0
 
 
 class ClientDisconnected(ConnectionError):
@@ -42,6 +50,10 @@ class Flow:
     held = False
     #: the worker's metrics counters (bytes out), when they are on
     counters: Counters | None = None
+    #: the write buffer's size when the sweeper last looked, and since when it has
+    #: not shrunk (see write_stalled)
+    buffered = 0
+    _stalled_since = 0.0
 
     def __init__(self, loop: asyncio.AbstractEventLoop, buffer_size: int,
                  timeout: float) -> None:
@@ -131,6 +143,18 @@ class Flow:
             if not self.closed:
                 t.set_write_buffer_limits(high=self.high, low=self.low)
 
+    def write_stalled(self, now: float) -> bool:
+        """Called once a tick for every connection: True once its write buffer has
+        held data without shrinking for `timeout` seconds (a client that does not
+        read), whether a writer waits in drain() or not, and whether the connection is
+        closing or not (a closing transport waits for its buffer to empty)."""
+        t = self.transport
+        size = t.get_write_buffer_size() if t is not None else 0
+        if not size or not self.buffered or size < self.buffered:
+            self._stalled_since = now  # empty, just filled, or the client read some
+        self.buffered = size
+        return size > 0 and now - self._stalled_since > self.timeout
+
     # -- closing ---------------------------------------------------------------
 
     def close(self) -> None:
@@ -141,9 +165,12 @@ class Flow:
 
     def abort(self) -> None:
         """Closes at once, dropping what is buffered."""
-        if self.transport is not None:
+        t = self.transport
+        if t is not None:
             self.closed = True
-            self.transport.abort()
+            if t.get_write_buffer_size() >= RELEASE_AFTER:
+                release_memory_soon(self.loop)
+            t.abort()
 
     def lost(self) -> None:
         """The connection is gone: writers waiting in drain() learn it."""
@@ -153,3 +180,35 @@ class Flow:
             if not w.done():
                 w.set_exception(gone)
         self._waiters.clear()
+
+
+def release_memory_soon(loop: asyncio.AbstractEventLoop) -> None:
+    """Hands what dropped buffers held back to the system, soon and at most once a
+    RELEASE_INTERVAL (every drop in between shares it). A collection first: the
+    frames of a handler cut off by a client that stopped reading still hold what
+    it was writing, in reference cycles (an exception's traceback) that may have
+    reached the oldest generation. Then glibc's malloc_trim (nothing elsewhere):
+    after its first large free, glibc serves blocks of that size from heaps it does
+    not shrink by itself, and a thread's own heap is never shrunk."""
+    global _release_at
+    now = loop.time()
+    if _release_at < now:
+        _release_at = max(now + 0.1, _release_at + RELEASE_INTERVAL)
+        loop.call_at(_release_at, _release_memory)
+
+
+def _release_memory() -> None:
+    global _malloc_trim
+    gc.collect()
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+#: when memory is next released (see release_memory_soon)
+_release_at = 0.0
+_malloc_trim: Any = None

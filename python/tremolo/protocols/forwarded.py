@@ -1,6 +1,9 @@
 """What a trusted proxy says about the request it forwards: the client, the scheme
-and the host, from RFC 7239 `Forwarded` or, without it, `X-Forwarded-For`,
-`X-Forwarded-Proto` and `X-Forwarded-Host`.
+and the host, from `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host`,
+or from RFC 7239 `Forwarded`: one family, the one the operator names (proxy_headers).
+Never both, nor one in the other's absence: a proxy that sets one family passes the
+other through from its client as it came, and believing it would let any client
+name its own address, scheme and host.
 
 Proxies append: the rightmost entry is the nearest proxy's, the leftmost may be the
 client's own invention. So the client is the rightmost address that is not a trusted
@@ -34,7 +37,10 @@ def _address(text: str) -> tuple[str, int] | None:
         address = str(ipaddress.ip_address(host))
     except ValueError:
         return None
-    return (address, int(port)) if port.isdigit() and int(port) < 65536 else None
+    # ASCII digits only: str.isdigit() is true for '²', which int() refuses
+    if not (port.isascii() and port.isdigit() and int(port) < 65536):
+        return None
+    return address, int(port)
 
 
 def _elements(values: list[bytes]) -> list[dict[str, str]]:
@@ -88,18 +94,20 @@ def _scheme(value: str | None) -> str | None:
 
 def _host(value: str | None) -> str | None:
     value = (value or "").strip()
-    # a host[:port], nothing that could split a field
-    if value and all(c.isalnum() or c in ".-:[]_" for c in value):
+    # a host[:port] in ASCII, nothing that could split a field
+    if value and value.isascii() and all(c.isalnum() or c in ".-:[]_" for c in value):
         return value
     return None
 
 
-def forwarded(head: Any, peer: tuple[str, int] | None, trusted: Trusted
+def forwarded(head: Any, peer: tuple[str, int] | None, trusted: Trusted, rfc7239: bool
               ) -> tuple[tuple[str, int] | None, str | None, str | None]:
-    """(client, scheme or None, host or None) a trusted peer's proxy fields give."""
-    elements = _elements(head.get_all(b"forwarded"))
-    if elements:
-        hops = [(e.get("for", ""), e) for e in elements]
+    """(client, scheme or None, host or None) a trusted peer's proxy fields give:
+    its `Forwarded` field with `rfc7239`, else its X-Forwarded-* fields."""
+    if rfc7239:
+        hops = [(e.get("for", ""), e) for e in _elements(head.get_all(b"forwarded"))]
+        if not hops:
+            return peer, None, None
     else:
         protos, hosts = _list(head, b"x-forwarded-proto"), _list(head, b"x-forwarded-host")
         extra = {"proto": protos[-1]} if protos else {}

@@ -22,9 +22,10 @@ from .adapter import Adapter
 from .connection import ConnectionInfo
 from .exchange import TEXT_PLAIN, Exchange, burst, error_text
 from .flow import ClientDisconnected, Flow
+from .lifecycle import CLOSED, DONE, HTTP, LINGER, PROXY, REFUSED, TAKEN
 from .state import ServerState
 from .takeover import Takeover
-from .task import RequestTask
+from .task import RequestTask, cancel_later
 
 _RequestHead = _core.RequestHead
 _encode_response = _core.encode_response
@@ -37,7 +38,17 @@ STOP_GRACE = 0.5
 
 
 class HTTPProtocol(asyncio.Protocol):
-    """HTTP/1.1 on one connection."""
+    """HTTP/1.1 on one connection. Its phase (lifecycle.py) says what the
+    connection is doing; each method below acts by phase, and the transitions are
+    made here: connection_made, read_proxy_header, close_gently, take_over and
+    connection_lost."""
+
+    #: see lifecycle.py
+    phase = HTTP
+    #: the PROXY protocol header being read (PROXY), until it is whole
+    proxy_header: bytearray | None = None
+    #: bytes still to drop before closing (LINGER; see close_gently)
+    lingering = 0
 
     def __init__(self, state: ServerState, adapter: Adapter) -> None:
         self.state = state
@@ -75,16 +86,8 @@ class HTTPProtocol(asyncio.Protocol):
         self.task: RequestTask | None = None
         self.processing = False
         self.eof = False
-        #: after an early answer: bytes still to drop before closing (see close_gently)
-        self.lingering: int | None = None
-        #: the connection was handed to another protocol (after a 101)
-        self.taken = False
         self._max_queue = opts.max_queue_size
         self._max_buffered = opts.buffer_size * 4
-        #: the PROXY protocol header being read from a trusted peer, until it is whole
-        self.proxy_header: bytearray | None = None
-        #: answered 503 on arrival (limit_concurrency): no application ever sees it
-        self.refused = False
 
     # -- asyncio.Protocol ----------------------------------------------------
 
@@ -92,40 +95,42 @@ class HTTPProtocol(asyncio.Protocol):
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one
         transport = cast(asyncio.Transport, transport)
         self.transport = transport
-        counters = self.state.counters
+        state = self.state
+        counters = state.counters
         if counters is not None:
             counters.connections += 1
         self.flow.attach(transport)
-        self.info = ConnectionInfo(transport, self.state.trusted_proxies)
-        limit = self.state.options.limit_concurrency
-        if limit and len(self.state.connections) >= limit:
+        self.info = ConnectionInfo(transport, state.trust)
+        limit = state.options.limit_concurrency
+        over = limit and state.serving() >= limit
+        # every open socket is a connection of the worker, refused or not: the
+        # sweeper bounds them all, and the gauge counts what is really open
+        state.connections.add(self)
+        if over:
             # over the worker's limit: a short answer, not a connection left waiting
+            self.phase = REFUSED
+            state.refused += 1
             self.answer(503, f"the server is at its limit of connections ({limit})",
                         (b"Retry-After", b"1"))
             if counters is not None:
                 counters.reject(503, "limit_concurrency")
-            self.refused = True
             self.close()
             return
-        self.state.connections.add(self)
-        if self.state.options.proxy_protocol != "off" and self.info.trusted:
+        if state.options.proxy_protocol != "off" and self.info.trusted:
+            # the application hears of the connection once the header named its client
+            self.phase = PROXY
             self.proxy_header = bytearray()
+            return
         self.adapter.connection_made(self)
 
     def data_received(self, data: bytes) -> None:
         counters = self.state.counters
         if counters is not None:
             counters.bytes_in += len(data)
-        if self.proxy_header is not None:
-            rest = self.read_proxy_header(data)
-            if not rest:
+        if self.phase is not HTTP:
+            data = self._outside_http(data)
+            if not data:
                 return
-            data = rest
-        if self.lingering is not None:
-            self.lingering -= len(data)  # dropped: the answer was given
-            if self.lingering < 0:
-                self.close()
-            return
         if self.reading is not None and self.upload_rate:
             self.limit_upload(len(data))
         events = self.parser.feed_request(data)
@@ -140,6 +145,17 @@ class HTTPProtocol(asyncio.Protocol):
             events = [events, None]
         self._queue(events)
         self.process()
+
+    def _outside_http(self, data: bytes) -> bytes:
+        """What a read means in a phase other than HTTP; returns what is left to
+        parse as HTTP."""
+        if self.phase is PROXY:
+            return self.read_proxy_header(data)
+        if self.phase is LINGER:
+            self.lingering -= len(data)  # dropped: the answer was given
+            if self.lingering < 0:
+                self.close()
+        return b""  # refused: nothing is read any more
 
     def read_proxy_header(self, data: bytes) -> bytes:
         """Reads the PROXY protocol header a trusted load balancer sends first; from
@@ -165,6 +181,8 @@ class HTTPProtocol(asyncio.Protocol):
         self.proxy_header = None
         if addresses is not None:
             self.info.proxied(*addresses)
+        self.phase = HTTP
+        self.adapter.connection_made(self)
         return bytes(buf[used:])
 
     def eof_received(self) -> bool | None:
@@ -173,8 +191,8 @@ class HTTPProtocol(asyncio.Protocol):
         # Keeping the write side open is what True asks for; a TLS transport closes
         # anyway and would warn about it on every connection.
         half_open = self.info is None or not self.info.secure
-        if self.lingering is not None:
-            self.close()  # the client has read the answer and is done
+        if self.phase is not HTTP:
+            self.close()  # lingering: the client has read the answer and is done
             return half_open
         if self.reading is not None and not self.reading.body_complete:
             # the rest of that body can never come
@@ -184,14 +202,18 @@ class HTTPProtocol(asyncio.Protocol):
         if task is not None and not task.done():
             # a closed client and a half-closed one look the same: the answer may
             # still be wanted, but not for longer than app_close_timeout
-            self.loop.call_later(self.state.options.app_close_timeout, task.cancel)
+            cancel_later(self.loop, self.state.options.app_close_timeout, task)
         if self.current is None and not self.pending:
             self.close()
         return half_open
 
     def connection_lost(self, exc: Exception | None) -> None:
+        phase = self.phase
+        self.phase = CLOSED
         self.flow.lost()
         self.state.connections.discard(self)
+        if phase is REFUSED:
+            self.state.refused -= 1
         gone = ClientDisconnected("client disconnected")
         for w in self._close_watchers:
             if not w.done():
@@ -201,10 +223,9 @@ class HTTPProtocol(asyncio.Protocol):
             self.reading._end(gone)
         task = self.task
         if task is not None and not task.done():
-            self.loop.call_later(self.state.options.app_close_timeout, task.cancel)
-        if self.refused:
-            return  # answered 503 at once: the application never saw it
-        self.adapter.connection_lost(self)
+            cancel_later(self.loop, self.state.options.app_close_timeout, task)
+        if phase is HTTP or phase is LINGER:  # else the application never saw it
+            self.adapter.connection_lost(self)
 
     def limit_upload(self, size: int) -> None:
         """Counts body bytes against upload_rate; past it, reading pauses (the
@@ -291,7 +312,7 @@ class HTTPProtocol(asyncio.Protocol):
         client sent after it is HTTP again: it is parsed now. True if that gave
         events."""
         if self.current is None and not self.pending and self.parser.paused \
-                and not self.taken:
+                and self.phase is HTTP:
             self._queue(self.parser.resume())
         return bool(self.pending)
 
@@ -334,9 +355,13 @@ class HTTPProtocol(asyncio.Protocol):
                 self.task = None
         if exc is not None and not isinstance(exc, asyncio.CancelledError | ClientDisconnected):
             self.state.logger.error("unhandled error in handler", exc_info=exc)
-        if ex.ending and ex.started and not ex.finished:
+        if ex.phase == DONE:
+            return
+        if ex.detached:
+            self.idle_since = self.loop.time()  # see check_clocks
+        elif ex.ending and ex.started:
             ex.end()  # an event stream ended for a stop: a clean end, not a cut
-        elif not (ex.finished or ex.detached):
+        else:
             ex.fail()
 
     def exchange_finished(self, ex: Exchange) -> None:
@@ -353,6 +378,8 @@ class HTTPProtocol(asyncio.Protocol):
         self.reused = True
         if self.pending or self.parser.paused:
             self.process()
+        elif self.eof:
+            self.close()  # the client closed its side: no request can follow
         elif self.flow.read_paused:
             self.update_reading()
 
@@ -386,8 +413,9 @@ class HTTPProtocol(asyncio.Protocol):
         (FIN) and reads on, dropping what comes, until the client closes, or for at
         most LINGER_BYTES or LINGER_SECONDS."""
         t = self.transport
-        if t is None or self.closed or self.lingering is not None:
+        if t is None or self.closed or self.phase is not HTTP:
             return
+        self.phase = LINGER
         self.lingering = LINGER_BYTES
         self.current = self.reading = None
         self.pending.clear()
@@ -442,12 +470,34 @@ class HTTPProtocol(asyncio.Protocol):
     def check_clocks(self, now: float) -> bool:
         """Closes a connection idle too long, or answers 408 to one whose request
         head is not complete within request_timeout of the connection opening or of
-        the previous response ending. Requests being answered have their own clocks.
-        True if it is left open as an idle keep-alive connection."""
-        if self.closed or self.current is not None or self.lingering is not None:
+        the previous response ending (the PROXY header counts as part of the head).
+        Requests being answered have their own clocks; one whose handler is over
+        and that nothing finishes is closed. True if it is left open as an idle
+        keep-alive connection. (A closing connection, lingering or refused one is
+        bounded by its timer and by the sweeper's write-buffer clock.)"""
+        if self.closed:
             return False
         opts = self.state.options
         waited = now - self.idle_since
+        phase = self.phase
+        if phase is not HTTP:
+            if phase is PROXY and waited > opts.request_timeout:
+                self.close()
+            return False
+        ex = self.current
+        if ex is not None:
+            task = ex.task
+            if ex.detached:
+                # left to the application's own code: bounded like an idle connection
+                if waited > opts.keepalive_timeout:
+                    self.close()
+            elif ex.phase == DONE or task is None or task.done():
+                # the handler is over and the exchange was not finished (an error
+                # in what finishes it): nothing else would ever end this connection
+                self.state.logger.error("closed a connection whose exchange was left "
+                                        "unfinished")
+                self.close()
+            return False
         if self.parser.idle:
             if waited > (opts.keepalive_timeout if self.reused else opts.request_timeout):
                 self.close()
@@ -500,13 +550,13 @@ class HTTPProtocol(asyncio.Protocol):
         101: the transport, the bytes read after the request, flow control, the
         handler's task and the connection's facts go to `make(takeover)`, and
         this protocol lets go of the connection."""
-        if ex is not self.current or not ex.started or self.pending or self.closed:
+        if ex is not self.current or not ex.started or self.pending or self.closed \
+                or self.phase is not HTTP:
             raise RuntimeError("only the exchange being answered, after its 101, can hand "
                                "the connection over")
         assert self.transport is not None and self.info is not None
-        self.taken = True
-        ex.detached = True
-        ex.finished = True
+        self.phase = TAKEN
+        ex.phase = DONE
         if ex.timer is not None:
             ex.timer.cancel()  # app_handler_timeout is for HTTP answers
             ex.timer = None

@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import _core, logs
 from ..config import Options
+from .connection import Trust
 
 if TYPE_CHECKING:
     from .counters import Counters
+    from .flow import Flow
     from .task import RequestTask
 
 
@@ -24,6 +26,7 @@ class Clocked(Protocol):
     idle_since: float
     #: the handler still running on it, if any
     task: RequestTask | None
+    flow: Flow
 
     def check_clocks(self, now: float) -> bool: ...
 
@@ -36,6 +39,7 @@ class Clocked(Protocol):
 
 def _idle_since(conn: Clocked) -> float:
     return conn.idle_since
+
 
 
 class ServerState:
@@ -54,8 +58,13 @@ class ServerState:
         #: what the metrics endpoint counts, when it is on (--metrics; see Worker)
         self.counters: Counters | None = None
         self.server_name = options.server_name_bytes
-        self.trusted_proxies = frozenset(options.trusted_proxies)
+        #: which peers are trusted proxies, and which of their fields are believed
+        self.trust = Trust(options.trusted_proxies, options.proxy_headers)
+        #: every connection whose socket is open, whatever its phase, until the
+        #: transport reports it lost (what the open-connections gauge counts)
         self.connections: set[Clocked] = set()
+        #: those of them answered 503 on arrival: limit_concurrency counts the others
+        self.refused = 0
         self.parser_limits = {
             "max_request_line": min(options.max_request_line, options.client_max_header_size),
             "max_header_size": options.client_max_header_size,
@@ -80,11 +89,23 @@ class ServerState:
         self.loop.call_later(self.tick, self._sweep)
 
     def _sweep(self) -> None:
+        self.loop.call_later(self.tick, self._sweep)  # first: whatever happens below
         now = self.loop.time()
         idle = []
         for conn in list(self.connections):
-            if conn.check_clocks(now):
-                idle.append(conn)
+            try:
+                if conn.flow.write_stalled(now):
+                    # a client that reads nothing: what waits for it is dropped,
+                    # closing or not, rather than held for as long as it likes
+                    self.logger.info("dropped a connection whose client read nothing "
+                                     "for %ss", conn.flow.timeout)
+                    conn.abort()
+                elif conn.check_clocks(now):
+                    idle.append(conn)
+            except Exception:
+                # the sweeper goes on whatever one connection does: that one ends
+                self.logger.exception("closed a connection whose clocks failed")
+                conn.abort()
         # Idle keep-alive connections are bounded here, once a tick, rather than
         # by bookkeeping on every request: past the bound, the oldest ones go.
         excess = len(idle) - self.options.keepalive_connections
@@ -92,7 +113,11 @@ class ServerState:
             idle.sort(key=_idle_since)
             for conn in idle[:excess]:
                 conn.close()
-        self.loop.call_later(self.tick, self._sweep)
+
+    def serving(self) -> int:
+        """Connections that count against limit_concurrency: every open one but
+        those refused on arrival."""
+        return len(self.connections) - self.refused
 
     def _refresh_date(self) -> None:
         # Formatted once a second by a timer, not per response.

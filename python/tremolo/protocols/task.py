@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import itertools
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
@@ -267,3 +268,18 @@ class RequestTask:
 def _loop_of(future: Any) -> Any:
     get_loop = getattr(future, "get_loop", None)
     return get_loop() if get_loop is not None else getattr(future, "_loop", None)
+
+
+def cancel_later(loop: asyncio.AbstractEventLoop, seconds: float,
+                 task: RequestTask | asyncio.Task[Any]) -> None:
+    """Cancels `task` in `seconds` if it is still running then (a handler whose
+    client left gets that long). The timer holds the task weakly: a task that ends
+    before it is not kept, nor what its outcome holds (an exception's frames, with
+    the buffers they had)."""
+    loop.call_later(seconds, _cancel, weakref.ref(task))
+
+
+def _cancel(ref: weakref.ref[Any]) -> None:
+    task = ref()
+    if task is not None and not task.done():
+        task.cancel()
