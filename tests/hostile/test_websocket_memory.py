@@ -7,9 +7,12 @@ native and ASGI, on uvloop and on the asyncio loop. The worker inflates a messag
 only while its receive queue has room, so what the attack costs is bounded by the
 queue (and one message) per connection, not by the compression ratio:
 
-- RSS growth during the attack stays under ATTACK_CEILING (before the fix: +625 MiB);
-- once the clients have left (and the handlers ended), RSS comes back within
-  AFTER_CEILING of the baseline and the fds exactly to it.
+- RSS growth during the attack stays under ATTACK_CEILING (before the fix: +554 MiB
+  with a handler that reads, +600 MiB with one that does not);
+- once the clients have left (and the handlers ended), the fds come back exactly to
+  the baseline, and RSS within AFTER_CEILING of it, after the attack and after a second
+  one (before the fix: +52 MiB ten seconds after one attack, with a handler that
+  reads).
 """
 
 from __future__ import annotations
@@ -40,7 +43,11 @@ LIMIT = 2 * MIB
 CONNECTIONS = 8
 SENT_PER_CONNECTION = 80 * KIB
 ATTACK_CEILING = 64 * MIB
-AFTER_CEILING = 8 * MIB
+#: what is in use goes back to the baseline; glibc's malloc keeps some of the freed
+#: heap mapped for the next messages (once a 2 MiB block has been given back, it
+#: serves blocks up to that size from its heap and trims the heap only past twice
+#: that): 1 to 9 MiB was measured
+AFTER_CEILING = 16 * MIB
 
 NATIVE = """
 import asyncio
@@ -196,19 +203,20 @@ def test_deflate_bombs_cost_a_bounded_amount(tmp_path: Path, interface: str, rea
         wait_for(lambda: server.sockets() == 0, "the warm-up connection closed")
         time.sleep(1.5)  # its handler cancelled too
         base_rss, base_fds = server.rss_kib(), server.fds()
-        with PeakRSS(server) as rss, attackers(server.port, data) as socks:
-            if reads:
-                for s in socks:
-                    assert read_text_frame(s, 60) == f"got {messages}".encode()
-            time.sleep(1.0)
-        growth = (rss.peak - base_rss) * KIB
-        print(f"{interface} reads={reads} {loop}: baseline {base_rss / KIB:.0f} MiB, "
-              f"+{growth / MIB:.1f} MiB during the attack")
-        assert growth < ATTACK_CEILING, f"+{growth / MIB:.0f} MiB during the attack"
-        wait_for(lambda: server.fds() == base_fds, "fds back to the baseline", 10)
-        wait_for(lambda: (server.rss_kib() - base_rss) * KIB < AFTER_CEILING,
-                 f"RSS back within {AFTER_CEILING // MIB} MiB of the baseline", 10)
-        print(f"  after: +{(server.rss_kib() - base_rss) / KIB:.1f} MiB")
+        for attack in (1, 2):  # the second shows that what stays does not add up
+            with PeakRSS(server) as rss, attackers(server.port, data) as socks:
+                if reads:
+                    for s in socks:
+                        assert read_text_frame(s, 60) == f"got {messages}".encode()
+                time.sleep(1.0)
+            growth = (rss.peak - base_rss) * KIB
+            print(f"{interface} reads={reads} {loop} attack {attack}: baseline "
+                  f"{base_rss / KIB:.0f} MiB, +{growth / MIB:.1f} MiB during it")
+            assert growth < ATTACK_CEILING, f"+{growth / MIB:.0f} MiB during the attack"
+            wait_for(lambda: server.fds() == base_fds, "fds back to the baseline", 10)
+            wait_for(lambda: (server.rss_kib() - base_rss) * KIB < AFTER_CEILING,
+                     f"RSS back within {AFTER_CEILING // MIB} MiB of the baseline", 10)
+            print(f"  after it: +{(server.rss_kib() - base_rss) / KIB:.1f} MiB")
 
 
 # -- what the bound holds back is delivered, in order, whatever follows it -----------
