@@ -10,13 +10,16 @@ half second is lost."""
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import selectors
 import socket
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from . import logs
 from .config import ConfigError
 from .protocols.counters import DURATION_BUCKETS
 from .server import bind
@@ -26,10 +29,20 @@ BOARD_SIZE = 1 << 16
 #: a scrape's request head may be this long, and take this long to come
 MAX_REQUEST = 8192
 REQUEST_TIMEOUT = 5.0
+#: scrapes served at once; further connections wait in the listening socket's queue
+#: (they cost the process no descriptor) until one of these ends
+MAX_CLIENTS = 8
+#: out of descriptors (EMFILE, ENFILE...), the endpoint stops accepting this long
+#: instead of trying again at once (the socket stays readable: that was a busy loop)
+ACCEPT_PAUSE = 0.5
+#: seconds between two warnings that the endpoint paused
+WARN_EVERY = 60.0
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 #: counters that add up across workers, dead ones included
 SUMMED = ("connections", "bytes_in", "bytes_out", "duration_sum", "ws_opened", "ws_closed",
           "ws_in", "ws_out")
+
+logger = logging.getLogger(logs.SERVER)
 
 
 class Board:
@@ -191,10 +204,12 @@ def _answer(status: int, reason: bytes, body: bytes, extra: bytes = b"", *,
 
 class Endpoint:
     """A small HTTP/1.1 server for scrapes, driven by `poll()` (the master's watch
-    loop calls it instead of sleeping; a single-process server polls it when its
-    event loop sees the selector readable). Every connection answers one request
-    and closes; a head longer than MAX_REQUEST, or slower than REQUEST_TIMEOUT, is
-    dropped."""
+    loop calls it when its selector is readable and after every wait; a
+    single-process server's event loop does the same). Every connection answers one
+    request and closes; a head longer than MAX_REQUEST, or slower than
+    REQUEST_TIMEOUT, is dropped. At most MAX_CLIENTS at once: the listening socket
+    leaves the selector while they are there, and for ACCEPT_PAUSE when the
+    process is out of descriptors."""
 
     def __init__(self, address: tuple[str, int], render: Callable[[], str]) -> None:
         self.render = render
@@ -207,6 +222,10 @@ class Endpoint:
         self.selector.register(self.sock, selectors.EVENT_READ, None)
         #: connection -> [deadline, bytes read, bytes to send]
         self.clients: dict[socket.socket, list[Any]] = {}
+        self.accepting = True
+        #: when accepting may start again after running out of descriptors
+        self.paused_until = 0.0
+        self.warned = -WARN_EVERY
 
     @property
     def port(self) -> int:
@@ -225,15 +244,33 @@ class Endpoint:
         for client, (deadline, _, _) in list(self.clients.items()):
             if now > deadline:
                 self._drop(client)
+        accept = len(self.clients) < MAX_CLIENTS and now >= self.paused_until
+        if accept != self.accepting:
+            self.accepting = accept
+            if accept:
+                self.selector.register(self.sock, selectors.EVENT_READ, None)
+            else:
+                self.selector.unregister(self.sock)
 
     def _accept(self) -> None:
-        for _ in range(64):
+        while len(self.clients) < MAX_CLIENTS:
             try:
                 client, _ = self.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:
-                return  # out of descriptors: the next poll tries again
+            except ConnectionAbortedError:
+                continue  # gone before it was accepted
+            except OSError as exc:
+                # out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM):
+                # the socket stays readable, so trying again at once would spin
+                now = time.monotonic()
+                self.paused_until = now + ACCEPT_PAUSE
+                if now - self.warned >= WARN_EVERY:
+                    self.warned = now
+                    logger.warning("metrics: cannot accept a scrape (%s); pausing for "
+                                   "%gs", errno.errorcode.get(exc.errno or 0, exc),
+                                   ACCEPT_PAUSE)
+                return
             client.setblocking(False)
             self.clients[client] = [time.monotonic() + REQUEST_TIMEOUT, b"", None]
             self.selector.register(client, selectors.EVENT_READ, True)

@@ -1,6 +1,7 @@
 """The process master: binds the listeners, starts and watches the workers, replaces
 them (SIGHUP, recycling), adds and removes them (SIGTTIN, SIGTTOU), and stops them
-all on SIGINT or SIGTERM. It knows processes and sockets, not HTTP."""
+all on SIGINT or SIGTERM. Its signal handlers only record (signals.py): the watch
+loop does the work. It knows processes and sockets, not HTTP."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import selectors
 import signal
 import socket
 import sys
@@ -22,6 +24,7 @@ from .config import ConfigError, Options
 from .listening import listeners, open_sockets, per_worker, slot_sockets
 from .metrics import Board, Endpoint, Totals, render
 from .server import AdapterFactory, Listener, new_event_loop, ssl_context
+from .signals import STOP, Inbox, blocked
 from .worker_process import REPLACED, STARTUP_FAILED, child, run_worker
 
 logger = logging.getLogger(logs.SERVER)
@@ -108,6 +111,8 @@ class Child:
     board: Board | None = None
     #: why it will have to be replaced, should it die (the metrics' restart cause)
     cause: str = "died"
+    #: the order of the starts: of two workers of a slot, the later one stays
+    born: int = 0
 
     @property
     def pid(self) -> int:
@@ -150,6 +155,10 @@ class Supervisor:
         #: the metrics endpoint (--metrics), and the counters of workers gone
         self.endpoint: Endpoint | None = None
         self.totals = Totals()
+        #: the signals that came (run() sets it up), and what the watch loop waits on
+        self.inbox: Inbox | None = None
+        self.selector = selectors.DefaultSelector()
+        self.born = 0
 
     # -- workers and their sockets -------------------------------------------
 
@@ -160,18 +169,25 @@ class Supervisor:
         if slot not in self.sockets:
             self.sockets[slot], self.owned[slot] = slot_sockets(self.opened,
                                                                 self.options.worker_num)
-        foreign = [s for other, socks in self.owned.items() if other != slot for s in socks]
+        foreign: list[Any] = [s for other, socks in self.owned.items() if other != slot
+                              for s in socks]
         foreign += [s for s, spec in self.opened if per_worker(spec, self.options.worker_num)]
+        foreign.append(self.selector)
         if self.endpoint is not None:
             foreign += self.endpoint.closeables()
+        if self.inbox is not None:
+            foreign += self.inbox.closeables()
         beat = self.ctx.Value("d", 0.0, lock=False)
         board = Board(self.ctx) if self.options.metrics else None
         proc = self.ctx.Process(target=child, name=f"tremolo-worker-{slot}",
                                 args=(self.factory, self.renew if self.fresh else None,
                                       self.options, self.sockets[slot], foreign, self.lock,
                                       self.messages, beat, board))
-        proc.start()
-        new = Child(proc, slot, time.monotonic(), beat, replaces, reload, board=board)
+        with blocked():  # the child unblocks them once its handlers are its own
+            proc.start()
+        self.born += 1
+        new = Child(proc, slot, time.monotonic(), beat, replaces, reload, board=board,
+                    born=self.born)
         self.children[new.pid] = new
         if cause:
             self.totals.restarted(cause)
@@ -199,6 +215,18 @@ class Supervisor:
         if old.proc.is_alive():
             os.kill(old.pid, REPLACED)
 
+    def keep_newest(self, c: Child) -> None:
+        """`c` serves: the workers of its slot started before it drain (the one it
+        replaces, and any other successor that a reload and recycling both started),
+        unless one started after it serves already; then `c` is the one that goes."""
+        others = self.in_slot(c.slot)
+        if any(o.serving and o.born > c.born for o in others):
+            self.retire(c)
+            return
+        for o in others:
+            if o.born < c.born:
+                self.retire(o)
+
     def check_beats(self) -> None:
         """A worker that serves and whose loop has not ticked for worker_timeout is
         stuck (a handler blocking the loop): it is killed, and restarted as any
@@ -219,7 +247,26 @@ class Supervisor:
 
     # -- signals -------------------------------------------------------------
 
-    def stop(self, signum: int, _frame: Any) -> None:
+    def obey(self, signals: list[int]) -> None:
+        """Acts on the signals that came, in order; those read together count as one
+        change of the worker count (SIGTTIN and SIGTTOU cancel out) and one reload,
+        which comes first, so that workers added meanwhile run the new code."""
+        target = self.options.worker_num
+        for signum in signals:
+            if signum in STOP:
+                self.stop(signum)
+            elif signum == signal.SIGTTIN:
+                target += 1
+            elif signum == signal.SIGTTOU:
+                target = max(target - 1, 1)  # never none
+        if signal.SIGHUP in signals:
+            self.reload()
+        if target > self.options.worker_num:
+            self.more(target - self.options.worker_num)
+        elif target < self.options.worker_num:
+            self.fewer(self.options.worker_num - target)
+
+    def stop(self, signum: int) -> None:
         """SIGTERM or SIGINT: a graceful stop (SIGTERM again changes nothing); a
         second SIGINT (CTRL+C again) or SIGQUIT forces it."""
         forced = signum == signal.SIGQUIT or (signum == signal.SIGINT and self.interrupted)
@@ -239,32 +286,37 @@ class Supervisor:
             if c.proc.is_alive():
                 os.kill(c.pid, signal.SIGQUIT if forced else signal.SIGTERM)
 
-    def more(self, _signum: int, _frame: Any) -> None:
-        """SIGTTIN: one worker more."""
+    def more(self, count: int) -> None:
+        """SIGTTIN: `count` workers more."""
         if self.stopping:
             return
-        self.options.worker_num += 1
-        slot = max([*self.slots, -1]) + 1
-        self.slots.add(slot)
-        logger.info("adding a worker (SIGTTIN): %d now", self.options.worker_num)
-        self.spawn(slot)
+        self.options.worker_num += count
+        logger.info("adding %d worker%s (SIGTTIN): %d now", count, "s" * (count > 1),
+                    self.options.worker_num)
+        for _ in range(count):
+            slot = max([*self.slots, -1]) + 1
+            self.slots.add(slot)
+            self.spawn(slot)
 
-    def fewer(self, _signum: int, _frame: Any) -> None:
-        """SIGTTOU: one worker fewer (never none); it stops gracefully."""
-        if self.stopping or self.options.worker_num <= 1:
+    def fewer(self, count: int) -> None:
+        """SIGTTOU: `count` workers fewer (never none); they stop gracefully."""
+        count = min(count, self.options.worker_num - 1)
+        if self.stopping or count < 1:
             return
-        self.options.worker_num -= 1
-        slot = max(self.slots)
-        self.slots.discard(slot)
-        logger.info("removing a worker (SIGTTOU): %d now", self.options.worker_num)
-        self.restart_at.pop(slot, None)
-        self.close_slot(slot)  # the workers' copies go as they stop
-        for c in self.in_slot(slot):
-            c.leaving = True
-            if c.proc.is_alive():
-                os.kill(c.pid, signal.SIGTERM)
+        self.options.worker_num -= count
+        logger.info("removing %d worker%s (SIGTTOU): %d now", count, "s" * (count > 1),
+                    self.options.worker_num)
+        for _ in range(count):
+            slot = max(self.slots)
+            self.slots.discard(slot)
+            self.restart_at.pop(slot, None)
+            self.close_slot(slot)  # the workers' copies go as they stop
+            for c in self.in_slot(slot):
+                c.leaving = True
+                if c.proc.is_alive():
+                    os.kill(c.pid, signal.SIGTERM)
 
-    def reload(self, _signum: int, _frame: Any) -> None:
+    def reload(self) -> None:
         """SIGHUP: every worker replaced, one at a time, by one that imported the
         application's code again; each old one stops accepting only once its
         successor serves."""
@@ -297,32 +349,37 @@ class Supervisor:
         self.rollout = None
 
     def run(self) -> int:
-        handlers = {signal.SIGINT: self.stop, signal.SIGTERM: self.stop,
-                    signal.SIGQUIT: self.stop,
-                    signal.SIGTTIN: self.more, signal.SIGTTOU: self.fewer,
-                    signal.SIGHUP: self.reload}
-        previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
         try:
-            for slot in sorted(self.slots):
-                self.spawn(slot)
-            return self.watch()
+            with Inbox() as self.inbox:
+                self.selector.register(self.inbox, selectors.EVENT_READ)
+                if self.endpoint is not None:
+                    self.selector.register(self.endpoint, selectors.EVENT_READ)
+                for slot in sorted(self.slots):
+                    self.spawn(slot)
+                return self.watch()
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            self.inbox = None
+            for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
+                if signal.getsignal(sig) == signal.SIG_DFL:
+                    # no longer a master, nearly gone: a late one must not kill or
+                    # suspend (SIGTTIN, SIGTTOU) the process before it exits
+                    signal.signal(sig, signal.SIG_IGN)
             for slot in list(self.owned):
                 self.close_slot(slot)
             if self.endpoint is not None:
                 self.endpoint.close()
+            self.selector.close()
 
     # -- the watch -----------------------------------------------------------
 
     def watch(self) -> int:
         deadline = None
         while self.children or (self.restart_at and not self.stopping):
+            self.selector.select(0.05)  # a signal or a scrape ends the wait at once
             if self.endpoint is not None:
-                self.endpoint.poll(0.05)  # scrapes are answered while waiting
-            else:
-                time.sleep(0.05)
+                self.endpoint.poll(0)
+            if self.inbox is not None:
+                self.obey(self.inbox.take())
             self.read_messages()
             self.check_beats()
             if self.stopping and deadline is None:
@@ -369,7 +426,7 @@ class Supervisor:
             logger.error("worker %d %s before it served: stopping", c.pid,
                          _death(c.proc.exitcode))
             self.failed = STARTUP_FAILED if c.proc.exitcode == STARTUP_FAILED else 1
-            self.stop(signal.SIGTERM, None)
+            self.stop(signal.SIGTERM)
             return
         if c.slot not in self.slots or self.in_slot(c.slot):
             logger.warning("worker %d %s after %.1fs", c.pid, _death(c.proc.exitcode), ran)
@@ -403,8 +460,8 @@ class Supervisor:
                 continue
             c.serving = True
             old = self.children.get(c.replaces) if c.replaces is not None else None
-            if old is not None:
-                self.retire(old)  # the successor serves: the old one drains
+            if not c.leaving:
+                self.keep_newest(c)
             if self.announced:
                 logger.info("worker %d serves%s", pid,
                             f" (worker {old.pid} stops)" if old is not None else "")

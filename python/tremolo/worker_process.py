@@ -22,6 +22,7 @@ from .config import Options
 from .metrics import Board, Endpoint, Totals, render
 from .protocols.task import RequestTask
 from .server import AdapterFactory, StartupFailed, Worker, new_event_loop
+from .signals import FORK_BLOCKED
 
 logger = logging.getLogger(logs.SERVER)
 #: a worker's exit code when the application's startup failed: never restarted
@@ -31,15 +32,18 @@ STARTUP_FAILED = 3
 REPLACED = signal.SIGUSR1
 #: what stops a worker: SIGTERM, SIGINT and REPLACED gracefully, SIGQUIT at once
 STOPS = (signal.SIGINT, signal.SIGTERM, REPLACED, signal.SIGQUIT)
+#: what only the master acts on (a worker ignores them)
+MASTERS = tuple(sig for sig in FORK_BLOCKED if sig not in STOPS)
 PR_SET_PDEATHSIG = 1
 #: how often a worker publishes its counters (and measures its loop's lag)
 PUBLISH_EVERY = 0.5
+#: how often a single-process server's metrics endpoint looks at its clocks
+ENDPOINT_TICK = 0.25
 
 
 def run_worker(factory: AdapterFactory, options: Options,
                sockets: list[tuple[socket.socket, Options]], lock: Any,
-               ready: Callable[[], None] | None = None, *, early: list[int] | None = None,
-               master: int | None = None,
+               ready: Callable[[], None] | None = None, *, master: int | None = None,
                recycle: Callable[[str], None] | None = None, beat: Any = None,
                board: Board | None = None) -> None:
     """A worker's whole life: its loop, its sockets, until SIGINT or SIGTERM. With a
@@ -47,6 +51,12 @@ def run_worker(factory: AdapterFactory, options: Options,
     master is gone, so that nothing of an old server keeps serving. Its counters go
     to `board` for the master's metrics endpoint; without a master, this process
     serves the endpoint itself."""
+    # The stop signals wait (blocked) until the loop runs and has its handlers:
+    # uvloop acts on a signal that came between add_signal_handler() and the
+    # loop's start only once another one comes. In a worker they are blocked since
+    # the fork (signals.blocked): one sent while it started is acted on then.
+    waiting = (*STOPS, signal.SIGHUP)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, waiting)
     loop = new_event_loop(options.loop)
     asyncio.set_event_loop(loop)
     worker = Worker(factory, options, loop, lock)
@@ -55,6 +65,13 @@ def run_worker(factory: AdapterFactory, options: Options,
         endpoint = Endpoint(options.metrics_address,
                             lambda: render([(0, worker.snapshot())], Totals(), 1))
         loop.add_reader(endpoint.fileno(), endpoint.poll, 0)
+        ticking = endpoint
+
+        def tick_endpoint() -> None:
+            # its clocks, and accepting again after a pause, need no event to come
+            ticking.poll(0)
+            loop.call_later(ENDPOINT_TICK, tick_endpoint)
+        loop.call_later(ENDPOINT_TICK, tick_endpoint)
     if worker.counters is not None:
         counters = worker.counters
         expected = [loop.time() + PUBLISH_EVERY]
@@ -101,15 +118,19 @@ def run_worker(factory: AdapterFactory, options: Options,
             return
         while not worker.forced:
             worker.stop()
-    for sig in STOPS:
-        loop.add_signal_handler(sig, on_signal, sig)
-    if master is None:
-        # one process, no master to start a successor: SIGHUP (systemctl reload)
-        # must not end the server, as its default action would
-        loop.add_signal_handler(signal.SIGHUP, logger.warning,
-                                "SIGHUP: nothing reloaded: a server of one process "
-                                "(workers 0) cannot replace itself; run it with workers "
-                                "(--workers 1 or more) to reload on SIGHUP")
+
+    def listen() -> None:  # the loop's first callback
+        for sig in STOPS:
+            loop.add_signal_handler(sig, on_signal, sig)
+        if master is None:
+            # one process, no master to start a successor: SIGHUP (systemctl
+            # reload) must not end the server, as its default action would
+            loop.add_signal_handler(signal.SIGHUP, logger.warning,
+                                    "SIGHUP: nothing reloaded: a server of one process "
+                                    "(workers 0) cannot replace itself; run it with "
+                                    "workers (--workers 1 or more) to reload on SIGHUP")
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, waiting)
+    loop.call_soon(listen)
     if master is not None:
         def check_parent() -> None:
             if os.getppid() != master:
@@ -133,8 +154,6 @@ def run_worker(factory: AdapterFactory, options: Options,
         threading.Thread(target=_watch_loop, name="tremolo-loop-watch", daemon=True,
                          args=(beat, max(options.worker_timeout - 1.0, 0.25),
                                threading.get_ident())).start()
-    for signum in early or ():
-        on_signal(signum)  # a signal that came during the start: not swallowed
     try:
         loop.run_until_complete(worker.serve(sockets, ready))
     except StartupFailed as exc:
@@ -147,6 +166,7 @@ def run_worker(factory: AdapterFactory, options: Options,
             loop.remove_reader(endpoint.fileno())
             endpoint.close()
         loop.close()
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def child(factory: AdapterFactory, renew: Callable[[], AdapterFactory] | None,
@@ -156,14 +176,16 @@ def child(factory: AdapterFactory, renew: Callable[[], AdapterFactory] | None,
     """A forked worker. `renew`, after a reload, imports the application's code again
     and makes the factory from it; `foreign` are the sockets of other slots and the
     master's (its metrics endpoint's too), which this worker must not keep open."""
-    # First of all: a signal that comes while the worker starts is kept for it (the
-    # master's own handlers, inherited by the fork, must never run here).
+    # First of all, while the master's signals are still blocked (signals.blocked):
+    # the master's inbox is no longer written to, and its handlers, inherited by
+    # the fork, never run here. Those of its business are ignored; the stop
+    # signals stay blocked until the worker's loop runs (run_worker), so that one
+    # sent while the worker starts is acted on then.
+    signal.set_wakeup_fd(-1)
     master = os.getppid()
-    early: list[int] = []
-    for sig in STOPS:
-        signal.signal(sig, lambda signum, _frame: early.append(signum))
-    for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
-        signal.signal(sig, signal.SIG_IGN)  # the master's business
+    for sig in MASTERS:
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, MASTERS)
     _die_with(master)
     for sock in foreign:
         sock.close()
@@ -175,7 +197,7 @@ def child(factory: AdapterFactory, renew: Callable[[], AdapterFactory] | None,
             raise SystemExit(STARTUP_FAILED) from None
     pid = os.getpid()
     run_worker(factory, options, sockets, lock, lambda: messages.put(("ready", pid, "")),
-               early=early, master=master,
+               master=master,
                recycle=lambda why: messages.put(("recycle", pid, why)), beat=beat,
                board=board)
 
