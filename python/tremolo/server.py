@@ -232,8 +232,10 @@ class Worker:
             def protocol(state: ServerState = state) -> HTTPProtocol:
                 return HTTPProtocol(state, self.adapter)
 
-            server = await self.loop.create_server(protocol, sock=sock,
-                                                   backlog=opts.backlog, ssl=ssl_context(opts))
+            # TLS is started by each connection (after a PROXY header, if any), so
+            # that its handshake is a phase the worker bounds and counts
+            state.ssl = ssl_context(opts)
+            server = await self.loop.create_server(protocol, sock=sock, backlog=opts.backlog)
             self.servers.append(server)
 
     def stop(self, restarting: bool = False) -> None:

@@ -22,7 +22,7 @@ from .adapter import Adapter
 from .connection import ConnectionInfo
 from .exchange import TEXT_PLAIN, Exchange, burst, error_text
 from .flow import ClientDisconnected, Flow
-from .lifecycle import CLOSED, DONE, HTTP, LINGER, PROXY, REFUSED, TAKEN
+from .lifecycle import CLOSED, DONE, HANDSHAKE, HTTP, LINGER, PROXY, REFUSED, TAKEN
 from .state import ServerState
 from .takeover import Takeover
 from .task import RequestTask, cancel_later
@@ -45,8 +45,10 @@ class HTTPProtocol(asyncio.Protocol):
 
     #: see lifecycle.py
     phase = HTTP
-    #: the PROXY protocol header being read (PROXY), until it is whole
-    proxy_header: bytearray | None = None
+    #: what was read before HTTP: the PROXY protocol header until it is whole
+    #: (PROXY), or what the TLS layer decrypted before the handshake's end reached
+    #: this protocol (HANDSHAKE)
+    preamble: bytearray | None = None
     #: bytes still to drop before closing (LINGER; see close_gently)
     lingering = 0
 
@@ -108,10 +110,12 @@ class HTTPProtocol(asyncio.Protocol):
         state.connections.add(self)
         if over:
             # over the worker's limit: a short answer, not a connection left waiting
+            # (over TLS, closed at once: a handshake is what the limit saves)
             self.phase = REFUSED
             state.refused += 1
-            self.answer(503, f"the server is at its limit of connections ({limit})",
-                        (b"Retry-After", b"1"))
+            if state.ssl is None:
+                self.answer(503, f"the server is at its limit of connections ({limit})",
+                            (b"Retry-After", b"1"))
             if counters is not None:
                 counters.reject(503, "limit_concurrency")
             self.close()
@@ -119,9 +123,73 @@ class HTTPProtocol(asyncio.Protocol):
         if state.options.proxy_protocol != "off" and self.info.trusted:
             # the application hears of the connection once the header named its client
             self.phase = PROXY
-            self.proxy_header = bytearray()
+            self.preamble = bytearray()
+            return
+        if state.ssl is not None:
+            self.start_tls(b"")
             return
         self.adapter.connection_made(self)
+
+    def start_tls(self, early: bytes) -> None:
+        """Starts the TLS handshake (HANDSHAKE). `early` is what the client sent
+        that was read already (after its PROXY header): the start of its
+        ClientHello, which the TLS layer is given before anything read later."""
+        self.phase = HANDSHAKE
+        self.preamble = bytearray(early)
+        handshakes = self.state.handshakes
+        task = self.loop.create_task(self._handshake())
+        handshakes.add(task)
+        task.add_done_callback(handshakes.discard)
+        # start_tls pauses reading, puts the TLS layer in place, and schedules its
+        # connection_made and resume_reading, in the task's first step; going round
+        # the loop once more comes right after them, before anything is read again
+        self.loop.call_soon(self.loop.call_soon, self._early_tls)
+
+    def _early_tls(self) -> None:
+        """Hands the TLS layer what the client sent before it was in place."""
+        t = self.transport
+        early, self.preamble = self.preamble, None
+        if self.phase is not HANDSHAKE or t is None or not early:
+            return
+        # the TLS layer of asyncio and of uvloop both read into buffers they give
+        # (uvloop's is not an asyncio.BufferedProtocol subclass, but behaves as one)
+        tls = cast(asyncio.BufferedProtocol, t.get_protocol())
+        view = memoryview(early)
+        while view:
+            buf = memoryview(tls.get_buffer(len(view)))
+            n = min(len(buf), len(view))
+            buf[:n] = view[:n]
+            tls.buffer_updated(n)
+            view = view[n:]
+
+    async def _handshake(self) -> None:
+        state = self.state
+        assert self.transport is not None and state.ssl is not None
+        try:
+            tls = await self.loop.start_tls(
+                self.transport, self, state.ssl, server_side=True,
+                ssl_handshake_timeout=state.options.request_timeout)
+        except Exception as exc:  # a failed handshake is the client's: it is closed
+            peer = self.peer
+            state.logger.info("TLS handshake with %s failed: %s",
+                              f"{peer[0]}:{peer[1]}" if peer else "a UNIX socket peer",
+                              exc or type(exc).__name__)
+            if self.phase is HANDSHAKE:
+                self.flow.abort()
+            return
+        if self.phase is not HANDSHAKE or tls is None:
+            return  # lost meanwhile
+        self.transport = tls
+        self.flow.attach(tls)
+        assert self.info is not None
+        self.info.secure = True
+        self.phase = HTTP
+        self.adapter.connection_made(self)
+        early, self.preamble = self.preamble, None
+        if early:
+            self.data_received(bytes(early))
+        if self.eof and not self.closed:
+            self.eof_received()
 
     def data_received(self, data: bytes) -> None:
         counters = self.state.counters
@@ -151,6 +219,15 @@ class HTTPProtocol(asyncio.Protocol):
         parse as HTTP."""
         if self.phase is PROXY:
             return self.read_proxy_header(data)
+        if self.phase is HANDSHAKE:
+            # before the TLS layer is in place: the client's first TLS bytes; after
+            # it, decrypted data, once the handshake is over but before the task
+            # that saw it end has run: either way kept, within a request's bounds
+            if self.preamble is None:
+                self.preamble = bytearray()
+            self.preamble += data
+            if len(self.preamble) > self._max_buffered + self.state.options.client_max_header_size:
+                self.abort()
         if self.phase is LINGER:
             self.lingering -= len(data)  # dropped: the answer was given
             if self.lingering < 0:
@@ -162,8 +239,8 @@ class HTTPProtocol(asyncio.Protocol):
         then on the client it names is the peer (and, untrusted, its own proxy
         fields are not believed). What follows the header is returned; a malformed
         header closes the connection without an answer (it is not HTTP)."""
-        assert self.proxy_header is not None and self.info is not None
-        buf = self.proxy_header
+        assert self.preamble is not None and self.info is not None
+        buf = self.preamble
         buf += data
         try:
             found = _core.proxy_header(bytes(buf), self.state.options.proxy_protocol)
@@ -172,15 +249,18 @@ class HTTPProtocol(asyncio.Protocol):
             self.state.logger.info("refused a connection from %s: %s",
                                    f"{peer[0]}:{peer[1]}" if peer else "a UNIX socket peer",
                                    exc)
-            self.proxy_header = None
+            self.preamble = None
             self.close()
             return b""
         if found is None:
             return b""
         used, addresses = found
-        self.proxy_header = None
+        self.preamble = None
         if addresses is not None:
             self.info.proxied(*addresses)
+        if self.state.ssl is not None:
+            self.start_tls(bytes(buf[used:]))
+            return b""
         self.phase = HTTP
         self.adapter.connection_made(self)
         return bytes(buf[used:])
@@ -191,6 +271,8 @@ class HTTPProtocol(asyncio.Protocol):
         # Keeping the write side open is what True asks for; a TLS transport closes
         # anyway and would warn about it on every connection.
         half_open = self.info is None or not self.info.secure
+        if self.phase is HANDSHAKE:
+            return False  # seen by the task that ends the handshake (_handshake)
         if self.phase is not HTTP:
             self.close()  # lingering: the client has read the answer and is done
             return half_open
@@ -209,6 +291,8 @@ class HTTPProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         phase = self.phase
+        if phase is CLOSED:
+            return  # told twice when a TLS handshake fails
         self.phase = CLOSED
         self.flow.lost()
         self.state.connections.discard(self)
@@ -483,6 +567,8 @@ class HTTPProtocol(asyncio.Protocol):
         if phase is not HTTP:
             if phase is PROXY and waited > opts.request_timeout:
                 self.close()
+            elif phase is HANDSHAKE and waited > opts.request_timeout + 1:
+                self.abort()  # start_tls's own timeout did not end it
             return False
         ex = self.current
         if ex is not None:

@@ -2,12 +2,14 @@
 
 A connection (HTTPProtocol) is in exactly one phase:
 
-    PROXY ──> HTTP ──> LINGER
-      │        │  └──> TAKEN      (a 101: another protocol owns it from then on)
-      │        │
-    REFUSED    └─────> CLOSED     (every phase ends here, in connection_lost)
+    PROXY ──> HANDSHAKE ──> HTTP ──> LINGER
+      │  └─────────────────>  │  └──> TAKEN   (a 101: another protocol owns it then)
+    REFUSED                   └─────> CLOSED  (every phase ends here, in connection_lost)
 
-- PROXY: reading the PROXY protocol header a trusted load balancer sends first;
+- PROXY: reading the PROXY protocol header a trusted load balancer sends first
+  (before TLS, as HAProxy and cloud load balancers send it);
+- HANDSHAKE: the TLS handshake, on a TLS listener (bounded by request_timeout; the
+  connection counts against limit_concurrency meanwhile);
 - HTTP: reading requests and answering them, one exchange at a time;
 - LINGER: answered before the request's body was read; what comes is dropped until
   the client closes (bounded in bytes and seconds), see HTTPProtocol.close_gently;
@@ -35,6 +37,7 @@ from __future__ import annotations
 #: connection phases
 PROXY = "proxy"
 HTTP = "http"
+HANDSHAKE = "tls handshake"
 LINGER = "lingering"
 TAKEN = "taken over"
 REFUSED = "refused"

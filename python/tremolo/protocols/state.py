@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -65,6 +66,11 @@ class ServerState:
         self.connections: set[Clocked] = set()
         #: those of them answered 503 on arrival: limit_concurrency counts the others
         self.refused = 0
+        #: the TLS context of a TLS listener: each connection's handshake is its own
+        #: phase (after a PROXY header, if any), bounded by request_timeout
+        self.ssl: ssl.SSLContext | None = None
+        #: the handshakes under way (their tasks, kept until they end)
+        self.handshakes: set[asyncio.Task[None]] = set()
         self.parser_limits = {
             "max_request_line": min(options.max_request_line, options.client_max_header_size),
             "max_header_size": options.client_max_header_size,
