@@ -7,6 +7,7 @@ final stop signal ends everything within STOP_BOUND seconds."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import resource
@@ -34,6 +35,8 @@ async def app(scope, receive, send):
 """
 #: how long a storm lasts
 STORM = 4.0
+#: a storm adds no worker past this many
+MOST_WORKERS = 6
 #: a stop signal must end the master and every worker within this many seconds
 STOP_BOUND = 10.0
 #: the master's fds may grow by this much past its cap of metrics clients
@@ -165,23 +168,32 @@ def stop_storm(server: Server, sig: int, group: bool = False) -> None:
 def running(tmp_path: Path, *args: str, session: bool = False
             ) -> Iterator[tuple[Server, int]]:
     """A master with `args` and a metrics endpoint; whatever happens, nothing of it
-    (grandchildren included) outlives the test."""
-    metrics = free_port()
+    (grandchildren included, which a broken master leaves behind) outlives the
+    test."""
+    metrics, port = free_port(), free_port()
     seen: set[int] = set()
+    done = threading.Event()
     try:
         with serve(tmp_path, APP, *args, "--metrics", f"127.0.0.1:{metrics}",
-                   session=session) as server:
+                   session=session, port=port) as server:
+            def record() -> None:
+                while not done.wait(0.2):
+                    seen.update(descendants(server.pid))
+            threading.Thread(target=record, daemon=True).start()
             wait_for(lambda: workers_gauge(metrics) is not None, "the metrics endpoint")
             try:
                 yield server, metrics
             finally:
-                seen |= descendants(server.pid)
+                done.set()
+                seen.update(descendants(server.pid))
                 if session and server.proc.poll() is None:
                     os.killpg(server.pid, signal.SIGKILL)
     finally:
+        done.set()
         for pid in seen:
-            if state(pid) != "gone":
-                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):  # only ours: pids are reused
+                if f"--port\0{port}\0" in Path(f"/proc/{pid}/cmdline").read_text():
+                    os.kill(pid, signal.SIGKILL)
 
 
 @contextmanager
@@ -206,20 +218,30 @@ def background(work: Callable[[], object], threads: int = 2) -> Iterator[list[in
             t.join(10)
 
 
-def storm(pids: Callable[[], list[int]], signals: list[int], seconds: float = STORM
-          ) -> int:
-    """Sends `signals` round and round, as fast as a loop can, for `seconds`; the
-    processes are `pids()` at each round. Returns the signals sent."""
+def storm(master: int, signals: list[int], seconds: float = STORM, group: bool = False,
+          hup_every: float = 0.0) -> int:
+    """Sends `signals` round and round to `master` (or its process group), as fast
+    as a loop can, for `seconds`; leaves SIGTTIN out of the rounds while the master
+    has MOST_WORKERS children (the kernel merges pending signals, and the floor of
+    one worker makes the count drift up), and SIGHUP out of rounds less than
+    `hup_every` seconds after the last one. Returns the signals sent."""
     sent = 0
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
+    now = time.monotonic()
+    end, hup = now + seconds, now - hup_every
+    while (now := time.monotonic()) < end:
+        crowded = len(children(master)) >= MOST_WORKERS
         for sig in signals:
-            for pid in pids():
-                try:
-                    os.kill(pid, sig)
-                    sent += 1
-                except ProcessLookupError:
-                    pass
+            if sig == signal.SIGTTIN and crowded:
+                continue
+            if sig == signal.SIGHUP:
+                if now - hup < hup_every:
+                    continue
+                hup = now
+            try:
+                os.killpg(master, sig) if group else os.kill(master, sig)
+                sent += 1
+            except ProcessLookupError:
+                pass
         time.sleep(0.001)
     return sent
 
@@ -234,7 +256,7 @@ def test_signal_storms_during_scrapes_leave_the_master_supervising(tmp_path: Pat
     a handler nested in the multiprocessing heap's lock), then a SIGTERM storm."""
     with running(tmp_path, "--workers", "2") as (server, metrics):
         with background(lambda: get(metrics, "/metrics")) as scrapes:
-            sent = storm(lambda: [server.pid], MANAGEMENT)
+            sent = storm(server.pid, MANAGEMENT)
         assert sent > 1000 and scrapes[0] > 20, (sent, scrapes)
         supervising(server, metrics, lambda: stated(server, 2))
         exact_counts(server, metrics)
@@ -242,14 +264,15 @@ def test_signal_storms_during_scrapes_leave_the_master_supervising(tmp_path: Pat
 
 
 def test_signal_storms_during_recycles_leave_the_master_supervising(tmp_path: Path) -> None:
-    """The same storms while max_requests replaces workers every few requests (each
-    replacement forks in the watch loop, where a handler used to nest), then a
-    SIGINT storm (the second forces the stop)."""
+    """The same storms (a SIGHUP every 0.2 s: a reload under way puts recycling
+    off) while max_requests replaces workers every few requests (each replacement
+    forks in the watch loop, where a handler used to nest), then a SIGINT storm (the
+    second forces the stop)."""
     with running(tmp_path, "--workers", "2", "--max-requests", "5") as (server, metrics):
         with background(lambda: get(server.port)) as answered:
-            storm(lambda: [server.pid], MANAGEMENT)
-        assert answered[0] > 50, answered
-        assert "max_requests" in server.text()
+            storm(server.pid, MANAGEMENT, hup_every=0.2)
+        recycled = server.text().count("served max_requests")
+        assert answered[0] > 50 and recycled >= 10, (answered, recycled)
         supervising(server, metrics, lambda: stated(server, 2))
         stop_storm(server, signal.SIGINT)
 
@@ -261,13 +284,12 @@ def test_signals_to_the_whole_group_never_run_the_masters_handlers_in_a_child(
     its own handlers: a child running the master's handlers forked grandchildren or
     signalled its siblings. Then SIGQUIT to the master, SIGTERM to the group."""
     with running(tmp_path, "--workers", "2", session=True) as (server, metrics):
-        group = [-server.pid]  # os.kill(-pgid) signals the group
-        storm(lambda: group, MANAGEMENT)
+        storm(server.pid, MANAGEMENT, group=True)
         supervising(server, metrics, lambda: stated(server, 2))
         exact_counts(server, metrics)
         stop_storm(server, signal.SIGTERM, group=True)
     with running(tmp_path, "--workers", "2") as (server, metrics):
-        storm(lambda: [server.pid], [signal.SIGTTIN, signal.SIGTTOU], seconds=1.0)
+        storm(server.pid, [signal.SIGTTIN, signal.SIGTTOU], seconds=1.0)
         stop_storm(server, signal.SIGQUIT)
 
 
