@@ -19,6 +19,7 @@ from ..exceptions import (
     WebSocketException,
 )
 from ..protocols import Adapter, ClientDisconnected, Exchange, HTTPProtocol, ServerState
+from ..protocols.lifecycle import RECEIVED
 from . import websocket
 from .context import Context
 from .request import Request
@@ -260,7 +261,7 @@ class NativeAdapter(Adapter):
                 result = to_bytes(result)
             if len(result) > self.state.options.buffer_size and ex.limited(len(result)):
                 await response.end(result)
-            elif response.before_send is None and not ex.started and response.keepalive:
+            elif response.before_send is None and ex.phase == RECEIVED and response.keepalive:
                 # the common case, without a coroutine for response.end()
                 ex.respond(response.status, response.head_fields(), result, response.reason)
             else:

@@ -43,8 +43,6 @@ class HTTPProtocol(asyncio.Protocol):
     made here: connection_made, read_proxy_header, close_gently, take_over and
     connection_lost."""
 
-    #: see lifecycle.py
-    phase = HTTP
     #: what was read before HTTP: the PROXY protocol header until it is whole
     #: (PROXY), or what the TLS layer decrypted before the handshake's end reached
     #: this protocol (HANDSHAKE)
@@ -54,6 +52,9 @@ class HTTPProtocol(asyncio.Protocol):
 
     def __init__(self, state: ServerState, adapter: Adapter) -> None:
         self.state = state
+        #: see lifecycle.py (an attribute of each connection: read on every request,
+        #: where CPython 3.11 reads a class attribute by its slow path)
+        self.phase = HTTP
         self.loop = state.loop
         self.adapter = adapter
         self.handler = adapter.handle
@@ -431,11 +432,13 @@ class HTTPProtocol(asyncio.Protocol):
         task.cancel()
 
     def handler_done(self, ex: Exchange, exc: BaseException | None) -> None:
-        if ex.task is not None:
+        task = ex.task
+        if task is not None:
+            ex.task = None  # the task refers to the exchange: no cycle left behind
             if ex.timer is not None:
                 ex.timer.cancel()
                 ex.timer = None
-            if self.task is ex.task:
+            if self.task is task:
                 self.task = None
         if exc is not None and not isinstance(exc, asyncio.CancelledError | ClientDisconnected):
             self.state.logger.error("unhandled error in handler", exc_info=exc)
@@ -648,9 +651,14 @@ class HTTPProtocol(asyncio.Protocol):
             ex.timer = None
         self.current = self.reading = None
         self.state.connections.discard(self)
+        task = ex.task
+        if task is None:
+            # taken over in the handler's first step: its task is the running one
+            running = asyncio.current_task(self.loop)
+            task = running if isinstance(running, RequestTask) else None
         takeover = Takeover(transport=self.transport, flow=self.flow, state=self.state,
                             info=self.info, buffered=self.parser.take_buffered(),
-                            task=ex.task, eof=self.eof,
+                            task=task, eof=self.eof,
                             lost=lambda: self.adapter.connection_lost(self))
         self.task = None
         if self.state.access is not None:

@@ -23,7 +23,7 @@ from typing import Any
 from .. import _core
 from .flow import ClientDisconnected
 from .takeover import Takeover
-from .task import RequestTask
+from .task import cancel_later
 
 _Frame = _core.Frame
 _Error = _core.WebSocketError
@@ -59,12 +59,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self.state = t.state
         self.loop = t.state.loop
         self.info = t.info
-        #: the handler serving this connection (the one that accepted it: a native
-        #: handler that accepts in its first step is not yet the exchange's task)
+        #: the handler serving this connection (the one that accepted it)
         self.task = t.task
-        if self.task is None:
-            current = asyncio.current_task(self.loop)
-            self.task = current if isinstance(current, RequestTask) else None
         if self.task is not None:
             self.task.add_done_callback(self._handler_done)
         self._lost = t.lost
@@ -153,7 +149,7 @@ class WebSocketProtocol(asyncio.Protocol):
         task = self.task
         if task is not None and not task.done():
             # a handler that does not notice is cancelled, as for HTTP
-            self.loop.call_later(self.state.options.app_close_timeout, task.cancel)
+            cancel_later(self.loop, self.state.options.app_close_timeout, task)
         self._lost()
 
     def pause_writing(self) -> None:
