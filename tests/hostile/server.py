@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -70,6 +71,30 @@ class Server:
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+class PeakRSS(threading.Thread):
+    """Samples a server's RSS (KiB) every 10 ms while a `with` block runs: `.peak`."""
+
+    def __init__(self, server: Server) -> None:
+        super().__init__(daemon=True)
+        self.server, self.peak, self.running = server, 0, True
+
+    def run(self) -> None:
+        while self.running:
+            try:
+                self.peak = max(self.peak, self.server.rss_kib())
+            except (OSError, AssertionError):
+                return  # the server is gone: the test says so
+            time.sleep(0.01)
+
+    def __enter__(self) -> PeakRSS:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.running = False
+        self.join(5)
 
 
 def wait_for(check: Callable[[], bool], what: str, timeout: float = 15,

@@ -21,7 +21,6 @@ import asyncio
 import base64
 import os
 import socket
-import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -34,7 +33,7 @@ from tremolo import Tremolo, _core
 from tremolo.testing import serve_in_thread
 
 from ..wsclient import RawWS
-from .server import Server, serve, wait_for
+from .server import PeakRSS, serve, wait_for
 
 MIB = 1 << 20
 KIB = 1 << 10
@@ -155,27 +154,6 @@ def attackers(port: int, data: bytes) -> Iterator[list[socket.socket]]:
             s.settimeout(10)  # the kernel's buffers take 80 KiB whether or not it reads
             s.sendall(data)
         yield socks
-
-
-class PeakRSS(threading.Thread):
-    """Samples the server's RSS (KiB) every 10 ms while the attack runs."""
-
-    def __init__(self, server: Server) -> None:
-        super().__init__(daemon=True)
-        self.server, self.peak, self.running = server, 0, True
-
-    def run(self) -> None:
-        while self.running:
-            self.peak = max(self.peak, self.server.rss_kib())
-            time.sleep(0.01)
-
-    def __enter__(self) -> PeakRSS:
-        self.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.running = False
-        self.join(5)
 
 
 def warm_up(port: int) -> None:
