@@ -100,22 +100,6 @@ def bind(host: str | None, port: int, *, reuse_port: bool, backlog: int | None
     return sock
 
 
-def limit_unsent(sock: socket.socket, size: int) -> None:
-    """Keeps at most `size` bytes not yet sent in the kernel for each connection the
-    TCP listener `sock` accepts (TCP_NOTSENT_LOWAT, which they inherit). The rest
-    waits in the transport's write buffer, whose shrinking is how the worker tells a
-    client that reads slowly from one that reads nothing: Linux grows a socket's
-    send buffer to megabytes and reports it writable only once a third of it is
-    free, so a client reading 50 KB/s emptied no byte of the server's buffer for
-    request_timeout (2 s) and was dropped as one that reads nothing (at the default
-    30 s, one reading 20 KB/s was)."""
-    lowat = getattr(socket, "TCP_NOTSENT_LOWAT", None)
-    if lowat is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return
-    with contextlib.suppress(OSError):  # a kernel without it: the send buffer's rule
-        sock.setsockopt(socket.IPPROTO_TCP, lowat, size)
-
-
 def _listening(path: str) -> bool:
     """Whether a server accepts connections on the UNIX socket at `path`."""
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -251,7 +235,6 @@ class Worker:
             # TLS is started by each connection (after a PROXY header, if any), so
             # that its handshake is a phase the worker bounds and counts
             state.ssl = ssl_context(opts)
-            limit_unsent(sock, opts.buffer_size)
             server = await self.loop.create_server(protocol, sock=sock, backlog=opts.backlog)
             self.servers.append(server)
 

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import fcntl
 import gc
+import sys
+import termios
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import RequestTimeout
@@ -113,22 +116,15 @@ class Flow:
         self._update()
 
     async def drain(self) -> None:
-        """Waits while the client is not reading; one that reads nothing for
-        `timeout` seconds is dropped."""
+        """Waits while the client is not reading. However slowly it reads, it may
+        take its time; one that reads nothing for `timeout` seconds is dropped by the
+        worker's sweeper (write_stalled), and the wait ends with ClientDisconnected."""
         if self.closed:
             raise ClientDisconnected("client disconnected")
         if self.write_paused:
             w = self.loop.create_future()
             self._waiters.append(w)
-            timer = self.loop.call_later(self.timeout, time_out, w,
-                                         "the client reading the response")
-            try:
-                await w
-            except RequestTimeout:
-                self.abort()
-                raise ClientDisconnected("the client stopped reading") from None
-            finally:
-                timer.cancel()
+            await w
 
     async def drain_all(self) -> None:
         """Waits until the write buffer is empty (bounded like every drain), so that
@@ -145,11 +141,18 @@ class Flow:
 
     def write_stalled(self, now: float) -> bool:
         """Called once a tick for every connection: True once its write buffer has
-        held data without shrinking for `timeout` seconds (a client that does not
-        read), whether a writer waits in drain() or not, and whether the connection is
-        closing or not (a closing transport waits for its buffer to empty)."""
+        held data while nothing of what was written reached the client for
+        `timeout` seconds (a client that does not read), whether a writer waits in
+        drain() or not, and whether the connection is closing or not (a closing
+        transport waits for its buffer to empty). What the kernel still holds counts
+        too: Linux grows a socket's send buffer to megabytes and takes more from the
+        transport only once a third of it is free, so a client reading 50 KB/s can
+        leave the transport's buffer as it was for many seconds while the kernel's
+        queue shrinks."""
         t = self.transport
         size = t.get_write_buffer_size() if t is not None else 0
+        if size:
+            size += _kernel_queue(t)
         if not size or not self.buffered or size < self.buffered:
             self._stalled_since = now  # empty, just filled, or the client read some
         self.buffered = size
@@ -180,6 +183,19 @@ class Flow:
             if not w.done():
                 w.set_exception(gone)
         self._waiters.clear()
+
+
+def _kernel_queue(transport: Any) -> int:
+    """Bytes the kernel holds for the client, not yet acknowledged by it (SIOCOUTQ;
+    0 where that cannot be asked)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return 0
+    try:
+        queued = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except (OSError, ValueError):
+        return 0
+    return int.from_bytes(queued, sys.byteorder)
 
 
 def release_memory_soon(loop: asyncio.AbstractEventLoop) -> None:
