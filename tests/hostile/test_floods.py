@@ -39,9 +39,14 @@ DROPPED = "dropped a connection whose client read nothing"
 
 NATIVE = '''
 import asyncio
+import os
 from tremolo import Tremolo
 
 app = Tremolo()
+FILE = os.path.join(os.path.dirname(__file__), "file.bin")
+if not os.path.exists(FILE):
+    with open(FILE, "wb") as f:
+        f.write(b"x" * (8 << 20))
 
 
 @app.route("/")
@@ -62,6 +67,11 @@ async def read(request, **server):
 @app.route("/big")
 async def big(**server):
     return b"x" * (8 << 20)
+
+
+@app.route("/file")
+async def file(response, **server):
+    await response.sendfile(FILE)  # zero-copy on the asyncio loop
 
 
 @app.route("/stream")
@@ -371,18 +381,19 @@ def test_a_pipelining_client_that_reads_slowly_gets_every_answer_in_order(
         assert took > REQUEST_TIMEOUT  # longer than the clock it must not trip
 
 
-@pytest.mark.parametrize("path", ["/stream", "/big"])
+@pytest.mark.parametrize("path", ["/stream", "/big", "/file"])
 @pytest.mark.parametrize("loop", LOOPS)
 def test_a_client_that_reads_slowly_but_steadily_is_not_dropped(
         tmp_path: Path, loop: str, path: str) -> None:
     """A client reads a long answer at 50 KB/s (a 400 kbit/s link), streamed (the
-    handler waits in drain) or whole (nobody waits: the sweeper watches the write
-    buffer), for 3 x request_timeout: it is never taken for a client that reads
-    nothing. The kernel's send buffer must not hide its reading: a socket becomes
-    writable again only once a third of that buffer is free, and Linux grows it to
-    megabytes, so the server's own buffer did not shrink for request_timeout at
-    50 KB/s and the connection was dropped (at 2.5 s, after 0.1 MB; with the default
-    request_timeout of 30 s, a client reading at 20 KB/s after 31 s)."""
+    handler waits in drain), whole (nobody waits: the sweeper watches the write
+    buffer) or a file (zero-copy on the asyncio loop: what the client acknowledges
+    is watched), for 3 x request_timeout: it is never taken for a client that reads
+    nothing. The kernel's send buffer must not hide its reading: Linux grows it to
+    megabytes and takes more from the transport only once a third of it is free, so
+    with the transport's buffer alone as the measure of progress the connection was
+    dropped (at 2.5 s, after 0.1 MB; with the default request_timeout of 30 s, a
+    client reading at 20 KB/s after 31 s)."""
     rate, every, duration = 50_000, 0.05, 3 * REQUEST_TIMEOUT
     with serve(tmp_path, NATIVE, "--loop", loop, *CLOCKS) as srv, small_reader() as s:
         s.connect(("127.0.0.1", srv.port))
@@ -407,6 +418,27 @@ def test_a_client_that_reads_slowly_but_steadily_is_not_dropped(
         print(f"{path} {loop}: {got / 1e6:.2f} MB read in {duration:.0f} s, still open")
         assert srv.sockets("ESTABLISHED") == 1
         assert DROPPED not in srv.text()
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_client_that_never_reads_a_file_is_dropped(tmp_path: Path, loop: str) -> None:
+    """10 clients ask for an 8 MiB file and read nothing: each is dropped within
+    request_timeout + a tick, also while the asyncio loop sends it with the kernel's
+    zero-copy sendfile, which no write buffer sees (such a client was held until
+    app_handler_timeout, 120 s by default)."""
+    count = 10
+    with serve(tmp_path, NATIVE, "--loop", loop, *CLOCKS) as srv, ExitStack() as stack:
+        fds, _ = warm(srv)
+        start = time.monotonic()
+        for _ in range(count):
+            stack.enter_context(connected(srv.port)).sendall(
+                b"GET /file HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_for(lambda: srv.sockets() == count, "the clients accepted", 5)
+        took = gone_within(srv, start, REQUEST_TIMEOUT + TICK + SLACK + 1,
+                           "the never-reading file downloads dropped")
+        print(f"{loop}: {count} unread file downloads dropped within {took:.2f} s")
+        wait_for(lambda: srv.fds() <= fds, "the fds back to the baseline", 3)
+        still_answers(srv)
 
 
 # -- header floods -------------------------------------------------------------------

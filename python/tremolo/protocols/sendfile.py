@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import sys
 from typing import TYPE_CHECKING, BinaryIO
+
+from .flow import ClientDisconnected
 
 if TYPE_CHECKING:
     from .exchange import Exchange
@@ -61,14 +65,78 @@ def read_cached(fd: int, size: int, pos: int) -> bytes | None:
 
 async def _native_sendfile(flow: Flow, loop: asyncio.AbstractEventLoop, f: BinaryIO,
                            start: int, count: int) -> bool:
-    """The event loop's zero-copy sendfile (the asyncio loop has one, uvloop not).
-    False where it is not available (uvloop, TLS)."""
+    """The event loop's zero-copy sendfile (the asyncio loop has one, uvloop not),
+    watched for a client that stops reading (see _watch). False where it is not
+    available (uvloop, TLS), or where the kernel does not tell the client's
+    progress."""
     transport = flow.transport
     if transport is None or transport.get_extra_info("sslcontext") is not None:
         return False
+    sock = transport.get_extra_info("socket")
+    if sock is None or bytes_acked(sock) is None:
+        return False
     try:
         await flow.drain_all()
-        await loop.sendfile(transport, f, start, count, fallback=False)
-        return True
+        sending = loop.create_task(loop.sendfile(transport, f, start, count, fallback=False))
+    except (NotImplementedError, RuntimeError):
+        return False
+    try:
+        await _watch(flow, sending, sock)
     except (NotImplementedError, RuntimeError, asyncio.SendfileNotAvailableError):
         return False
+    return True
+
+
+async def _watch(flow: Flow, sending: asyncio.Task[int], sock: socket.socket) -> None:
+    """Waits for a zero-copy send, checking a few times a request_timeout that the
+    client acknowledges data: sendfile writes from the kernel, past the transport's
+    write buffer, so neither drain nor the sweeper's write-buffer clock sees a
+    client that reads nothing (on the asyncio loop it was held until
+    app_handler_timeout). One that acknowledges nothing for request_timeout is
+    dropped."""
+    loop = asyncio.get_running_loop()
+    step = min(1.0, flow.timeout / 4)
+    acked, since = bytes_acked(sock), loop.time()
+    stalled = False
+    try:
+        while not sending.done() and not flow.closed:
+            await asyncio.wait((sending,), timeout=step)
+            now, seen = loop.time(), bytes_acked(sock)
+            if seen != acked:
+                acked, since = seen, now
+            elif now - since > flow.timeout and not sending.done():
+                stalled = True
+                break
+    finally:
+        if not sending.done():
+            # the send ends before the transport does: asyncio's transport fails
+            # (InvalidStateError, logged) when it is closed under a sendfile
+            sending.cancel()
+            await asyncio.wait((sending,))
+    if stalled:
+        flow.abort()
+        raise ClientDisconnected("the client stopped reading")
+    if sending.cancelled():
+        raise ClientDisconnected("client disconnected")
+    sending.result()
+
+
+#: struct tcp_info (linux/tcp.h): where tcpi_bytes_acked is, and its size
+_TCP_INFO = getattr(socket, "TCP_INFO", None)
+_BYTES_ACKED = 120
+_TCP_INFO_SIZE = 128
+
+
+def bytes_acked(sock: socket.socket) -> int | None:
+    """How many bytes the client's TCP acknowledged (it acknowledges only what fits
+    in its receive buffer: nothing more once its application stops reading);
+    None where the kernel does not say (not TCP, not Linux, a kernel before 4.1)."""
+    if _TCP_INFO is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_SIZE)
+    except OSError:
+        return None
+    if len(info) < _TCP_INFO_SIZE:
+        return None
+    return int.from_bytes(info[_BYTES_ACKED:_BYTES_ACKED + 8], sys.byteorder)
