@@ -16,6 +16,7 @@ import asyncio
 import ctypes
 import fcntl
 import gc
+import socket
 import sys
 import termios
 from typing import TYPE_CHECKING, Any
@@ -53,9 +54,9 @@ class Flow:
     held = False
     #: the worker's metrics counters (bytes out), when they are on
     counters: Counters | None = None
-    #: the write buffer's size when the sweeper last looked, and since when it has
-    #: not shrunk (see write_stalled)
-    buffered = 0
+    #: how far the client had read when the sweeper last looked, and since when it
+    #: has read nothing (see write_stalled); None while nothing waits for it
+    _mark: int | None = None
     _stalled_since = 0.0
 
     def __init__(self, loop: asyncio.AbstractEventLoop, buffer_size: int,
@@ -141,22 +142,31 @@ class Flow:
 
     def write_stalled(self, now: float) -> bool:
         """Called once a tick for every connection: True once its write buffer has
-        held data while nothing of what was written reached the client for
-        `timeout` seconds (a client that does not read), whether a writer waits in
-        drain() or not, and whether the connection is closing or not (a closing
-        transport waits for its buffer to empty). What the kernel still holds counts
-        too: Linux grows a socket's send buffer to megabytes and takes more from the
-        transport only once a third of it is free, so a client reading 50 KB/s can
-        leave the transport's buffer as it was for many seconds while the kernel's
-        queue shrinks."""
+        held data while the client read nothing of what was written for `timeout`
+        seconds, whether a writer waits in drain() or not, and whether the
+        connection is closing or not (a closing transport waits for its buffer to
+        empty). What the client read is what its TCP acknowledged (the kernel's
+        count): the transport's buffer alone can stay as it is for many seconds
+        while a client reads 50 KB/s (Linux grows a socket's send buffer to
+        megabytes and takes more only once a third of it is free), and a buffer
+        refilled between two looks (pipelined answers) hides a client that reads
+        in bursts. Where the kernel does not count (a UNIX socket), what the
+        transport and the kernel still hold must shrink."""
         t = self.transport
         size = t.get_write_buffer_size() if t is not None else 0
-        if size:
-            size += _kernel_queue(t)
-        if not size or not self.buffered or size < self.buffered:
-            self._stalled_since = now  # empty, just filled, or the client read some
-        self.buffered = size
-        return size > 0 and now - self._stalled_since > self.timeout
+        if t is None or not size:
+            self._mark = None
+            return False
+        sock = t.get_extra_info("socket")
+        if sock is None:
+            mark = -size
+        else:
+            acked = bytes_acked(sock)
+            mark = acked if acked is not None else -(size + _kernel_queue(sock))
+        if self._mark is None or mark > self._mark:
+            self._stalled_since = now
+        self._mark = mark
+        return now - self._stalled_since > self.timeout
 
     # -- closing ---------------------------------------------------------------
 
@@ -185,17 +195,35 @@ class Flow:
         self._waiters.clear()
 
 
-def _kernel_queue(transport: Any) -> int:
+def _kernel_queue(sock: Any) -> int:
     """Bytes the kernel holds for the client, not yet acknowledged by it (SIOCOUTQ;
     0 where that cannot be asked)."""
-    sock = transport.get_extra_info("socket")
-    if sock is None:
-        return 0
     try:
         queued = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
     except (OSError, ValueError):
         return 0
     return int.from_bytes(queued, sys.byteorder)
+
+
+#: struct tcp_info (linux/tcp.h): where tcpi_bytes_acked is, and its size
+_TCP_INFO = getattr(socket, "TCP_INFO", None)
+_BYTES_ACKED = 120
+_TCP_INFO_SIZE = 128
+
+
+def bytes_acked(sock: Any) -> int | None:
+    """How many bytes the client's TCP acknowledged (it acknowledges only what fits
+    in its receive buffer: nothing more once its application stops reading);
+    None where the kernel does not say (not TCP, not Linux, a kernel before 4.1)."""
+    if _TCP_INFO is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_SIZE)
+    except OSError:
+        return None
+    if len(info) < _TCP_INFO_SIZE:
+        return None
+    return int.from_bytes(info[_BYTES_ACKED:_BYTES_ACKED + 8], sys.byteorder)
 
 
 def release_memory_soon(loop: asyncio.AbstractEventLoop) -> None:

@@ -7,10 +7,9 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import sys
 from typing import TYPE_CHECKING, BinaryIO
 
-from .flow import ClientDisconnected
+from .flow import ClientDisconnected, bytes_acked
 
 if TYPE_CHECKING:
     from .exchange import Exchange
@@ -119,24 +118,3 @@ async def _watch(flow: Flow, sending: asyncio.Task[int], sock: socket.socket) ->
     if sending.cancelled():
         raise ClientDisconnected("client disconnected")
     sending.result()
-
-
-#: struct tcp_info (linux/tcp.h): where tcpi_bytes_acked is, and its size
-_TCP_INFO = getattr(socket, "TCP_INFO", None)
-_BYTES_ACKED = 120
-_TCP_INFO_SIZE = 128
-
-
-def bytes_acked(sock: socket.socket) -> int | None:
-    """How many bytes the client's TCP acknowledged (it acknowledges only what fits
-    in its receive buffer: nothing more once its application stops reading);
-    None where the kernel does not say (not TCP, not Linux, a kernel before 4.1)."""
-    if _TCP_INFO is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return None
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_SIZE)
-    except OSError:
-        return None
-    if len(info) < _TCP_INFO_SIZE:
-        return None
-    return int.from_bytes(info[_BYTES_ACKED:_BYTES_ACKED + 8], sys.byteorder)
