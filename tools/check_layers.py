@@ -17,7 +17,7 @@ LAYERS: list[list[str]] = [
     ["tremolo.application", "tremolo.cli", "tremolo.testing"],
     ["tremolo.supervisor", "tremolo.loading", "tremolo.cli_options", "tremolo.reload"],
     ["tremolo.worker_process"],
-    ["tremolo.listening", "tremolo.metrics"],
+    ["tremolo.listening", "tremolo.metrics", "tremolo.signals"],
     ["tremolo.server"],
     ["tremolo.framework", "tremolo.asgi", "tremolo.wsgi"],
     ["tremolo.protocols", "tremolo.tls"],
