@@ -37,6 +37,19 @@ class Server:
     def fds(self, pid: int | None = None) -> int:
         return len(os.listdir(f"/proc/{pid or self.pid}/fd"))
 
+    def steady_fds(self) -> int:
+        """The fds once their count stops changing: a server opens a few (its signal
+        inbox's socket pair) after it starts listening, so no baseline may be taken
+        before."""
+        counts = [self.fds()]
+
+        def steady() -> bool:
+            time.sleep(0.3)
+            counts.append(self.fds())
+            return counts[-1] == counts[-2]
+        wait_for(steady, "the server's fds steady", timeout=10, step=0)
+        return counts[-1]
+
     def rss_kib(self, pid: int | None = None) -> int:
         with open(f"/proc/{pid or self.pid}/status") as f:
             for line in f:

@@ -100,19 +100,8 @@ def _server(factory: pytest.TempPathFactory, name: str, source: str,
     (tmp / "file.bin").write_bytes(FILE)
     os.utime(tmp / "file.bin", (1_000_000_000, 1_000_000_000))
     with serve(tmp, source, *args) as server:
-        settle(server)
+        server.steady_fds()  # no test's baseline before the server's own fds are open
         yield server
-
-
-def settle(server: Server) -> None:
-    """Waits until the server's fds stop changing: it opens a few (the signal inbox's
-    socket pair) after it starts listening, and no test's baseline may be taken
-    before."""
-    def steady() -> bool:
-        before = server.fds()
-        time.sleep(0.5)
-        return server.fds() == before
-    wait_for(steady, "the server's fds steady", timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -78,7 +78,7 @@ def test_whole_answers_to_clients_that_never_read_are_dropped(
     with serve(tmp_path, APPS[interface], "--loop", loop, "--request-timeout", "2",
                "--keepalive-timeout", "2", "--thread-pool-size", "20") as srv:
         httpx.get(f"http://127.0.0.1:{srv.port}/big", timeout=10)  # warm: the baseline
-        fds, rss = srv.fds(), srv.rss_kib()
+        fds, rss = srv.steady_fds(), srv.rss_kib()
         clients = []
         try:
             for i in range(20):
@@ -111,7 +111,7 @@ def test_clients_that_leave_mid_body_are_closed_at_once(
     sockets are gone at once, not after request_timeout (2,000 such clients kept
     2,000 fds for 30-40 s with ASGI)."""
     with serve(tmp_path, APPS[interface], "--loop", loop) as srv:
-        fds = srv.fds()
+        fds = srv.steady_fds()
         for _ in range(200):
             with socket.create_connection(("127.0.0.1", srv.port)) as s:
                 s.sendall(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n"
