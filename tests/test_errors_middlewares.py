@@ -4,6 +4,7 @@ which middlewares serve a mounted application's paths."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +13,15 @@ import httpx
 import pytest
 
 from tremolo import Tremolo
-from tremolo.exceptions import Forbidden, HTTPException, InternalServerError
+from tremolo.exceptions import (
+    Forbidden,
+    HTTPException,
+    InternalServerError,
+    MethodNotAllowed,
+    NotFound,
+    RequestTimeout,
+    WebSocketServerClosed,
+)
 from tremolo.testing import serve_in_thread
 
 from .helpers import exchange
@@ -241,3 +250,41 @@ def test_a_mounted_application_runs_only_its_own_middlewares(
     seen.clear()
     assert get(ports["middleware"], "/bare/inner").content == b"bare inner"
     assert seen == ["parent request /bare/inner", "parent response /bare/inner"]
+
+
+# -- the exceptions themselves, as the original builds them --------------------
+
+
+def test_a_cause_that_is_an_http_exception_is_reused_with_what_is_given() -> None:
+    first = MethodNotAllowed("only GET", allow=b"GET")
+    again = HTTPException("only POST", cause=first, allow=b"POST", code=499,
+                          message="Odd", content_type="text/plain")
+    assert again is first and again.__cause__ is None
+    assert (again.args, again.options, again.code, again.message, again.content_type) == \
+        (("only POST",), {"allow": b"POST"}, 499, "Odd", "text/plain")
+    # nothing given: it keeps its own
+    kept = HTTPException(cause=MethodNotAllowed("only GET", allow=b"GET"))
+    assert (kept.args, kept.options, kept.headers) == (("only GET",), {"allow": b"GET"},
+                                                       {"allow": b"GET"})
+    timeout = RequestTimeout("slow")
+    assert RequestTimeout("slower", cause=timeout) is timeout and timeout.args == ("slower",)
+
+
+def test_websocket_exceptions_keep_their_cause() -> None:
+    bug = ValueError("broken")
+    closed = WebSocketServerClosed(cause=bug)
+    assert type(closed) is WebSocketServerClosed and closed.__cause__ is bug
+    assert closed.args == ("broken",) and closed.code == 1011
+    denied = Forbidden("no")
+    closed = WebSocketServerClosed("bye", cause=denied)
+    assert closed.__cause__ is denied and closed.args == ("bye",)
+    assert str(WebSocketServerClosed()) == "Internal Server Error"  # the original's
+
+
+def test_options_can_be_replaced_and_only_exceptions_are_causes() -> None:
+    error = NotFound("x")
+    error.options = {"x_a": "1"}
+    assert error.headers == {"x_a": "1"}
+    cancelled = HTTPException(cause=asyncio.CancelledError("stop"))
+    assert type(cancelled) is InternalServerError and cancelled.__cause__ is None
+    assert cancelled.args == ()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 import types
 from collections.abc import Iterator
 from typing import Any
@@ -520,3 +521,65 @@ def test_root_without_a_route_is_503_as_the_original() -> None:
 
     with serve_in_thread(app) as (_, port):
         assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text == "mine"
+
+
+# -- the lock handlers receive ---------------------------------------------------
+
+
+def test_a_lock_wait_is_bounded_and_gives_back_what_it_takes_late() -> None:
+    from tremolo.locks import ServerLock
+
+    lock = ServerLock.create(2)
+
+    async def scenario() -> None:
+        assert lock(3).name == 1  # the original's modulo
+        await lock.acquire()
+        with pytest.raises(TimeoutError):  # 0 only tries
+            await lock.acquire(timeout=0)
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await lock(0, timeout=0.2).acquire()
+        assert 0.15 < time.monotonic() - start < 2
+        # a waiter cancelled while its thread waits: the lock released meanwhile is
+        # taken by that thread and given back, not kept by nobody
+        waiter = asyncio.ensure_future(lock.acquire(timeout=5))
+        await asyncio.sleep(0.1)
+        waiter.cancel()
+        lock.release()
+        await asyncio.sleep(0.2)
+        await lock.acquire(timeout=1)
+        lock.release()
+        lock.release()  # not held: nothing happens, as in the original
+        async with lock(1):
+            with pytest.raises(TimeoutError):
+                await lock(1).acquire(timeout=0)
+        await lock(1).acquire(timeout=0)
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+
+
+def test_a_handler_sees_a_held_lock_time_out() -> None:
+    app = Tremolo()
+
+    async def hold(lock: Any) -> None:
+        async with lock:
+            await asyncio.sleep(0.3)
+
+    @app.route("/getlock")
+    async def get_lock(lock: Any, **server: Any) -> Any:
+        async with lock:
+            yield b"Lock"
+        async with lock(5):
+            yield b" "
+        holder = asyncio.get_running_loop().create_task(hold(lock))
+        await asyncio.sleep(0.1)
+        try:
+            await lock.acquire(timeout=0)
+            yield b"was free"
+        except TimeoutError:
+            yield b"was acquired!"
+        await holder
+
+    with serve_in_thread(app) as (_, port):
+        r = httpx.get(f"http://127.0.0.1:{port}/getlock", timeout=5)
+    assert (r.status_code, r.content) == (200, b"Lock was acquired!")

@@ -26,11 +26,14 @@ class TremoloException(Exception):
 
 
 class HTTPException(TremoloException):
-    """An error response: `code`, `message` (the reason phrase), `content_type`.
+    """An error response: `code`, `message` (the reason phrase), `content_type`, and
+    `options`, the response fields (keyword arguments; `headers` is the same dict).
 
-    `cause` wraps another exception: an HTTPException is used as it is; with the
-    base class, a TimeoutError becomes RequestTimeout (408) and anything else
-    InternalServerError (500). Extra keyword arguments are response headers.
+    `cause` wraps another exception: an HTTPException is used as it is (what is
+    given besides, arguments, options, code, message, content_type, replaces its
+    own, as the original does); with the base class, a TimeoutError becomes
+    RequestTimeout (408) and anything else InternalServerError (500), with the cause
+    as `__cause__` and its arguments unless others are given.
     """
 
     code = 500
@@ -47,25 +50,28 @@ class HTTPException(TremoloException):
 
     def __init__(self, *args: Any, code: int | None = None, message: str | None = None,
                  content_type: str | None = None, cause: BaseException | None = None,
-                 **headers: Any) -> None:
-        if cause is self:
-            return  # __new__ returned the cause itself: it is initialised already
+                 **options: Any) -> None:
         if isinstance(code, int):
             self.code = code
         if isinstance(message, str):
             self.message = message
         if isinstance(content_type, str):
             self.content_type = content_type
-        if cause is not None:
-            self.__cause__ = cause
-            if not args:
+        # only an Exception is a cause, as in the original (a CancelledError is not)
+        if isinstance(cause, Exception):
+            if cause is self:  # __new__ returned the cause: re-initialised with these
+                if not options:
+                    options = getattr(self, "options", {})
+            else:
+                self.__cause__ = cause
+            if cause.args and not args:
                 args = cause.args
         super().__init__(*args)
-        self.headers = headers
+        self.options: dict[str, Any] = options
 
     @property
-    def options(self) -> dict[str, Any]:
-        return self.headers
+    def headers(self) -> dict[str, Any]:
+        return self.options
 
     @property
     def encoding(self) -> str:
@@ -155,15 +161,11 @@ class WebSocketException(HTTPException):
     """A WebSocket ends: `code` is its close code (1011 unless said)."""
 
     code = 1011
-    message = "WebSocket Error"
 
     def __new__(cls, *args: Any, **kwargs: Any) -> WebSocketException:
-        # never swapped for a cause, unlike HTTPException: it is always itself
+        # never swapped for its cause, unlike HTTPException: it is always itself,
+        # with the cause as __cause__
         return Exception.__new__(cls)
-
-    def __init__(self, *args: Any, code: int | None = None, **kwargs: Any) -> None:
-        kwargs.pop("cause", None)
-        super().__init__(*args, code=code, **kwargs)
 
 
 class WebSocketClientClosed(WebSocketException):
