@@ -139,7 +139,8 @@ def test_plain_handlers_run_off_the_loop(port: int) -> None:
 
 def test_handler_gets_what_it_declares(port: int) -> None:
     assert get(port, "/only-request?x=1").content == b"/only-request x=1"
-    assert get(port, "/kwargs").content == b"app,context,globals,lock,logger,loop,request,response"
+    assert get(port, "/kwargs").content == \
+        b"app,context,globals,lock,logger,loop,prefix,request,response"
 
 
 def test_request_body(port: int) -> None:

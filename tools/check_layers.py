@@ -14,7 +14,7 @@ from pathlib import Path
 # top to bottom; a layer is a list of independent groups
 LAYERS: list[list[str]] = [
     ["tremolo", "tremolo.__main__"],
-    ["tremolo.application", "tremolo.cli", "tremolo.testing"],
+    ["tremolo.application", "tremolo.cli", "tremolo.testing", "tremolo.lib"],
     ["tremolo.supervisor", "tremolo.loading", "tremolo.cli_options", "tremolo.reload"],
     ["tremolo.worker_process"],
     ["tremolo.listening", "tremolo.metrics", "tremolo.signals"],

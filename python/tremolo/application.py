@@ -26,6 +26,12 @@ class Tremolo(App):
         from . import loading, logs, reload
         from .supervisor import serve
 
+        if self.mounted_in is not None:
+            raise RuntimeError("cannot run this application: it is mounted in another; "
+                               "run that one")
+        if host is None and not self.listeners:
+            raise ValueError("with host=None, app.listen() must be called first (or give "
+                             "run() a host, e.g. app.run('127.0.0.1', 8000))")
         if loading.rerunning():
             raise loading.Rerun(self)  # a new worker runs the script again (SIGHUP)
 
@@ -39,12 +45,35 @@ class Tremolo(App):
             # this process watches; a copy of the program serves, and is replaced
             # when a watched file changes
             logs.configure(opts.log_level, opts.log_fmt, opts.log_config)
-            raise SystemExit(reload.run(reload.child_argv(),
-                                        reload.Watch(dirs, includes, excludes)))
+            argv, env = reload.child_argv(), dict[str, str]()
+            if reload.started_by_multiprocessing():
+                argv, env = reload.app_command(self, {
+                    "host": host, "port": port, "worker_num": worker_num, "reload": True,
+                    "reload_dirs": dirs, "reload_includes": includes,
+                    "reload_excludes": excludes, **options})
+            raise SystemExit(reload.run(argv, reload.Watch(dirs, includes, excludes), env))
         rerun = loading.script_reloader()
         serve(self.make_adapter, opts, self.listeners, ServerLock.create(opts.locks),
               what=f"{self.name or 'the application'} (Tremolo)",
               renew=None if rerun is None else lambda: rerun().make_adapter)
+
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # An application held by a module is pickled as that module's variable (a
+        # multiprocessing child then imports it, routes and all, instead of getting
+        # a copy made of its pieces).
+        from .reload import locate
+
+        where = locate(self)
+        if where is None:
+            return super().__reduce_ex__(protocol)
+        return _module_variable, where
+
+
+def _module_variable(module: str, attr: str) -> Any:
+    import importlib
+
+    return getattr(importlib.import_module(module), attr)
 
 
 Application = Tremolo

@@ -46,6 +46,12 @@ def _positive_number(name: str, value: Any) -> float:
     return float(value)
 
 
+def _seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ConfigError(f"{name} must be a number of seconds (0 or more), not {value!r}")
+    return float(value)
+
+
 @dataclass
 class Options:
     host: str | None = None
@@ -201,7 +207,7 @@ class Options:
 
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "worker_num": lambda n, v: _positive_int(n, v, minimum=0),
-    "backlog": _positive_int,
+    "backlog": lambda n, v: _positive_int(n, v, minimum=0),
     "buffer_size": lambda n, v: _positive_int(n, v, minimum=1024),
     "client_max_body_size": lambda n, v: _positive_int(n, v, minimum=0),
     "client_max_header_size": lambda n, v: _positive_int(n, v, minimum=256),
@@ -213,8 +219,8 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "keepalive_timeout": _positive_number,
     "keepalive_connections": _positive_int,
     "app_handler_timeout": _positive_number,
-    "app_close_timeout": _positive_number,
-    "shutdown_timeout": _positive_number,
+    "app_close_timeout": _seconds,
+    "shutdown_timeout": _seconds,
     "thread_pool_size": _positive_int,
     "download_rate": lambda n, v: _positive_int(n, v, minimum=0),
     "upload_rate": lambda n, v: _positive_int(n, v, minimum=0),

@@ -7,9 +7,12 @@ Files are watched with watchfiles when it is installed, else by polling their ti
 
 from __future__ import annotations
 
+import base64
 import fnmatch
+import importlib
 import logging
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -108,11 +111,11 @@ def compiles(paths: set[Path]) -> str | None:
     return None
 
 
-def run(argv: list[str], watch: Watch) -> int:
+def run(argv: list[str], watch: Watch, env_extra: dict[str, str] | None = None) -> int:
     """Runs `argv` as the serving child and restarts it on changes until SIGINT or
     SIGTERM; the exit code is the last child's."""
     stop = threading.Event()
-    env = {**os.environ, CHILD: "1"}
+    env = {**os.environ, CHILD: "1", **(env_extra or {})}
 
     def start() -> subprocess.Popen[bytes]:
         # In a process group of its own: CTRL+C reaches the watcher alone, which then
@@ -178,3 +181,48 @@ def child_argv() -> list[str]:
         name = spec.name.removesuffix(".__main__")
         return [sys.executable, "-m", name, *sys.argv[1:]]
     return [sys.executable, *sys.argv]
+
+
+def started_by_multiprocessing() -> bool:
+    """This process is a multiprocessing child (its sys.argv is its parent's, so
+    running that again would start the parent's program)."""
+    import multiprocessing
+
+    return multiprocessing.parent_process() is not None
+
+
+def locate(obj: object) -> tuple[str, str] | None:
+    """(module, attribute) under which `obj` is reachable in an importable module."""
+    for name, module in list(sys.modules.items()):
+        if name in ("__main__", "__mp_main__") or module is None:
+            continue
+        for attr, value in list(vars(module).items()):
+            if value is obj:
+                return name, attr
+    return None
+
+
+def app_command(app: object, args: dict[str, object]) -> tuple[list[str], dict[str, str]]:
+    """The child that serves `app.run(**args)` when this process cannot be run
+    again as a program: it imports the module that holds `app` (on this process's
+    sys.path) and calls run() there; ValueError when no module holds it."""
+    where = locate(app)
+    if where is None:
+        raise ValueError("reload=True in a process started by multiprocessing needs the "
+                         "application in an importable module (a module-level variable), "
+                         "so that the reloaded server can import it again")
+    payload = base64.b64encode(pickle.dumps((sys.path, where, args))).decode()
+    return ([sys.executable, "-c", "from tremolo.reload import serve_app; serve_app()"],
+            {APP: payload})
+
+
+#: set in the child's environment by app_command: what serve_app() runs
+APP = "TREMOLO_RELOAD_APP"
+
+
+def serve_app() -> None:
+    """The child of app_command."""
+    path, (module, attr), args = pickle.loads(base64.b64decode(os.environ.pop(APP)))
+    sys.path[:] = path
+    app = getattr(importlib.import_module(module), attr)
+    app.run(**args)

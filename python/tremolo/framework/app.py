@@ -5,7 +5,7 @@ which needs the process supervisor above this layer."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .context import Context
@@ -22,16 +22,39 @@ Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 class Registered:
-    """A hook or middleware: its handler, priority and the path prefix it serves."""
+    """A hook or middleware: its handler, priority and the path prefix it serves.
 
-    __slots__ = ("handler", "prefix", "priority", "seq")
+    It also reads as the original's tuple, `(priority, func)` for a hook and
+    `(priority, func, options)` for a middleware, since programs written for it
+    look into `app.hooks` and `app.middlewares` that way."""
+
+    __slots__ = ("handler", "is_middleware", "prefix", "priority", "seq")
     counter = itertools.count()
 
-    def __init__(self, func: Callable[..., Any], priority: int, prefix: bytes = b"") -> None:
+    def __init__(self, func: Callable[..., Any], priority: int, prefix: bytes = b"", *,
+                 is_middleware: bool = False) -> None:
         self.handler = Handler(func)
         self.priority = priority
         self.prefix = prefix
+        self.is_middleware = is_middleware
         self.seq = next(self.counter)
+
+    def _as_tuple(self) -> tuple[Any, ...]:
+        if self.is_middleware:
+            return (self.priority, self.handler.func, self.handler.options)
+        return (self.priority, self.handler.func)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._as_tuple()[index]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._as_tuple())
+
+    def __len__(self) -> int:
+        return 2 + self.is_middleware
+
+    def __repr__(self) -> str:
+        return repr(self._as_tuple())
 
 
 async def index(status: tuple[int, bytes] = (503, b"Service Unavailable"),
@@ -42,8 +65,19 @@ async def index(status: tuple[int, bytes] = (503, b"Service Unavailable"),
 
 
 def _sort(items: list[Registered], name: str) -> None:
-    sign = -1 if name in REVERSED else 1
-    items.sort(key=lambda r: (r.priority, sign * r.seq))
+    # Kept in the original's order (ascending priorities; those in REVERSED
+    # descending), which programs inspecting `app.hooks` see; `in_order` gives the
+    # order they run in: lower priorities first, and among equal priorities the
+    # REVERSED kinds newest first.
+    if name in REVERSED:
+        items.sort(key=lambda r: (-r.priority, r.seq))
+    else:
+        items.sort(key=lambda r: (r.priority, r.seq))
+
+
+def in_order(items: list[Registered], name: str) -> list[Registered]:
+    """The hooks or middlewares of kind `name` in the order they run."""
+    return items[::-1] if name in REVERSED else items
 
 
 class App:
@@ -51,18 +85,24 @@ class App:
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name
-        self.router = Router()
+        #: the routes; `app.routes.add(func, path)` as in the original
+        self.routes = self.router = Router()
         self.router.add(index, "/", {})  # until the application routes `/` itself
         self.error_handlers: dict[int, Handler] = {}
         self.hooks: dict[str, list[Registered]] = {n: [] for n in HOOKS}
-        # path prefix -> its middlewares; a request runs only the group of the
-        # longest prefix it falls under (a mounted application's, or b"": this one's)
-        self.groups: dict[bytes, dict[str, list[Registered]]] = {
-            b"": {n: [] for n in MIDDLEWARES}}
+        # mount point (its path segments, () for this application) -> its
+        # middlewares; a request runs only the group of the longest mount point it
+        # falls under (a mounted application's, or this one's), as the original
+        self.middlewares: dict[tuple[bytes, ...], dict[str, list[Registered]]] = {
+            (): {n: [] for n in MIDDLEWARES}}
         #: this application's own middlewares (not those of mounted ones)
-        self.middlewares = self.groups[b""]
+        self.own_middlewares = self.middlewares[()]
         self.listeners: list[tuple[str | None, int | str, dict[str, Any]]] = []
         self.globals = Context()
+        # where this application is mounted, and what it mounted (see mount)
+        self.mounted_in: App | None = None
+        self._mounts: set[tuple[int, bytes]] = set()
+        self._joined: set[int] = set()
 
     # -- routes --------------------------------------------------------------
 
@@ -74,8 +114,6 @@ class App:
         return decorator
 
     def add_route(self, target: Any, path: str = "/", **options: Any) -> None:
-        if not isinstance(path, str) or not path:
-            raise ValueError("a route path must be a non-empty str")
         self.router.add(target, path, options)
 
     def error(self, code: int, func: Callable[..., Any] | None = None) -> Any:
@@ -98,22 +136,25 @@ class App:
         _sort(self.hooks[name], name)
 
     def add_middleware(self, func: Callable[..., Any], name: str = "request",
-                       priority: int = 999, *, prefix: bytes = b"") -> None:
+                       priority: int = 999, *, prefix: tuple[bytes, ...] = ()) -> None:
         if name not in MIDDLEWARES:
             raise ValueError(f"{name!r} is not one of: {', '.join(MIDDLEWARES)}")
-        group = self.groups.setdefault(prefix, {n: [] for n in MIDDLEWARES})
-        group[name].append(Registered(func, priority, prefix))
+        group = self.middlewares.setdefault(prefix, {n: [] for n in MIDDLEWARES})
+        raw = b"".join(b"/" + part for part in prefix)
+        group[name].append(Registered(func, priority, raw, is_middleware=True))
         _sort(group[name], name)
 
-    def middlewares_for(self, path: bytes) -> dict[str, list[Registered]]:
-        """The middlewares that serve `path`: those of the innermost mounted
-        application it is under that has any, else this application's."""
-        best = b""
-        for prefix in self.groups:
-            if len(prefix) > len(best) and (
-                    path == prefix or path.startswith(prefix + b"/")):
-                best = prefix
-        return self.groups[best]
+    def middlewares_for(self, path: bytes) -> tuple[tuple[bytes, ...],
+                                                    dict[str, list[Registered]]]:
+        """The mount point and middlewares that serve `path`: those of the
+        innermost mounted application it is under that has any, else this
+        application's."""
+        parts = tuple(p for p in path.split(b"/") if p)
+        for n in range(len(parts), 0, -1):
+            group = self.middlewares.get(parts[:n])
+            if group is not None:
+                return parts[:n], group
+        return (), self.own_middlewares
 
     def _decorator(self, add: Callable[..., None], name: str, args: tuple[Any, ...],
                    priority: int) -> Any:
@@ -153,24 +194,34 @@ class App:
     def mount(self, prefix: str, app: App) -> None:
         """Serves `app`'s routes under `prefix`, with its middlewares (when it has
         any, they replace this application's for paths under `prefix`); its hooks
-        and listeners join this application's."""
-        if not prefix.startswith("/") or len(prefix) > 255:
+        and listeners join this application's once, however often it is mounted.
+        Mounting the same application at the same prefix again does nothing."""
+        if not isinstance(prefix, str) or not prefix.startswith("/") or len(prefix) > 255:
             raise ValueError("a mount prefix starts with '/' and is at most 255 long")
         if app is self or not isinstance(app, App):
             raise ValueError("mount takes another Tremolo application")
         base = normalize(prefix)
         base = b"" if base == b"/" else base
+        if (id(app), base) in self._mounts:
+            return
+        self._mounts.add((id(app), base))
+        app.mounted_in = self
         self.router.merge(app.router, base)
         self.error_handlers = {**app.error_handlers, **self.error_handlers}
-        for group in app.groups.values():
+        parts = tuple(p for p in base.split(b"/") if p)
+        for point, group in app.middlewares.items():
             for name, items in group.items():
                 for r in items:
                     self.add_middleware(r.handler.func, name, r.priority,
-                                        prefix=base + r.prefix)
+                                        prefix=parts + point)
+        if id(app) in self._joined:
+            return
+        self._joined.add(id(app))
         for name, hooks in app.hooks.items():
             for h in hooks:
                 self.add_hook(h.handler.func, name, h.priority)
-        self.listeners.extend(app.listeners)
+        for listener in app.listeners:
+            self.listen(listener[1], listener[0], **listener[2])
 
     # -- serving -------------------------------------------------------------
 

@@ -4,6 +4,7 @@ cycle (request middlewares, handler, response middlewares) and the hooks."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import html
 import traceback
@@ -20,8 +21,11 @@ from ..exceptions import (
 )
 from ..protocols import Adapter, ClientDisconnected, Exchange, HTTPProtocol, ServerState
 from ..protocols.lifecycle import RECEIVED
+from ..protocols.task import cancel_later
 from . import websocket
+from .app import in_order
 from .context import Context
+from .executor import MultiThreadExecutor
 from .request import Request
 from .response import Response
 from .routing import Handler
@@ -82,6 +86,10 @@ class NativeAdapter(Adapter):
     async def startup(self) -> None:
         self.executor = ThreadPoolExecutor(self.state.options.thread_pool_size,
                                            thread_name_prefix="tremolo-handler")
+        # the original's executor, which programs reach as globals.executor
+        threads = MultiThreadExecutor(self.state.options.thread_pool_size)
+        await threads.start("tremolo-executor", self.loop)
+        self.app.globals["executor"] = threads
         await self._run_hooks(self.app.hooks["worker_start"],
                               {**self.shared, "context": self.app.globals})
 
@@ -89,11 +97,16 @@ class NativeAdapter(Adapter):
         for task in list(self.tasks):
             task.cancel()
         try:
-            await self._run_hooks(self.app.hooks["worker_stop"],
+            await self._run_hooks(in_order(self.app.hooks["worker_stop"], "worker_stop"),
                                   {**self.shared, "context": self.app.globals})
         finally:
             if self.executor is not None:
                 self.executor.shutdown(wait=False, cancel_futures=True)
+            threads = self.app.globals.get("executor")
+            if isinstance(threads, MultiThreadExecutor):
+                # (its threads are daemons: one still busy does not hold the exit)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(threads.shutdown(), 5)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = self.loop.create_task(coro)
@@ -115,9 +128,10 @@ class NativeAdapter(Adapter):
 
     def connection_lost(self, protocol: HTTPProtocol) -> None:
         if self.app.hooks["close"]:
-            coro = self._run_hooks(self.app.hooks["close"],
+            coro = self._run_hooks(in_order(self.app.hooks["close"], "close"),
                                    {**self.shared, "context": protocol.context["ctx"]})
-            self._spawn(asyncio.wait_for(coro, self.state.options.app_close_timeout))
+            # cancelled app_close_timeout after the close (0: at its first wait)
+            cancel_later(self.loop, self.state.options.app_close_timeout, self._spawn(coro))
 
     # -- the request cycle ---------------------------------------------------
 
@@ -131,11 +145,14 @@ class NativeAdapter(Adapter):
         route, groups, path_params = app.router.find(ex.head.target)
         request = Request(ex)
         response = Response(request)
-        server = dict(self.shared, request=request, response=response,
-                      context=ex.protocol.context["ctx"])
         # (request.path is worked out only when a mounted application has its own)
-        middlewares = app.middlewares if len(app.groups) == 1 \
-            else app.middlewares_for(request.path)
+        if len(app.middlewares) == 1:
+            prefix: tuple[bytes, ...] = ()
+            middlewares = app.own_middlewares
+        else:
+            prefix, middlewares = app.middlewares_for(request.path)
+        server = dict(self.shared, request=request, response=response,
+                      context=ex.protocol.context["ctx"], prefix=prefix)
         if middlewares["response"]:
             response.before_send = functools.partial(
                 self._response_middlewares, middlewares["response"], server)
@@ -210,7 +227,7 @@ class NativeAdapter(Adapter):
         """Runs on_response middlewares just before the head is sent. One that
         returns a body ends the chain and its body replaces the handler's; one that
         returns another true value ends the chain."""
-        for mw in middlewares:
+        for mw in reversed(middlewares):  # (kept in the original's order)
             data = mw.handler.func(**mw.handler.kwargs(server, {}))
             if asyncio.iscoroutine(data):
                 data = await data

@@ -9,6 +9,7 @@ Later registrations win.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import re
 import types
@@ -125,7 +126,13 @@ class Router:
         self.static: dict[bytes, Route] = {}
         self.regex: list[Route] = []  # newest first
 
-    def add(self, target: Any, path: str, options: dict[str, Any]) -> Route:
+    def add(self, target: Any, path: str = "/", options: dict[str, Any] | None = None,
+            **more: Any) -> Route:
+        """Routes `path` to `target` with `options` (and `more` options): also the
+        original's `app.routes.add(func, path, kwargs, **options)`."""
+        if not isinstance(path, str) or not path:
+            raise ValueError("a route path must be a non-empty str")
+        options = {**(options or {}), **more}
         if is_regex(path):
             route = Route(target, options, compile_pattern(path))
             self.regex.insert(0, route)
@@ -161,5 +168,7 @@ class Router:
             source = route.pattern.pattern.lstrip(b"^")
             if not source.startswith(b"/"):
                 source = b"/.*" + source
-            route.pattern = re.compile(b"^" + re.escape(prefix) + source)
-            self.regex.insert(0, route)
+            # a copy: the same application may be mounted at other prefixes too
+            mounted = copy.copy(route)
+            mounted.pattern = re.compile(b"^" + re.escape(prefix) + source)
+            self.regex.insert(0, mounted)
