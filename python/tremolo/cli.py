@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 from . import logs, reload
 from ._core import __version__
 from .cli_options import (
+    ALIASES,
     FLAGS,
     NOT_OPTIONS,
     SWITCH,
@@ -32,21 +33,53 @@ from .config import UNLIMITED, ConfigError, Options
 from .loading import INTERFACES, AppLoadError, detect_interface, load_app, reloader
 
 LIFESPAN = ("auto", "on", "off")
-#: the names users bring from the other servers
-ALIASES = {"worker_num": ("--workers",), "trusted_proxies": ("--forwarded-allow-ips",)}
+EXAMPLES = """\
+Serve a Tremolo, ASGI or WSGI application. Every option can also be set with the
+environment variable in brackets; a flag wins over it.
+
+Examples:
+  python3 -m tremolo example:app
+  python3 -m tremolo /path/to/example.py
+  python3 -m tremolo /path/to/example.py:myapp
+  python3 -m tremolo --debug --port 8080 example:app
+  python3 -m tremolo --bind 127.0.0.1:8000,:8001,/tmp/app.sock --workers 4 example:app"""
+
+
+def version_text() -> str:
+    """What --version prints, as the original does: `tremolo 0.1.0 (cpython 3.11.2,
+    linux)`."""
+    major, minor, micro = sys.version_info[:3]
+    return (f"tremolo {__version__} ({sys.implementation.name} {major}.{minor}.{micro}, "
+            f"{sys.platform})")
+
+
+def _is_path(item: str) -> bool:
+    """A --bind item that names a UNIX socket: `unix:PATH`, an absolute path, a
+    Windows one (`C:\\...`, told by `:\\` as the original does), or one without a
+    port that has a slash or ends with `.sock` (`run/app.sock`, `app.sock`)."""
+    if item.startswith(("unix:", "/")) or ":\\" in item:
+        return True
+    return ":" not in item and ("/" in item or "\\" in item or item.endswith(".sock"))
 
 
 def parse_bind(value: str) -> list[tuple[str | None, int | str]]:
-    """`host:port,unix-path,[::]:port` -> [(host, port) | (None, path)]."""
+    """--bind's comma-separated listeners -> [(host, port) | (None, path)]: `host:port`,
+    `[v6]:port`, `:port` (127.0.0.1, as the original's `localhost`), or a UNIX socket
+    path: `unix:PATH` as given, a bare path with `.sock` added when it lacks it (the
+    original's spelling keeps the original's meaning)."""
     out: list[tuple[str | None, int | str]] = []
     for item in filter(None, (v.strip() for v in value.split(","))):
-        if item.startswith("/") or item.startswith("unix:"):
+        if item.startswith("unix:"):
             out.append((None, item.removeprefix("unix:")))
             continue
+        if _is_path(item):
+            out.append((None, item if item.endswith(".sock") else item + ".sock"))
+            continue
         host, sep, port = item.rpartition(":")
-        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ValueError(f"{item!r} is not host:port or a UNIX socket path")
-        out.append((host.strip("[]") or "0.0.0.0", int(port)))
+        if not sep or not (port.isascii() and port.isdigit()) or int(port) > 65535:
+            raise ValueError(f"{item!r} is not host:port, :port, or a UNIX socket path "
+                             "(/path, unix:path, or a name ending with .sock)")
+        out.append((host.strip("[]") or "127.0.0.1", int(port)))
     if not out:
         raise ValueError("empty")
     return out
@@ -55,6 +88,15 @@ def parse_bind(value: str) -> list[tuple[str | None, int | str]]:
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"tremolo: error: {message}\n")
+
+
+class HelpFormat(argparse.RawDescriptionHelpFormatter):
+    """`Usage:` first, as the original's help (programs that embed its CLI look
+    for it)."""
+
+    def add_usage(self, usage: str | None, actions: Any, groups: Any,
+                  prefix: str | None = None) -> None:
+        super().add_usage(usage, actions, groups, "Usage: " if prefix is None else prefix)
 
 
 def _reader(name: str) -> Any:
@@ -70,23 +112,23 @@ def _reader(name: str) -> Any:
 
 
 def build_parser() -> Parser:
-    parser = Parser(
-        prog="python3 -m tremolo",
-        description="Serve a Tremolo, ASGI or WSGI application. Every option can also be "
-                    "set with the environment variable in brackets; a flag wins over it.")
+    parser = Parser(prog="python3 -m tremolo", usage="%(prog)s [OPTIONS] APP",
+                    description=EXAMPLES, formatter_class=HelpFormat)
     parser.add_argument("app", metavar="APP", nargs="?",
                         help="module:attr, module (attr 'app'), or path/to/file.py[:attr]: "
                              "a Tremolo application, an ASGI 3 or a WSGI callable "
                              f"[${env_name('app')}]")
-    parser.add_argument("--version", action="version", version=f"tremolo {__version__}")
+    parser.add_argument("--version", action="version", version=version_text())
     where = parser.add_argument_group("where and what to serve")
     where.add_argument("--host", help="address to listen on; '::' for IPv6 and IPv4 "
                                       f"(default: 127.0.0.1) [${env_name('host')}]")
     where.add_argument("--port", type=int,
                        help=f"TCP port (default: 8000) [${env_name('port')}]")
     where.add_argument("--bind", metavar="ADDRS",
-                       help="host:port,unix-path,[::]:port, listeners instead of --host "
-                            f"and --port (default: none) [${env_name('bind')}]")
+                       help="listeners instead of --host and --port, comma-separated: "
+                            "host:port, [::]:port, :port (127.0.0.1), or a UNIX socket: "
+                            "/path, unix:path, name.sock (default: none) "
+                            f"[${env_name('bind')}]")
     where.add_argument("--fd", metavar="N", action="append",
                        help="serve a listening socket handed in as file descriptor N "
                             "(again for more); systemd's socket activation (LISTEN_FDS) "
@@ -108,9 +150,9 @@ def build_parser() -> Parser:
                             f"[${env_name('lifespan')}]")
     tls = parser.add_argument_group("TLS")
     for name, (_, text) in TLS_FLAGS.items():
-        tls.add_argument(flag(name), metavar={"ssl_keyfile_password": "VALUE",
-                                              "ssl_cert_reqs": None,
-                                              "ssl_ciphers": "LIST"}.get(name, "PATH"),
+        metavar = {"ssl_keyfile_password": "VALUE", "ssl_cert_reqs": None,
+                   "ssl_ciphers": "LIST"}.get(name, "PATH")
+        tls.add_argument(flag(name), *ALIASES.get(name, ()), metavar=metavar,
                          choices=("none", "optional", "required")
                          if name == "ssl_cert_reqs" else None,
                          help=f"{text}{'' if 'default' in text else '; default: none'} "
@@ -120,6 +162,11 @@ def build_parser() -> Parser:
                      help="restart the server when a watched file changes (watchfiles "
                           "when installed, else polling); a change that does not compile "
                           f"keeps the old code serving; default: off [${env_name('reload')}]")
+    dev.add_argument("--experimental", action="store_true", default=None,
+                     help="the original Tremolo's switch for keeping a connection open "
+                          "after a chunked request body; tremolo always does (it reads such "
+                          "a body to its end, trailers included), so this only sets "
+                          "options['experimental'] for handlers that look; default: off")
     dev.add_argument("--reload-dir", dest="reload_dirs", metavar="DIR", action="append",
                      help="a directory to watch (again for more); default: the current one "
                           f"[${env_name('reload_dirs')}, comma-separated]")
@@ -278,6 +325,10 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
             bind = parse_bind(settings.pop("bind"))
         except ValueError as exc:
             return _fail(f"argument --bind: {exc}")
+        unused = [flag(n) for n in ("host", "port") if getattr(args, n) is not None]
+        if unused:  # the original ignores them too, but say so
+            print(f"tremolo: warning: {' and '.join(unused)} not used: --bind names every "
+                  "listener", file=sys.stderr)
     try:
         fds = handed_in(settings.pop("fd", None), environ if environ is not None
                         else os.environ)
@@ -297,6 +348,9 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     settings.setdefault("access_log", True)  # as uvicorn and gunicorn do
     tls = {key: settings.pop(name) for name, (key, _) in TLS_FLAGS.items() if name in settings}
     if tls:
+        if "cert" not in tls:
+            return _fail("TLS (--ssl-*): the other --ssl-* flags need --ssl-certfile "
+                         "(--ssl-cert), the certificate")
         settings["ssl"] = tls
     if interface in ("asgi", "asgi3", "wsgi") and not callable(app):
         return _fail(f"APP: {spec} is not callable, so it cannot be served as {interface}", 1)

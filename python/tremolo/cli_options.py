@@ -181,6 +181,10 @@ TLS_FLAGS = {
                                "intermediate profile"),
 }
 NOT_OPTIONS.update(dict.fromkeys(TLS_FLAGS, TEXT))
+#: other spellings a flag answers to: the other servers' names, and the original
+#: Tremolo's (its `python3 -m tremolo` of 0.5.x), so their command lines work unchanged
+ALIASES = {"worker_num": ("--workers",), "trusted_proxies": ("--forwarded-allow-ips",),
+           "ssl_certfile": ("--ssl-cert",), "ssl_keyfile": ("--ssl-key",)}
 NOT_OPTIONS.update({"reload": SWITCH, "reload_dirs": LIST, "reload_includes": LIST,
                     "reload_excludes": LIST})
 
