@@ -339,8 +339,6 @@ server.run(**parse_args(help=usage, bind=bind, version=version))
 """
 
 
-@pytest.mark.xfail(strict=True, reason="config.py refuses the original's ssl={} (no TLS), "
-                   "and run(host=None) serves host:port beside app.listen()'s listeners")
 def test_a_program_that_embeds_the_original_command_line(tmp_path: Path) -> None:
     (tmp_path / "embedded.py").write_text(EMBEDDED)
     port = free_port()

@@ -161,8 +161,11 @@ def test_tremolo_lib_module_paths() -> None:
 
 
 def test_option_values_the_original_accepts() -> None:
-    opts = Options.from_kwargs({"app_close_timeout": 0, "shutdown_timeout": 0, "backlog": 0})
+    opts = Options.from_kwargs({"app_close_timeout": 0, "shutdown_timeout": 0, "backlog": 0,
+                                "ssl": {}, "worker_num": -1})
     assert (opts.app_close_timeout, opts.shutdown_timeout, opts.backlog) == (0, 0, 0)
+    assert opts.ssl is None  # any false value: no TLS
+    assert opts.worker_num == len(os.sched_getaffinity(0))  # negative: one per CPU
     for name, bad in (("app_close_timeout", -1), ("shutdown_timeout", float("nan")),
                       ("app_close_timeout", "1")):
         with pytest.raises(ConfigError, match=name):

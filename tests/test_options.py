@@ -151,7 +151,7 @@ def test_expect_continue_over_the_limit_is_413() -> None:
 
 
 def test_options_are_validated() -> None:
-    for bad in ({"buffer_size": "x"}, {"port": 70000}, {"worker_num": -1},
+    for bad in ({"buffer_size": "x"}, {"port": 70000}, {"worker_num": 1.5},
                 {"log_level": "LOUD"}, {"trusted_proxies": "not-an-ip"},
                 {"request_timeout": 0}, {"client_max_header_size": 10}):
         with pytest.raises(ConfigError, match=next(iter(bad))):

@@ -53,7 +53,9 @@ class Tremolo(App):
                     "reload_excludes": excludes, **options})
             raise SystemExit(reload.run(argv, reload.Watch(dirs, includes, excludes), env))
         rerun = loading.script_reloader()
+        # host=None: the listeners alone (as the original)
         serve(self.make_adapter, opts, self.listeners, ServerLock.create(opts.locks),
+              primary=host is not None,
               what=f"{self.name or 'the application'} (Tremolo)",
               renew=None if rerun is None else lambda: rerun().make_adapter)
 

@@ -101,7 +101,7 @@ FLAGS: dict[str, tuple[Kind, str]] = {
     "share_port": (SWITCH, "let another program (another tremolo) serve the same port "
                            "too; without it a port in use is refused"),
     "worker_num": (COUNT, "worker processes ($WEB_CONCURRENCY too); 0: serve in the "
-                          "master process"),
+                          "master process; -1: one per CPU"),
     "backlog": (COUNT, "listen backlog"),
     "debug": (SWITCH, "show tracebacks on 500 pages and log at DEBUG"),
     "log_level": (TEXT, "DEBUG, INFO, WARNING, ERROR or CRITICAL"),

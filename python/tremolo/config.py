@@ -7,6 +7,7 @@ Names and defaults follow the original Tremolo. Unknown options are kept in
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -44,6 +45,17 @@ def _positive_number(name: str, value: Any) -> float:
     if not value > 0:
         raise ConfigError(f"{name} must be greater than 0, not {value}")
     return float(value)
+
+
+def _workers(value: int) -> int:
+    """A negative worker_num is one worker per CPU this process may run on (as the
+    original)."""
+    if value >= 0:
+        return value
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # (not on every platform)
+        return os.cpu_count() or 1
 
 
 def _seconds(name: str, value: Any) -> float:
@@ -166,6 +178,8 @@ class Options:
         if self.proxy_protocol not in ("off", "v1", "v2", "auto"):
             raise ConfigError(f"proxy_protocol must be off, v1, v2 or auto, not "
                               f"{self.proxy_protocol!r}")
+        if not self.ssl:
+            self.ssl = None  # (the original's reading: any false value is no TLS)
         if self.ssl is not None and not (isinstance(self.ssl, dict) and self.ssl.get("cert")):
             raise ConfigError("ssl must be a dict with 'cert' (and 'key', 'password', "
                               "'ca_certs', 'cert_reqs', 'ciphers')")
@@ -206,7 +220,7 @@ class Options:
 
 
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
-    "worker_num": lambda n, v: _positive_int(n, v, minimum=0),
+    "worker_num": lambda n, v: _workers(_positive_int(n, v, minimum=-(1 << 31))),
     "backlog": lambda n, v: _positive_int(n, v, minimum=0),
     "buffer_size": lambda n, v: _positive_int(n, v, minimum=1024),
     "client_max_body_size": lambda n, v: _positive_int(n, v, minimum=0),
