@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tremolo import Tremolo
+from tremolo.exceptions import BadRequest
 from tremolo.framework.files import parse_ranges
 from tremolo.testing import serve_in_thread
 
@@ -121,16 +122,61 @@ def test_several_ranges_in_request_order(port: int) -> None:
 
 
 def test_unsatisfiable_range(port: int) -> None:
+    # as the original: the exception's answer (an error handler sees it), and the
+    # current length (RFC 9110 §15.5.17)
     r = get(port, range="bytes=20000-")
     assert r.status_code == 416 and r.headers["content-range"] == "bytes */10240"
-    assert r.content == b""
+    assert r.content == b"Range Not Satisfiable"
+    assert r.headers["content-type"] == "text/html; charset=utf-8"
+    # a suffix of zero bytes is not satisfiable either (RFC 9110 §14.1.1)
+    assert get(port, range="bytes=-0").status_code == 416
+    # one satisfiable range is enough (RFC 9110 §14.2; the original answers 416)
+    r = get(port, range="bytes=0-1, 20000-")
+    assert r.status_code == 206 and r.content == DATA[:2]
 
 
-@pytest.mark.parametrize("spec", ["bytes=5-1", "items=0-5", "bytes=abc", "bytes=",
-                                  "bytes=" + ",".join(["0-1"] * 17)])
-def test_malformed_or_excessive_ranges_are_ignored(port: int, spec: str) -> None:
+@pytest.mark.parametrize("spec", ["items=0-5", "bytes=" + ",".join(["0-1"] * 17)])
+def test_unknown_units_and_excessive_ranges_are_ignored(port: int, spec: str) -> None:
+    # an unknown unit MUST be ignored (RFC 9110 §14.2; the original answers 400)
     r = get(port, range=spec)
     assert r.status_code == 200 and r.content == DATA
+
+
+@pytest.mark.parametrize("spec", ["bytes=abc", "bytes=", "bytes=-", "bytes=1-2, 5",
+                                  "bytes=+1-2", "bytes 0-1"])
+def test_malformed_ranges_are_400(port: int, spec: str) -> None:
+    # as the original (RFC 9110 §14.2 lets a server reject an invalid set)
+    r = get(port, range=spec)
+    assert (r.status_code, r.content) == (400, b"bad range")
+
+
+@pytest.mark.parametrize("spec", ["bytes=5-1", "bytes=2-0", "bytes=0-1, 5-1"])
+def test_backwards_ranges_are_416(port: int, spec: str) -> None:
+    # invalid (RFC 9110 §14.1.1), rejected with 416 as the original does (for `2-0`
+    # it sends byte 2)
+    r = get(port, range=spec)
+    assert r.status_code == 416 and r.content == b"Range Not Satisfiable"
+
+
+def test_several_range_fields(port: int) -> None:
+    # Range is one field; several are read as the original does: one set of byte
+    # ranges, or a 400 when one is not of bytes (not the first field alone)
+    out = exchange(port, b"GET /file HTTP/1.1\r\nHost: t\r\nRange: bytes=0-1\r\n"
+                         b"Range: bits=2-1\r\nConnection: close\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400 ") and out.endswith(b"bad range")
+    out = exchange(port, b"GET /file HTTP/1.1\r\nHost: t\r\nRange: bytes=0-1\r\n"
+                         b"Range: bytes=100-101\r\nConnection: close\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 206 ") and b"multipart/byteranges" in out
+    assert b"Content-Range: bytes 100-101/10240" in out
+
+
+def test_http10_has_no_ranges(port: int) -> None:
+    # as the original: no Accept-Ranges and the whole file (RFC 9110 §14.2: a server
+    # may ignore Range)
+    out = exchange(port, b"GET /file HTTP/1.0\r\nRange: bytes=0-9\r\n\r\n")
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and body == DATA
+    assert b"accept-ranges" not in head.lower()
 
 
 def test_if_range(port: int) -> None:
@@ -160,9 +206,14 @@ def test_overlapping_ranges_are_coalesced(port: int) -> None:
     assert r.headers["content-range"] == f"bytes 0-9/{len(DATA)}"
 
 
-def test_absurd_range_numbers_are_ignored(port: int) -> None:
-    r = get(port, range="bytes=" + "9" * 5000 + "-")
-    assert r.status_code == 200 and r.content == DATA
+def test_absurd_range_numbers(port: int) -> None:
+    # numbers past any file, read without converting thousands of digits: past the
+    # end (416), clamped to the end, or a suffix that is the whole file (RFC 9110 §14.1)
+    assert get(port, range="bytes=" + "9" * 5000 + "-").status_code == 416
+    r = get(port, range="bytes=5-" + "9" * 5000)
+    assert r.status_code == 206 and r.content == DATA[5:]
+    r = get(port, range="bytes=-" + "9" * 5000)
+    assert r.status_code == 206 and r.content == DATA
 
 
 def test_conditional_requests(port: int) -> None:
@@ -173,6 +224,9 @@ def test_conditional_requests(port: int) -> None:
         r = get(port, **headers)
         assert r.status_code == 304 and r.content == b"", headers
         assert r.headers["etag"] == etag
+        # no representation metadata (RFC 9110 §15.4.5), as the original
+        assert "content-type" not in r.headers and "accept-ranges" not in r.headers
+        assert "content-length" not in r.headers
     assert get(port, **{"if-none-match": '"other"'}).status_code == 200
     assert get(port, **{"if-modified-since": "Sun, 06 Nov 1994 08:49:37 GMT"}).status_code == 200
     # If-None-Match wins over If-Modified-Since
@@ -208,10 +262,19 @@ def test_parse_ranges() -> None:
     assert parse_ranges(b"bytes=-0", 10) == []
     assert parse_ranges(b"bytes=0-", 10) == [(0, 9)]
     assert parse_ranges(b"bytes=1-2,3-4", 10) == [(1, 2), (3, 4)]
-    assert parse_ranges(b"bytes=1-2,x", 10) is None
+    assert parse_ranges(b"bytes=1-2,,3-4", 10) == [(1, 2), (3, 4)]
+    assert parse_ranges(b"Bytes = 1-2 , 4-5", 10) == [(1, 2), (4, 5)]
     assert parse_ranges(b"bytes=5-6,0-1", 10) == [(5, 6), (0, 1)]  # request order kept
     assert parse_ranges(b"bytes=0-4,3-6", 10) == [(0, 6)]
     assert parse_ranges(b"bytes=200-210,0-4,3-6", 1000) == [(0, 6), (200, 210)]
+    assert parse_ranges(b"bytes=5-20", 10) == [(5, 9)]
+    assert parse_ranges(b"bytes=-20", 10) == [(0, 9)]
+    assert parse_ranges(b"bytes=5-4", 10) == []
+    assert parse_ranges(b"pages=1-2", 10) is None
+    for bad in (b"bytes=1-2,x", b"bytes", b"bytes=-", b"bytes=1-2-3", b"bytes=0x1-2",
+                b"bytes=1 - 2", "bytes=1-\u0665".encode()):
+        with pytest.raises(BadRequest):
+            parse_ranges(bad, 10)
 
 
 def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:

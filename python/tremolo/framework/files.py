@@ -1,9 +1,11 @@
 """response.sendfile: conditional requests, byte ranges, and zero-copy transfer.
 
 Validators are Last-Modified and a strong ETag made of the size and modification
-time. If-None-Match (or, without it, If-Modified-Since) gives 304; Range gives 206 with
-one range, multipart/byteranges with several (in request order), 416 when none can be
-served; If-Range keeps the ranges only while the validator still matches.
+time. If-None-Match (or, without it, If-Modified-Since) gives 304; on HTTP/1.1, Range
+gives 206 with one range, multipart/byteranges with several (in request order), 416
+(raised, so error handlers see it, as in the original) when none can be served or one
+is backwards, 400 when the set is malformed; If-Range keeps the ranges only while the
+validator still matches.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ import os
 import re
 import stat
 import time
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .. import _core
-from ..exceptions import NotFound
+from ..exceptions import BadRequest, NotFound, RangeNotSatisfiable
 from ..protocols.sendfile import copy_file
 
 if TYPE_CHECKING:
@@ -30,38 +32,63 @@ MAX_RANGES = 16
 RANGE_GAP = 80
 
 
+def _number(digits: bytes) -> int:
+    # more digits than any file's size has: as large as that (int() of thousands of
+    # digits costs time, and its result means nothing more)
+    return int(digits) if len(digits) <= 18 else 1 << 62
+
+
 def parse_ranges(header: bytes, size: int) -> list[tuple[int, int]] | None:
-    """Satisfiable ranges as (start, end inclusive), in request order; [] when none is
-    satisfiable; None when the header is malformed or not about bytes (ignore it)."""
+    """The ranges of a Range field as (start, end inclusive), in request order, as
+    RFC 9110 §14.1.2 reads them: a last position past the end is the end, a suffix
+    longer than the file is the whole file. None when the field is to be ignored: a
+    unit other than bytes (§14.2: MUST ignore) or more than MAX_RANGES ranges. []
+    when none is satisfiable or one is invalid (last before first): a 416, as the
+    original answers. A malformed set is a 400 `bad range`, as the original's."""
     unit, sep, spec = header.partition(b"=")
-    if not sep or unit.strip().lower() != b"bytes":
+    if not sep:
+        raise BadRequest("bad range")
+    if unit.strip().lower() != b"bytes":
+        return None
+    # empty list elements are ignored (RFC 9110 §5.6.1.2)
+    items = [i.strip() for i in spec.split(b",") if i.strip()]
+    if not items:
+        raise BadRequest("bad range")
+    if len(items) > MAX_RANGES:
         return None
     out = []
-    items = [i.strip() for i in spec.split(b",") if i.strip()]
-    if not items or len(items) > MAX_RANGES:
-        return None
     for item in items:
-        # no whitespace inside a range (`5 - 9`), only around it (`5-9, 20-`)
+        # ASCII digits only, and no whitespace inside a range (only around one)
         first, dash, last = item.partition(b"-")
-        if not dash:
-            return None
-        if (first and not first.isdigit()) or (last and not last.isdigit()) \
-                or len(first) > 18 or len(last) > 18:
-            return None  # not a number, or one no file reaches: the header is ignored
-        if not first:  # suffix: the last N bytes
-            if not last:
-                return None
-            n = int(last)
+        if not dash or (first and not first.isdigit()) or (last and not last.isdigit()) \
+                or not (first or last):
+            raise BadRequest("bad range")
+        if not first:  # suffix: the last N bytes; none at all is not satisfiable
+            n = _number(last)
             if n and size:
                 out.append((max(0, size - n), size - 1))
             continue
-        start = int(first)
-        end = int(last) if last else size - 1
+        start = _number(first)
+        end = _number(last) if last else size - 1
         if last and end < start:
-            return None
+            return []  # invalid (§14.1.1): rejected with 416, as the original does
         if start < size:
             out.append((start, min(end, size - 1)))
     return coalesce(out)
+
+
+def _one_range(fields: list[bytes]) -> bytes:
+    """The Range field. Range is a single field; several of them are read as the
+    original reads them: one set of ranges when each is of bytes, else a 400."""
+    if len(fields) == 1:
+        return fields[0]
+    specs = []
+    for value in fields:
+        unit, sep, spec = value.partition(b"=")
+        if not sep or unit.strip().lower() != b"bytes":
+            raise BadRequest("bad range")
+        specs.append(spec)
+    return b"bytes=" + b",".join(specs)
 
 
 def coalesce(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -161,7 +188,6 @@ async def sendfile(response: Response, path: str | os.PathLike[str], offset: int
         response.set_content_type(content_type)
         response.set_header(b"Last-Modified", last_modified)
         response.set_header(b"ETag", etag)
-        response.set_header(b"Accept-Ranges", b"bytes")
         headers = request.headers
         inm = b", ".join(headers.get(b"if-none-match", ()))
         ims = headers.get(b"if-modified-since", [b""])[0]
@@ -174,9 +200,14 @@ async def sendfile(response: Response, path: str | os.PathLike[str], offset: int
             response.set_status(304)
             await response.end(b"")
             return
+        # ranges are served on HTTP/1.1, as the original does (a server may ignore
+        # Range, RFC 9110 §14.2); Accept-Ranges says so only there
+        http11 = not request.exchange.http10
+        if http11:
+            response.set_header(b"Accept-Ranges", b"bytes")
         ranges = None
-        range_header = headers.get(b"range", [b""])[0]
-        if range_header and request.method == b"GET":
+        range_fields = headers.get(b"range")
+        if range_fields and http11 and request.method == b"GET":
             if_range = headers.get(b"if-range", [b""])[0]
             # If-Range matches only exactly: the strong ETag, or the very Last-Modified
             # date (RFC 9110 §13.1.5); anything else sends the whole file
@@ -184,12 +215,10 @@ async def sendfile(response: Response, path: str | os.PathLike[str], offset: int
                 if_range.strip() == etag if if_range.strip().startswith(b'"')
                 else _date(if_range) == mtime)
             if fresh:
-                ranges = parse_ranges(range_header, size)
+                ranges = parse_ranges(_one_range(range_fields), size)
         if ranges == []:
-            response.set_status(416)
-            response.set_header(b"Content-Range", b"bytes */%d" % size)
-            await response.end(b"")
-            return
+            current: dict[str, Any] = {"Content-Range": f"bytes */{size}"}
+            raise RangeNotSatisfiable(**current)
         if not ranges:
             await _send(response, f, offset, size, size)
             return
@@ -206,7 +235,7 @@ async def sendfile(response: Response, path: str | os.PathLike[str], offset: int
 
 async def _send_multipart(response: Response, f: BinaryIO, offset: int, size: int,
                           ranges: list[tuple[int, int]], content_type: bytes | str) -> None:
-    boundary = os.urandom(12).hex().encode()
+    boundary = b"----Boundary" + os.urandom(12).hex().encode()  # as the original's
     ctype = content_type.encode() if isinstance(content_type, str) else content_type
     heads = [b"--%s\r\nContent-Type: %s\r\nContent-Range: bytes %d-%d/%d\r\n\r\n"
              % (boundary, ctype, s, e, size) for s, e in ranges]
