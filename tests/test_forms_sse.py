@@ -74,6 +74,28 @@ async def files_skip(request: Any) -> str:
     return json.dumps(names)
 
 
+@app.route("/files-in-turns")
+async def files_in_turns(request: Any) -> str:
+    """The original's upload test: files(max_files=1) stops after one part, and a
+    later files() goes on with the next ones, in pieces of its own size."""
+    turns = []
+    for kwargs in ({"max_files": 1}, {"max_file_size": 1000}, {}):
+        turns.append([[part["name"], part.get("type"), len(part["data"]), part["eof"]]
+                      async for part in request.files(**kwargs)])
+    return json.dumps(turns)
+
+
+@app.route("/form-per-part")
+async def form_per_part(request: Any) -> str:
+    try:
+        fields = await request.form(max_fields=2, max_size=100)
+    except ValueError as exc:  # the original's exception for a part past max_size
+        return json.dumps({"error": str(exc), "code": getattr(exc, "code", None)})
+    files = {name: [{**f, "data": f["data"].decode()} for f in parts]
+             for name, parts in request.params.files.items()}
+    return json.dumps({"fields": fields, "files": files})
+
+
 @app.route("/sse")
 async def events(sse: Any = None, **server: Any) -> None:
     await sse.send("hello")
@@ -123,6 +145,66 @@ def test_form_limits(port: int) -> None:
     assert r.status_code == 400
     r = httpx.post(url(port, "/form-small"), data={"a": "x" * 200}, timeout=5)
     assert r.status_code == 413
+
+
+def test_form_of_another_content_type_is_400(port: int) -> None:
+    # as the original: nothing to parse is the client's error, not an empty form
+    for ctype in ("application/json", None):
+        headers = {"content-type": ctype} if ctype else {}
+        r = httpx.post(url(port, "/form"), content=b'{"a": 1}', headers=headers, timeout=5)
+        assert (r.status_code, r.text) == (400, "invalid Content-Type")
+
+
+def test_form_max_size_is_per_part_and_max_fields_stops(port: int) -> None:
+    # each part may have max_size bytes (the original's rule), not all of them
+    r = httpx.post(url(port, "/form-per-part"), data={"a": "x" * 90},
+                   files={"f": ("f.txt", b"y" * 90)}, timeout=5)
+    assert r.json() == {"fields": {"a": ["x" * 90]},
+                        "files": {"f": [{"filename": "f.txt", "type": "text/plain",
+                                         "data": "y" * 90}]}}
+    # past max_size: the original's ValueError, answered 413 when not caught
+    r = httpx.post(url(port, "/form-per-part"), files={"f": ("f.txt", b"y" * 101)},
+                   timeout=5)
+    assert r.json() == {"code": 413, "error": "fragmented file. consider increasing the "
+                        "max_size limit or stream using request.files()"}
+    r = httpx.post(url(port, "/form"), data={"a": "x" * 101},
+                   files={"f": ("f.txt", b"y")}, timeout=5)
+    assert r.status_code == 200  # max_size 8 MiB: every part fits
+    # parts past max_fields are left unread, as the original (not a 400)
+    r = httpx.post(url(port, "/form-per-part"), data={"a": "1", "b": "2", "c": "3"},
+                   files={"f": ("f.txt", b"z")}, timeout=5)
+    assert r.json() == {"fields": {"a": ["1"], "b": ["2"]}, "files": {}}
+
+
+def test_files_in_turns_and_parts_without_a_type(port: int) -> None:
+    body = (b"--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n"
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"f\"\r\n"
+            b"Content-Type: application/octet-stream\r\n\r\n" + b"z" * 2500 + b"\r\n"
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"g\"; filename=\"g\"\r\n"
+            b"\r\nno type\r\n--XyZ--\r\n")
+    [(status, _, out)] = split_responses(exchange(port, multipart(body).replace(
+        b"/files", b"/files-in-turns", 1)))
+    assert status == b"HTTP/1.1 200 OK"
+    # a part without Content-Type has no type (the original's None; RFC 7578 §4.4's
+    # default text/plain is the reader's to apply)
+    assert json.loads(out) == [
+        [["a", None, 1, True]],
+        [["f", "application/octet-stream", 1000, False],
+         ["f", "application/octet-stream", 1000, False],
+         ["f", "application/octet-stream", 500, True], ["g", None, 7, True]],
+        [],
+    ]
+
+
+def test_a_delimiter_is_at_the_start_of_a_line(port: int) -> None:
+    # RFC 2046 §5.1.1: `PREAMBLE--XyZ` is preamble, not a delimiter (the original
+    # takes it for one): a proxy that reads multipart bodies as the RFC does sees
+    # the same parts as the application
+    body = (b"PREAMBLE--XyZ\r\nContent-Disposition: form-data; name=\"hidden\"\r\n\r\n"
+            b"1\r\n--XyZ\r\nContent-Disposition: form-data; name=\"seen\"\r\n\r\n2\r\n"
+            b"--XyZ--\r\n")
+    [(_, _, out)] = split_responses(exchange(port, multipart(body)))
+    assert [p["name"] for p in json.loads(out)] == ["seen"]
 
 
 def test_files_stream_in_pieces(port: int) -> None:

@@ -1,9 +1,11 @@
 """Streaming multipart/form-data (RFC 7578): parts arrive one by one, and each part's
 data in pieces, so an upload is never held in memory whole.
 
-Bounded: a part's header block (max_header_size), the number of parts (max_parts), and
-the piece of a part held at once (max_piece, the original's `max_file_size`: a larger
-part comes in several pieces). A malformed or truncated body is a 400.
+Bounded: a part's header block (max_header_size) and the piece of a part held at once
+(max_piece, the original's `max_file_size`: a larger part comes in several pieces); the
+number of parts by the body's size, and by each call of `request.files(max_files)`. A
+malformed or truncated body is a 400. A delimiter is one at the start of a line (RFC
+2046 §5.1.1): text before the first one without a line break is part of the preamble.
 """
 
 from __future__ import annotations
@@ -46,16 +48,18 @@ def parse_params(value: bytes) -> tuple[bytes, dict[str, str]]:
 
 class Part(dict[str, Any]):
     """One part, as the original's: a dict of its Content-Disposition parameters
-    (`name`, `filename` for a file), `type`, and the piece of data at hand, `data`,
-    with `eof` true when it is the last piece. Also `part.name`, `part.filename`
-    (None for a plain field), `part.type`, `part.headers`, and the rest of the data
-    through `stream()` or `read()`."""
+    (`name`, `filename` for a file), `type` (only when the part has a Content-Type),
+    and the piece of data at hand, `data`, with `eof` true when it is the last piece.
+    Also `part.name`, `part.filename` (None for a plain field), `part.type` (None
+    without a Content-Type), `part.headers`, and the rest of the data through
+    `stream()` or `read()`."""
 
     def __init__(self, reader: MultipartReader, headers: dict[bytes, bytes]) -> None:
         _, params = parse_params(headers.get(b"content-disposition", b""))
         super().__init__(params)
         self.setdefault("name", "")
-        self["type"] = headers.get(b"content-type", b"text/plain").decode("latin-1")
+        if b"content-type" in headers:
+            self["type"] = headers[b"content-type"].decode("latin-1")
         self["eof"] = False
         self._reader = reader
         self.headers = headers
@@ -70,8 +74,8 @@ class Part(dict[str, Any]):
         return self.get("filename")
 
     @property
-    def type(self) -> str:
-        return self["type"]  # type: ignore[no-any-return]
+    def type(self) -> str | None:
+        return self.get("type")
 
     @property
     def eof(self) -> bool:
@@ -111,18 +115,16 @@ class Part(dict[str, Any]):
 
 
 class MultipartReader:
-    def __init__(self, receive: Receive, boundary: bytes, *, max_parts: int = 1024,
-                 max_piece: int = 100 << 20, max_header_size: int = 8192) -> None:
+    def __init__(self, receive: Receive, boundary: bytes, *, max_piece: int = 100 << 20,
+                 max_header_size: int = 8192) -> None:
         self.receive = receive
         self.delimiter = b"\r\n--" + boundary
         self.buf = bytearray(b"\r\n")  # the first boundary has no CRLF before it
-        self.max_parts = max_parts
         self.max_piece = max(max_piece, 1)
         self.max_header_size = max_header_size
         self.eof = False
         self.finished = False
         self.part: Part | None = None
-        self.parts = 0
 
     async def _fill(self) -> None:
         data = await self.receive()
@@ -195,9 +197,6 @@ class MultipartReader:
             await self._skip_preamble()
         if not await self._after_delimiter():
             return None
-        self.parts += 1
-        if self.parts > self.max_parts:
-            raise BadRequest(f"more than {self.max_parts} multipart parts")
         self.part = Part(self, await self._headers())
         return self.part
 

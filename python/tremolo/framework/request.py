@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote_to_bytes
 
-from ..exceptions import BadRequest, PayloadTooLarge
+from ..exceptions import BadRequest, PayloadTooLarge, RequestTimeout
 from .context import Context
 from .multipart import MultipartReader, Part, boundary_of
+from .protocol_view import ConnectionView
 
 #: the most fields a query string may have (more is a 400)
 MAX_QUERY_FIELDS = 100
@@ -24,6 +26,24 @@ DEFAULT_CONTENT_TYPE = b"application/octet-stream"
 
 # the largest piece recv() and stream() give at once
 MAX_PIECE = 1 << 20
+
+
+class RecvTimeout(RequestTimeout, TimeoutError):
+    """The body did not come in time: a TimeoutError, as the original's `recv
+    timeout`, and a 408 when the handler lets it through."""
+
+    def __init__(self, *args: Any, cause: BaseException | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, cause=cause, **kwargs)
+        # TimeoutError keeps the arguments its constructor got, and it got none
+        if args:
+            self.args = args
+        elif isinstance(cause, Exception) and cause is not self:
+            self.args = cause.args
+
+
+class FormTooLarge(PayloadTooLarge, ValueError):
+    """A form past form(max_size): a ValueError, as the original's, answered 413 (a
+    body too large is the client's, RFC 9110 §15.5.14; the original answers 500)."""
 
 
 class Headers(dict[bytes, list[bytes]]):
@@ -65,7 +85,9 @@ class Request:
     """An HTTP request. Names are bytes as received; `query`, `cookies` and the
     parsed body are dicts of str, as in the original Tremolo."""
 
-    __slots__ = ("_buf", "_ctx", "_headers", "_options", "_params", "_path",
+    # (_multipart is set only by files(): a request that reads no multipart body
+    # pays nothing for it)
+    __slots__ = ("_buf", "_ctx", "_headers", "_multipart", "_options", "_params", "_path",
                  "_query_string", "exchange")
 
     def __init__(self, exchange: Exchange, options: dict[str, Any] | None = None) -> None:
@@ -191,6 +213,24 @@ class Request:
         return self.exchange.protocol.peer
 
     @property
+    def protocol(self) -> ConnectionView:
+        """The connection as the original's protocol object gives it to programs:
+        `options` (the listener's, by the original's names; a write is this
+        connection's), `create_task(coro)` (cancelled when the connection closes),
+        `context`, `globals`, `loop`, `transport`, `close()`."""
+        context = self.exchange.protocol.context
+        view = context.get("protocol")
+        if view is None:
+            view = context["protocol"] = ConnectionView(self.exchange.protocol)
+        return view
+
+    @property
+    def is_valid(self) -> bool:
+        """Always True: a request the parser finds malformed is answered 400 before
+        any application code runs (the original lets it through with False)."""
+        return True
+
+    @property
     def is_secure(self) -> bool:
         info = self.exchange.protocol.info
         return info is not None and info.secure
@@ -225,12 +265,23 @@ class Request:
 
     # -- the body ------------------------------------------------------------
 
-    async def recv(self) -> bytes:
+    async def recv(self, size: int = -1, *, timeout: float | None = None) -> bytes:
         """The next piece of body as it arrives: what one read of the socket gave
         (at most MAX_PIECE bytes; the data is in memory already, and cutting it
-        smaller only costs copies); b"" at the end."""
+        smaller only costs copies); b"" at the end. With a `size`, that many bytes,
+        as read(size). The wait for the body is request_timeout (and body_min_rate),
+        or `timeout` seconds; past it a RecvTimeout (a TimeoutError, 408 unhandled).
+        A request without a body (a GET) has none to wait for: b"" at once (RFC 9112
+        §6.3; the original waits out its timeout)."""
+        if timeout is not None:
+            return await _timed(self.recv(size), timeout)
+        if size >= 0:
+            return await self.read(size)
         if not self._buf:
-            data = await self.exchange.receive()
+            try:
+                data = await self.exchange.receive()
+            except RequestTimeout as exc:
+                raise RecvTimeout(0, "recv timeout") from exc
             if len(data) <= MAX_PIECE:
                 return data
             self._buf += data
@@ -243,13 +294,18 @@ class Request:
         while data := await self.recv():
             yield data
 
-    async def read(self, size: int = -1) -> bytes:
+    async def read(self, size: int = -1, *, timeout: float | None = None) -> bytes:
         """`size` bytes (fewer only at the end of the body); with no size, the next
         piece as it arrives. Mixed with stream() or body(), no byte is lost."""
+        if timeout is not None:
+            return await _timed(self.read(size), timeout)
         if size < 0:
             return await self.recv()
         while len(self._buf) < size:
-            data = await self.exchange.receive()
+            try:
+                data = await self.exchange.receive()
+            except RequestTimeout as exc:
+                raise RecvTimeout(0, "recv timeout") from exc
             if not data:
                 break
             self._buf += data
@@ -271,39 +327,43 @@ class Request:
 
     async def form(self, max_fields: int = 100, *, max_size: int = 8 << 20
                    ) -> dict[str, list[str]]:
-        """The fields of an urlencoded or multipart body: `{'name': ['value']}`, at
-        most `max_fields` fields and `max_size` bytes in all (400 / 413 past them).
-        As in the original, they are kept in `params.post`, and the file parts of a
-        multipart body in `params.files` (`{'name': [{'filename', 'type', 'data'}]}`);
-        files() afterwards has nothing left to give."""
+        """The fields of an urlencoded or multipart body: `{'name': ['value']}`, kept
+        in `params.post`; the file parts of a multipart body go to `params.files`
+        (`{'name': [{'filename', 'type', 'data'}]}`); files() afterwards has nothing
+        left to give. As in the original: another Content-Type is a 400 `invalid
+        Content-Type`; `max_size` bounds an urlencoded body, and each part of a
+        multipart one (a FormTooLarge, a ValueError, past it: 413); past `max_fields`
+        urlencoded fields is a 400, and multipart parts past it are left unread."""
         if "post" in self.params:
             return self.params["post"]  # type: ignore[no-any-return]
         kind = self.content_type.split(b";")[0].strip().lower()
         fields: dict[str, list[str]] = {}
         uploads: dict[str, list[dict[str, Any]]] = {}
-        self.params["files"] = uploads
         if kind == b"application/x-www-form-urlencoded":
             data = bytearray()
             async for piece in self.stream():
                 data += piece
                 if len(data) > max_size:
-                    raise PayloadTooLarge(f"the form is over {max_size} bytes")
+                    raise FormTooLarge("form size limit reached")
             try:
                 fields = parse_qs(data.decode("latin-1"), max_num_fields=max_fields)
             except ValueError as exc:
                 raise BadRequest(f"more than {max_fields} form fields") from exc
         elif kind == b"multipart/form-data":
-            total = 0
+            self.params["files"] = uploads
             async for part in self.files(max_fields, max_file_size=max_size):
-                value = await part.read()
-                total += len(value)
-                if total > max_size:
-                    raise PayloadTooLarge(f"the form is over {max_size} bytes")
+                if not part.eof:
+                    raise FormTooLarge("fragmented file. consider increasing the max_size "
+                                       "limit or stream using request.files()")
                 if part.filename is None:
-                    fields.setdefault(part.name, []).append(value.decode("utf-8", "replace"))
+                    fields.setdefault(part.name, []).append(
+                        part.data.decode("utf-8", "replace"))
                 elif part.filename:  # an empty file input sends an empty filename
                     uploads.setdefault(part.name, []).append(
-                        {"filename": part.filename, "type": part.type, "data": value})
+                        {k: v for k, v in part.items() if k not in ("name", "eof")})
+        else:
+            raise BadRequest("invalid Content-Type")
+        self.params["files"] = uploads
         self.params["post"] = fields
         return fields
 
@@ -313,14 +373,30 @@ class Request:
         with its first `data` piece of up to `max_file_size` bytes (the whole part
         when it is no larger) and `eof`; a larger part comes again with its next
         piece, until `eof`. `part.stream()` gives the data from the piece at hand to
-        the end instead. The next part skips what is left of an unread one."""
-        if "post" in self.params:
+        the end instead. The next part skips what is left of an unread one. After
+        `max_files` parts it stops; a later files() goes on with the next part."""
+        if "post" in self.params or not self.has_body:
             return  # form() read the body already: its parts are in params.files
-        reader = MultipartReader(self.recv, boundary_of(self.content_type),
-                                 max_parts=max_files, max_piece=max_file_size)
-        while (part := await reader.next_part()) is not None:
+        reader: MultipartReader | None = getattr(self, "_multipart", None)
+        if reader is None:
+            reader = self._multipart = MultipartReader(self.recv,
+                                                       boundary_of(self.content_type))
+        reader.max_piece = max(max_file_size, 1)
+        while max_files > 0 and (part := await reader.next_part()) is not None:
             while True:
                 await part.load()
                 yield part
                 if part.done:
                     break
+            max_files -= 1
+
+
+async def _timed(read: Awaitable[bytes], timeout: float) -> bytes:
+    """A read of the body that waits at most `timeout` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await read
+    except TimeoutError as exc:
+        if isinstance(exc, RecvTimeout):
+            raise
+        raise RecvTimeout(0, "recv timeout") from exc

@@ -300,10 +300,7 @@ class HTTPProtocol(asyncio.Protocol):
         if phase is REFUSED:
             self.state.refused -= 1
         gone = ClientDisconnected("client disconnected")
-        for w in self._close_watchers:
-            if not w.done():
-                w.set_result(None)
-        self._close_watchers.clear()
+        self._closed_now()
         if self.reading is not None and not self.reading.body_complete:
             self.reading._end(gone)
         task = self.task
@@ -331,6 +328,24 @@ class HTTPProtocol(asyncio.Protocol):
 
     def resume_upload(self) -> None:
         self.rate_paused = False
+        self.update_reading()
+
+    def _closed_now(self) -> None:
+        for w in self._close_watchers:
+            if not w.done():
+                w.set_result(None)
+        self._close_watchers.clear()
+
+    def _lost_after_takeover(self) -> None:
+        """The protocol that took the connection over lost it: what waits for the
+        close hears of it, and the application adapter."""
+        self._closed_now()
+        self.adapter.connection_lost(self)
+
+    def set_queue_limit(self, events: int) -> None:
+        """max_queue_size for this connection from now on (a handler's write to
+        `request.protocol.options`)."""
+        self._max_queue = events
         self.update_reading()
 
     def watch_close(self, future: asyncio.Future[None]) -> None:
@@ -659,7 +674,7 @@ class HTTPProtocol(asyncio.Protocol):
         takeover = Takeover(transport=self.transport, flow=self.flow, state=self.state,
                             info=self.info, buffered=self.parser.take_buffered(),
                             task=task, eof=self.eof,
-                            lost=lambda: self.adapter.connection_lost(self))
+                            lost=self._lost_after_takeover)
         self.task = None
         if self.state.access is not None:
             self.state.access.log(ex, perf_counter())  # the 101
