@@ -24,7 +24,7 @@ from tremolo.exceptions import (
 )
 from tremolo.testing import serve_in_thread
 
-from .helpers import exchange
+from .helpers import exchange, split_responses
 
 seen: list[Any] = []
 
@@ -80,6 +80,10 @@ def handled_app() -> Tremolo:
     async def restatus(**server: Any) -> bytes:
         raise Forbidden
 
+    @app.route("/recode")
+    async def recode(**server: Any) -> bytes:
+        raise Forbidden('{"error": "forbidden"}')
+
     @app.error(500)
     async def error_500(request: Any, response: Any, exc: Any, **server: Any) -> Any:
         seen.append(exc)
@@ -90,6 +94,12 @@ def handled_app() -> Tremolo:
         if request.path == b"/restatus":
             response.set_status(451, "Unavailable For Legal Reasons")
             return "legal"
+        if request.path == b"/recode":
+            # None after changing the exception: it is answered as it is now
+            exc.code = 409
+            exc.content_type = "application/json"
+            response.set_header("X-Dropped", "yes")
+            return None
         cause = type(exc.__cause__).__name__ if exc.__cause__ else "-"
         return f"{exc.code} {type(exc).__name__} cause={cause} [{exc}]"
 
@@ -147,11 +157,49 @@ def middleware_app() -> Tremolo:
     return app
 
 
+def options_app() -> Tremolo:
+    """Middlewares and the options, as the original's own test server uses them."""
+    app = Tremolo()
+
+    @app.route("/made")
+    async def made(status: Any = (201, b"Made"), **server: Any) -> bytes:
+        return b"handler"
+
+    @app.route("/made-yield")
+    async def made_yield(status: Any = (202, b"Taken"), **server: Any) -> Any:
+        yield b"handler"
+
+    @app.on_request
+    async def answer(request: Any, response: Any, **server: Any) -> Any:
+        if request.method == b"FOO":
+            response.set_status(405, "Method Not Allowed")
+            response.set_content_type("text/plain")
+            return (b"no %s here" % request.method,)
+        response.set_header("X-Foo", "bar")
+        return None
+
+    @app.on_response
+    async def replace(request: Any, response: Any, content_type: Any = b"text/x-mw",
+                      **server: Any) -> Any:
+        seen.append(("response", request.method, response.line[1]))
+        if request.method == b"FOO":
+            response.set_header("X-Late", "not sent")
+            return b"not sent either"
+        if response.line[1] == b"503":  # `/`, which the application does not route
+            response.set_status(503, b"Under Maintenance")
+            return "Under Maintenance"
+        response.set_status(500, "Changed")
+        return "middleware body"
+
+    return app
+
+
 @pytest.fixture(scope="module")
 def ports() -> Iterator[dict[str, int]]:
     with serve_in_thread(plain_app()) as (_, a), serve_in_thread(handled_app()) as (_, b), \
-            serve_in_thread(middleware_app()) as (_, c):
-        yield {"plain": a, "handled": b, "middleware": c}
+            serve_in_thread(middleware_app()) as (_, c), \
+            serve_in_thread(options_app()) as (_, d):
+        yield {"plain": a, "handled": b, "middleware": c, "options": d}
 
 
 def get(port: int, path: str, method: str = "GET") -> httpx.Response:
@@ -212,6 +260,14 @@ def test_the_handler_may_change_the_status(ports: dict[str, int]) -> None:
     assert (r.status_code, r.content) == (451, b"legal")
 
 
+def test_an_exception_changed_by_its_handler_is_answered_as_it_is_now(
+        ports: dict[str, int]) -> None:
+    r = get(ports["handled"], "/recode")
+    assert (r.status_code, r.reason_phrase) == (409, "Forbidden")
+    assert r.headers["content-type"] == "application/json"
+    assert r.content == b'{"error": "forbidden"}' and "x-dropped" not in r.headers
+
+
 def test_a_failing_error_handler_answers_500(ports: dict[str, int]) -> None:
     r = get(ports["handled"], "/broken-handler")
     assert r.status_code == 500 and r.content == b"Internal Server Error"
@@ -234,6 +290,31 @@ def test_a_response_middleware_body_replaces_the_handlers(
             assert r.headers["x-replaced"] == "1"
             assert r.headers["content-length"] == str(len(r.content))
     assert "stream continued" not in seen
+
+
+@pytest.mark.parametrize(("path", "status"), [("/made", (201, "Made")),
+                                              ("/made-yield", (202, "Taken")),
+                                              ("/", (503, "Service Unavailable"))])
+def test_a_response_middlewares_body_gets_the_options_again(
+        ports: dict[str, int], path: str, status: tuple[int, str]) -> None:
+    # the route's status option is applied again after the middleware changed it,
+    # and the middleware's own content_type default applies, as in the original
+    r = get(ports["options"], path)
+    assert (r.status_code, r.reason_phrase) == status
+    assert r.headers["content-type"] == "text/x-mw"
+    assert r.content == (b"Under Maintenance" if path == "/" else b"middleware body")
+
+
+def test_a_request_middlewares_answer_is_sent_as_it_is(ports: dict[str, int]) -> None:
+    seen.clear()
+    out = exchange(ports["options"], b"FOO /made HTTP/1.1\r\nHost: t\r\n\r\n"
+                                     b"GET /made HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    [(line, fields, body), (line2, _, body2)] = split_responses(out)
+    assert line == b"HTTP/1.1 405 Method Not Allowed" and body == b"no FOO here"
+    assert fields[b"content-type"] == b"text/plain" and b"x-late" not in fields
+    assert (line2, body2) == (b"HTTP/1.1 201 Made", b"middleware body")
+    # the response middlewares ran after the answer was sent, as in the original
+    assert seen == [("response", b"FOO", b"405"), ("response", b"GET", b"201")]
 
 
 def test_a_mounted_application_runs_only_its_own_middlewares(

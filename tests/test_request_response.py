@@ -121,6 +121,32 @@ async def framing(request: Any, response: Any) -> Any:
     return body()
 
 
+@app.route("/tuple")
+async def tuple_body(request: Any) -> Any:
+    """The tuples the original takes: (str, encoding), or bytes first, whose
+    encoding is then unused (`return request.ip, b'latin-1'`)."""
+    kind = request.query_string
+    if kind == b"str":
+        return "\xe9t\xe9", "latin-1"
+    if kind == b"bytearray":
+        return (bytearray(b"array"),)
+    return request.path, b"latin-1"
+
+
+@app.route("/line")
+async def line(request: Any, response: Any) -> bytes:
+    before = response.line
+    response.set_status(404, "Nope")
+    return b"%r %r" % (before, response.line)
+
+
+@app.route("/go")
+async def go(request: Any, response: Any) -> None:
+    code = request.query_string
+    raise response.redirect("/there", code=int(code)) if code.isdigit() \
+        else response.redirect("/there")
+
+
 @pytest.fixture(scope="module")
 def port() -> Iterator[int]:
     with serve_in_thread(app, shutdown_timeout=2) as (_, p):
@@ -268,3 +294,32 @@ def test_too_many_query_fields_is_the_clients_error(port: int) -> None:
     r = get(port, f"/info?{query}")
     assert r.status_code == 400 and "query fields" in r.text
     assert get(port, "/info?" + "&".join(f"k{i}=v" for i in range(100))).status_code == 200
+
+
+def test_tuples_with_bytes_first_are_bodies(port: int) -> None:
+    assert get(port, "/tuple").content == b"/tuple"
+    assert get(port, "/tuple?str").content == b"\xe9t\xe9"
+    assert get(port, "/tuple?bytearray").content == b"array"
+
+
+def test_response_line_reads_as_the_originals(port: int) -> None:
+    r = get(port, "/line")
+    assert (r.status_code, r.content) == (
+        404, b"[b'HTTP/1.1', b'200', b'OK'] [b'HTTP/1.1', b'404', b'Nope']")
+    out = exchange(port, b"GET /line HTTP/1.0\r\n\r\n")
+    assert b"[b'HTTP/1.0', b'200', b'OK']" in out
+
+
+def test_redirect_codes_as_the_original(port: int) -> None:
+    def status(target: str, version: str = "1.1") -> bytes:
+        out = exchange(port, f"GET {target} HTTP/{version}\r\nHost: t\r\n"
+                             "Connection: close\r\n\r\n".encode())
+        assert b"\r\nLocation: /there\r\n" in out
+        return out.split(b"\r\n", 1)[0].split(b" ", 1)[1]
+
+    assert status("/go") == b"302 Found"
+    assert status("/go?301", "1.0") == b"301 Moved Permanently"
+    assert status("/go?303") == b"303 See Other"
+    assert status("/go?303", "1.0") == b"302 Found"  # 303 is HTTP/1.1's
+    assert status("/go?307") == b"307 Temporary Redirect"
+    assert status("/go?300") == b"302 Found"  # not a redirect's code

@@ -76,6 +76,10 @@ def build_main():
     async def latin1(**server):
         return "caf\u00e9", "latin-1"
 
+    @app.route("/tuple-bytes")
+    async def tuple_bytes(request, **server):
+        return request.path, b"latin-1"  # bytes first: the encoding is unused
+
     @app.route(r"^/page/(?P<page_id>\d+)$")
     async def page(request, page_id=b"1", **server):
         return b"page " + page_id + b" " + request.params["path"]["page_id"]
@@ -288,6 +292,18 @@ def build_main():
             return b"answered by a middleware"
         if request.path == b"/mw/raise":
             raise Forbidden("refused by a middleware")
+        if request.path == b"/mw/answer-tuple":
+            response.set_status(405, "Method Not Allowed")
+            response.set_content_type("text/plain")
+            return (b"answered with a tuple",)
+        return None
+
+    @app.on_response
+    async def status_middleware(request, response, content_type="text/x-mw", **server):
+        # registered first, so it runs after response_middleware (newest first)
+        if request.path == b"/mw/status":
+            response.set_status(500, "Changed")  # the route's status option wins
+            return "a middleware's body"
         return None
 
     @app.on_response
@@ -298,6 +314,10 @@ def build_main():
         if request.path == b"/mw/replace":
             return b"replaced by a middleware"
         return None
+
+    @app.route("/mw/status")
+    async def mw_status(status=(201, b"Made"), **server):
+        return b"the handler's body"
 
     @app.route("/mw/replace")
     async def mw_replace(**server):
@@ -357,6 +377,12 @@ def build_main():
         await sse.send("with retry", retry=3000)
         await sse.close()
 
+    @app.route("/sse-options")
+    async def sse_options(sse=None, content_type="text/x-events", **server):
+        server["response"].set_header("Cache-Control", "no-store")
+        await sse.send(sse.request.path, event="", event_id="")
+        await sse.close()
+
     @app.route("/ws")
     async def ws_route(websocket=None, **server):
         await websocket.accept()
@@ -412,9 +438,18 @@ def build_handled():
     async def restatus(**server):
         raise Forbidden
 
+    @app.route("/recode")
+    async def recode(**server):
+        raise Forbidden('{"error": "forbidden"}')
+
     @app.error(500)
     async def error_500(request, response, exc, **server):
         if request.path == b"/quiet":
+            return None
+        if request.path == b"/recode":
+            exc.code = 409
+            exc.content_type = "application/json"
+            response.set_header("X-Dropped", "yes")
             return None
         if request.path == b"/restatus":
             response.set_status(451, "Unavailable For Legal Reasons")

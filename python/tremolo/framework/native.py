@@ -39,17 +39,29 @@ _STR_TYPES = (bytes, bytearray, memoryview, str, tuple)
 
 
 def to_bytes(data: Any) -> bytes:
-    """bytes, str (UTF-8), or (str, encoding) as a body."""
+    """bytes, str (UTF-8), or a tuple of them as the original takes it: `(str,
+    encoding)`, or bytes first (`(request.ip, b'latin-1')`: the encoding is for a str
+    only)."""
     if isinstance(data, bytes):
         return data
     if isinstance(data, str):
         return data.encode()
-    if isinstance(data, tuple) and data and isinstance(data[0], str):
-        return data[0].encode(*data[1:2] or ("utf-8",))
+    if isinstance(data, tuple) and data:
+        first = data[0]
+        if isinstance(first, str):
+            encoding = data[1] if len(data) > 1 else "utf-8"
+            if isinstance(encoding, bytes):
+                encoding = encoding.decode("latin-1")
+            return first.encode(encoding)
+        if isinstance(first, bytes | bytearray | memoryview):
+            return bytes(first)
     if isinstance(data, bytearray | memoryview):
         return bytes(data)
     raise TypeError(f"a handler must return or yield bytes or str, not {type(data).__name__}")
 
+
+#: the fields the server itself puts in error answers, spelled as the original does
+_SPELLED = {"allow": "Allow", "location": "Location"}
 
 # statuses with a default error handler of their own; the others fall back to the
 # application's 500 handler, as in the original
@@ -173,9 +185,9 @@ class NativeAdapter(Adapter):
             if path_params is not None:
                 request.params["path"] = Context(groups) if groups else path_params
             if options:
+                if "sse" in options:  # its fields first: the route's options may change them
+                    server["sse"] = SSE(request, response)
                 self._apply_options(response, options)
-                if "sse" in options:
-                    server["sse"] = SSE(response)
                 if "websocket" in options and self.state.options.ws:
                     server["websocket"] = websocket.make(request, response)
             await self._call(handler, view, server, groups)
@@ -206,8 +218,12 @@ class NativeAdapter(Adapter):
 
     async def _request_middlewares(self, middlewares: list[Registered],
                                    server: dict[str, Any]) -> bool:
-        """Runs on_request middlewares; True when one answered the request."""
+        """Runs on_request middlewares; True when one answered the request (or
+        returned another true value). Its answer is sent as it is, and the response
+        middlewares run after it, as in the original: they see it, but what they
+        change or return is not sent."""
         request: Request = server["request"]
+        response: Response = server["response"]
         for mw in middlewares:
             if mw.handler.options:
                 request.ctx.options.update(mw.handler.options)
@@ -216,39 +232,57 @@ class NativeAdapter(Adapter):
                 data = await data
             if data is None:
                 continue
+            after, response.before_send = response.before_send, None
             if isinstance(data, _STR_TYPES):
-                self._apply_options(server["response"], request.ctx.options)
-                await server["response"].end(to_bytes(data))
+                self._apply_head(response, request.ctx.options)
+                await response.end(to_bytes(data))
+            if after is not None:
+                await after()
             return True
         return False
 
     async def _response_middlewares(self, middlewares: list[Registered],
                                     server: dict[str, Any]) -> bytes | None:
         """Runs on_response middlewares just before the head is sent. One that
-        returns a body ends the chain and its body replaces the handler's; one that
-        returns another true value ends the chain."""
+        returns a body ends the chain and its body replaces the handler's, with the
+        `status` and `content_type` options applied again (the route's, and the
+        middlewares' own keyword defaults, which join `request.ctx.options` as each
+        runs), as the original does; one that returns another true value ends the
+        chain."""
+        request: Request = server["request"]
         for mw in reversed(middlewares):  # (kept in the original's order)
+            if mw.handler.options:
+                request.ctx.options.update(mw.handler.options)
             data = mw.handler.func(**mw.handler.kwargs(server, {}))
             if asyncio.iscoroutine(data):
                 data = await data
             if data is None:
                 continue
             if isinstance(data, _STR_TYPES):
-                return to_bytes(data)
+                body = to_bytes(data)
+                options = request._options if request._ctx is None else request.ctx.options
+                if options:
+                    self._apply_head(server["response"], options)
+                return body
             if data:
                 break
         return None
 
     @staticmethod
-    def _apply_options(response: Response, options: dict[str, Any]) -> None:
-        """Applies the options that tune the response (status, content_type,
-        chunked); the others only reach `request.ctx.options`."""
+    def _apply_head(response: Response, options: dict[str, Any]) -> None:
+        """The options of the head: status and content_type."""
         if "status" in options:
             status = options["status"]
             response.set_status(*status) if isinstance(status, tuple) \
                 else response.set_status(status)
         if "content_type" in options:
             response.set_content_type(options["content_type"])
+
+    @classmethod
+    def _apply_options(cls, response: Response, options: dict[str, Any]) -> None:
+        """Applies the options that tune the response (status, content_type,
+        chunked, rate); the others only reach `request.ctx.options`."""
+        cls._apply_head(response, options)
         if "chunked" in options:
             response.chunked = bool(options["chunked"])
         if "rate" in options:
@@ -366,9 +400,14 @@ class NativeAdapter(Adapter):
         if ex.started:  # the error handler answered by itself
             return
         if body is None:
+            # the exception's own answer, as it is now: a handler may have changed
+            # its code, message or content_type (the fields it set are dropped, as
+            # the original drops them)
+            self._error_head(response, error)
             body = self._default_body(error, exc, server["request"])
-        for name, value in error.headers.items():
-            response.set_header(name.replace("_", "-"), value)
+        for name, value in error.options.items():
+            name = name.replace("_", "-")
+            response.set_header(_SPELLED.get(name, name), value)
         await response.end(body, keepalive=error.code < 400)
 
     @staticmethod

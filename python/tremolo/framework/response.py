@@ -72,6 +72,13 @@ class Response:
         return self.status, _core.reason_phrase(self.status).encode("latin-1")
 
     @property
+    def line(self) -> list[bytes]:
+        """The status line as the original keeps it, `[b'HTTP/1.1', b'200', b'OK']`
+        (the request's version); a copy: set_status() changes the status."""
+        status, reason = self.get_status()
+        return [b"HTTP/" + self.request.version, b"%d" % status, reason]
+
+    @property
     def headers(self) -> dict[bytes, list[bytes]]:
         """The fields set so far: lowercase name -> values."""
         out: dict[bytes, list[bytes]] = {}
@@ -134,10 +141,13 @@ class Response:
             return self.fields
         return [(b"Content-Type", self.content_type), *self.fields]
 
-    def redirect(self, url: str | bytes, code: int = 302) -> HTTPRedirect:
-        """An HTTPRedirect to raise: `raise response.redirect('/new', 301)`."""
-        if code not in REDIRECTS:
-            raise ValueError(f"redirect code must be one of {sorted(REDIRECTS)}")
+    def redirect(self, url: str | bytes, code: int | None = None) -> HTTPRedirect:
+        """An HTTPRedirect to raise: `raise response.redirect('/new', 301)`. As in the
+        original, 303 is 302 for an HTTP/1.0 client (which may not know it) and a code
+        that is not a redirect's is 302; 307 and 308 are kept."""
+        if code is None or code not in REDIRECTS or (
+                code == 303 and self.request.version == b"1.0"):
+            code = 302
         # an empty body, as the original: the Location field is the answer
         return HTTPRedirect("", code=code, message=REDIRECTS[code], location=_field(url))
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from ..exceptions import InternalServerError
 
 if TYPE_CHECKING:
+    from .request import Request
     from .response import Response
 
 _LINES = re.compile(rb"\r\n|\r|\n")
@@ -18,35 +19,32 @@ def _bytes(value: bytes | str | int) -> bytes:
 
 
 class SSE:
-    """`await sse.send(data, event=None, event_id=None, retry=0)`, `await sse.close()`."""
+    """`await sse.send(data, event=None, event_id=None, retry=0)`, `await sse.close()`;
+    `sse.request`, `sse.response`."""
 
-    def __init__(self, response: Response) -> None:
+    def __init__(self, request: Request, response: Response) -> None:
+        self.request = request
         self.response = response
-        self.started = False
-
-    async def _start(self) -> None:
-        r = self.response
-        # the original's fields: clients and proxies must not cache or buffer it
-        r.set_content_type(b"text/event-stream")
-        r.set_header(b"Cache-Control", b"no-cache, must-revalidate")
-        r.set_header(b"Expires", b"Thu, 01 Jan 1970 00:00:00 GMT")
-        await r.write(None)
-        self.started = True
+        # the original's fields, set before the handler runs (which may change them):
+        # clients and proxies must not cache or buffer the stream
+        response.set_content_type(b"text/event-stream")
+        response.set_header(b"Cache-Control", b"no-cache, must-revalidate")
+        response.set_header(b"Expires", b"Thu, 01 Jan 1970 00:00:00 GMT")
 
     async def send(self, data: bytes | str = b"", event: bytes | str | None = None,
                    event_id: bytes | str | None = None, retry: int = 0) -> None:
-        """One event: each line of `data` becomes a `data:` line (line breaks at
-        its ends are dropped, as the original does), then `event`, `id`, `retry`."""
+        """One event: each line of `data` becomes a `data:` line (line breaks at its
+        ends are dropped, as the original does), then `event` and `id` unless empty,
+        and `retry` unless 0. A lone CR breaks a line too, as it does for the client
+        (the original leaves it, and the client reads what follows it as a field)."""
         text = _bytes(data).strip(b"\r\n")
         out = [b"data: " + line for line in _LINES.split(text)]
-        if event is not None:
+        if event:
             out.append(b"event: " + self._single_line(event, "event"))
-        if event_id is not None:
+        if event_id:
             out.append(b"id: " + self._single_line(event_id, "event_id"))
         if retry:
             out.append(b"retry: %d" % int(retry))
-        if not self.started:
-            await self._start()
         await self.response.write(b"\n".join(out) + b"\n\n")
 
     @staticmethod
@@ -57,6 +55,5 @@ class SSE:
         return data
 
     async def close(self) -> None:
-        if not self.started:
-            await self._start()
+        """Ends the stream; the connection serves the next request."""
         await self.response.write(b"")
