@@ -22,6 +22,7 @@ from tremolo.exceptions import (
     Forbidden,
     HTTPException,
     InternalServerError,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
@@ -368,6 +369,25 @@ def build_main():
     @app.route("/error/timeout")
     async def timeout(**server):
         raise HTTPException(cause=TimeoutError("too slow"))
+
+    @app.route("/error/recaused")
+    async def recaused(**server):
+        # an HTTPException as the cause: reused, with the new arguments and options
+        first = MethodNotAllowed("only GET", allow=b"GET")
+        raise HTTPException("only POST", cause=first, allow=b"POST")
+
+    @app.route("/lock")
+    async def locked(lock, **server):
+        async with lock(3):
+            try:
+                await lock(3).acquire(timeout=0)
+                yield b"taken twice"
+            except TimeoutError:
+                yield b"held: TimeoutError"
+        await lock(3).acquire(timeout=0)
+        lock(3).release()
+        lock(3).release()  # not held: nothing happens
+        yield b", then free"
 
     # SSE and WebSocket
     @app.route("/sse")

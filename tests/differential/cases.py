@@ -189,6 +189,8 @@ def _main() -> list[Case]:
         Case(m, "error-internal", req("GET", "/error/internal")),
         Case(m, "error-bug", req("GET", "/error/bug")),
         Case(m, "error-timeout", req("GET", "/error/timeout")),
+        Case(m, "error-recaused", req("GET", "/error/recaused")),
+        Case(m, "lock-timeout", req("GET", "/lock")),
         # SSE and WebSocket
         Case(m, "sse", req("GET", "/sse")),
         Case(m, "sse-options", req("GET", "/sse-options")),
