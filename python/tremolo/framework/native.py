@@ -83,6 +83,7 @@ class NativeAdapter(Adapter):
                        "globals": app.globals, "lock": self.lock}
         self.signature = html.escape(opts.server_name_bytes.decode("latin-1"))
         self.executor: ThreadPoolExecutor | None = None
+        self.threads: MultiThreadExecutor | None = None  # globals.executor
         self.tasks: set[asyncio.Task[Any]] = set()
 
     # -- worker and connection hooks -----------------------------------------
@@ -99,9 +100,9 @@ class NativeAdapter(Adapter):
         self.executor = ThreadPoolExecutor(self.state.options.thread_pool_size,
                                            thread_name_prefix="tremolo-handler")
         # the original's executor, which programs reach as globals.executor
-        threads = MultiThreadExecutor(self.state.options.thread_pool_size)
-        await threads.start("tremolo-executor", self.loop)
-        self.app.globals["executor"] = threads
+        self.threads = MultiThreadExecutor(self.state.options.thread_pool_size)
+        await self.threads.start("tremolo-executor", self.loop)
+        self.app.globals["executor"] = self.threads
         await self._run_hooks(self.app.hooks["worker_start"],
                               {**self.shared, "context": self.app.globals})
 
@@ -114,11 +115,10 @@ class NativeAdapter(Adapter):
         finally:
             if self.executor is not None:
                 self.executor.shutdown(wait=False, cancel_futures=True)
-            threads = self.app.globals.get("executor")
-            if isinstance(threads, MultiThreadExecutor):
+            if self.threads is not None:
                 # (its threads are daemons: one still busy does not hold the exit)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(threads.shutdown(), 5)
+                    await asyncio.wait_for(self.threads.shutdown(), 5)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = self.loop.create_task(coro)
