@@ -42,6 +42,8 @@ class Outcome:
     requests: list[Req]
     error: int | None
     paused: bool
+    #: the body of the answer to a refusal
+    answer: str | None = None
 
 
 def run_parser(pieces: list[bytes], **limits: int) -> Outcome:
@@ -49,6 +51,7 @@ def run_parser(pieces: list[bytes], **limits: int) -> Outcome:
     parser = _core.RequestParser(**limits)
     reqs: list[Req] = []
     error = None
+    answer = None
     for piece in pieces:
         for ev in parser.feed(piece):
             if isinstance(ev, _core.RequestHead):
@@ -60,8 +63,8 @@ def run_parser(pieces: list[bytes], **limits: int) -> Outcome:
                 reqs[-1].complete = True
             else:
                 assert isinstance(ev, _core.HTTPParseError), ev
-                error = ev.status
-    return Outcome(reqs, error, parser.paused)
+                error, answer = ev.status, ev.answer
+    return Outcome(reqs, error, parser.paused, answer)
 
 
 def free_port() -> int:

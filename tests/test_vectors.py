@@ -32,6 +32,8 @@ def test_vector(case: dict[str, Any]) -> None:
         assert whole.error is not None
         if "status" in case:
             assert whole.error == case["status"]
+        if "answer" in case:
+            assert whole.answer == case["answer"]
     if "requests" in case:
         complete = [r for r in whole.requests if r.complete]
         assert len(complete) == len(case["requests"])

@@ -14,10 +14,12 @@ __all__ = [
 __version__: str
 
 class HTTPParseError(Exception):
-    """A request the parser refused; answer with `status`, then close."""
+    """A request the parser refused; answer with `status` and the body `answer`,
+    then close. `reason` is the precise account, for logs."""
 
     status: int
     reason: str
+    answer: str
 
 class ResponseEncodeError(ValueError):
     """A response the encoder refused to write (bad status, control character)."""

@@ -12,6 +12,8 @@ struct Outcome {
     requests: Vec<Request>,
     /// Some(status) when the parser refused the input.
     error: Option<u16>,
+    /// The body of the answer to that refusal.
+    answer: Option<&'static str>,
     paused: bool,
 }
 
@@ -34,6 +36,7 @@ fn run(pieces: &[&[u8]]) -> Outcome {
     let mut out = Outcome {
         requests: Vec::new(),
         error: None,
+        answer: None,
         paused: parser.is_paused(),
     };
     for event in sink.0 {
@@ -59,7 +62,10 @@ fn run(pieces: &[&[u8]]) -> Outcome {
                 r.trailers = t;
                 r.complete = true;
             }
-            Event::Error(e) => out.error = Some(e.status()),
+            Event::Error(e) => {
+                out.error = Some(e.status());
+                out.answer = Some(e.answer());
+            }
         }
     }
     out
@@ -111,6 +117,11 @@ fn check(case: &Value) -> Vec<String> {
             if let Some(want) = case["status"].as_u64() {
                 if u64::from(s) != want {
                     problems.push(format!("{name}: status {s}, want {want}"));
+                }
+            }
+            if let Some(want) = case["answer"].as_str() {
+                if whole.answer != Some(want) {
+                    problems.push(format!("{name}: answer {:?}, want {want:?}", whole.answer));
                 }
             }
         }

@@ -18,6 +18,30 @@ pub(super) enum Body {
     Trailers,
 }
 
+/// How many bytes of a chunk-size line without CRLF are read before a malformed
+/// chunk size in them is refused (the original Tremolo's window: a client sending
+/// garbage where a chunk size belongs is answered once this much came, not when its
+/// body clock runs out). A line is otherwise judged at its CRLF, as a well-formed one
+/// with long extensions is, or at `max_chunk_line`.
+pub(super) const NO_CHUNK_SIZE_WINDOW: usize = 64;
+
+/// Where the chunk size at the start of a chunk-size line's `content` (the line
+/// without CRLF, or what came of it so far) turns out malformed: the index of the
+/// first byte no valid line can have there (not a hex digit first, a 17th digit, or
+/// something other than whitespace or `;` after the digits). None if the size is
+/// well formed so far; extensions are judged when the line is whole.
+pub(super) fn chunk_size_fault(content: &[u8]) -> Option<usize> {
+    let digits = content.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 {
+        return (!content.is_empty()).then_some(0);
+    }
+    if digits > 16 {
+        return Some(16);
+    }
+    let after = skip_bws(content, digits);
+    (after < content.len() && content[after] != b';').then_some(after)
+}
+
 /// Parses a chunk-size line without its CRLF:
 /// `chunk-size *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] )` (RFC 9112 §7.1.1).
 pub(super) fn parse_chunk_line(line: &[u8]) -> Result<u64, Error> {
@@ -133,6 +157,28 @@ mod tests {
         assert_eq!(parse_chunk_line(b"0x1"), Err(Error::InvalidChunkSize));
         assert_eq!(parse_chunk_line(b"1 "), Err(Error::InvalidChunkSize));
         assert_eq!(parse_chunk_line(b"1 2"), Err(Error::InvalidChunkSize));
+    }
+
+    #[test]
+    fn size_faults() {
+        for ok in [
+            &b""[..],
+            b"0",
+            b"1aF",
+            b"5 ",
+            b"5 \t",
+            b"5;",
+            b"5 ;x=\"",
+            b"ffffffffffffffff",
+        ] {
+            assert_eq!(chunk_size_fault(ok), None, "{ok:?}");
+        }
+        assert_eq!(chunk_size_fault(b"X"), Some(0));
+        assert_eq!(chunk_size_fault(b"-1"), Some(0));
+        assert_eq!(chunk_size_fault(b" 5"), Some(0));
+        assert_eq!(chunk_size_fault(b"5  x"), Some(3));
+        assert_eq!(chunk_size_fault(b"0x1"), Some(1));
+        assert_eq!(chunk_size_fault(b"10000000000000000"), Some(16));
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub enum Error {
     /// A transfer coding this server does not implement (gzip, deflate, ...).
     UnsupportedTransferEncoding,
     InvalidChunkSize,
+    /// A chunk-size line still without its CRLF after 64 bytes, whose chunk size is
+    /// malformed already.
+    NoChunkSize,
     InvalidChunkExtension,
     /// Chunk data not followed by CRLF.
     InvalidChunkTerminator,
@@ -90,6 +93,7 @@ impl Error {
             InvalidTransferEncoding => "invalid Transfer-Encoding",
             UnsupportedTransferEncoding => "unsupported transfer coding",
             InvalidChunkSize => "invalid chunk size",
+            NoChunkSize => "no chunk size at the start of a chunk line",
             InvalidChunkExtension => "invalid chunk extension",
             InvalidChunkTerminator => "chunk data not followed by CRLF",
             UnsupportedExpectation => "unsupported expectation",
@@ -98,6 +102,37 @@ impl Error {
             TooManyHeaders => "too many header fields",
             BodyTooLarge => "request body too large",
             ChunkLineTooLong => "chunk size line too long",
+        }
+    }
+}
+
+impl Error {
+    /// The body of the server's answer: worded as the original Tremolo words its
+    /// own answers (programs written for it compare them), where it has one for the
+    /// same fault; otherwise the generic "Bad Request" for a 400 and the reason
+    /// phrase for other statuses. [`Error::description`] is the precise account,
+    /// for logs.
+    pub fn answer(self) -> &'static str {
+        use Error::*;
+        match self {
+            InvalidMethod | InvalidRequestLine => "bad request: not a request",
+            InvalidContentLength => "bad Content-Length",
+            ConflictingContentLength | ContentLengthWithTransferEncoding => {
+                "ambiguous Content-Length"
+            }
+            InvalidTransferEncoding => "unexpected Transfer-Encoding",
+            InvalidChunkSize => "bad chunked encoding",
+            NoChunkSize | ChunkLineTooLong => "bad chunked encoding: no chunk size",
+            InvalidChunkExtension => "bad chunked encoding: invalid chunk extension",
+            InvalidChunkTerminator => "bad chunked encoding: invalid chunk terminator",
+            RequestLineTooLong | HeadersTooLarge | TooManyHeaders => "request header too large",
+            BodyTooLarge => "Payload Too Large",
+            UnsupportedVersion => "HTTP Version Not Supported",
+            UnsupportedTransferEncoding => "Not Implemented",
+            UnsupportedExpectation => "Expectation Failed",
+            BareLineFeed | BareCarriageReturn | ObsFold | SpaceBeforeColon | InvalidTarget
+            | TargetFormMismatch | InvalidVersion | InvalidHeaderName | InvalidHeaderValue
+            | MissingColon | InvalidHost => "Bad Request",
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The connection-level request parser: a state machine over a byte stream.
 
-use super::body::{parse_chunk_line, Body};
+use super::body::{chunk_size_fault, parse_chunk_line, Body, NO_CHUNK_SIZE_WINDOW};
 use super::head::{parse_field_line, HeadBuilder};
 use super::{BodyKind, Error, Limits, RequestHead};
 use memchr::memchr2;
@@ -349,6 +349,18 @@ impl Parser {
             }
             Body::ChunkSize => {
                 let limit = self.limits.max_chunk_line;
+                if d.len() > NO_CHUNK_SIZE_WINDOW {
+                    // A malformed size is refused at the window's end, or at the byte
+                    // that malformed it if that comes later; unless the line ended or
+                    // passed its limit first (the earliest verdict wins: see next_line).
+                    let content = memchr2(b'\r', b'\n', d).unwrap_or(d.len());
+                    if let Some(fault) = chunk_size_fault(&d[..content]) {
+                        let at = fault.max(NO_CHUNK_SIZE_WINDOW);
+                        if at < content && at < limit {
+                            return Err(Error::NoChunkSize);
+                        }
+                    }
+                }
                 let Some((_, end)) = self.next_line(d, limit, Error::ChunkLineTooLong)? else {
                     return Ok(None);
                 };

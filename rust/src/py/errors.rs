@@ -12,7 +12,8 @@ create_exception!(
     HTTPParseError,
     PyException,
     "A request the parser refused. `status` is the response status to send before \
-     closing the connection; `reason` says what was wrong."
+     closing the connection; `reason` says what was wrong; `answer` is the body to \
+     send (worded as the original Tremolo words it)."
 );
 create_exception!(
     _core,
@@ -22,12 +23,13 @@ create_exception!(
      such as CR or LF in a header)."
 );
 
-/// An HTTPParseError instance (not raised) carrying `status` and `reason`.
+/// An HTTPParseError instance (not raised) carrying `status`, `reason` and `answer`.
 pub fn parse_error(py: Python<'_>, error: Error) -> PyResult<Bound<'_, PyAny>> {
     let err = HTTPParseError::new_err(error.description());
     let value = err.into_value(py).into_bound(py).into_any();
     value.setattr("status", error.status())?;
     value.setattr("reason", error.description())?;
+    value.setattr("answer", error.answer())?;
     Ok(value)
 }
 
