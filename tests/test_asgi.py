@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,6 +84,16 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         raise RuntimeError("after")
     elif path == "/nothing":
         return
+    elif path == "/start-twice":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+    elif path == "/body-first":
+        await send({"type": "http.response.body", "body": b"too early"})
+    elif path == "/misuse-caught":
+        with contextlib.suppress(RuntimeError):  # the server answers anyway
+            await send({"type": "http.response.body", "body": b"too early"})
+    elif path == "/secret-crash":
+        raise RuntimeError("the database password is hunter2")
     elif path == "/trailers":
         await send({"type": "http.response.start", "status": 200, "headers": [],
                     "trailers": True})
@@ -193,6 +204,21 @@ def test_errors(port: int) -> None:
     assert b"7\r\npartial\r\n" in out and not out.endswith(b"0\r\n\r\n")
     assert get(port, "/nothing").status_code == 500
     assert get(port, "/state").content == b"hi"  # the worker keeps serving
+
+
+@pytest.mark.parametrize(("path", "text"), [
+    ("/start-twice", b"already started or accepted"),
+    ("/body-first", b"has not been started or accepted"),
+    ("/misuse-caught", b"has not been started or accepted"),
+    ("/secret-crash", b"Internal Server Error"),
+    ("/nothing", b"Internal Server Error")])
+def test_a_500_names_the_misuse_not_the_applications_error(
+        port: int, path: str, text: bytes) -> None:
+    """The original Tremolo's words for an application that broke the protocol (its
+    users' tests compare them); an application's own exception text is never sent."""
+    r = get(port, path)
+    assert (r.status_code, r.reason_phrase, r.content) == (500, "Internal Server Error", text)
+    assert r.headers["content-type"] == "text/html; charset=utf-8"
 
 
 def test_extensions(port: int) -> None:

@@ -99,6 +99,7 @@ def test_slowloris_is_answered_408_on_time(server: tuple[int, Any]) -> None:
         closed, data = closed_within(s, 3)
     elapsed = time.monotonic() - start
     assert closed and data.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert data.endswith(b"\r\n\r\nrequest timeout after 1s")  # the original's words
     assert elapsed < 1.0 + 1.0 + 0.5  # the deadline plus a sweep, not reset per byte
 
 

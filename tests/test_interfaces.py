@@ -6,6 +6,7 @@ headers and body deadlines."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -303,30 +304,45 @@ def test_a_content_length_the_body_does_not_fill_is_a_500(server: tuple[str, int
 
 
 def test_the_servers_own_error_answers(server: tuple[str, int]) -> None:
+    """Worded as the original Tremolo words them (its texts where it has one for the
+    fault, else "Bad Request" or the reason phrase), in text/html as it sends them."""
     _, port = server
-    for raw, code in [(b"GET /seen HTTP/1.1\r\nHost: t\r\nX: a\r\n b\r\n\r\n", b"400"),
-                      (b"GET /seen HTTP/1.1\r\n\r\n", b"400"),
-                      (b"GET /seen HTTP/3.0\r\nHost: t\r\n\r\n", b"505"),
-                      (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", b"414"),
-                      (b"GET /seen HTTP/1.1\r\nHost: t\r\nX: " + b"a" * 9000 + b"\r\n\r\n",
-                       b"431")]:
+    for raw, code, text in [
+            (b"GET /seen HTTP/1.1\r\nHost: t\r\nX: a\r\n b\r\n\r\n", b"400", b"Bad Request"),
+            (b"GET /seen HTTP/1.1\r\n\r\n", b"400", b"Bad Request"),
+            (b" HTTP/\r\n\r\n", b"400", b"bad request: not a request"),
+            (b"GET /seen HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+             b"400", b"ambiguous Content-Length"),
+            (b"GET /seen HTTP/1.1\r\nHost: t\r\nContent-Length: \r\n\r\n", b"400",
+             b"bad Content-Length"),
+            (b"GET /seen HTTP/3.0\r\nHost: t\r\n\r\n", b"505", b"HTTP Version Not Supported"),
+            (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", b"414",
+             b"request header too large"),
+            (b"GET /seen HTTP/1.1\r\nHost: t\r\nX: " + b"a" * 9000 + b"\r\n\r\n", b"431",
+             b"request header too large")]:
         status, fields, body, _ = request(port, raw)
         assert status.startswith(b"HTTP/1.1 " + code), (raw[:40], status)
-        assert fields[b"content-type"] == b"text/plain; charset=utf-8"
-        assert body.startswith(code + b" ") and fields[b"connection"] == b"close"
+        assert fields[b"content-type"] == b"text/html; charset=utf-8"
+        assert body == text and fields[b"connection"] == b"close"
 
 
 @pytest.mark.parametrize("interface", list(TARGETS))
-def test_a_body_over_the_limit_is_413_naming_the_option(interface: str) -> None:
+def test_a_body_over_the_limit_is_413_and_the_log_names_the_option(
+        interface: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     with serve_in_thread(TARGETS[interface], shutdown_timeout=2,
                          client_max_body_size=1000) as (_, port):
         for extra, body in [(b"Content-Length: 1001\r\n", b"x" * 1001),
                             (b"Transfer-Encoding: chunked\r\n",
                              b"3e9\r\n" + b"x" * 1001 + b"\r\n0\r\n\r\n")]:
+            caplog.clear()
             status, _, text, _ = request(port, b"POST /length HTTP/1.1\r\nHost: t\r\n"
                                          + extra + b"\r\n" + body)
-            assert status.startswith(b"HTTP/1.1 413"), (interface, extra, status)
-            assert b"client_max_body_size" in text and b"1000" in text
+            # the original's words; the option and its value go to the log
+            assert status == b"HTTP/1.1 413 Payload Too Large", (interface, extra, status)
+            assert text == b"Payload Too Large"
+            assert any("client_max_body_size: 1000 bytes" in r.getMessage()
+                       for r in caplog.records), (interface, extra)
         status, _, text, _ = request(port, b"POST /length HTTP/1.1\r\nHost: t\r\n"
                                      b"Connection: close\r\nContent-Length: 1000\r\n\r\n"
                                      + b"x" * 1000)

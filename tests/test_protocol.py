@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tremolo.config import Options
+from tremolo.exceptions import HTTPException
 from tremolo.protocols import Exchange, FunctionAdapter, HTTPProtocol, ServerState
 from tremolo.protocols.counters import Counters
 
@@ -216,6 +217,41 @@ async def test_declined_upgrade_answered_at_once() -> None:
     proto.data_received(upgrade + GET % 1)
     assert [r[2] for r in split_responses(bytes(t.out))] == [b"/ws", b"/1"]
     assert t.reading
+
+
+async def refusing_reader(ex: Exchange) -> None:
+    """Reads the body; a refused one is answered as the server answers it."""
+    try:
+        while await ex.receive():
+            pass
+    except HTTPException as exc:
+        ex.refuse(exc)
+        return
+    ex.respond(200, [], b"read")
+
+
+@pytest.mark.parametrize(("sent", "answer"), [
+    (b"X" * 65, b"bad chunked encoding: no chunk size"),
+    (b"-1\r\n", b"bad chunked encoding"),
+    (b"1\r\nA\rX", b"bad chunked encoding: invalid chunk terminator"),
+    (b"0;\r\n\r\n", b"bad chunked encoding: invalid chunk extension")])
+async def test_a_malformed_chunked_body_is_answered_at_once(sent: bytes, answer: bytes) -> None:
+    """In the original's words; garbage without a line end is answered once 64 bytes
+    of it came (the original's window), not when the body clock runs out."""
+    proto, t = connect(refusing_reader)
+    proto.data_received(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+    await asyncio.sleep(0)
+    if sent.startswith(b"X"):
+        proto.data_received(sent[:64])
+        await asyncio.sleep(0.01)
+        assert t.out == b""  # not judged yet: a CRLF could still end the line
+        sent = sent[64:]
+    proto.data_received(sent)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert t.out.startswith(b"HTTP/1.1 400 Bad Request\r\n"), bytes(t.out)
+    assert b"Content-Type: text/html; charset=utf-8\r\n" in t.out
+    assert t.out.endswith(b"\r\n\r\n" + answer) and t.closed
 
 
 async def body_echo(ex: Exchange) -> None:

@@ -103,6 +103,15 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             note("sad_send", isinstance(exc, OSError))
     elif path == "/no-accept":
         return
+    elif path == "/send-first":
+        await send({"type": "websocket.send", "text": "before the accept"})
+    elif path == "/accept-twice":
+        await send({"type": "websocket.accept"})
+        try:
+            await send({"type": "websocket.accept"})
+        except RuntimeError as exc:
+            note("accept_twice", str(exc))
+        await send({"type": "websocket.close"})
     elif path == "/fails":
         await send({"type": "websocket.accept"})
         raise RuntimeError("app bug")
@@ -174,6 +183,7 @@ def test_close_before_accept_is_403_and_does_not_hang(port: int) -> None:
     with pytest.raises(InvalidStatus) as info, connect(url(port, "/deny"), open_timeout=5):
         pass
     assert info.value.response.status_code == 403
+    assert info.value.response.body == b"connection rejected"  # the original's words
     assert time.monotonic() - t0 < 2
     assert wait_for("deny_receive")[0]["type"] == "websocket.disconnect"
 
@@ -206,6 +216,16 @@ def test_app_returning_without_accept_is_500(port: int) -> None:
     with pytest.raises(InvalidStatus) as info, connect(url(port, "/no-accept")):
         pass
     assert info.value.response.status_code == 500
+
+
+def test_misuse_is_named_as_the_original_names_it(port: int) -> None:
+    with pytest.raises(InvalidStatus) as info, connect(url(port, "/send-first")):
+        pass
+    assert info.value.response.status_code == 500
+    assert info.value.response.body == b"has not been started or accepted"
+    with connect(url(port, "/accept-twice")) as ws, pytest.raises(ConnectionClosed):
+        ws.recv(timeout=5)
+    assert wait_for("accept_twice") == ["already started or accepted"]
 
 
 def test_app_failure_after_accept_closes_with_1011(port: int) -> None:

@@ -24,7 +24,13 @@ Message = dict[str, Any]
 
 
 class AppError(RuntimeError):
-    """The application broke the ASGI protocol."""
+    """The application broke the ASGI protocol. Unlike the application's own
+    exceptions, its text is the server's and says nothing of the application's
+    data: a 500 given for it says it (as the original Tremolo does)."""
+
+#: the original Tremolo's words for the commonest misuses
+ALREADY_STARTED = "already started or accepted"
+NOT_STARTED = "has not been started or accepted"
 
 
 class Cycle:
@@ -45,6 +51,8 @@ class Cycle:
     body_done = False
     #: why reading the request body failed, if it did
     input_error: HTTPException | None = None
+    #: the last misuse send() refused (answered even if the application caught it)
+    app_error: AppError | None = None
 
     def __init__(self, ex: Exchange, done: asyncio.Future[None]) -> None:
         self.ex = ex
@@ -108,12 +116,19 @@ class Cycle:
         self._done()
 
     async def _send(self, message: Message) -> None:
+        try:
+            await self._send_message(message)
+        except AppError as exc:
+            self.app_error = exc
+            raise
+
+    async def _send_message(self, message: Message) -> None:
         kind = message["type"]
         ex = self.ex
         if ex.protocol.closed:
             raise ClientDisconnected("client disconnected")
         if kind == "http.response.start":
-            raise AppError("http.response.start sent twice")
+            raise AppError(ALREADY_STARTED)
         if kind == "http.response.body":
             await self._body(bytes(message.get("body", b"")),
                              bool(message.get("more_body", False)))
@@ -129,7 +144,7 @@ class Cycle:
                 ex.protocol.write(_core.encode_head(103, links, None, False, True, False,
                                                     state.date, b"")[0])
         else:
-            raise AppError(f"unknown ASGI message type {kind!r}")
+            raise AppError("unexpected ASGI message type")
 
     def _headers(self) -> list[tuple[bytes, bytes]]:
         """The start message's fields but Content-Length, which goes to `length` (the
@@ -158,7 +173,7 @@ class Cycle:
     async def _body(self, data: bytes, more: bool) -> None:
         ex = self.ex
         if self.head is None:
-            raise AppError("http.response.body before http.response.start")
+            raise AppError(NOT_STARTED)
         if self.complete:
             if ex.head_only:
                 return  # the rest of a HEAD body is not sent
@@ -211,8 +226,9 @@ class Cycle:
             self._done()
 
     def fail(self) -> None:
-        """The application failed: 500 if nothing was sent, else the connection is cut."""
-        self.ex.fail()
+        """The application failed: 500 if nothing was sent (saying which misuse, if
+        send() refused one), else the connection is cut."""
+        self.ex.fail(str(self.app_error) if self.app_error is not None else "")
         self._done()
 
     def _done(self) -> None:

@@ -16,10 +16,10 @@ import logging
 from typing import Any
 
 from ..protocols import ClientDisconnected, Exchange
-from ..protocols.exchange import TEXT_PLAIN, error_text
+from ..protocols.answers import answer_parts, refusal
 from ..protocols.handshake import Handshake, HandshakeError
 from ..protocols.websocket import ABNORMAL, ConnectionClosed, WebSocketProtocol
-from .http import AppError
+from .http import ALREADY_STARTED, NOT_STARTED, AppError
 
 Message = dict[str, Any]
 CONNECTING, RESPONDING, CONNECTED, CLOSING, CLOSED = range(5)
@@ -27,7 +27,8 @@ CONNECTING, RESPONDING, CONNECTED, CLOSING, CLOSED = range(5)
 
 def refuse(ex: Exchange, error: HandshakeError) -> None:
     """Answers an invalid handshake without calling the application."""
-    ex.respond(error.status, [TEXT_PLAIN, *error.headers], error_text(error.status, error.reason))
+    headers, body, reason = answer_parts(refusal(error.status, error.reason))
+    ex.respond(error.status, [*headers, *error.headers], body, reason)
 
 
 class Session:
@@ -42,6 +43,8 @@ class Session:
         self.ws: WebSocketProtocol | None = None
         self.closed: ConnectionClosed | None = None
         self.response: Message | None = None  # websocket.http.response.start
+        #: the last misuse send() refused (the 500's text, if it comes to one)
+        self.app_error: AppError | None = None
 
     # -- receive -------------------------------------------------------------
 
@@ -79,6 +82,13 @@ class Session:
     # -- send ----------------------------------------------------------------
 
     async def send(self, message: Message) -> None:
+        try:
+            await self._send(message)
+        except AppError as exc:
+            self.app_error = exc
+            raise
+
+    async def _send(self, message: Message) -> None:
         kind = message["type"]
         state = self.state
         if state == CONNECTED and kind == "websocket.send":
@@ -95,14 +105,14 @@ class Session:
                 self.state = CONNECTED
             elif kind == "websocket.close":
                 # closed before it was accepted: 403 (RFC 6455 §4.2.2 lets a server
-                # refuse with any HTTP answer)
-                self.ex.respond(403, [TEXT_PLAIN], b"403 Forbidden\n")
+                # refuse with any HTTP answer), worded as the original words it
+                self.ex.refuse(refusal(403, "connection rejected"))
                 self._end(ConnectionClosed(ABNORMAL, "refused before the handshake"))
             elif kind == "websocket.http.response.start":
                 self.response = message
                 self.state = RESPONDING
             else:
-                raise AppError(f"{kind!r} before websocket.accept")
+                raise AppError(NOT_STARTED)
         elif state == RESPONDING and kind == "websocket.http.response.body":
             await self._deny(bytes(message.get("body", b"")), bool(message.get("more_body")))
         elif state == CONNECTED and kind == "websocket.close":
@@ -113,6 +123,8 @@ class Session:
             if kind == "websocket.close":
                 return  # closing twice is harmless
             raise self.closed or ConnectionClosed(ABNORMAL, "the WebSocket is closed")
+        elif kind == "websocket.accept":
+            raise AppError(ALREADY_STARTED)
         else:
             raise AppError(f"{kind!r} is not allowed now")
 
@@ -142,7 +154,7 @@ class Session:
             if not failed:
                 self.logger.error("ASGI application returned without accepting or "
                                   "closing the WebSocket")
-            self.ex.fail()
+            self.ex.fail(str(self.app_error) if self.app_error is not None else "")
         elif self.state == RESPONDING:
             self.logger.error("ASGI application returned before its response ended")
             self.ex.fail()

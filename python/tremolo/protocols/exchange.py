@@ -16,6 +16,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING
 
 from .. import _core
+from .answers import answer_parts, refusal
 from .flow import ClientDisconnected, time_out
 from .lifecycle import DETACHED, DONE, RECEIVED, SENDING
 
@@ -31,15 +32,6 @@ _encode_chunk = _core.encode_chunk
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # Bodies this size or larger are written beside the head (writev), not copied into it.
 _COPY_LIMIT = 16384
-
-
-#: the Content-Type of the server's own short answers (errors before an application's)
-TEXT_PLAIN = (b"Content-Type", b"text/plain; charset=utf-8")
-
-
-def error_text(status: int, reason: str) -> bytes:
-    """The body of the server's own error answer: the status, its phrase and why."""
-    return f"{status} {_core.reason_phrase(status)}: {reason}\n".encode()
 
 
 def burst(rate: int, buffer_size: int) -> int:
@@ -363,27 +355,30 @@ class Exchange:
         if f.write_paused:
             await f.drain()
 
-    def fail(self) -> None:
-        """The application failed: a 500 if nothing was sent yet, else the body is
-        cut short and the connection closed (which is how the client learns it)."""
+    def fail(self, text: str = "") -> None:
+        """The application failed: a 500 if nothing was sent yet (its body `text`,
+        or the reason phrase; never what the application's exception says), else
+        the body is cut short and the connection closed (which is how the client
+        learns it)."""
         if self.phase == DONE or self.flow.closed:
             return
         if self.phase == RECEIVED:
-            self.keep_alive = False
-            self.respond(500, [TEXT_PLAIN], b"Internal Server Error")
+            self.refuse(refusal(500, text))
         else:
             self.abort()
 
     def refuse(self, error: HTTPException) -> None:
-        """Answers a failed body read (an HTTPException: 408, 400, 413) with its
-        status, whatever the application made of it; the connection closes."""
+        """Answers with the server's own answer to `error` (a failed body read: 408,
+        400, 413; see answers.py), whatever the application made of it; the
+        connection closes."""
         if self.phase == DONE or self.flow.closed:
             return
         if self.phase != RECEIVED:
             self.abort()
             return
         self.keep_alive = False
-        self.respond(error.code, [TEXT_PLAIN], error_text(error.code, str(error)))
+        headers, body, reason = answer_parts(error)
+        self.respond(error.code, headers, body, reason)
 
     def abort(self) -> None:
         """Finishes without a response: the connection is closed."""

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 #: at most once a RELEASE_INTERVAL (a full collection costs milliseconds)
 RELEASE_AFTER = 1 << 20
 RELEASE_INTERVAL = 1.0
+#: how much a gentle close (an answer, then the server's FIN, then reading on until
+#: the client's) reads and drops at most, and for how long
+LINGER_BYTES = 1 << 20
+LINGER_SECONDS = 2.0
 
 
 class ClientDisconnected(ConnectionError):
@@ -169,6 +173,18 @@ class Flow:
         return now - self._stalled_since > self.timeout
 
     # -- closing ---------------------------------------------------------------
+
+    def end_writing(self) -> None:
+        """Sends the server's FIN after what is buffered (where the transport can
+        half-close; over TLS it cannot, and reading on until closing still helps)."""
+        t = self.transport
+        if t is None or self.closed:
+            return
+        try:
+            if t.can_write_eof():
+                t.write_eof()
+        except (NotImplementedError, RuntimeError, OSError):
+            pass
 
     def close(self) -> None:
         """Closes after what is buffered has been written."""

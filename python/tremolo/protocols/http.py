@@ -19,9 +19,10 @@ from typing import Any, cast
 from .. import _core
 from ..exceptions import HTTPException
 from .adapter import Adapter
+from .answers import answer_parts, refusal
 from .connection import ConnectionInfo
-from .exchange import TEXT_PLAIN, Exchange, burst, error_text
-from .flow import ClientDisconnected, Flow
+from .exchange import Exchange, burst
+from .flow import LINGER_BYTES, LINGER_SECONDS, ClientDisconnected, Flow
 from .lifecycle import CLOSED, DONE, HANDSHAKE, HTTP, LINGER, PROXY, REFUSED, TAKEN
 from .state import ServerState
 from .takeover import Takeover
@@ -29,9 +30,6 @@ from .task import RequestTask, cancel_later
 
 _RequestHead = _core.RequestHead
 _encode_response = _core.encode_response
-#: how much a gentle close reads and drops at most, and for how long
-LINGER_BYTES = 1 << 20
-LINGER_SECONDS = 2.0
 #: in a graceful stop, how long a connection idle since its last answer may still
 #: bring a request (see close_when_idle)
 STOP_GRACE = 0.5
@@ -115,8 +113,8 @@ class HTTPProtocol(asyncio.Protocol):
             self.phase = REFUSED
             state.refused += 1
             if state.ssl is None:
-                self.answer(503, f"the server is at its limit of connections ({limit})",
-                            (b"Retry-After", b"1"))
+                self.answer(refusal(503, f"the server is at its limit of connections "
+                                         f"({limit})"), (b"Retry-After", b"1"))
             if counters is not None:
                 counters.reject(503, "limit_concurrency")
             self.close()
@@ -485,14 +483,17 @@ class HTTPProtocol(asyncio.Protocol):
         elif self.flow.read_paused:
             self.update_reading()
 
-    def answer(self, status: int, reason: str, *fields: tuple[bytes, bytes]) -> None:
-        """Writes the server's own short text answer (the connection then closes)."""
-        self.write(_encode_response(status, [TEXT_PLAIN, *fields], error_text(status, reason),
-                                    False, False, self.state.date, self.state.server_name)[0])
+    def answer(self, error: HTTPException, *fields: tuple[bytes, bytes]) -> None:
+        """Writes the server's own answer to `error` (see answers.py); the connection
+        then closes."""
+        headers, body, reason = answer_parts(error)
+        self.write(_encode_response(error.code, [*headers, *fields], body, False, False,
+                                    self.state.date, self.state.server_name, reason)[0])
 
-    def parse_error_status(self, status: int, reason: str) -> None:
-        """Answers `status` with a short text and closes the connection (gently after
-        a 413: the client may be sending a body nobody will read)."""
+    def parse_error_status(self, status: int, reason: str, answer: str) -> None:
+        """Refuses the request: answers `status` with the text `answer`, logs
+        `reason`, and closes the connection (gently after a 413: the client may be
+        sending a body nobody will read)."""
         counters = self.state.counters
         if counters is not None:
             counters.reject(status, reason)
@@ -502,7 +503,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.state.logger.info("refused a request from %s: %d %s: %s",
                                f"{peer[0]}:{peer[1]}" if peer else "a UNIX socket peer",
                                status, _core.reason_phrase(status), reason)
-        self.answer(status, reason)
+        self.answer(refusal(status, answer))
         if status == 413:
             self.close_gently()  # the client may be sending the body it announced
         else:
@@ -531,7 +532,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.loop.call_later(LINGER_SECONDS, self.close)
 
     def _explained(self, status: int, reason: str) -> str:
-        """A parse error's reason, naming the option behind a limit."""
+        """A parse error's reason, naming the option behind a limit (for the log)."""
         if status == 413:
             return f"{reason} (client_max_body_size: {self.parser.max_body_size} bytes)"
         return reason
@@ -539,9 +540,10 @@ class HTTPProtocol(asyncio.Protocol):
     def parse_error(self, err: _core.HTTPParseError) -> None:
         reading = self.reading
         if reading is not None:
-            # the handler reading the body learns why, as an error with its status
-            refused = HTTPException(self._explained(err.status, err.reason), code=err.status,
-                                    message=_core.reason_phrase(err.status))
+            # the handler reading the body learns why, as the error that answers it
+            self.state.logger.info("request body refused: %s",
+                                   self._explained(err.status, err.reason))
+            refused = refusal(err.status, err.answer)
             refused.__cause__ = err
             reading._end(refused)
             self.reading = None
@@ -553,7 +555,7 @@ class HTTPProtocol(asyncio.Protocol):
         if self.current is not None:
             self.current.keep_alive = False  # answer it, then close
             return
-        self.parse_error_status(err.status, err.reason)
+        self.parse_error_status(err.status, err.reason, err.answer)
 
     # -- the connection ------------------------------------------------------
 
@@ -608,7 +610,8 @@ class HTTPProtocol(asyncio.Protocol):
                 return False
             return self.reused
         if waited > opts.request_timeout:
-            self.parse_error_status(408, "request head not received in time")
+            self.parse_error_status(408, "request head not received in time",
+                                    f"request timeout after {opts.request_timeout:g}s")
         return False
 
     def abort(self) -> None:
