@@ -69,6 +69,29 @@ def test_unmasked_frame_is_1002(port: int) -> None:
     still_serves(port)
 
 
+def test_the_servers_close_frames_carry_the_code_alone(port: int) -> None:
+    """As the original Tremolo's do (its users' tests compare the frames): the reason
+    goes to the log and to the application."""
+    with RawWS(port) as ws:
+        ws.send("no mask", mask=False)
+        assert ws.recv_frame() == (True, 8, b"\x03\xea")
+    with RawWS(port) as ws:
+        ws.send(b"x" * ((64 << 10) + 1))
+        assert ws.recv_frame() == (True, 8, b"\x03\xf1")
+
+
+def test_a_client_still_sending_after_a_protocol_error_gets_the_close(port: int) -> None:
+    """The server ends its side and reads on: closing with the client's data unread
+    would make the kernel reset the connection and drop the close frame."""
+    with RawWS(port) as ws:
+        ws.send(b"Hello, World", fin=False, mask=False)
+        for _ in range(4):  # the client goes on sending while the server fails it
+            ws.send_raw(_core.ws_frame(b"!" * 65536, 0, False, None))
+            time.sleep(0.02)
+        assert ws.recv_frame() == (True, 8, b"\x03\xea")
+        assert ws.closed_by_server()
+
+
 def test_oversized_frame_is_1009_before_its_payload(port: int) -> None:
     with RawWS(port) as ws:
         # a header announcing 1 GiB; no payload follows
@@ -107,12 +130,14 @@ def test_invalid_utf8_split_across_fragments_fails_fast(port: int) -> None:
         assert ws.recv_close(timeout=2) == 1007
 
 
-def test_client_that_never_answers_pings_is_dropped(port: int) -> None:
+def test_client_that_never_answers_pings_is_closed(port: int) -> None:
     with RawWS(port) as ws:
         t0 = time.monotonic()
         ping = ws.recv_frame(timeout=3)
         assert ping is not None and ping[1] == 9  # pinged after 0.5 s of silence
-        assert ws.closed_by_server(timeout=3)  # and dropped 0.5 s later
+        # and closed 0.5 s later with 1000, as the original closes on a receive timeout
+        assert ws.recv_frame(timeout=3) == (True, 8, b"\x03\xe8")
+        assert ws.closed_by_server(timeout=3)
         assert time.monotonic() - t0 < 3
 
 

@@ -10,8 +10,13 @@ stays paused until the application has taken enough for the codec to go on with 
 The answer to the client's close (the echo of its code) and the close that fails a
 broken connection go out once the application is done with the messages that came
 before them (it asks for the next one and the queue is empty), as a strict endpoint
-does, or after ws_close_timeout if it does not read. The per-worker sweeper pings a
-silent client, drops one that does not answer, and bounds the closing handshake.
+does, or after ws_close_timeout if it does not read. The server's close frames carry
+the code alone, as the original Tremolo's do (the reason goes to the log and to the
+application). After failing a connection the server closes gently: its FIN, then
+reading on and dropping what comes until the client's, so that a client still
+sending gets the close frame rather than a reset. The per-worker sweeper pings a
+silent client, closes (1000) one that does not answer (drops it if it does not read
+either), and bounds the closing handshake.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from collections import deque
 from typing import Any
 
 from .. import _core
-from .flow import ClientDisconnected
+from .flow import LINGER_BYTES, LINGER_SECONDS, ClientDisconnected
 from .takeover import Takeover
 from .task import cancel_later
 
@@ -30,6 +35,9 @@ _Error = _core.WebSocketError
 PING, PONG, CLOSE = 9, 10, 8
 #: the close code an application sees when the connection ended without a Close
 ABNORMAL = 1006
+#: what a client that does not answer a ping is closed with (the original's code for
+#: a receive timeout)
+NORMAL = 1000
 #: what a graceful stop closes with (RFC 6455 §7.4.1: going away), and a worker
 #: replaced by a reload or recycling (IANA's registry: service restart)
 GOING_AWAY = 1001
@@ -83,6 +91,9 @@ class WebSocketProtocol(asyncio.Protocol):
         self._answer: tuple[int | None, str] | None = None
         #: the client's EOF came while the codec held some of what it sent
         self._eof = False
+        #: bytes still to drop before closing, once the server failed the connection
+        #: and said so (see _linger); None before
+        self.lingering: int | None = None
         self.state.connections.add(self)
         self.counters = t.state.counters
         if self.counters is not None:
@@ -96,6 +107,11 @@ class WebSocketProtocol(asyncio.Protocol):
     # -- asyncio.Protocol ----------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        if self.lingering is not None:
+            self.lingering -= len(data)  # dropped: the connection was failed
+            if self.lingering < 0:
+                self.close()
+            return
         self.idle_since = self.loop.time()
         self.ping_sent = None  # anything from the client shows it is alive
         if self.counters is not None:
@@ -118,7 +134,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 self.state.logger.info("WebSocket client failed the protocol: %s (%d)",
                                        ev.reason, ev.close_code)
                 self._closing(ConnectionClosed(ev.close_code, ev.reason, by_client=False),
-                              (ev.close_code, ev.reason))
+                              (ev.close_code, ""))
                 continue
             elif ev.opcode == CLOSE:
                 code = ev.code if ev.code is not None else 1005
@@ -132,6 +148,9 @@ class WebSocketProtocol(asyncio.Protocol):
         self._wake()
 
     def eof_received(self) -> bool | None:
+        if self.lingering is not None:
+            self.close()  # the client is done too
+            return False
         if self.codec.held:
             self._eof = True  # what came before it is decoded first (_update_reading)
             return True
@@ -239,7 +258,8 @@ class WebSocketProtocol(asyncio.Protocol):
                 self.events.clear()  # what the client sent after our close is dropped
                 self.queued = 0
                 self._update_reading()
-        self.flow.close()
+        if self.lingering is None:  # else the linger's end closes it
+            self.flow.close()
 
     def start_close(self, code: int = 1000, reason: str = "") -> None:
         """Sends the server's close (once) and starts the clock on the handshake."""
@@ -266,9 +286,15 @@ class WebSocketProtocol(asyncio.Protocol):
             if now - self.ping_sent > self.ping_timeout:
                 self.state.logger.info("WebSocket client did not answer a ping in %ss",
                                        self.ping_timeout)
-                self._closing(ConnectionClosed(ABNORMAL, "the client did not answer a ping",
-                                               by_client=False))
-                self.abort()
+                self.ping_sent = None
+                why = ConnectionClosed(ABNORMAL, "the client did not answer a ping",
+                                       by_client=False)
+                if self.transport.get_write_buffer_size():
+                    # it does not read either: a close frame would wait behind the rest
+                    self._closing(why)
+                    self.abort()
+                else:
+                    self._closing(why, (NORMAL, ""))
         elif self.ping_interval and now - self.idle_since > self.ping_interval \
                 and not self.codec.close_sent:
             self.flow.write(self.codec.send(b"", PING))
@@ -315,8 +341,27 @@ class WebSocketProtocol(asyncio.Protocol):
             code, reason = self._answer
             self._answer = None
             self.flow.write(self.codec.close(code, reason))
-        if self.closed_by is not None:
+        closed_by = self.closed_by
+        if closed_by is None:
+            return
+        if closed_by.by_client:
             self.flow.close()
+        else:
+            self._linger()
+
+    def _linger(self) -> None:
+        """Closes a connection the server failed without making the kernel reset it
+        under a client still sending (which would lose the close frame): the
+        server's FIN, then what comes is dropped until the client's, for at most
+        LINGER_BYTES or LINGER_SECONDS."""
+        if self.lingering is not None or self.flow.closed:
+            return
+        self.lingering = LINGER_BYTES
+        self.events.clear()
+        self.queued = 0
+        self.flow.end_writing()
+        self.flow.hold(False)
+        self.loop.call_later(LINGER_SECONDS, self.close)
 
     def _wake(self) -> None:
         w = self._waiter
@@ -326,6 +371,8 @@ class WebSocketProtocol(asyncio.Protocol):
     def _update_reading(self) -> None:
         """Decodes what the codec held while the queue has room; reading pauses while
         it is full or the codec still holds some of what was read."""
+        if self.lingering is not None:
+            return  # reading on, to drop what comes
         while True:
             full = len(self.events) > self._max_queue or self.queued >= self._max_queued
             held = self.codec.held
