@@ -360,6 +360,22 @@ async def test_the_sweeper_survives_a_connection_that_fails(
     assert t.out.startswith(b"HTTP/1.1 408") and t.closed
 
 
+async def test_a_late_head_is_408_on_a_new_connection_and_closed_on_a_kept_one() -> None:
+    """As the original: its request clock answers 408 ('request timeout after 1s'),
+    its keep-alive clock closes the connection without a word."""
+    proto, t = connect(echo_target, request_timeout=1)
+    proto.data_received(b"GET / HTTP/1.1\r\n")
+    proto.check_clocks(proto.loop.time() + 1.1)
+    assert t.out.startswith(b"HTTP/1.1 408 Request Timeout\r\n") and t.closed
+    assert t.out.endswith(b"\r\n\r\nrequest timeout after 1s")
+    proto, t = connect(echo_target, request_timeout=1)
+    proto.data_received(GET % 1 + b"GET / HTTP/1.1\r\n")
+    answered = bytes(t.out)
+    assert answered.startswith(b"HTTP/1.1 200 OK\r\n") and not t.closed
+    proto.check_clocks(proto.loop.time() + 1.1)
+    assert t.out == answered and t.closed
+
+
 async def test_limit_concurrency_counts_live_connections_only() -> None:
     """Refused connections stay the worker's connections until they are gone
     (every socket is swept), but only the others count against the limit."""

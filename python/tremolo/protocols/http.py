@@ -573,8 +573,9 @@ class HTTPProtocol(asyncio.Protocol):
 
     def check_clocks(self, now: float) -> bool:
         """Closes a connection idle too long, or answers 408 to one whose request
-        head is not complete within request_timeout of the connection opening or of
-        the previous response ending (the PROXY header counts as part of the head).
+        head is not complete within request_timeout of the connection opening (the
+        PROXY header counts as part of the head); one whose next head is not complete
+        within request_timeout of the previous response ending is closed unanswered.
         Requests being answered have their own clocks; one whose handler is over
         and that nothing finishes is closed. True if it is left open as an idle
         keep-alive connection. (A closing connection, lingering or refused one is
@@ -610,8 +611,15 @@ class HTTPProtocol(asyncio.Protocol):
                 return False
             return self.reused
         if waited > opts.request_timeout:
-            self.parse_error_status(408, "request head not received in time",
-                                    f"request timeout after {opts.request_timeout:g}s")
+            if self.reused:
+                # the next request on a kept-alive connection: closed without an
+                # answer, as the original's keep-alive clock does
+                self.state.logger.info("closed a kept-alive connection whose next request "
+                                       "head did not come in time")
+                self.close()
+            else:
+                self.parse_error_status(408, "request head not received in time",
+                                        f"request timeout after {opts.request_timeout:g}s")
         return False
 
     def abort(self) -> None:
