@@ -402,6 +402,15 @@ def trickle(port: int, pieces: int, size: int, pause: float, declared: int) -> t
 
 
 @pytest.mark.parametrize("interface", list(TARGETS))
+def test_a_body_that_stops_coming_is_408_in_the_originals_words(interface: str) -> None:
+    with serve_in_thread(TARGETS[interface], shutdown_timeout=2, request_timeout=0.5) \
+            as (_, port):
+        status, _, body, _ = request(port, b"POST /length HTTP/1.1\r\nHost: t\r\n"
+                                     b"Content-Length: 10\r\n\r\nab")
+    assert status == b"HTTP/1.1 408 Request Timeout" and body == b"0: recv timeout"
+
+
+@pytest.mark.parametrize("interface", list(TARGETS))
 def test_a_body_slower_than_body_min_rate_is_408(interface: str) -> None:
     """Each piece comes well inside request_timeout, but the body as a whole is far
     slower than body_min_rate: it is cut off a little after the grace, not after

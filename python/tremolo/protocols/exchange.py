@@ -16,6 +16,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING
 
 from .. import _core
+from ..exceptions import RequestTimeout
 from .answers import answer_parts, refusal
 from .flow import ClientDisconnected, time_out
 from .lifecycle import DETACHED, DONE, RECEIVED, SENDING
@@ -155,10 +156,13 @@ class Exchange:
             loop = p.loop
             timeout, what = self._body_wait()
             waiter = self._waiter = loop.create_future()
-            timer = loop.call_later(timeout, time_out, waiter, what)
+            timer = loop.call_later(timeout, time_out, waiter)
             start = loop.time()
             try:
                 await waiter
+            except RequestTimeout:
+                p.state.logger.info("timed out waiting for %s", what)
+                raise
             finally:
                 timer.cancel()
                 self._waiter = None

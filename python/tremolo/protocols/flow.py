@@ -41,10 +41,11 @@ class ClientDisconnected(ConnectionError):
     """The client went away before the exchange was over."""
 
 
-def time_out(waiter: asyncio.Future[None], what: str) -> None:
-    """A timer's callback: fails `waiter` with RequestTimeout naming `what`."""
+def time_out(waiter: asyncio.Future[None]) -> None:
+    """A timer's callback: fails `waiter` with RequestTimeout, worded as the
+    original's body timeout ('0: recv timeout', the answer when nothing catches it)."""
     if not waiter.done():
-        waiter.set_exception(RequestTimeout(f"timed out waiting for {what}"))
+        waiter.set_exception(RequestTimeout(0, "recv timeout"))
 
 
 class Flow:
