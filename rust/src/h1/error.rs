@@ -45,6 +45,8 @@ pub enum Error {
     InvalidChunkExtension,
     /// Chunk data not followed by CRLF.
     InvalidChunkTerminator,
+    /// A trailer field line that is not one (bare CR or LF, bad name or value, no colon).
+    MalformedTrailer,
     /// An Expect value other than 100-continue.
     UnsupportedExpectation,
     RequestLineTooLong,
@@ -96,6 +98,7 @@ impl Error {
             NoChunkSize => "no chunk size at the start of a chunk line",
             InvalidChunkExtension => "invalid chunk extension",
             InvalidChunkTerminator => "chunk data not followed by CRLF",
+            MalformedTrailer => "malformed trailer field line",
             UnsupportedExpectation => "unsupported expectation",
             RequestLineTooLong => "request line too long",
             HeadersTooLarge => "request header fields too large",
@@ -124,7 +127,11 @@ impl Error {
             InvalidChunkSize => "bad chunked encoding",
             NoChunkSize | ChunkLineTooLong => "bad chunked encoding: no chunk size",
             InvalidChunkExtension => "bad chunked encoding: invalid chunk extension",
-            InvalidChunkTerminator => "bad chunked encoding: invalid chunk terminator",
+            // the original reads no trailers: anything but CRLF after the last chunk is
+            // the chunked body's bad end to it
+            InvalidChunkTerminator | MalformedTrailer => {
+                "bad chunked encoding: invalid chunk terminator"
+            }
             RequestLineTooLong | HeadersTooLarge | TooManyHeaders => "request header too large",
             BodyTooLarge => "Payload Too Large",
             UnsupportedVersion => "HTTP Version Not Supported",

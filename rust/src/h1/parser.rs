@@ -396,7 +396,10 @@ impl Parser {
             .limits
             .max_header_size
             .saturating_sub(self.trailer_bytes);
-        let Some((_, end)) = self.next_line(d, limit, Error::HeadersTooLarge)? else {
+        let Some((_, end)) = self
+            .next_line(d, limit, Error::HeadersTooLarge)
+            .map_err(in_trailer)?
+        else {
             return Ok(None);
         };
         self.scan = Scan::default();
@@ -410,12 +413,21 @@ impl Parser {
             return Err(Error::TooManyHeaders);
         }
         let line = &d[..end];
-        let h = parse_field_line(line)?;
+        let h = parse_field_line(line).map_err(in_trailer)?;
         let mut name = line[h.name.start..h.name.end].to_vec();
         name.make_ascii_lowercase();
         self.trailers
             .push((name, line[h.value.start..h.value.end].to_vec()));
         self.trailer_bytes += end + 2;
         Ok(Some(end + 2))
+    }
+}
+
+/// An error in a trailer section: a malformed line is one kind of its own (its
+/// answer is the chunked body's), a size limit stays what it is.
+fn in_trailer(error: Error) -> Error {
+    match error {
+        Error::HeadersTooLarge | Error::TooManyHeaders => error,
+        _ => Error::MalformedTrailer,
     }
 }
