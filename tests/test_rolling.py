@@ -153,8 +153,9 @@ def test_a_reload_whose_code_fails_keeps_the_old_workers(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("run", [
-    'if __name__ == "__main__":\n    app.run(port=int(os.environ["PORT"]), worker_num=2)',
-    'app.run(port=int(os.environ["PORT"]), worker_num=2)  # no __main__ guard',
+    'if __name__ == "__main__":\n'
+    '    app.run("127.0.0.1", port=int(os.environ["PORT"]), worker_num=2)',
+    'app.run("127.0.0.1", port=int(os.environ["PORT"]), worker_num=2)  # no __main__ guard',
 ], ids=["guarded", "unguarded"])
 def test_sighup_reloads_a_tremolo_script(tmp_path: Path, run: str) -> None:
     (tmp_path / "site.py").write_text(SCRIPT.format(run=run))
