@@ -25,7 +25,7 @@ from tremolo.config import ConfigError, Options
 from tremolo.framework.executor import MultiThreadExecutor
 from tremolo.testing import serve_in_thread
 
-from .helpers import free_port, stop_process, wait_up
+from .helpers import exchange, free_port, stop_process, wait_up
 
 
 def get(port: int, path: str) -> httpx.Response:
@@ -308,3 +308,26 @@ def test_run_with_no_host_serves_the_listeners(tmp_path: Path) -> None:
         assert wait_up(f"http://127.0.0.1:{port}/x", proc).content == b"listener"
     finally:
         stop_process(proc)
+
+
+def test_a_body_left_unread_ends_the_connection() -> None:
+    app = Tremolo()
+
+    @app.route("/ignore")
+    async def ignore(**server: Any) -> bytes:
+        return b"ignored"
+
+    @app.route("/read")
+    async def read(request: Any, **server: Any) -> bytes:
+        return b"read " + await request.body()
+
+    post = b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\nfoo=bar"
+    then = b"GET /read HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with serve_in_thread(app) as (_, port):
+        # as the original: answered, then closed; the pipelined request is not
+        out = exchange(port, post % b"/ignore" + then)
+        assert out.count(b"HTTP/1.1 ") == 1 and b"Connection: close\r\n" in out
+        assert out.endswith(b"ignored")
+        # a body that was read leaves the connection open for the next request
+        out = exchange(port, post % b"/read" + then)
+        assert out.count(b"HTTP/1.1 200") == 2 and b"read foo=bar" in out

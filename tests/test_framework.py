@@ -355,7 +355,8 @@ def test_a_declined_upgrade_does_not_stall_the_connection() -> None:
     app = Tremolo()
 
     @app.route("/a")
-    async def a(**server):
+    async def a(request, **server):
+        await request.body()  # (a body left unread would end the connection)
         return b"A"
 
     with serve_in_thread(app, request_timeout=30) as (_, port):

@@ -155,6 +155,8 @@ class NativeAdapter(Adapter):
                 del ex.protocol.context["connecting"]
                 await asyncio.shield(connecting)
         route, groups, path_params = app.router.find(ex.head.target)
+        if not ex.body_exhausted:
+            ex.close_unread = True  # as the original: a body left unread ends the connection
         request = Request(ex)
         response = Response(request)
         # (request.path is worked out only when a mounted application has its own)

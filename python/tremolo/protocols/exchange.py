@@ -65,6 +65,9 @@ class Exchange:
     status = 0
     fields: Iterable[Header] = ()
     sent = 0
+    #: close the connection after a response sent before the body was all read (the
+    #: Tremolo framework's rule, as the original's; ASGI and WSGI drop the rest)
+    close_unread = False
     #: the handler's task and its app_handler_timeout clock, while it waits
     task: RequestTask | None = None
     timer: asyncio.TimerHandle | None = None
@@ -202,7 +205,8 @@ class Exchange:
     def _close_after(self) -> bool:
         # A client that was never told to send its announced body may still send
         # it: the connection cannot be reused safely. (respond() inlines this.)
-        return not self.keep_alive or (self._expect and not self._ended)
+        return not self.keep_alive or (self._expect and not self._ended) or (
+            self.close_unread and not self.body_exhausted)
 
     def respond(self, status: int, headers: Iterable[Header], body: bytes,
                 reason: bytes | None = None) -> None:
@@ -214,7 +218,8 @@ class Exchange:
         if not self.head_only:
             self.sent = len(body)
         keep = self.keep_alive
-        if self._expect and not self._ended:
+        if (self._expect and not self._ended) or (
+                self.close_unread and not self.body_exhausted):
             keep = False  # see _close_after()
         p = self.protocol
         state = p.state
