@@ -331,3 +331,20 @@ def test_a_body_left_unread_ends_the_connection() -> None:
         # a body that was read leaves the connection open for the next request
         out = exchange(port, post % b"/read" + then)
         assert out.count(b"HTTP/1.1 200") == 2 and b"read foo=bar" in out
+
+
+def test_keepalive_timeout_zero_closes_after_each_response() -> None:
+    assert Options.from_kwargs({"keepalive_timeout": 0}).keepalive_timeout == 0
+    app = Tremolo()
+
+    @app.route("/x")
+    async def x(**server: Any) -> bytes:
+        return b"x"
+
+    two = b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n" * 2
+    with serve_in_thread(app, keepalive_timeout=0) as (_, port):
+        out = exchange(port, two, timeout=3)
+        assert out.count(b"HTTP/1.1 200") == 1 and b"Connection: close\r\n" in out
+    with serve_in_thread(app) as (_, port):
+        out = exchange(port, two + b"GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        assert out.count(b"HTTP/1.1 200") == 3

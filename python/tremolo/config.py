@@ -230,7 +230,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "max_chunk_line": lambda n, v: _positive_int(n, v, minimum=16),
     "max_queue_size": _positive_int,
     "request_timeout": _positive_number,
-    "keepalive_timeout": _positive_number,
+    "keepalive_timeout": _seconds,
     "keepalive_connections": _positive_int,
     "app_handler_timeout": _positive_number,
     "app_close_timeout": _seconds,

@@ -424,7 +424,7 @@ class HTTPProtocol(asyncio.Protocol):
         if state.requests == state.max_requests and state.recycle is not None:
             state.recycle(f"served max_requests ({state.max_requests})")
         ex = Exchange(self, head)
-        if state.stopping:
+        if state.stopping or not state.keepalive:
             ex.keep_alive = False
         self.current = ex
         self.reading = None if ex._ended else ex

@@ -91,7 +91,9 @@ class ServerState:
         self.date = b""
         self._refresh_date()
         # how often every connection is checked against its clocks
-        self.tick = min(1.0, options.request_timeout / 4, options.keepalive_timeout / 4)
+        self.tick = min(1.0, options.request_timeout / 4, options.keepalive_timeout / 4 or 1.0)
+        #: keepalive_timeout 0: every connection closes after its response (as the original)
+        self.keepalive = options.keepalive_timeout > 0
         self.loop.call_later(self.tick, self._sweep)
 
     def _sweep(self) -> None:
