@@ -12,7 +12,7 @@ pub enum Error {
     BareCarriageReturn,
     /// A header line starting with whitespace (obsolete line folding).
     ObsFold,
-    /// Whitespace between a field name and its colon.
+    /// Whitespace in a field name or between it and its colon.
     SpaceBeforeColon,
     InvalidMethod,
     InvalidTarget,
@@ -78,7 +78,7 @@ impl Error {
             BareLineFeed => "line ending without CR",
             BareCarriageReturn => "CR not followed by LF",
             ObsFold => "obsolete line folding",
-            SpaceBeforeColon => "whitespace before colon in header field",
+            SpaceBeforeColon => "whitespace in or after a header field name",
             InvalidMethod => "invalid method",
             InvalidTarget => "invalid request-target",
             TargetFormMismatch => "request-target form does not fit the method",
@@ -137,9 +137,11 @@ impl Error {
             UnsupportedVersion => "HTTP Version Not Supported",
             UnsupportedTransferEncoding => "Not Implemented",
             UnsupportedExpectation => "Expectation Failed",
+            // refused at the byte, before the line (or the head) is complete: the
+            // original answers a head that never completes so
+            InvalidHeaderName | InvalidHeaderValue => "bad request",
             BareLineFeed | BareCarriageReturn | ObsFold | SpaceBeforeColon | InvalidTarget
-            | TargetFormMismatch | InvalidVersion | InvalidHeaderName | InvalidHeaderValue
-            | MissingColon | InvalidHost => "Bad Request",
+            | TargetFormMismatch | InvalidVersion | MissingColon | InvalidHost => "Bad Request",
         }
     }
 }

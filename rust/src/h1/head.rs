@@ -1,6 +1,7 @@
 //! A complete request head: parsed once, validated strictly, read lazily.
 
-use super::chars::{is_target_byte, is_tchar, is_token, is_value_byte, list_items, trim_ows};
+use super::chars::{is_token, list_items, trim_ows};
+use super::line::LineCheck;
 use super::{Error, Limits};
 use memchr::memchr;
 
@@ -91,7 +92,19 @@ impl RequestHead {
             if end == pos {
                 break;
             }
-            builder.line(&raw[pos..end], pos, limits)?;
+            let line = &raw[pos..end];
+            let request_line = !builder.has_request_line();
+            let mut check = if request_line {
+                LineCheck::REQUEST_LINE
+            } else {
+                LineCheck::FIELD_LINE
+            };
+            check.check(line, 0)?;
+            if request_line {
+                builder.request_line(line, limits)?;
+            } else {
+                builder.field_line(line, check.colon(), pos, limits)?;
+            }
             pos = end + 2;
         }
         builder.finish(raw, limits)
@@ -119,30 +132,37 @@ pub(super) struct HeadBuilder {
 }
 
 impl HeadBuilder {
-    /// Reads one line without its CRLF; `offset` is where it starts in the head.
     pub(super) fn has_request_line(&self) -> bool {
         self.request_line.is_some()
     }
 
-    pub(super) fn line(
+    /// Reads the request line, without its CRLF, its bytes checked by
+    /// [`LineCheck::REQUEST_LINE`].
+    pub(super) fn request_line(&mut self, line: &[u8], limits: &Limits) -> Result<(), Error> {
+        let (m, t, v) = parse_request_line(line, limits)?;
+        check_target_form(&line[m.start..m.end], &line[t.start..t.end])?;
+        self.request_line = Some((m, t, v));
+        Ok(())
+    }
+
+    /// Reads one field line without its CRLF, its bytes checked by
+    /// [`LineCheck::FIELD_LINE`], which found its `colon`; `offset` is where it
+    /// starts in the head.
+    pub(super) fn field_line(
         &mut self,
         line: &[u8],
+        colon: Option<usize>,
         offset: usize,
         limits: &Limits,
     ) -> Result<(), Error> {
-        let Some((_, _, version)) = self.request_line else {
-            let (m, t, v) = parse_request_line(line, limits)?;
-            check_target_form(&line[m.start..m.end], &line[t.start..t.end])?;
-            self.request_line = Some((m, t, v));
-            return Ok(());
-        };
+        let http11 = matches!(self.request_line, Some((_, _, Version::Http11)));
         if self.headers.len() == limits.max_headers {
             return Err(Error::TooManyHeaders);
         }
-        let h = parse_field_line(line)?;
+        let h = split_field_line(line, colon)?;
         let name = &line[h.name.start..h.name.end];
         let value = &line[h.value.start..h.value.end];
-        self.field(name, value, version == Version::Http11)?;
+        self.field(name, value, http11)?;
         self.headers.push(Header {
             name: Span::of(offset + h.name.start, offset + h.name.end),
             value: Span::of(offset + h.value.start, offset + h.value.end),
@@ -332,23 +352,14 @@ fn find_crlf(raw: &[u8], from: usize) -> Result<Option<usize>, Error> {
     }
 }
 
+/// Splits a request line whose bytes [`LineCheck`] found valid where they stand.
 fn parse_request_line(line: &[u8], limits: &Limits) -> Result<(Span, Span, Version), Error> {
     if line.len() + 2 > limits.max_request_line {
         return Err(Error::RequestLineTooLong);
     }
     let sp1 = memchr(b' ', line).ok_or(Error::InvalidRequestLine)?;
-    if sp1 == 0 || !line[..sp1].iter().all(|&b| is_tchar(b)) {
-        return Err(Error::InvalidMethod);
-    }
     let rest = &line[sp1 + 1..];
     let sp2 = memchr(b' ', rest).ok_or(Error::InvalidRequestLine)?;
-    if sp2 == 0 {
-        return Err(Error::InvalidRequestLine);
-    }
-    let target = &rest[..sp2];
-    if !target.iter().all(|&b| is_target_byte(b) && b != b'#') {
-        return Err(Error::InvalidTarget);
-    }
     let version = parse_version(&rest[sp2 + 1..])?;
     Ok((Span::of(0, sp1), Span::of(sp1 + 1, sp1 + 1 + sp2), version))
 }
@@ -368,28 +379,16 @@ fn parse_version(v: &[u8]) -> Result<Version, Error> {
     }
 }
 
-/// Splits and checks one field line (without CRLF). Spans are relative to `line`.
-pub(super) fn parse_field_line(line: &[u8]) -> Result<Header, Error> {
-    if line[0] == b' ' || line[0] == b'\t' {
-        return Err(Error::ObsFold);
-    }
-    let colon = memchr(b':', line).ok_or(Error::MissingColon)?;
-    let name = &line[..colon];
-    if name.last().is_some_and(|&b| b == b' ' || b == b'\t') {
-        return Err(Error::SpaceBeforeColon);
-    }
-    if !is_token(name) {
-        return Err(Error::InvalidHeaderName);
-    }
-    let line_value = &line[colon + 1..];
+/// Splits a field line (without CRLF) at its `colon`, found by [`LineCheck`] with
+/// every byte valid where it stands. Spans are relative to `line`.
+pub(super) fn split_field_line(line: &[u8], colon: Option<usize>) -> Result<Header, Error> {
+    let colon = colon.ok_or(Error::MissingColon)?;
+    let line_value = line.get(colon + 1..).ok_or(Error::MissingColon)?;
     let lead = line_value
         .iter()
         .take_while(|&&b| b == b' ' || b == b'\t')
         .count();
     let value = trim_ows(line_value);
-    if !value.iter().all(|&b| is_value_byte(b)) {
-        return Err(Error::InvalidHeaderValue);
-    }
     let vstart = colon + 1 + lead;
     Ok(Header {
         name: Span::of(0, colon),
@@ -465,4 +464,49 @@ fn is_absolute_uri(t: &[u8]) -> bool {
         && scheme
             .iter()
             .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_checks_every_line_as_the_parser_does() {
+        let limits = Limits::default();
+        let head = RequestHead::parse(
+            b"GET /a HTTP/1.1\r\nHost: h\r\nX-A: b: c\r\n\r\n".to_vec(),
+            &limits,
+        )
+        .unwrap();
+        assert_eq!(head.target(), b"/a");
+        assert_eq!(head.get(b"x-a"), Some(&b"b: c"[..]));
+        for (raw, error) in [
+            (
+                &b"GET /a HTTP/1.1\r\nHost: h\r\nX: a\0b\r\n\r\n"[..],
+                Error::InvalidHeaderValue,
+            ),
+            (
+                b"GET /a HTTP/1.1\r\nHost: h\r\nX\0: b\r\n\r\n",
+                Error::InvalidHeaderName,
+            ),
+            (
+                b"GET /a HTTP/1.1\r\nHost: h\r\nXab\r\n\r\n",
+                Error::MissingColon,
+            ),
+            (
+                b"GET /a\0 HTTP/1.1\r\nHost: h\r\n\r\n",
+                Error::InvalidRequestLine,
+            ),
+            (
+                b"GET /a HTTP/1.1x\r\nHost: h\r\n\r\n",
+                Error::InvalidVersion,
+            ),
+        ] {
+            assert_eq!(
+                RequestHead::parse(raw.to_vec(), &limits),
+                Err(error),
+                "{raw:?}"
+            );
+        }
+    }
 }

@@ -10,6 +10,7 @@ pub mod date;
 mod error;
 mod head;
 mod limits;
+mod line;
 mod parser;
 pub mod response;
 pub mod status;

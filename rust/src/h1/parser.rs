@@ -1,7 +1,8 @@
 //! The connection-level request parser: a state machine over a byte stream.
 
 use super::body::{chunk_size_fault, parse_chunk_line, Body, NO_CHUNK_SIZE_WINDOW};
-use super::head::{parse_field_line, HeadBuilder};
+use super::head::{split_field_line, HeadBuilder};
+use super::line::LineCheck;
 use super::{BodyKind, Error, Limits, RequestHead};
 use memchr::memchr2;
 
@@ -65,6 +66,9 @@ struct Scan {
     next: usize,
     /// Start of the line being read.
     line: usize,
+    /// The check of a head or trailer line's bytes so far; meaningful once `next`
+    /// is past `line`.
+    check: LineCheck,
 }
 
 /// Parses HTTP/1.1 requests from a byte stream, any number per call, however split.
@@ -219,29 +223,30 @@ impl Parser {
         let limits = self.limits;
         loop {
             let in_request_line = !self.head.has_request_line();
-            // A field line starting with whitespace is obsolete folding: refuse it on
-            // its first byte rather than at its end.
-            if !in_request_line && self.scan.next == self.scan.line && self.scan.line < d.len() {
-                if self.scan.line >= limits.max_header_size {
-                    return Err(Error::HeadersTooLarge);
-                }
-                if d[self.scan.line] == b' ' || d[self.scan.line] == b'\t' {
-                    return Err(Error::ObsFold);
-                }
-            }
-            let (limit, too_long) = if in_request_line {
+            let (limit, too_long, first) = if in_request_line {
                 (
                     limits.max_request_line.min(limits.max_header_size),
                     Error::RequestLineTooLong,
+                    LineCheck::REQUEST_LINE,
                 )
             } else {
-                (limits.max_header_size, Error::HeadersTooLarge)
+                (
+                    limits.max_header_size,
+                    Error::HeadersTooLarge,
+                    LineCheck::FIELD_LINE,
+                )
             };
-            let Some((start, end)) = self.next_line(d, limit, too_long)? else {
+            let Some((start, end, check)) = self.next_checked_line(d, limit, too_long, first)?
+            else {
                 return Ok(None);
             };
+            let line = &d[start..end];
             if start < end {
-                self.head.line(&d[start..end], start, &limits)?;
+                if in_request_line {
+                    self.head.request_line(line, &limits)?;
+                } else {
+                    self.head.field_line(line, check.colon(), start, &limits)?;
+                }
                 continue;
             }
             self.scan = Scan::default();
@@ -261,6 +266,37 @@ impl Parser {
                 BodyKind::Chunked => self.state = State::Body(Body::ChunkSize),
             }
             return Ok(Some(end + 2));
+        }
+    }
+
+    /// [`Parser::next_line`] for a head or trailer line, whose bytes are checked as
+    /// they come (a fresh line starts at `first`): one that cannot stand where it is
+    /// refuses the line at once, unless the line passed `limit` before it. Returns
+    /// the line's range and its finished check.
+    fn next_checked_line(
+        &mut self,
+        d: &[u8],
+        limit: usize,
+        too_long: Error,
+        first: LineCheck,
+    ) -> Result<Option<(usize, usize, LineCheck)>, Error> {
+        let Scan { next, line, check } = self.scan;
+        let mut check = if next == line { first } else { check };
+        // bytes from the limit on are the limit's to refuse
+        let end = d.len().min(limit);
+        if next < end {
+            if let Some(at) = check.check(&d[line..end], next - line)? {
+                self.scan.check = check;
+                let found = self.line_end(d, line + at, limit, too_long)?;
+                return Ok(found.map(|(start, end)| (start, end, check)));
+            }
+        }
+        self.scan.check = check;
+        self.scan.next = next.max(end);
+        if d.len() > limit {
+            Err(too_long)
+        } else {
+            Ok(None)
         }
     }
 
@@ -285,7 +321,19 @@ impl Parser {
                 Ok(None)
             };
         };
-        let at = self.scan.next + i;
+        self.line_end(d, self.scan.next + i, limit, too_long)
+    }
+
+    /// Judges the CR or LF at `at`, the first in the line: the end of the line, the
+    /// end of the input so far, or an error (see [`Parser::next_line`]).
+    fn line_end(
+        &mut self,
+        d: &[u8],
+        at: usize,
+        limit: usize,
+        too_long: Error,
+    ) -> Result<Option<(usize, usize)>, Error> {
+        let over = |index: usize| index >= limit;
         if d[at] == b'\n' {
             return Err(if over(at) {
                 too_long
@@ -396,8 +444,8 @@ impl Parser {
             .limits
             .max_header_size
             .saturating_sub(self.trailer_bytes);
-        let Some((_, end)) = self
-            .next_line(d, limit, Error::HeadersTooLarge)
+        let Some((_, end, check)) = self
+            .next_checked_line(d, limit, Error::HeadersTooLarge, LineCheck::FIELD_LINE)
             .map_err(in_trailer)?
         else {
             return Ok(None);
@@ -413,7 +461,7 @@ impl Parser {
             return Err(Error::TooManyHeaders);
         }
         let line = &d[..end];
-        let h = parse_field_line(line).map_err(in_trailer)?;
+        let h = split_field_line(line, check.colon()).map_err(in_trailer)?;
         let mut name = line[h.name.start..h.name.end].to_vec();
         name.make_ascii_lowercase();
         self.trailers
