@@ -252,7 +252,8 @@ from tremolo import Tremolo
 app = Tremolo()
 
 @app.route('/')
-async def index(**server):
+async def index(request, **server):
+    await request.body()  # (a body left unread would end the connection)
     return b'hello'
 
 @app.route('/boom')

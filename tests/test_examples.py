@@ -260,12 +260,11 @@ def test_websocket_broadcast_reaches_every_client(tmp_path: Path) -> None:
         assert r.status_code == 426 and "WebSocket" in r.text
 
 
-@pytest.mark.xfail(strict=True, reason="tremolo drops Upgrade from every response but a "
-                   "101, where RFC 9110 §15.5.22 requires it in a 426")
 def test_websocket_broadcast_426_names_the_protocol(tmp_path: Path) -> None:
     with example("websocket_broadcast", tmp_path) as port:
         r = httpx.get(f"http://127.0.0.1:{port}/ws", timeout=5)
         assert r.status_code == 426 and r.headers.get("upgrade") == "websocket"
+        assert "upgrade" in r.headers.get("connection", "").split(", ")  # RFC 9110 §7.8
 
 
 def test_websocket_chat(tmp_path: Path) -> None:

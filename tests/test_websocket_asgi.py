@@ -237,6 +237,7 @@ def test_app_failure_after_accept_closes_with_1011(port: int) -> None:
 def test_invalid_handshakes_do_not_reach_the_app(port: int) -> None:
     with RawWS(port, "/echo", version="7") as ws:
         assert ws.status == 426 and ws.headers[b"sec-websocket-version"] == b"13"
+        assert ws.headers[b"upgrade"] == b"websocket"  # RFC 9110 §15.5.22
     with RawWS(port, "/echo", key=b"AAAA") as ws:
         assert ws.status == 400
     upgrade = (b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"

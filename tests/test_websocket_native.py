@@ -248,6 +248,7 @@ def test_handshake_errors(port: int) -> None:
     with RawWS(port, "/echo", version="8") as ws:
         assert ws.status == 426
         assert ws.headers[b"sec-websocket-version"] == b"13"
+        assert ws.headers[b"upgrade"] == b"websocket"  # RFC 9110 §15.5.22
     with RawWS(port, "/echo", key=b"short") as ws:
         assert ws.status == 400
     # an upgrade with a body is not a WebSocket: the handler gets None

@@ -55,7 +55,7 @@ class Handshake:
         version = head.get_all(b"sec-websocket-version")
         if len(version) != 1 or version[0].strip() != b"13":
             raise HandshakeError(426, "Sec-WebSocket-Version must be 13",
-                                 [(b"Sec-WebSocket-Version", b"13")])
+                                 [(b"Upgrade", b"websocket"), (b"Sec-WebSocket-Version", b"13")])
         keys = head.get_all(b"sec-websocket-key")
         accept = _core.ws_accept(keys[0]) if len(keys) == 1 else None
         if accept is None:

@@ -73,6 +73,9 @@ pub enum FieldRole {
     HopByHop,
     /// Written as given, instead of the server's own (one Date, one Server).
     Replaces,
+    /// Upgrade on a 426: written as given, and the server's Connection names it
+    /// (RFC 9110 §7.8, §15.5.22).
+    Upgrade,
 }
 
 /// The role of a field named `name` in a response with `status`. On a 101 the
@@ -88,6 +91,7 @@ pub fn field_role(name: &[u8], status: u16) -> FieldRole {
                 FieldRole::Connection
             }
         }
+        7 if is(b"upgrade") && status == 426 => FieldRole::Upgrade,
         7 if is(b"upgrade") && status != 101 => FieldRole::HopByHop,
         17 if is(b"transfer-encoding") => FieldRole::HopByHop,
         10 if is(b"keep-alive") => FieldRole::HopByHop,
@@ -117,6 +121,7 @@ pub struct HeadWriter {
     status: u16,
     app_length: Option<u64>,
     close: bool,
+    upgrade: bool,
     app_date: bool,
     app_server: bool,
 }
@@ -146,6 +151,7 @@ impl HeadWriter {
             status,
             app_length: None,
             close: false,
+            upgrade: false,
             app_date: false,
             app_server: false,
         })
@@ -181,6 +187,10 @@ impl HeadWriter {
                 } else {
                     self.app_server = true;
                 }
+                push_field(&mut self.out, name, value)?;
+            }
+            FieldRole::Upgrade => {
+                self.upgrade = true;
                 push_field(&mut self.out, name, value)?;
             }
             FieldRole::HopByHop | FieldRole::Plain => {}
@@ -230,10 +240,18 @@ impl HeadWriter {
                 Framing::Unframed => {}
             }
         }
+        // a 426's Upgrade is named in Connection, so that proxies do not pass it on
+        let upgrade: &[u8] = if self.upgrade { b"upgrade, " } else { b"" };
         if !keep_alive {
-            self.out.extend_from_slice(b"Connection: close\r\n");
+            self.out.extend_from_slice(b"Connection: ");
+            self.out.extend_from_slice(upgrade);
+            self.out.extend_from_slice(b"close\r\n");
         } else if http10 {
-            self.out.extend_from_slice(b"Connection: keep-alive\r\n");
+            self.out.extend_from_slice(b"Connection: ");
+            self.out.extend_from_slice(upgrade);
+            self.out.extend_from_slice(b"keep-alive\r\n");
+        } else if self.upgrade {
+            self.out.extend_from_slice(b"Connection: upgrade\r\n");
         }
         self.out.extend_from_slice(b"\r\n");
         Ok(self.out)
@@ -317,6 +335,29 @@ mod tests {
             head,
             b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
               Server: tremolo\r\nContent-Length: 5\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn a_426_keeps_its_upgrade_and_names_it_in_connection() {
+        let head = |status: u16, keep: bool, http10: bool| {
+            let mut w = HeadWriter::new(status, None, 0).unwrap();
+            w.app_header(b"Upgrade", b"websocket").unwrap();
+            let out = w
+                .finish(Framing::Length(0), keep, http10, DATE, b"")
+                .unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let kept = head(426, true, false);
+        assert!(kept.contains("Upgrade: websocket\r\nDate"), "{kept}");
+        assert!(kept.contains("Connection: upgrade\r\n"), "{kept}");
+        assert!(head(426, false, false).contains("Connection: upgrade, close\r\n"));
+        assert!(head(426, true, true).contains("Connection: upgrade, keep-alive\r\n"));
+        // elsewhere (but on a 101) Upgrade is this hop's business: left out
+        let plain = head(200, true, false);
+        assert!(
+            !plain.contains("Upgrade") && !plain.contains("Connection"),
+            "{plain}"
         );
     }
 
