@@ -81,6 +81,9 @@ class NativeAdapter(Adapter):
             server_name=opts.server_name_bytes))
         self.shared = {"app": app, "loop": self.loop, "logger": self.logger,
                        "globals": app.globals, "lock": self.lock}
+        # what handlers get besides: `prefix`, the mount point, () when there is one
+        self.handler_shared = {**self.shared, "prefix": ()}
+        state.close_unread = True  # as the original: a body left unread ends the connection
         self.signature = html.escape(opts.server_name_bytes.decode("latin-1"))
         self.executor: ThreadPoolExecutor | None = None
         self.threads: MultiThreadExecutor | None = None  # globals.executor
@@ -155,18 +158,17 @@ class NativeAdapter(Adapter):
                 del ex.protocol.context["connecting"]
                 await asyncio.shield(connecting)
         route, groups, path_params = app.router.find(ex.head.target)
-        if not ex.body_exhausted:
-            ex.close_unread = True  # as the original: a body left unread ends the connection
         request = Request(ex)
         response = Response(request)
         # (request.path is worked out only when a mounted application has its own)
         if len(app.middlewares) == 1:
-            prefix: tuple[bytes, ...] = ()
             middlewares = app.own_middlewares
+            server = dict(self.handler_shared, request=request, response=response,
+                          context=ex.protocol.context["ctx"])
         else:
             prefix, middlewares = app.middlewares_for(request.path)
-        server = dict(self.shared, request=request, response=response,
-                      context=ex.protocol.context["ctx"], prefix=prefix)
+            server = dict(self.shared, request=request, response=response,
+                          context=ex.protocol.context["ctx"], prefix=prefix)
         if middlewares["response"]:
             response.before_send = functools.partial(
                 self._response_middlewares, middlewares["response"], server)

@@ -65,9 +65,6 @@ class Exchange:
     status = 0
     fields: Iterable[Header] = ()
     sent = 0
-    #: close the connection after a response sent before the body was all read (the
-    #: Tremolo framework's rule, as the original's; ASGI and WSGI drop the rest)
-    close_unread = False
     #: the handler's task and its app_handler_timeout clock, while it waits
     task: RequestTask | None = None
     timer: asyncio.TimerHandle | None = None
@@ -121,7 +118,7 @@ class Exchange:
     def body_exhausted(self) -> bool:
         """The whole body has arrived and been read (a body that failed never has:
         its error is still to be read)."""
-        return self._ended and not self._body and self._error is None
+        return self._read_to_end()
 
     def _feed(self, data: bytes) -> None:
         if self.phase == DONE:
@@ -205,8 +202,12 @@ class Exchange:
     def _close_after(self) -> bool:
         # A client that was never told to send its announced body may still send
         # it: the connection cannot be reused safely. (respond() inlines this.)
+        # (and a body left unread, where the adapter's rule is to close then)
         return not self.keep_alive or (self._expect and not self._ended) or (
-            self.close_unread and not self.body_exhausted)
+            self.protocol.state.close_unread and not self._read_to_end())
+
+    def _read_to_end(self) -> bool:
+        return self._ended and not self._body and self._error is None
 
     def respond(self, status: int, headers: Iterable[Header], body: bytes,
                 reason: bytes | None = None) -> None:
@@ -218,11 +219,14 @@ class Exchange:
         if not self.head_only:
             self.sent = len(body)
         keep = self.keep_alive
-        if (self._expect and not self._ended) or (
-                self.close_unread and not self.body_exhausted):
-            keep = False  # see _close_after()
         p = self.protocol
         state = p.state
+        # see _close_after(), inlined
+        if not self._ended:
+            if self._expect or state.close_unread:
+                keep = False
+        elif (self._body or self._error is not None) and state.close_unread:
+            keep = False
         # encoded before anything changes: a refused header leaves room for a 500
         if len(body) < _COPY_LIMIT or self.head_only:
             data, self.keep_alive = _encode_response(status, headers, body, keep, self.http10,

@@ -94,6 +94,10 @@ class ServerState:
         self.tick = min(1.0, options.request_timeout / 4, options.keepalive_timeout / 4 or 1.0)
         #: keepalive_timeout 0: every connection closes after its response (as the original)
         self.keepalive = options.keepalive_timeout > 0
+        #: close the connection after a response sent before its request's body was
+        #: all read (the Tremolo framework's rule, as the original's; set by its
+        #: adapter); otherwise the rest of the body is dropped and the next request read
+        self.close_unread = False
         self.loop.call_later(self.tick, self._sweep)
 
     def _sweep(self) -> None:
