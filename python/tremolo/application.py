@@ -59,23 +59,16 @@ class Tremolo(App):
               what=f"{self.name or 'the application'} (Tremolo)",
               renew=None if rerun is None else lambda: rerun().make_adapter)
 
-
     def __reduce_ex__(self, protocol: Any) -> Any:
         # An application held by a module is pickled as that module's variable (a
         # multiprocessing child then imports it, routes and all, instead of getting
         # a copy made of its pieces).
-        from .reload import locate
+        from .reload import locate, variable
 
         where = locate(self)
         if where is None:
             return super().__reduce_ex__(protocol)
-        return _module_variable, where
-
-
-def _module_variable(module: str, attr: str) -> Any:
-    import importlib
-
-    return getattr(importlib.import_module(module), attr)
+        return variable, where
 
 
 Application = Tremolo

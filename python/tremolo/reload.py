@@ -20,6 +20,7 @@ import threading
 import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from .logs import SERVER
 
@@ -202,6 +203,11 @@ def locate(obj: object) -> tuple[str, str] | None:
     return None
 
 
+def variable(module: str, attr: str) -> Any:
+    """What `locate` found: `attr` of `module`, imported (again, in another process)."""
+    return getattr(importlib.import_module(module), attr)
+
+
 def app_command(app: object, args: dict[str, object]) -> tuple[list[str], dict[str, str]]:
     """The child that serves `app.run(**args)` when this process cannot be run
     again as a program: it imports the module that holds `app` (on this process's
@@ -224,5 +230,4 @@ def serve_app() -> None:
     """The child of app_command."""
     path, (module, attr), args = pickle.loads(base64.b64decode(os.environ.pop(APP)))
     sys.path[:] = path
-    app = getattr(importlib.import_module(module), attr)
-    app.run(**args)
+    variable(module, attr).run(**args)

@@ -22,20 +22,20 @@ Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 class Registered:
-    """A hook or middleware: its handler, priority and the path prefix it serves.
+    """A hook or middleware: its handler and priority (the mount point a middleware
+    serves is its key in `app.middlewares`).
 
     It also reads as the original's tuple, `(priority, func)` for a hook and
     `(priority, func, options)` for a middleware, since programs written for it
     look into `app.hooks` and `app.middlewares` that way."""
 
-    __slots__ = ("handler", "is_middleware", "prefix", "priority", "seq")
+    __slots__ = ("handler", "is_middleware", "priority", "seq")
     counter = itertools.count()
 
-    def __init__(self, func: Callable[..., Any], priority: int, prefix: bytes = b"", *,
+    def __init__(self, func: Callable[..., Any], priority: int, *,
                  is_middleware: bool = False) -> None:
         self.handler = Handler(func)
         self.priority = priority
-        self.prefix = prefix
         self.is_middleware = is_middleware
         self.seq = next(self.counter)
 
@@ -140,8 +140,7 @@ class App:
         if name not in MIDDLEWARES:
             raise ValueError(f"{name!r} is not one of: {', '.join(MIDDLEWARES)}")
         group = self.middlewares.setdefault(prefix, {n: [] for n in MIDDLEWARES})
-        raw = b"".join(b"/" + part for part in prefix)
-        group[name].append(Registered(func, priority, raw, is_middleware=True))
+        group[name].append(Registered(func, priority, is_middleware=True))
         _sort(group[name], name)
 
     def middlewares_for(self, path: bytes) -> tuple[tuple[bytes, ...],
