@@ -96,6 +96,10 @@ def test_access_log_escapes_every_atom(tmp_path: Path, fmt: str) -> None:
     with serve(tmp_path, ECHO, "--interface", "asgi", "--access-log",
                "--access-log-format", ALL_ATOMS if fmt == "all-atoms" else fmt,
                env={"PYTHONIOENCODING": "utf-8"}) as server:
+        # the master says it serves once its workers listen, now and then after the
+        # port answers (that line would be counted as an access line)
+        wait_for(lambda: b"press CTRL+C to quit" in server.log.read_bytes(),
+                 "the serving line", timeout=5)
         start = len(server.log.read_bytes())
         for raw, _, _ in sent:
             assert ask(server.port, raw).startswith(b"HTTP/1.1 200 ")
