@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from tremolo.protocols.task import RequestTask
+from tremolo.protocols.task import RUNNING, RequestTask
 
 VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="unset")
 
@@ -236,3 +236,38 @@ async def test_bad_yields_are_thrown_back() -> None:
         assert isinstance(outcome.calls[0][1], LookupError)
     finally:
         other.close()
+
+
+async def test_run_first_leaves_the_end_to_its_caller() -> None:
+    # what the protocol uses: an end in the first step is returned, not told to
+    # `done`, so a request answered at once costs no call back
+    loop = asyncio.get_running_loop()
+
+    async def answers() -> int:
+        return 1
+
+    async def fails() -> None:
+        raise ValueError("bad")
+
+    async def waits() -> None:
+        await asyncio.sleep(0)
+
+    calls: list[tuple[Any, BaseException | None]] = []
+
+    def done(arg: Any, exc: BaseException | None) -> None:
+        calls.append((arg, exc))
+
+    clean = RequestTask(loop, answers(), done, "a")
+    assert clean.run_first() is None and clean.done() and calls == []
+    failed = RequestTask(loop, fails(), done, "b")
+    error = failed.run_first()
+    assert isinstance(error, ValueError) and failed.done() and calls == []
+    with pytest.raises(ValueError):
+        failed.result()
+    running = RequestTask(loop, waits(), done, "c")
+    assert running.run_first() is RUNNING and not running.done()
+    for _ in range(10):
+        if calls:
+            break
+        await asyncio.sleep(0)
+    assert calls == [("c", None)] and running.done()

@@ -9,6 +9,7 @@ import functools
 import html
 import traceback
 import types
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +76,7 @@ class NativeAdapter(Adapter):
         self.loop = state.loop
         self.logger = state.logger
         self.debug = state.options.debug
+        self.buffer_size = state.options.buffer_size
         self.lock = state.lock
         opts = state.options
         app.globals.update(options=Context(vars(opts) | opts.extra), info=Context(
@@ -150,7 +152,39 @@ class NativeAdapter(Adapter):
 
     # -- the request cycle ---------------------------------------------------
 
-    async def handle(self, ex: Exchange) -> None:
+    def handle(self, ex: Exchange) -> Coroutine[Any, Any, None]:
+        """The request's coroutine. A plain route (see Route.plain) of an application
+        without connect hooks or middlewares is answered the short way."""
+        app = self.app
+        if len(app.middlewares) == 1 and not app.hooks["connect"]:
+            own = app.own_middlewares
+            if not own["request"] and not own["response"]:
+                route = app.router.static.get(ex.head.path)
+                if route is not None and route.plain is not None:
+                    return self._plain(ex, route.plain)
+        return self._handle(ex)
+
+    async def _plain(self, ex: Exchange, handler: Handler) -> None:
+        """handle() for a plain route: _handle() without what the route does not use."""
+        request = Request(ex)
+        response = Response(request)
+        server = dict(self.handler_shared, request=request, response=response,
+                      context=ex.protocol.context["ctx"])
+        try:
+            result = await handler.func(**(server if handler.takes_all
+                                           else handler.kwargs(server, {})))
+            if type(result) is bytes and len(result) <= self.buffer_size \
+                    and ex.phase == RECEIVED and response.keepalive:
+                # the common case, without a coroutine for response.end()
+                ex.respond(response.status, response.head_fields(), result, response.reason)
+            else:
+                await self._send_result(handler, response, result)
+        except ClientDisconnected:
+            raise
+        except Exception as exc:
+            await self._fail(exc, server)
+
+    async def _handle(self, ex: Exchange) -> None:
         app = self.app
         if app.hooks["connect"]:
             connecting = ex.protocol.context.get("connecting")
@@ -309,15 +343,26 @@ class NativeAdapter(Adapter):
                       for k, v in kwargs.items()}
             result = await self.loop.run_in_executor(self.executor,
                                                      functools.partial(func, **kwargs))
+        if type(result) is bytes and len(result) <= self.buffer_size \
+                and response.before_send is None and response.exchange.phase == RECEIVED \
+                and response.keepalive:
+            # the common case, without a coroutine for response.end()
+            response.exchange.respond(response.status, response.head_fields(), result,
+                                      response.reason)
+        else:
+            await self._send_result(handler, response, result)
+
+    async def _send_result(self, handler: Handler, response: Response, result: Any) -> None:
+        """Sends what a handler returned: a body, a stream (an async or a plain
+        generator), or nothing."""
         kind = type(result)
         if kind is bytes or kind is str or kind is tuple:
             ex = response.exchange
             if kind is not bytes:
                 result = to_bytes(result)
-            if len(result) > self.state.options.buffer_size and ex.limited(len(result)):
+            if len(result) > self.buffer_size and ex.limited(len(result)):
                 await response.end(result)
             elif response.before_send is None and ex.phase == RECEIVED and response.keepalive:
-                # the common case, without a coroutine for response.end()
                 ex.respond(response.status, response.head_fields(), result, response.reason)
             else:
                 await response.end(result)

@@ -95,7 +95,7 @@ class Request:
         self._path: bytes | None = None
         self._query_string = b""
         self._headers: Headers | None = None
-        self._buf = bytearray()  # read(n) leftovers, served before the stream
+        self._buf: bytearray | None = None  # read(n) leftovers, served before the stream
         self._options = options  # the route's options, copied into ctx when read
         self._ctx: Context | None = None
         self._params: Context | None = None
@@ -277,16 +277,17 @@ class Request:
             return await _timed(self.recv(size), timeout)
         if size >= 0:
             return await self.read(size)
-        if not self._buf:
+        buf = self._buf
+        if not buf:
             try:
                 data = await self.exchange.receive()
             except RequestTimeout as exc:
                 raise RecvTimeout(0, "recv timeout") from exc
             if len(data) <= MAX_PIECE:
                 return data
-            self._buf += data
-        data = bytes(self._buf[:MAX_PIECE])
-        del self._buf[:MAX_PIECE]
+            buf = self._buf = bytearray(data)
+        data = bytes(buf[:MAX_PIECE])
+        del buf[:MAX_PIECE]
         return data
 
     async def stream(self) -> AsyncIterator[bytes]:
@@ -301,16 +302,19 @@ class Request:
             return await _timed(self.read(size), timeout)
         if size < 0:
             return await self.recv()
-        while len(self._buf) < size:
+        buf = self._buf
+        if buf is None:
+            buf = self._buf = bytearray()
+        while len(buf) < size:
             try:
                 data = await self.exchange.receive()
             except RequestTimeout as exc:
                 raise RecvTimeout(0, "recv timeout") from exc
             if not data:
                 break
-            self._buf += data
-        out = bytes(self._buf[:size])
-        del self._buf[:size]
+            buf += data
+        out = bytes(buf[:size])
+        del buf[:size]
         return out
 
     async def body(self) -> bytes:

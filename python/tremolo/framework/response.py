@@ -5,7 +5,7 @@ from __future__ import annotations
 import email.utils
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .request import Request
 
 DEFAULT_CONTENT_TYPE = b"text/html; charset=utf-8"
+_DEFAULT_HEAD = ((b"Content-Type", DEFAULT_CONTENT_TYPE),)
 REDIRECTS = {301: "Moved Permanently", 302: "Found", 303: "See Other",
              307: "Temporary Redirect", 308: "Permanent Redirect"}
 
@@ -40,19 +41,23 @@ class Response:
     """Status and fields can change until the head is sent (by the first write,
     end, or the handler's return); response middlewares run just before that."""
 
+    #: None: chunked unless a length is known; False: never (see write)
+    chunked: bool | None = None
+    #: awaited once, just before the head is sent (the app's response middlewares);
+    #: a body it returns replaces the handler's
+    before_send: Callable[[], Awaitable[bytes | None]] | None = None
+    #: a response middleware answered with its own body: the handler's is dropped
+    replaced = False
+
     def __init__(self, request: Request) -> None:
+        # (what every response reads is set here: CPython 3.11 reads a class
+        # attribute through an instance by its slow path)
         self.request = request
         self.status = 200
         self.reason: bytes | None = None
         self.fields: list[tuple[bytes, bytes]] = []
         self.content_type = DEFAULT_CONTENT_TYPE
-        self.chunked: bool | None = None
         self.keepalive = True
-        #: awaited once, just before the head is sent (the app's response
-        #: middlewares); a body it returns replaces the handler's
-        self.before_send: Callable[[], Awaitable[bytes | None]] | None = None
-        #: a response middleware answered with its own body: the handler's is dropped
-        self.replaced = False
 
     @property
     def exchange(self) -> Any:
@@ -136,10 +141,15 @@ class Response:
     def headers_sent(self) -> bool:
         return bool(self.exchange.started)
 
-    def head_fields(self) -> list[tuple[bytes, bytes]]:
-        if self.status in (204, 304) or self.status < 200:
+    def head_fields(self) -> Sequence[tuple[bytes, bytes]]:
+        status = self.status
+        if status in (204, 304) or status < 200:
             return self.fields
-        return [(b"Content-Type", self.content_type), *self.fields]
+        if self.fields:
+            return [(b"Content-Type", self.content_type), *self.fields]
+        if self.content_type is DEFAULT_CONTENT_TYPE:
+            return _DEFAULT_HEAD
+        return ((b"Content-Type", self.content_type),)
 
     def redirect(self, url: str | bytes, code: int | None = None) -> HTTPRedirect:
         """An HTTPRedirect to raise: `raise response.redirect('/new', 301)`. As in the

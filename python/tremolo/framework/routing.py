@@ -59,7 +59,7 @@ class Route:
     """What a path leads to: one handler for every method, or a view with one
     handler per method."""
 
-    __slots__ = ("handler", "merged", "methods", "options", "pattern", "view")
+    __slots__ = ("handler", "merged", "methods", "options", "pattern", "plain", "view")
 
     def __init__(self, target: Any, options: dict[str, Any],
                  pattern: re.Pattern[bytes] | None = None) -> None:
@@ -82,6 +82,11 @@ class Route:
         # the route's options with each handler's own defaults, merged once here
         handlers = [self.handler] if self.handler is not None else list(self.methods.values())
         self.merged = {h: {**options, **h.options} for h in handlers}
+        #: the handler, when nothing but calling it is needed: a coroutine function
+        #: for every method, without options (see NativeAdapter.handle)
+        self.plain = self.handler if (
+            self.handler is not None and self.handler.is_coroutine and pattern is None
+            and not self.merged[self.handler]) else None
 
     def allowed(self) -> bytes:
         names = set(self.methods)

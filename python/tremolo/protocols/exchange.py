@@ -24,6 +24,7 @@ from .lifecycle import DETACHED, DONE, RECEIVED, SENDING
 if TYPE_CHECKING:
     from ..exceptions import HTTPException
     from .http import HTTPProtocol
+    from .state import ServerState
     from .task import RequestTask
 
 Header = tuple[bytes, bytes]
@@ -49,6 +50,16 @@ class Exchange:
     #: RECEIVED -> SENDING -> (DETACHED) -> DONE; see lifecycle.py
     phase = RECEIVED
     chunked = False
+    #: the request's facts the protocol sets when they are not these: a request read
+    #: whole in one go (the usual one) has no body, expects no 100-continue and asks
+    #: for no upgrade
+    _ended = True
+    _expect = False
+    upgrade = False
+    #: the server's side of keep-alive: False once the server means to close. The
+    #: client's side is its request's, joined when the response head is encoded,
+    #: which sets this to the outcome.
+    keep_alive = True
     #: what a streamed body with a Content-Length still owes
     _left: int | None = None
     _body: deque[bytes] | None = None
@@ -68,22 +79,51 @@ class Exchange:
     #: the handler's task and its app_handler_timeout clock, while it waits
     task: RequestTask | None = None
     timer: asyncio.TimerHandle | None = None
+    #: when the request started (set when the access log or the metrics are on)
+    t0 = 0.0
+    #: a route's own speed limit (see `rate`)
+    _rate: int | None = None
 
     def __init__(self, protocol: HTTPProtocol, head: _core.RequestHead) -> None:
         self.protocol = protocol
         self.flow = protocol.flow
         self.head = head
-        method, self.http10, self.keep_alive, has_body, expect, self.upgrade = head.info()
-        self.method = method
-        self.head_only = method == b"HEAD"
-        self._ended = not has_body
-        self._expect = expect
-        #: bytes per second this response may be sent at (download_rate, or a route's;
-        #: 0: no limit)
-        state = protocol.state
-        self.rate: int = state.options.download_rate
-        if state.access is not None or state.counters is not None:
-            self.t0 = perf_counter()
+        # What every request reads, set here although the class has the same
+        # defaults: CPython 3.11 reads a class attribute through an instance by its
+        # slow path, ten times the cost of one set here.
+        self.phase = RECEIVED
+        self._ended = True
+        self._body = None
+        self._error = None
+        self.keep_alive = True
+        self.upgrade = False
+
+    # The request's facts most requests never ask for: read from the head when asked
+    # (a class with __getattr__ would lose CPython's fast attribute access).
+
+    @property
+    def method(self) -> bytes:
+        return self.head.method
+
+    @property
+    def http10(self) -> bool:
+        return self.head.version == "1.0"
+
+    @property
+    def head_only(self) -> bool:
+        """A HEAD request: the body of its response is left out."""
+        return self.head.method == b"HEAD"
+
+    @property
+    def rate(self) -> int:
+        """Bytes per second this response may be sent at (download_rate, or a
+        route's; 0: no limit)."""
+        rate = self._rate
+        return self.protocol.state.options.download_rate if rate is None else rate
+
+    @rate.setter
+    def rate(self, value: int) -> None:
+        self._rate = value
 
     @property
     def started(self) -> bool:
@@ -216,8 +256,7 @@ class Exchange:
             raise RuntimeError("response already started")
         self.status = status
         self.fields = headers
-        if not self.head_only:
-            self.sent = len(body)
+        self.sent = len(body)  # (a HEAD response's is put right when it is logged)
         keep = self.keep_alive
         p = self.protocol
         state = p.state
@@ -229,22 +268,29 @@ class Exchange:
             keep = False
         # encoded before anything changes: a refused header leaves room for a 500
         if len(body) < _COPY_LIMIT or self.head_only:
-            data, self.keep_alive = _encode_response(status, headers, body, keep, self.http10,
-                                                     state.date, state.server_name, reason,
-                                                     self.head_only)
-            self.phase = SENDING
-            f = self.flow
+            data, self.keep_alive = self.head.respond(status, headers, body, keep, state.date,
+                                                      state.server_name, reason)
+            self.phase = DONE
+            f = p.flow
             if not f.closed:
                 f.transport.write(data)  # type: ignore[union-attr]
                 if f.counters is not None:
                     f.counters.bytes_out += len(data)
-        else:
-            # a large body is not copied next to the head: both go out in one writev
-            head, keep = _encode_head(status, headers, len(body), False, keep, self.http10,
-                                      state.date, state.server_name, reason)
-            self.phase = SENDING
-            self.keep_alive = keep
-            self.flow.writelines(head, body)
+            # _finish(), inlined: nothing was read into _body, or it was dropped
+            if self._body:
+                self._body.clear()
+                self._body_size = 0
+            if state.access is not None or state.counters is not None:
+                self._account(state)
+            p.exchange_finished(self)
+            return
+        # a large body is not copied next to the head: both go out in one writev
+        head, keep = _encode_head(status, headers, len(body), False,
+                                  keep and self.head.keep_alive, self.http10,
+                                  state.date, state.server_name, reason)
+        self.phase = SENDING
+        self.keep_alive = keep
+        self.flow.writelines(head, body)
         self._finish()
 
     def start(self, status: int, headers: Iterable[Header], *,
@@ -256,7 +302,7 @@ class Exchange:
             raise RuntimeError("response already started")
         self.status = status
         self.fields = headers
-        keep = not self._close_after()
+        keep = self.head.keep_alive and not self._close_after()
         no_body = self.head_only or status in (204, 304) or status < 200
         use_chunks = False
         if content_length is None and not no_body:
@@ -420,6 +466,14 @@ class Exchange:
             self._body_size = 0
         p = self.protocol
         state = p.state
+        if state.access is not None or state.counters is not None:
+            self._account(state)
+        p.exchange_finished(self)
+
+    def _account(self, state: ServerState) -> None:
+        """Logs and counts the finished request."""
+        if self.head_only:
+            self.sent = 0
         try:
             if state.access is not None:
                 state.access.log(self, perf_counter())
@@ -428,4 +482,3 @@ class Exchange:
         except Exception:
             # what is counted and logged never costs the connection its next request
             state.logger.exception("logging or counting a request failed")
-        p.exchange_finished(self)

@@ -71,6 +71,10 @@ class Flow:
         self.low = buffer_size // 2
         self.timeout = timeout
         self._waiters: list[asyncio.Future[None]] = []
+        # read on every request (class attributes are read slowly; see Exchange)
+        self.closed = False
+        self.read_paused = False
+        self.counters = None
 
     def attach(self, transport: asyncio.Transport) -> None:
         self.transport = transport

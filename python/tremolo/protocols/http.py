@@ -26,7 +26,7 @@ from .flow import LINGER_BYTES, LINGER_SECONDS, ClientDisconnected, Flow
 from .lifecycle import CLOSED, DONE, HANDSHAKE, HTTP, LINGER, PROXY, REFUSED, TAKEN
 from .state import ServerState
 from .takeover import Takeover
-from .task import RequestTask, cancel_later
+from .task import RUNNING, RequestTask, cancel_later
 
 _RequestHead = _core.RequestHead
 _encode_response = _core.encode_response
@@ -63,6 +63,8 @@ class HTTPProtocol(asyncio.Protocol):
         # (the counters are read from the state: one attribute more here would make
         # CPython give up its fast attribute access on every connection)
         self.flow.counters = state.counters
+        if state.counters is not None:
+            self.data_received = self._counted_data_received  # type: ignore[method-assign]
         #: the connection's facts (peer, trusted proxy, TLS, server address)
         self.info: ConnectionInfo | None = None
         #: per-connection storage for the application adapter
@@ -191,9 +193,6 @@ class HTTPProtocol(asyncio.Protocol):
             self.eof_received()
 
     def data_received(self, data: bytes) -> None:
-        counters = self.state.counters
-        if counters is not None:
-            counters.bytes_in += len(data)
         if self.phase is not HTTP:
             data = self._outside_http(data)
             if not data:
@@ -203,15 +202,20 @@ class HTTPProtocol(asyncio.Protocol):
         events = self.parser.feed_request(data)
         if isinstance(events, _RequestHead):
             if self.current is None and not self.pending:
-                # the usual read: one whole request without body, nothing queued
-                if self.start_exchange(events).upgrade:
-                    self.update_reading()  # the parser holds what follows
-                if self.eof and self.current is None:
-                    self.close()
+                # the usual read: one whole request without a body or an upgrade,
+                # and nothing queued
+                self.start_exchange(events)
                 return
-            events = [events, None]
-        self._queue(events)
+            self._queue((events, None))
+        else:
+            self._queue(events)
         self.process()
+
+    def _counted_data_received(self, data: bytes) -> None:
+        # data_received when the metrics are on (see __init__)
+        assert self.state.counters is not None
+        self.state.counters.bytes_in += len(data)
+        HTTPProtocol.data_received(self, data)
 
     def _outside_http(self, data: bytes) -> bytes:
         """What a read means in a phase other than HTTP; returns what is left to
@@ -382,7 +386,11 @@ class HTTPProtocol(asyncio.Protocol):
                     if self.current is not None or self.flow.write_paused:
                         break
                     pending.popleft()
-                    self.start_exchange(ev)  # type: ignore[arg-type]
+                    if pending and pending[0] is None and not ev.has_body:  # type: ignore[attr-defined]
+                        # its end, taken now: a handler that answers in its first
+                        # step (a 101, say) finds nothing of its own still queued
+                        pending.popleft()
+                    self.start_exchange(ev, False)  # type: ignore[arg-type]
                 elif kind is bytes:
                     pending.popleft()
                     self.pending_bytes -= len(ev)  # type: ignore[arg-type]
@@ -418,26 +426,39 @@ class HTTPProtocol(asyncio.Protocol):
         self.pending.extend(events)
         self.pending_bytes += sum(len(ev) for ev in events if isinstance(ev, bytes))
 
-    def start_exchange(self, head: _core.RequestHead) -> Exchange:
+    def start_exchange(self, head: _core.RequestHead, whole: bool = True) -> None:
+        """Starts answering the request `head`; `whole`: it was read whole, without a
+        body, an expected 100-continue or an upgrade (else those are taken from it)."""
         state = self.state
         state.requests += 1
         if state.requests == state.max_requests and state.recycle is not None:
             state.recycle(f"served max_requests ({state.max_requests})")
         ex = Exchange(self, head)
+        if not whole:
+            _, _, _, has_body, ex._expect, ex.upgrade = head.info()
+            if has_body:
+                ex._ended = False
+                self.reading = ex
         if state.stopping or not state.keepalive:
             ex.keep_alive = False
+        if state.access is not None or state.counters is not None:
+            ex.t0 = perf_counter()
         self.current = ex
-        self.reading = None if ex._ended else ex
         task = RequestTask(self.loop, self.handler(ex), self.handler_done, ex)
         if self.eager:
-            if task.start():
-                return ex  # answered at once: no clock needed
+            outcome = task.run_first()
+            if outcome is None:
+                if ex.phase != DONE:
+                    self.handler_done(ex, None)
+                return  # ended at once: no clock needed
+            if outcome is not RUNNING:
+                self.handler_done(ex, outcome)  # type: ignore[arg-type]
+                return
         else:
             self.loop.call_soon(task.start)
         ex.task = self.task = task
         ex.timer = self.loop.call_later(self.state.options.app_handler_timeout,
                                         self.handler_timed_out, task)
-        return ex
 
     def handler_timed_out(self, task: RequestTask) -> None:
         self.state.logger.error("handler cancelled after app_handler_timeout (%ss)",
@@ -476,7 +497,7 @@ class HTTPProtocol(asyncio.Protocol):
             return
         self.idle_since = self.loop.time()
         self.reused = True
-        if self.pending or self.parser.paused:
+        if self.pending or (ex.upgrade and self.parser.paused):
             self.process()
         elif self.eof:
             self.close()  # the client closed its side: no request can follow

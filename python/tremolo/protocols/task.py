@@ -38,6 +38,8 @@ _leave_task = cast(Callable[[asyncio.AbstractEventLoop, Any], None], asyncio.tas
 _current_task = asyncio.current_task
 _CancelledError = asyncio.CancelledError
 _numbers = itertools.count(1)
+#: what RequestTask.run_first() returns while the coroutine goes on
+RUNNING = object()
 
 
 class RequestTask:
@@ -63,20 +65,57 @@ class RequestTask:
         self._arg = arg
         # a copy of the context, as a Task has: what a handler sets stays its own
         self._context = contextvars.copy_context()
+        # read by every first step (class attributes are read slowly; see Exchange)
+        self._must_cancel = False
+        self._callbacks = None
 
     def start(self) -> bool:
-        """Runs the first step now; True if the coroutine ended in it."""
+        """Runs the first step now (from a loop callback, say); True if the
+        coroutine ended in it. `done` is called when it ends, then or later."""
+        outcome = self.run_first()
+        if outcome is RUNNING:
+            return False
+        self._notify(self._arg, outcome)  # type: ignore[arg-type]
+        return True
+
+    def run_first(self) -> BaseException | object | None:
+        """Runs the first step now, as an eager task does. Returns RUNNING while the
+        coroutine waits for something (later steps follow as in any task, and `done`
+        is called when it ends); else what it ended with (None, or its exception),
+        and `done` is not called: the caller, told so, goes on itself."""
         loop = self._loop
-        outer = None
         try:
             _enter_task(loop, self)
         except RuntimeError:
-            # started from inside another task (a handler's response let the next
-            # pipelined request start): that task steps aside while this one runs,
-            # as it does for Python 3.12's eager tasks
-            outer = _current_task(loop)
-            _leave_task(loop, outer)
-            _enter_task(loop, self)
+            return self._run_first_inside()
+        try:
+            result = self._context.run(self._coro.send, None)
+        except StopIteration:
+            _leave_task(loop, self)
+            if self._must_cancel or self._callbacks is not None:
+                return self._end(_CancelledError(self._cancel_message) if self._must_cancel
+                                 else None)
+            self._finished = True  # the usual end: answered in the first step
+            return None
+        except (KeyboardInterrupt, SystemExit) as stop:
+            _leave_task(loop, self)
+            self._finish(stop)
+            raise
+        except BaseException as error:
+            _leave_task(loop, self)
+            return self._end(error)
+        _leave_task(loop, self)
+        self._wait(result)
+        return RUNNING
+
+    def _run_first_inside(self) -> BaseException | object | None:
+        """run_first() from inside another task (a handler's response let the next
+        pipelined request start): that task steps aside while this one runs, as it
+        does for Python 3.12's eager tasks."""
+        loop = self._loop
+        outer = _current_task(loop)
+        _leave_task(loop, outer)
+        _enter_task(loop, self)
         outcome: BaseException | None
         try:
             result = self._context.run(self._coro.send, None)
@@ -91,17 +130,9 @@ class RequestTask:
         else:
             self._leave(outer)
             self._wait(result)
-            return False
-        _leave_task(loop, self)
-        if outer is not None:
-            _enter_task(loop, outer)
-        if outcome is None and self._callbacks is None:
-            # the usual end: answered in the first step
-            self._finished = True
-            self._notify(self._arg, None)
-        else:
-            self._finish(outcome)
-        return True
+            return RUNNING
+        self._leave(outer)
+        return self._end(outcome)
 
     def _leave(self, outer: Any) -> None:
         _leave_task(self._loop, self)
@@ -252,17 +283,21 @@ class RequestTask:
             self._step(None)
 
     def _finish(self, outcome: BaseException | None) -> None:
+        self._notify(self._arg, self._end(outcome))
+
+    def _end(self, outcome: BaseException | None) -> BaseException | None:
+        """The task is done with `outcome`: its done callbacks are scheduled."""
         self._finished = True
         if outcome is not None:
             self._outcome = outcome
             self._cancelled = isinstance(outcome, _CancelledError)
             self._fut_waiter = None
-        self._notify(self._arg, outcome)
         if self._callbacks:
             # as a Future does: each callback on its own, later, with the task
             for fn, context in self._callbacks:
                 self._loop.call_soon(fn, self, context=context)
             self._callbacks = None
+        return outcome
 
 
 def _loop_of(future: Any) -> Any:

@@ -79,6 +79,37 @@ pub fn encode_response<'py>(
     reason: Option<&[u8]>,
     head_only: bool,
 ) -> PyResult<(Bound<'py, PyBytes>, bool)> {
+    let request = Request {
+        keep_alive,
+        http10,
+        head_only,
+    };
+    response(py, request, status, headers, body, date, server, reason)
+}
+
+/// What a response's encoding needs to know of its request.
+pub struct Request {
+    /// the connection may stay open after this response (the client's wish and the
+    /// server's)
+    pub keep_alive: bool,
+    pub http10: bool,
+    /// a HEAD request: the body is left out, its length kept
+    pub head_only: bool,
+}
+
+/// `encode_response` for a request described by `request`.
+#[allow(clippy::too_many_arguments)]
+pub fn response<'py>(
+    py: Python<'py>,
+    request: Request,
+    status: u16,
+    headers: &Bound<'_, PyAny>,
+    body: &[u8],
+    date: &[u8],
+    server: &[u8],
+    reason: Option<&[u8]>,
+) -> PyResult<(Bound<'py, PyBytes>, bool)> {
+    let head_only = request.head_only;
     let mut w = HeadWriter::new(status, reason, 128).map_err(encode_error)?;
     write_headers(&mut w, headers)?;
     let framing = match w.app_length() {
@@ -88,9 +119,9 @@ pub fn encode_response<'py>(
         None if status == 304 => Framing::Unframed,
         _ => Framing::Length(body.len() as u64),
     };
-    let keep_alive = keep_alive && !w.close_requested();
+    let keep_alive = request.keep_alive && !w.close_requested();
     let head = w
-        .finish(framing, keep_alive, http10, date, server)
+        .finish(framing, keep_alive, request.http10, date, server)
         .map_err(encode_error)?;
     let body = if head_only || crate::h1::response::has_no_body(status) {
         &[][..]

@@ -1,5 +1,6 @@
 //! RequestParser and RequestHead for Python.
 
+use super::encode;
 use super::errors::parse_error;
 use crate::h1::{self, target, BodyKind, Limits, Parser, Sink, Version};
 use pyo3::exceptions::PyValueError;
@@ -113,13 +114,16 @@ impl RequestParser {
     }
 
     /// As `feed()`, but a read that was exactly one whole request without a body
-    /// (the usual keep-alive read) gives its RequestHead alone, not a list.
+    /// and without an upgrade (the usual keep-alive read) gives its RequestHead
+    /// alone, not a list.
     fn feed_request<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
         let events = self.feed(py, data)?;
         if events.len() == 2 && events.get_item(1)?.is_none() {
             let first = events.get_item(0)?;
-            if first.is_instance_of::<RequestHead>() {
-                return Ok(first);
+            if let Ok(head) = first.cast::<RequestHead>() {
+                if !head.get().inner.upgrade {
+                    return Ok(first);
+                }
             }
         }
         Ok(events.into_any())
@@ -194,6 +198,12 @@ impl RequestHead {
     #[getter]
     fn target<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, self.inner.target())
+    }
+
+    /// The target up to its first `?` (all of it when there is none).
+    #[getter]
+    fn path<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, target::split(self.inner.target()).0)
     }
 
     /// "1.0" or "1.1".
@@ -323,6 +333,30 @@ impl RequestHead {
             h.expect_continue,
             h.upgrade,
         )
+    }
+
+    /// `encode_response()` for this request: its version, its keep-alive (and
+    /// `keep_alive`, the server's), and HEAD leaving the body out.
+    #[pyo3(signature = (status, headers, body, keep_alive, date, server, reason=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn respond<'py>(
+        &self,
+        py: Python<'py>,
+        status: u16,
+        headers: &Bound<'_, PyAny>,
+        body: &[u8],
+        keep_alive: bool,
+        date: &[u8],
+        server: &[u8],
+        reason: Option<&[u8]>,
+    ) -> PyResult<(Bound<'py, PyBytes>, bool)> {
+        let h = &self.inner;
+        let request = encode::Request {
+            keep_alive: keep_alive && h.keep_alive,
+            http10: h.version == Version::Http10,
+            head_only: h.method() == b"HEAD",
+        };
+        encode::response(py, request, status, headers, body, date, server, reason)
     }
 
     fn __repr__(&self) -> String {
