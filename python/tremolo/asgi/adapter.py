@@ -5,6 +5,7 @@ worker (lifespan.py)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from typing import Any
 
 from .. import tls
@@ -85,14 +86,18 @@ class ASGIAdapter(Adapter):
         scope["extensions"] = extensions
         return scope
 
-    async def handle(self, ex: Exchange) -> None:
+    def handle(self, ex: Exchange) -> Coroutine[Any, Any, None]:
+        # (a function that gives the request's coroutine: one coroutine less than
+        # an async def awaiting it)
         if self.ws and ex.upgrade and wants_websocket(ex):
-            try:
-                handshake = Handshake(ex)
-            except HandshakeError as exc:
-                websocket.refuse(ex, exc)
-                return
-            await websocket.serve(self.app, self.websocket_scope(ex), handshake,
-                                  self.state.logger)
+            return self._websocket(ex)
+        return http.serve(self.app, self.scope, ex, self.done, self.state.logger)
+
+    async def _websocket(self, ex: Exchange) -> None:
+        try:
+            handshake = Handshake(ex)
+        except HandshakeError as exc:
+            websocket.refuse(ex, exc)
             return
-        await http.serve(self.app, self.scope(ex), ex, self.done, self.state.logger)
+        await websocket.serve(self.app, self.websocket_scope(ex), handshake,
+                              self.state.logger)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .. import _core
@@ -57,6 +57,12 @@ class Cycle:
     def __init__(self, ex: Exchange, done: asyncio.Future[None]) -> None:
         self.ex = ex
         self.done = done
+        # what every cycle reads, set here (CPython 3.11 reads a class attribute
+        # through an instance by its slow path)
+        self.input_error = None
+        self.head = None
+        self.started = False
+        self.finished = None
 
     # -- receive -------------------------------------------------------------
 
@@ -89,22 +95,24 @@ class Cycle:
         if self.input_error is not None and not self.started:
             raise ClientDisconnected("the request body failed: the server answers it")
         kind = message["type"]
+        ex = self.ex
         if kind == "http.response.body":
             head = self.head
             if (head is not None and not self.started and not message.get("more_body")
-                    and not head.get("trailers") and not self.ex.protocol.closed):
+                    and not head.get("trailers") and not ex.flow.closed):
                 # the whole response at once: one write, Content-Length framing (the
                 # core checks an application's Content-Length against the body)
                 body = bytes(message.get("body", b""))
-                if self.ex.rate and self.ex.limited(len(body)):
+                # (a body within buffer_size is never held back by a speed limit)
+                if len(body) > ex.flow.buffer_size and ex.limited(len(body)):
                     return self._respond_limited(head, body)
-                self.ex.respond(head["status"], head.get("headers", ()), body)
+                ex.respond(head["status"], head.get("headers", ()), body)
                 self.started = self.complete = True
                 if self.finished is not None:
                     self._done()
                 return self.done
         elif (kind == "http.response.start" and self.head is None
-              and not self.ex.protocol.closed):
+              and not ex.flow.closed):
             self.head = message
             return self.done
         return self._send(message)
@@ -237,13 +245,14 @@ class Cycle:
             self.finished.set_result(None)
 
 
-async def serve(app: Any, scope: dict[str, Any], ex: Exchange, done: asyncio.Future[None],
-                logger: logging.Logger) -> None:
-    """Runs the application on one http exchange; a failure or a missing response is
-    logged and answered 500 (or the body is cut)."""
+async def serve(app: Any, scope_of: Callable[[Exchange], dict[str, Any]], ex: Exchange,
+                done: asyncio.Future[None], logger: logging.Logger) -> None:
+    """Runs the application on one http exchange, with the scope `scope_of` makes
+    for it; a failure or a missing response is logged and answered 500 (or the body
+    is cut)."""
     cycle = Cycle(ex, done)
     try:
-        await app(scope, cycle.receive, cycle.send)
+        await app(scope_of(ex), cycle.receive, cycle.send)
     except (asyncio.CancelledError, GeneratorExit):
         raise  # the handler was cancelled, or the coroutine closed
     except ClientDisconnected:

@@ -67,6 +67,7 @@ class Flow:
     def __init__(self, loop: asyncio.AbstractEventLoop, buffer_size: int,
                  timeout: float) -> None:
         self.loop = loop
+        self.buffer_size = buffer_size
         self.high = buffer_size * 4
         self.low = buffer_size // 2
         self.timeout = timeout
