@@ -51,13 +51,13 @@ fuzz-smoke: ## a short fuzz run (15 s)
 wheel: install ## release wheels (manylinux_2_17, one per CPython found) and the sdist, in dist/
 	$(PYTHON) tools/build_wheels.py --out dist
 
-bench: install ## tremolo and its peers under wrk, side by side (see bench/README.md)
+bench: install system-deps ## tremolo and its peers under wrk, side by side (see bench/README.md)
 	$(PYTHON) bench/run.py
 
-system-deps: ## Debian packages the tests use (nginx, openssl, wrk), installed when missing (root)
+system-deps: ## Debian packages the tests and benchmarks use (nginx, openssl, wrk, libuv1 for socketify.py), installed when missing (root)
 	@{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null 2>&1 && command -v openssl >/dev/null \
-		&& command -v wrk >/dev/null || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light openssl wrk; }
+		&& command -v wrk >/dev/null && /sbin/ldconfig -p | grep -q 'libuv\.so\.1 ' || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light openssl wrk libuv1; }
 
 original-env: ## the original Tremolo 0.5.3 in .venv-tremolo053/ (differential tests, benchmarks)
 	@$(PYTHON) tools/original_env.py .venv-tremolo053 >/dev/null

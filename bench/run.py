@@ -6,9 +6,10 @@ the median of the rounds, with requests/s as a ratio to uvicorn (httptools).
 The machine is shared and noisy: read the ratios, not the absolute numbers.
 
     python3 bench/run.py [--duration 10] [--rounds 3] [--connections 64] [--only NAME,...]
+                         [--scenario NAME]
 
-The original Tremolo shares our package name, so it runs from its own virtual
-environment (.venv-tremolo053, made on first use by tools/original_env.py).
+The servers and their installation are in bench/peers.py, starting and loading them in
+bench/harness.py.
 """
 
 from __future__ import annotations
@@ -16,36 +17,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
-import re
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "bench"
-VENV053 = ROOT / ".venv-tremolo053"  # made by tools/original_env.py, shared with the tests
-PY = sys.executable
-PEER_PACKAGES = ["uvicorn==0.54.0", "httptools==0.9.0", "uvloop==0.23.0", "granian==2.8.7", "h11",
-                 "gunicorn==27.0.1", "websockets==17.4"]
-
-
-@dataclass
-class Server:
-    name: str
-    argv: list[str]
-    path: str = "/hello"
-    script: str | None = None  # a wrk Lua script (uploads)
-    connections: int | None = None  # overrides --connections
-
+from harness import BENCH, PY, Peak, Run, free_port, machine, versions, wrk, wsload
+from peers import Server, ensure_peers, servers, start
 
 # Which servers each scenario compares, and on which path.
 SCENARIOS = {
@@ -85,194 +66,6 @@ SCENARIOS = {
 STREAM_CONNECTIONS = {"/1m": 16, "/upload": 16, "/file": 4}
 BIG_FILE = Path("/tmp/tremolo-bench-50m.bin")
 
-
-def servers(port: int) -> list[Server]:
-    uv = [PY, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
-          "--no-access-log", "--log-level", "warning", "--loop", "uvloop",
-          "--app-dir", str(BENCH), "apps.asgi_hello:app"]
-    gr = [PY, "-m", "granian", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-          "--no-ws", "--log-level", "warning", "--working-dir", str(BENCH)]
-    hello = str(BENCH / "apps" / "tremolo_hello.py")
-    streaming = str(BENCH / "apps" / "streaming.py")
-    ws_echo = str(BENCH / "apps" / "ws_echo.py")
-    cli = [PY, "-m", "tremolo", "--port", str(port), "--worker-num", "1",
-           "--log-level", "ERROR", "--no-access-log"]
-    return [
-        Server("tremolo-asgi", [*cli, str(BENCH / "apps" / "asgi_hello.py") + ":app"]),
-        Server("tremolo-wsgi", [*cli, str(BENCH / "apps" / "wsgi_hello.py") + ":app"]),
-        Server("tremolo-asgi-metrics", [*cli, "--metrics", f"127.0.0.1:{port + 1}",
-                                        str(BENCH / "apps" / "asgi_hello.py") + ":app"]),
-        Server("tremolo-asgi-accesslog", [*cli[:-1], str(BENCH / "apps" / "asgi_hello.py")
-                                          + ":app"]),
-        Server("uvicorn-accesslog", [*[a for a in uv if a != "--no-access-log"][:-1],
-                                     "--log-level", "info", "--http", "httptools",
-                                     "apps.asgi_hello:app"]),
-        Server("granian-wsgi", [*gr, "--interface", "wsgi", "apps.wsgi_hello:app"]),
-        Server("gunicorn-sync", [PY, "-m", "gunicorn", "-w", "1", "-k", "sync",
-                                 "--chdir", str(BENCH), "-b", f"127.0.0.1:{port}",
-                                 "--log-level", "warning", "apps.wsgi_hello:app"]),
-        Server("tremolo-streaming", [PY, streaming, str(port)]),
-        Server("tremolo-streaming-asgi", [*cli, "--client-max-body-size", str(64 << 20),
-                                          "--buffer-size", "65536", streaming + ":asgi"]),
-        Server("uvicorn-streaming", [*uv[:-1], "--http", "httptools", "apps.streaming:asgi"]),
-        Server("granian-streaming", [*gr, "--interface", "rsgi", "apps.streaming:rsgi"]),
-        Server("tremolo", [PY, hello, str(port)]),
-        Server("uvicorn-httptools", [*uv, "--http", "httptools"]),
-        Server("uvicorn-h11", [*uv, "--http", "h11"]),
-        Server("granian-asgi", [*gr, "--interface", "asgi", "apps.asgi_hello:app"]),
-        Server("granian-rsgi", [*gr, "--interface", "rsgi", "apps.rsgi_hello:app"]),
-        Server("tremolo-0.5.3", [str(VENV053 / "bin" / "python"), hello, str(port)]),
-        Server("tremolo-ws-native", [PY, ws_echo, str(port)]),
-        Server("tremolo-ws-asgi", [*cli, "--ws-max-payload-size", str(1 << 20),
-                                   "--buffer-size", "65536", ws_echo + ":asgi"]),
-        Server("granian-ws-asgi", [*[a for a in gr if a != "--no-ws"], "--interface", "asgi",
-                                   "apps.ws_echo:asgi"]),
-        Server("uvicorn-ws", [*uv[:-1], "--http", "httptools", "--ws", "websockets-sansio",
-                              "--ws-max-size", str(1 << 20), "apps.ws_echo:asgi"]),
-        Server("tremolo-0.5.3-ws", [str(VENV053 / "bin" / "python"), ws_echo, str(port)]),
-    ]
-
-
-def ensure_peers() -> None:
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is missing: apt-get install wrk")
-    subprocess.run([PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    *PEER_PACKAGES], check=True)
-    subprocess.run([PY, str(ROOT / "tools" / "original_env.py"), str(VENV053)], check=True,
-                   stdout=subprocess.DEVNULL)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Peak:
-    """The highest RSS of a process and its children, sampled every 100 ms."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid, self.value = pid, 0
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def tree_rss(self) -> int:
-        pids = [self.pid]
-        with contextlib.suppress(OSError):
-            children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text()
-            pids += [int(p) for p in children.split()]
-        total = 0
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
-        return total
-
-    def run(self) -> None:
-        while not self.done.wait(0.1):
-            self.value = max(self.value, self.tree_rss())
-
-    def __enter__(self) -> Peak:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.done.set()
-        self.thread.join(5)
-
-
-@contextlib.contextmanager
-def running(server: Server, port: int) -> Iterator[int]:
-    # cwd outside the repository, so the original Tremolo does not import ours
-    proc = subprocess.Popen(["taskset", "-c", "0", *server.argv], cwd="/tmp",
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    err = proc.stderr.read().decode() if proc.stderr else ""
-                    raise RuntimeError(f"{server.name} did not start: {err[-2000:]}") from None
-                time.sleep(0.05)
-        yield proc.pid
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-
-
-UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
-
-def wrk(url: str, duration: int, connections: int, script: str | None = None
-        ) -> tuple[float, float, float, int]:
-    """(requests/s, p50 ms, p99 ms, non-2xx + socket errors)."""
-    extra = ["-s", script] if script else []
-    for attempt in range(3):
-        run = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}",
-                              f"-d{duration}s", "--latency", *extra, url],
-                             capture_output=True, text=True)
-        out = run.stdout
-        if "Requests/sec" in out:
-            break
-        # a server still starting its worker (gunicorn) refuses the first connections
-        time.sleep(1 + attempt)
-    else:
-        raise RuntimeError(f"wrk failed on {url}: {run.stdout}{run.stderr}")
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-
-    def pct(p: str) -> float:
-        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        return float(m.group(1)) * UNITS[m.group(2)] if m else float("nan")
-
-    errors = 0
-    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
-        errors += int(m.group(1))
-    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
-                      out):
-        errors += sum(map(int, m.groups()))
-    return rps, pct("50"), pct("99"), errors
-
-
-def versions() -> dict[str, str]:
-    def pkg(name: str, python: str = PY) -> str:
-        code = f"import importlib.metadata as m; print(m.version({name!r}))"
-        r = subprocess.run([python, "-c", code], capture_output=True, text=True, cwd="/tmp")
-        return r.stdout.strip() or "?"
-
-    wrk_v = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0]
-    return {
-        "python": platform.python_version(), "uvloop": pkg("uvloop"),
-        "uvicorn": pkg("uvicorn"), "httptools": pkg("httptools"), "h11": pkg("h11"),
-        "granian": pkg("granian"), "websockets": pkg("websockets"),
-        "tremolo (this)": pkg("tremolo"),
-        "tremolo (original)": pkg("tremolo", str(VENV053 / "bin" / "python")),
-        "wrk": wrk_v.strip(),
-    }
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "?"
-
-
-def machine() -> str:
-    return (f"- Machine: {os.cpu_count()} CPUs ({cpu_model()}), Linux {platform.release()}; "
-            "shared and noisy, so compare ratios from the same run.")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=10)
@@ -285,7 +78,7 @@ def main() -> None:
     if not args.out:
         suffix = "" if args.scenario == "hello" else f"-{args.scenario}"
         args.out = str(BENCH / f"results{suffix}.md")
-    ensure_peers()
+    ensure_peers({name for name, _ in SCENARIOS[args.scenario]})
     if args.scenario == "websocket":
         websocket_bench(args)
         return
@@ -302,38 +95,23 @@ def main() -> None:
                 s.script = str(BENCH / "upload.lua")
     label = {id(s): s.name if args.scenario == "hello" else f"{s.name} {s.path}"
              for s in chosen}
-    results: dict[str, list[tuple[float, float, float, int]]] = {label[id(s)]: []
-                                                                 for s in chosen}
+    results: dict[str, list[Run]] = {label[id(s)]: [] for s in chosen}
     peaks: dict[str, int] = {}
     for r in range(args.rounds):
         for server in chosen:
             name = label[id(server)]
             conns = server.connections or args.connections
-            with running(server, port) as pid:
+            with start(server, port) as pid:
                 url = f"http://127.0.0.1:{port}{server.path}"
                 wrk(url, 2, conns, server.script)  # warm-up
                 with Peak(pid) as peak:
                     results[name].append(wrk(url, args.duration, conns, server.script))
                 peaks[name] = max(peaks.get(name, 0), peak.value)
-                rps, p50, p99, err = results[name][-1]
+                rps, p50, p99, err, _ = results[name][-1]
                 print(f"round {r + 1} {name:24} {rps:10.0f} req/s  p50 {p50:.2f} ms  "
                       f"p99 {p99:.2f} ms  errors {err}  peak RSS {peak.value >> 20} MiB",
                       flush=True)
     report(results, args, versions(), peaks)
-
-
-def wsload(port: int, size: int, duration: int, connections: int) -> float:
-    for attempt in range(3):
-        out = subprocess.run(["taskset", "-c", "1", PY, str(BENCH / "wsload.py"), str(port),
-                              "--size", str(size), "--duration", str(duration),
-                              "--connections", str(connections)],
-                             capture_output=True, text=True, timeout=duration + 60)
-        m = re.search(r"([\d.]+) messages/s", out.stdout)
-        if m is not None:
-            return float(m.group(1))
-        # a server still starting its worker refuses the first connections
-        time.sleep(1 + attempt)
-    raise RuntimeError(f"wsload failed: {out.stdout}{out.stderr[-2000:]}")
 
 
 def idle_memory(server: Server, port: int, count: int, compress: bool) -> float:
@@ -356,7 +134,7 @@ async def main():
         await ws.close()
 asyncio.run(main())
 """
-    with running(server, port) as pid:
+    with start(server, port) as pid:
         wsload(port, 32, 1, 1)  # the worker is up and serving WebSockets
         before = Peak(pid).tree_rss()
         client = subprocess.Popen([PY, "-c", code], stdin=subprocess.PIPE,
@@ -387,10 +165,11 @@ def websocket_bench(args: argparse.Namespace) -> None:
     for r in range(args.rounds):
         for server, size in chosen:
             name = f"{server.name} {size}"
-            with running(server, port) as pid:
+            with start(server, port) as pid:
                 wsload(port, size, 2, args.connections)  # warm-up
                 with Peak(pid) as peak:
-                    results[name].append(wsload(port, size, args.duration, args.connections))
+                    results[name].append(
+                        wsload(port, size, args.duration, args.connections).rate)
                 peaks[name] = max(peaks.get(name, 0), peak.value)
             print(f"round {r + 1} {name:28} {results[name][-1]:10.0f} messages/s  "
                   f"peak RSS {peak.value >> 20} MiB", flush=True)
@@ -485,7 +264,7 @@ REPORTS: dict[str, tuple[str, Callable[[str], str], str]] = {
 }
 
 
-def report(results: dict[str, list[tuple[float, float, float, int]]],
+def report(results: dict[str, list[Run]],
            args: argparse.Namespace, vers: dict[str, str], peaks: dict[str, int]) -> None:
     med = {name: (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs),
                   statistics.median(r[2] for r in runs), sum(r[3] for r in runs))

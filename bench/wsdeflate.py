@@ -38,7 +38,8 @@ import time
 import zlib
 from pathlib import Path
 
-from run import Server, free_port, running  # bench/run.py: the same way to run a server
+from harness import free_port  # the benchmark's own way to run a server
+from peers import Server, start
 
 BENCH = Path(__file__).resolve().parent
 PY = sys.executable
@@ -151,7 +152,7 @@ async def client(port: int, pid: int, workload: str, mb: int) -> dict[str, float
 
 def measure(name: str, argv: list[str], port: int, workload: str, mb: int
             ) -> dict[str, float]:
-    with running(Server(name, argv), port) as pid:
+    with start(Server(name, argv), port) as pid:
         out = subprocess.run(["taskset", "-c", "1", PY, __file__, "--client", str(port),
                               str(pid), workload, str(mb)],
                              capture_output=True, text=True, timeout=900)
