@@ -20,7 +20,7 @@ from typing import Any
 from . import logs
 from .config import Options
 from .metrics import Board, Endpoint, Totals, render
-from .protocols.task import RequestTask
+from .protocols.exchange import Exchange
 from .server import AdapterFactory, StartupFailed, Worker, new_event_loop
 from .signals import FORK_BLOCKED
 
@@ -220,19 +220,25 @@ def _watch_loop(beat: Any, after: float, main: int) -> None:
 
 def blocking_request(frame: Any) -> tuple[str, list[traceback.FrameSummary]]:
     """What runs in `frame`: ('the handler of GET /path', the handler's frames, from
-    the server's call into it), or ('code outside any request handler', every frame)."""
+    the server's call into it), or ('code outside any request handler', every frame).
+    The request is the one the outermost frame of an application adapter holding an
+    exchange (`ex`) serves (the protocol's own frames, which start it, are left out)."""
     stack = traceback.extract_stack(frame)
     depth = len(stack)
+    found: tuple[Any, int] | None = None
     while frame is not None:
         depth -= 1
-        task = frame.f_locals.get("self")
-        if isinstance(task, RequestTask):
-            head = getattr(task._arg, "head", None)
-            if head is not None:
-                return (f"the handler of {head.method.decode('latin-1')} "
-                        f"{head.target.decode('latin-1')}", stack[depth + 1:])
+        ex = frame.f_locals.get("ex")
+        if isinstance(ex, Exchange) and not frame.f_globals.get(
+                "__name__", "").startswith("tremolo.protocols"):
+            found = ex, depth
         frame = frame.f_back
-    return "code outside any request handler", stack
+    if found is None:
+        return "code outside any request handler", stack
+    ex, depth = found
+    head = ex.head
+    return (f"the handler of {head.method.decode('latin-1')} "
+            f"{head.target.decode('latin-1')}", stack[depth:])
 
 
 def memory_kib() -> int:

@@ -7,6 +7,7 @@ mod errors;
 mod parser;
 mod proxy;
 mod ratelimit;
+mod task;
 mod ws;
 
 use pyo3::prelude::*;
@@ -24,6 +25,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<parser::RequestParser>()?;
     m.add_class::<parser::RequestHead>()?;
     m.add_class::<ratelimit::TokenBucket>()?;
+    m.add_class::<task::RequestTask>()?;
+    m.add("RUNNING", task::running(py)?)?;
     m.add("WebSocketError", py.get_type::<errors::WebSocketError>())?;
     m.add_class::<ws::WebSocketCodec>()?;
     m.add_class::<ws::Frame>()?;
