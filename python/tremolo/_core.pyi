@@ -3,8 +3,10 @@
 from collections.abc import Callable, Iterable
 from typing import Any, Self, TypeAlias, final
 
+from typing_extensions import disjoint_base
+
 __all__ = [
-    "RUNNING", "Frame", "HTTPParseError", "RequestHead", "RequestParser", "RequestTask",
+    "RUNNING", "ExchangeCore", "Frame", "HTTPParseError", "RequestHead", "RequestParser", "RequestTask",
     "ResponseEncodeError",
     "TokenBucket", "WebSocketCodec", "WebSocketError", "__version__", "encode_chunk",
     "encode_head", "encode_response", "http_date", "last_chunk", "proxy_header", "reason_phrase",
@@ -210,3 +212,30 @@ class RequestTask:
     def _loop(self) -> Any: ...
     @property
     def _callbacks(self) -> list[tuple[Callable[[Any], object], Any]] | None: ...
+
+@disjoint_base
+class ExchangeCore:
+    """What every request's Exchange holds and does: see rust/src/py/exchange.rs."""
+
+    def __new__(cls, protocol: Any, head: RequestHead, *args: Any, **kwargs: Any) -> Self: ...
+    @property
+    def protocol(self) -> Any: ...
+    @property
+    def flow(self) -> Any: ...
+    @property
+    def head(self) -> RequestHead: ...
+    phase: int
+    keep_alive: bool
+    _ended: bool
+    _expect: bool
+    upgrade: bool
+    _body: Any
+    _error: Any
+    status: int
+    fields: Any
+    sent: int
+    task: Any
+    timer: Any
+    t0: float
+    def respond(self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes,
+                reason: bytes | None = None) -> None: ...

@@ -42,61 +42,36 @@ def burst(rate: int, buffer_size: int) -> int:
     return max(buffer_size, rate // 10)
 
 
-class Exchange:
-    """One request and its response, as an application adapter sees them."""
+class Exchange(_core.ExchangeCore):
+    """One request and its response, as an application adapter sees them.
 
-    # What an exchange starts with, as class attributes: the usual request sets
-    # only what __init__ does.
-    #: RECEIVED -> SENDING -> (DETACHED) -> DONE; see lifecycle.py
-    phase = RECEIVED
+    Built on ExchangeCore (rust/src/py/exchange.rs): what every request uses is
+    there (`protocol`, `flow`, `head`, `phase`, `keep_alive`, the request's facts
+    `_ended`, `_expect`, `upgrade`, the body queue `_body` and its `_error`, what
+    the access log reads: `status`, `fields`, `sent`, `t0`; the handler's `task`
+    and `timer`) and so is `respond()`; the rest is here."""
+
+    # What an exchange starts with, as class attributes: most requests never set them
     chunked = False
-    #: the request's facts the protocol sets when they are not these: a request read
-    #: whole in one go (the usual one) has no body, expects no 100-continue and asks
-    #: for no upgrade
-    _ended = True
-    _expect = False
-    upgrade = False
-    #: the server's side of keep-alive: False once the server means to close. The
-    #: client's side is its request's, joined when the response head is encoded,
-    #: which sets this to the outcome.
-    keep_alive = True
     #: what a streamed body with a Content-Length still owes
     _left: int | None = None
-    _body: deque[bytes] | None = None
     _body_size = 0
     #: body bytes received, and seconds a handler spent waiting for them
     _received = 0
     _waited = 0.0
-    _error: BaseException | None = None
     _waiter: asyncio.Future[None] | None = None
     _bucket: _core.TokenBucket | None = None
     #: a stop ends this response (an event stream) rather than waiting for it
     ending = False
-    #: what the access log reads: the status and fields sent, body bytes sent
-    status = 0
-    fields: Iterable[Header] = ()
-    sent = 0
-    #: the handler's task and its app_handler_timeout clock, while it waits
-    task: RequestTask | None = None
-    timer: asyncio.TimerHandle | None = None
-    #: when the request started (set when the access log or the metrics are on)
-    t0 = 0.0
     #: a route's own speed limit (see `rate`)
     _rate: int | None = None
-
-    def __init__(self, protocol: HTTPProtocol, head: _core.RequestHead) -> None:
-        self.protocol = protocol
-        self.flow = protocol.flow
-        self.head = head
-        # What every request reads, set here although the class has the same
-        # defaults: CPython 3.11 reads a class attribute through an instance by its
-        # slow path, ten times the cost of one set here.
-        self.phase = RECEIVED
-        self._ended = True
-        self._body = None
-        self._error = None
-        self.keep_alive = True
-        self.upgrade = False
+    if TYPE_CHECKING:
+        protocol: HTTPProtocol
+        _body: deque[bytes] | None
+        _error: BaseException | None
+        fields: Iterable[Header]
+        task: RequestTask | None
+        timer: asyncio.TimerHandle | None
 
     # The request's facts most requests never ask for: read from the head when asked
     # (a class with __getattr__ would lose CPython's fast attribute access).
@@ -249,45 +224,20 @@ class Exchange:
     def _read_to_end(self) -> bool:
         return self._ended and not self._body and self._error is None
 
-    def respond(self, status: int, headers: Iterable[Header], body: bytes,
-                reason: bytes | None = None) -> None:
-        """Sends a whole response with Content-Length and finishes the exchange."""
-        if self.phase != RECEIVED:
-            raise RuntimeError("response already started")
-        self.status = status
-        self.fields = headers
-        self.sent = len(body)  # (a HEAD response's is put right when it is logged)
-        keep = self.keep_alive
-        p = self.protocol
-        state = p.state
-        # see _close_after(), inlined
-        if not self._ended:
-            if self._expect or state.close_unread:
-                keep = False
-        elif (self._body or self._error is not None) and state.close_unread:
-            keep = False
-        # encoded before anything changes: a refused header leaves room for a 500
-        if len(body) < _COPY_LIMIT or self.head_only:
-            data, self.keep_alive = self.head.respond(status, headers, body, keep, state.date,
-                                                      state.server_name, reason)
-            self.phase = DONE
-            f = p.flow
-            if not f.closed:
-                f.transport.write(data)  # type: ignore[union-attr]
-                if f.counters is not None:
-                    f.counters.bytes_out += len(data)
-            # _finish(), inlined: nothing was read into _body, or it was dropped
-            if self._body:
-                self._body.clear()
-                self._body_size = 0
-            if state.access is not None or state.counters is not None:
-                self._account(state)
-            p.exchange_finished(self)
-            return
-        # a large body is not copied next to the head: both go out in one writev
+    # respond() is ExchangeCore's: encoded, written and finished in one call; a
+    # large body goes on here
+
+    def _respond_writev(self, status: int, headers: Iterable[Header], body: bytes,
+                        reason: bytes | None, keep: bool) -> None:
+        """respond() for a large body: not copied next to the head, both go out in
+        one writev. `keep`: the server's keep-alive as respond() worked it out."""
+        state = self.protocol.state
         head, keep = _encode_head(status, headers, len(body), False,
                                   keep and self.head.keep_alive, self.http10,
                                   state.date, state.server_name, reason)
+        self.status = status
+        self.fields = headers
+        self.sent = len(body)
         self.phase = SENDING
         self.keep_alive = keep
         self.flow.writelines(head, body)

@@ -4,6 +4,7 @@
 
 mod encode;
 mod errors;
+mod exchange;
 mod parser;
 mod proxy;
 mod ratelimit;
@@ -26,6 +27,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<parser::RequestHead>()?;
     m.add_class::<ratelimit::TokenBucket>()?;
     m.add_class::<task::RequestTask>()?;
+    m.add_class::<exchange::ExchangeCore>()?;
     m.add("RUNNING", task::running(py)?)?;
     m.add("WebSocketError", py.get_type::<errors::WebSocketError>())?;
     m.add_class::<ws::WebSocketCodec>()?;

@@ -181,6 +181,13 @@ impl RequestParser {
     }
 }
 
+impl RequestHead {
+    /// A HEAD request: its response's body is left out.
+    pub fn is_head(&self) -> bool {
+        self.inner.method() == b"HEAD"
+    }
+}
+
 /// A parsed request head. Field names are lowercase; values are as received,
 /// without surrounding whitespace. Attributes are built when first read.
 #[pyclass(module = "tremolo._core", frozen)]
@@ -339,7 +346,7 @@ impl RequestHead {
     /// `keep_alive`, the server's), and HEAD leaving the body out.
     #[pyo3(signature = (status, headers, body, keep_alive, date, server, reason=None))]
     #[allow(clippy::too_many_arguments)]
-    fn respond<'py>(
+    pub fn respond<'py>(
         &self,
         py: Python<'py>,
         status: u16,

@@ -1,0 +1,233 @@
+//! ExchangeCore: what every request's Exchange holds and does, for the Python class
+//! `tremolo.protocols.exchange.Exchange` to build on.
+//!
+//! Every request makes an Exchange and nearly every one is answered by `respond()`.
+//! As a Python object with an `__init__` the pair cost about a quarter of a small
+//! request; here the fields every request touches are Rust fields (read from Python
+//! through descriptors of the same names) and `respond()` encodes, writes and
+//! finishes in one call. The rest of the exchange (the body, streamed responses,
+//! the speed limit) is the Python subclass's.
+
+use super::parser::RequestHead;
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::gc::PyVisit;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
+use pyo3::PyTraverseError;
+
+/// The exchange's phases (protocols/lifecycle.py has the same numbers).
+const RECEIVED: u8 = 0;
+const DONE: u8 = 3;
+/// Bodies this size or larger are written beside the head (writev), not copied into it.
+const COPY_LIMIT: usize = 16384;
+
+/// One request and its response: the part every request uses. See the module docs.
+#[pyclass(module = "tremolo._core", subclass)]
+pub struct ExchangeCore {
+    /// the HTTPProtocol of the connection
+    #[pyo3(get)]
+    protocol: Option<Py<PyAny>>,
+    /// its Flow (both directions' flow control and the transport)
+    #[pyo3(get)]
+    flow: Option<Py<PyAny>>,
+    #[pyo3(get)]
+    head: Option<Py<RequestHead>>,
+    /// RECEIVED -> SENDING -> (DETACHED) -> DONE; see lifecycle.py
+    #[pyo3(get, set)]
+    phase: u8,
+    /// the server's side of keep-alive: False once the server means to close. The
+    /// client's side is its request's, joined when the response head is encoded,
+    /// which sets this to the outcome.
+    #[pyo3(get, set)]
+    keep_alive: bool,
+    /// the request's facts the protocol sets when they are not these: a request read
+    /// whole in one go (the usual one) has no body, expects no 100-continue and asks
+    /// for no upgrade
+    #[pyo3(get, set)]
+    _ended: bool,
+    #[pyo3(get, set)]
+    _expect: bool,
+    #[pyo3(get, set)]
+    upgrade: bool,
+    /// body pieces received and not read yet (a deque), and why the body failed
+    #[pyo3(get, set)]
+    _body: Option<Py<PyAny>>,
+    #[pyo3(get, set)]
+    _error: Option<Py<PyAny>>,
+    /// what the access log reads: the status and fields sent, body bytes sent
+    #[pyo3(get, set)]
+    status: u16,
+    #[pyo3(get, set)]
+    fields: Option<Py<PyAny>>,
+    #[pyo3(get, set)]
+    sent: u64,
+    /// the handler's task and its app_handler_timeout clock, while it waits
+    #[pyo3(get, set)]
+    task: Option<Py<PyAny>>,
+    #[pyo3(get, set)]
+    timer: Option<Py<PyAny>>,
+    /// when the request started (set when the access log or the metrics are on)
+    #[pyo3(get, set)]
+    t0: f64,
+}
+
+impl ExchangeCore {
+    fn fail_started() -> PyErr {
+        PyRuntimeError::new_err("response already started")
+    }
+}
+
+#[pymethods]
+impl ExchangeCore {
+    #[new]
+    #[pyo3(signature = (protocol, head, *_args, **_kwargs))]
+    fn new(
+        protocol: &Bound<'_, PyAny>,
+        head: Py<RequestHead>,
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let py = protocol.py();
+        let flow = protocol.getattr(intern!(py, "flow"))?.unbind();
+        Ok(ExchangeCore {
+            protocol: Some(protocol.clone().unbind()),
+            flow: Some(flow),
+            head: Some(head),
+            phase: RECEIVED,
+            keep_alive: true,
+            _ended: true,
+            _expect: false,
+            upgrade: false,
+            _body: None,
+            _error: None,
+            status: 0,
+            fields: Some(PyTuple::empty(py).into_any().unbind()),
+            sent: 0,
+            task: None,
+            timer: None,
+            t0: 0.0,
+        })
+    }
+
+    /// Sends a whole response with Content-Length and finishes the exchange.
+    #[pyo3(signature = (status, headers, body, reason=None))]
+    fn respond(
+        slf: &Bound<'_, Self>,
+        status: u16,
+        headers: &Bound<'_, PyAny>,
+        body: &Bound<'_, PyBytes>,
+        reason: Option<&[u8]>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let (protocol, flow, head, mut keep, unread) = {
+            let x = slf.borrow();
+            if x.phase != RECEIVED {
+                return Err(Self::fail_started());
+            }
+            let (Some(p), Some(f), Some(h)) = (&x.protocol, &x.flow, &x.head) else {
+                return Err(PyRuntimeError::new_err("the exchange was cleared"));
+            };
+            let body_left = match &x._body {
+                Some(b) => b.bind(py).is_truthy()?,
+                None => false,
+            };
+            // a body not read to its end, or that failed
+            let unread = !x._ended || body_left || x._error.is_some();
+            (p.clone_ref(py), f.clone_ref(py), h.clone_ref(py), x.keep_alive, unread)
+        };
+        let protocol = protocol.bind(py);
+        let state = protocol.getattr(intern!(py, "state"))?;
+        if unread {
+            let x = slf.borrow();
+            let close_unread = state.getattr(intern!(py, "close_unread"))?.is_truthy()?;
+            // a client never told to send its announced body may still send it: the
+            // connection cannot be reused safely (nor, by the adapter's rule, after
+            // a body left unread)
+            if (!x._ended && (x._expect || close_unread)) || (x._ended && close_unread) {
+                keep = false;
+            }
+        }
+        let data = body.as_bytes();
+        let head_only = head.get().is_head();
+        if data.len() >= COPY_LIMIT && !head_only {
+            // a large body is not copied next to the head: both go out in one writev
+            return slf
+                .call_method1(
+                    intern!(py, "_respond_writev"),
+                    (status, headers, body, reason, keep),
+                )
+                .map(|_| ());
+        }
+        let date = state.getattr(intern!(py, "date"))?;
+        let server = state.getattr(intern!(py, "server_name"))?;
+        // encoded before anything changes: a refused header leaves room for a 500
+        let (out, keep) = head.get().respond(
+            py,
+            status,
+            headers,
+            data,
+            keep,
+            date.cast::<PyBytes>()?.as_bytes(),
+            server.cast::<PyBytes>()?.as_bytes(),
+            reason,
+        )?;
+        let body_items = {
+            let mut x = slf.borrow_mut();
+            x.status = status;
+            x.fields = Some(headers.clone().unbind());
+            // (a HEAD response's is put right when it is logged)
+            x.sent = data.len() as u64;
+            x.keep_alive = keep;
+            x.phase = DONE;
+            x._body.as_ref().map(|b| b.clone_ref(py))
+        };
+        let flow = flow.bind(py);
+        if !flow.getattr(intern!(py, "closed"))?.is_truthy()? {
+            let transport = flow.getattr(intern!(py, "transport"))?;
+            transport.call_method1(intern!(py, "write"), (&out,))?;
+            let counters = flow.getattr(intern!(py, "counters"))?;
+            if !counters.is_none() {
+                let sent = counters.getattr(intern!(py, "bytes_out"))?;
+                counters.setattr(intern!(py, "bytes_out"), sent.add(out.as_bytes().len())?)?;
+            }
+        }
+        if let Some(b) = body_items {
+            // what was read into the body and not consumed is dropped
+            if b.bind(py).is_truthy()? {
+                b.bind(py).call_method0(intern!(py, "clear"))?;
+                slf.setattr(intern!(py, "_body_size"), 0)?;
+            }
+        }
+        if !state.getattr(intern!(py, "access"))?.is_none()
+            || !state.getattr(intern!(py, "counters"))?.is_none()
+        {
+            slf.call_method1(intern!(py, "_account"), (&state,))?;
+        }
+        protocol.call_method1(intern!(py, "exchange_finished"), (slf,))?;
+        Ok(())
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.protocol)?;
+        visit.call(&self.flow)?;
+        visit.call(&self.head)?;
+        visit.call(&self._body)?;
+        visit.call(&self._error)?;
+        visit.call(&self.fields)?;
+        visit.call(&self.task)?;
+        visit.call(&self.timer)?;
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.protocol = None;
+        self.flow = None;
+        self.head = None;
+        self._body = None;
+        self._error = None;
+        self.fields = None;
+        self.task = None;
+        self.timer = None;
+    }
+}
