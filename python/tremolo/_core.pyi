@@ -6,12 +6,31 @@ from typing import Any, Self, TypeAlias, final
 from typing_extensions import disjoint_base
 
 __all__ = [
-    "RUNNING", "ExchangeCore", "Frame", "HTTPParseError", "RequestHead", "RequestParser", "RequestTask",
+    "RUNNING",
+    "ExchangeCore",
+    "FlowCore",
+    "Frame",
+    "HTTPParseError",
+    "ProtocolCore",
+    "RequestHead",
+    "RequestParser",
+    "RequestTask",
     "ResponseEncodeError",
-    "TokenBucket", "WebSocketCodec", "WebSocketError", "__version__", "encode_chunk",
-    "encode_head", "encode_response", "http_date", "last_chunk", "proxy_header", "reason_phrase",
+    "StateCore",
+    "TokenBucket",
+    "WebSocketCodec",
+    "WebSocketError",
+    "__version__",
+    "encode_chunk",
+    "encode_head",
+    "encode_response",
+    "http_date",
+    "last_chunk",
+    "proxy_header",
+    "reason_phrase",
     "ws_accept",
-    "ws_frame", "ws_negotiate",
+    "ws_frame",
+    "ws_negotiate",
 ]
 
 __version__: str
@@ -239,3 +258,55 @@ class ExchangeCore:
     t0: float
     def respond(self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes,
                 reason: bytes | None = None) -> None: ...
+
+@disjoint_base
+class StateCore:
+    """What every connection of a worker's listener reads per request: see
+    rust/src/py/connection.rs."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self: ...
+    date: bytes
+    server_name: bytes
+    requests: int
+    max_requests: int
+    recycle: Any
+    stopping: bool
+    keepalive: bool
+    close_unread: bool
+    access: Any
+    counters: Any
+
+@disjoint_base
+class FlowCore:
+    """A connection's transport and what its flow control reads per request."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self: ...
+    transport: Any
+    closed: bool
+    read_paused: bool
+    write_paused: bool
+    counters: Any
+
+@disjoint_base
+class ProtocolCore:
+    """One HTTP connection's hot state and the usual request's path."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self: ...
+    phase: str
+    state: Any
+    flow: Any
+    loop: Any
+    handler: Any
+    eager: bool
+    parser: Any
+    current: Any
+    reading: Any
+    pending: Any
+    task: Any
+    eof: bool
+    reused: bool
+    idle_since: float
+    upload_rate: int
+    exchange_class: Any
+    def data_received(self, data: bytes) -> None: ...
+    def exchange_finished(self, ex: ExchangeCore) -> None: ...

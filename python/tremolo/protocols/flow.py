@@ -21,6 +21,7 @@ import sys
 import termios
 from typing import TYPE_CHECKING, Any
 
+from .. import _core
 from ..exceptions import RequestTimeout
 
 if TYPE_CHECKING:
@@ -48,17 +49,16 @@ def time_out(waiter: asyncio.Future[None]) -> None:
         waiter.set_exception(RequestTimeout(0, "recv timeout"))
 
 
-class Flow:
-    """The transport of one connection, with both directions' flow control."""
+class Flow(_core.FlowCore):
+    """The transport of one connection, with both directions' flow control. What
+    every request reads (`transport`, `closed`, `read_paused`, `write_paused`,
+    `counters`) is FlowCore's (rust/src/py/connection.rs)."""
 
-    transport: asyncio.Transport | None = None
-    closed = False
-    write_paused = False
-    read_paused = False
+    if TYPE_CHECKING:
+        transport: asyncio.Transport | None
+        counters: Counters | None
     #: the protocol's own reason to stop reading (see `hold`)
     held = False
-    #: the worker's metrics counters (bytes out), when they are on
-    counters: Counters | None = None
     #: how far the client had read when the sweeper last looked, and since when it
     #: has read nothing (see write_stalled); None while nothing waits for it
     _mark: int | None = None
@@ -72,10 +72,6 @@ class Flow:
         self.low = buffer_size // 2
         self.timeout = timeout
         self._waiters: list[asyncio.Future[None]] = []
-        # read on every request (class attributes are read slowly; see Exchange)
-        self.closed = False
-        self.read_paused = False
-        self.counters = None
 
     def attach(self, transport: asyncio.Transport) -> None:
         self.transport = transport

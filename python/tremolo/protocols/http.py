@@ -14,7 +14,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
 from time import perf_counter
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from .. import _core
 from ..exceptions import HTTPException
@@ -35,11 +35,29 @@ _encode_response = _core.encode_response
 STOP_GRACE = 0.5
 
 
-class HTTPProtocol(asyncio.Protocol):
+class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
     """HTTP/1.1 on one connection. Its phase (lifecycle.py) says what the
     connection is doing; each method below acts by phase, and the transitions are
     made here: connection_made, read_proxy_header, close_gently, take_over and
-    connection_lost."""
+    connection_lost.
+
+    The usual request (a read that is one whole request without a body, on an idle
+    connection in its HTTP phase) goes through ProtocolCore (rust/src/py/
+    connection.rs): `data_received`, its exchange and task, and `exchange_finished`,
+    with the fields they read (`phase`, `state`, `flow`, `loop`, `handler`, `eager`,
+    `parser`, `current`, `reading`, `pending`, `task`, `eof`, `reused`,
+    `idle_since`, `upload_rate`); everything else is here, and those call back the
+    methods named in it (`_data_received`, `_queue_events`, `_start_task`,
+    `_waiting`, `_close_after`)."""
+
+    if TYPE_CHECKING:
+        state: ServerState
+        flow: Flow
+        loop: asyncio.AbstractEventLoop
+        current: Exchange | None
+        reading: Exchange | None
+        pending: deque[object]
+        task: RequestTask | None
 
     #: what was read before HTTP: the PROXY protocol header until it is whole
     #: (PROXY), or what the TLS layer decrypted before the handshake's end reached
@@ -57,6 +75,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.adapter = adapter
         self.handler = adapter.handle
         self.eager = adapter.eager
+        self.exchange_class = Exchange
         opts = state.options
         #: both directions' flow control and the transport (handed over after a 101)
         self.flow = Flow(self.loop, opts.buffer_size, opts.request_timeout)
@@ -192,7 +211,9 @@ class HTTPProtocol(asyncio.Protocol):
         if self.eof and not self.closed:
             self.eof_received()
 
-    def data_received(self, data: bytes) -> None:
+    def _data_received(self, data: bytes) -> None:
+        """A read ProtocolCore.data_received does not take the short way with: in
+        another phase than HTTP, or with an upload speed limit to count it against."""
         if self.phase is not HTTP:
             data = self._outside_http(data)
             if not data:
@@ -200,12 +221,15 @@ class HTTPProtocol(asyncio.Protocol):
         if self.reading is not None and self.upload_rate:
             self.limit_upload(len(data))
         events = self.parser.feed_request(data)
+        if isinstance(events, _RequestHead) and self.current is None and not self.pending:
+            self.start_exchange(events)
+            return
+        self._queue_events(events)
+
+    def _queue_events(self, events: _core.RequestHead | list[object]) -> None:
+        """Parser events behind a request being answered, or more than one request
+        (or a body): queued, and acted on in order."""
         if isinstance(events, _RequestHead):
-            if self.current is None and not self.pending:
-                # the usual read: one whole request without a body or an upgrade,
-                # and nothing queued
-                self.start_exchange(events)
-                return
             self._queue((events, None))
         else:
             self._queue(events)
@@ -215,7 +239,7 @@ class HTTPProtocol(asyncio.Protocol):
         # data_received when the metrics are on (see __init__)
         assert self.state.counters is not None
         self.state.counters.bytes_in += len(data)
-        HTTPProtocol.data_received(self, data)
+        _core.ProtocolCore.data_received(self, data)
 
     def _outside_http(self, data: bytes) -> bytes:
         """What a read means in a phase other than HTTP; returns what is left to
@@ -444,18 +468,28 @@ class HTTPProtocol(asyncio.Protocol):
         if state.access is not None or state.counters is not None:
             ex.t0 = perf_counter()
         self.current = ex
+        if not self.eager:
+            self._start_task(ex)
+            return
         task = RequestTask(self.loop, self.handler(ex), self.handler_done, ex)
-        if self.eager:
-            outcome = task.run_first()
-            if outcome is None:
-                if ex.phase != DONE:
-                    self.handler_done(ex, None)
-                return  # ended at once: no clock needed
-            if outcome is not RUNNING:
-                self.handler_done(ex, outcome)  # type: ignore[arg-type]
-                return
-        else:
-            self.loop.call_soon(task.start)
+        outcome = task.run_first()
+        if outcome is None:
+            if ex.phase != DONE:
+                self.handler_done(ex, None)
+            return  # ended at once: no clock needed
+        if outcome is not RUNNING:
+            self.handler_done(ex, outcome)  # type: ignore[arg-type]
+            return
+        self._waiting(ex, task)
+
+    def _start_task(self, ex: Exchange) -> None:
+        """Starts the handler of `ex` from the loop (an adapter that is not eager)."""
+        task = RequestTask(self.loop, self.handler(ex), self.handler_done, ex)
+        self.loop.call_soon(task.start)
+        self._waiting(ex, task)
+
+    def _waiting(self, ex: Exchange, task: RequestTask) -> None:
+        """The handler of `ex` goes on after its first step: its clock starts."""
         ex.task = self.task = task
         ex.timer = self.loop.call_later(self.state.options.app_handler_timeout,
                                         self.handler_timed_out, task)
@@ -485,24 +519,15 @@ class HTTPProtocol(asyncio.Protocol):
         else:
             ex.fail()
 
-    def exchange_finished(self, ex: Exchange) -> None:
-        if ex is not self.current:
-            return
-        self.current = None
-        if not ex.keep_alive:
-            if ex.body_complete:
-                self.close()
-            else:
-                self.close_gently()  # answered before its body was read
-            return
-        self.idle_since = self.loop.time()
-        self.reused = True
-        if self.pending or (ex.upgrade and self.parser.paused):
-            self.process()
-        elif self.eof:
-            self.close()  # the client closed its side: no request can follow
-        elif self.flow.read_paused:
-            self.update_reading()
+    # exchange_finished(ex) is ProtocolCore's: the connection goes on to what
+    # follows, or (the exchange not keeping it) this:
+
+    def _close_after(self, ex: Exchange) -> None:
+        """Closes after `ex`, gently when its body was not all received."""
+        if ex.body_complete:
+            self.close()
+        else:
+            self.close_gently()  # answered before its body was read
 
     def answer(self, error: HTTPException, *fields: tuple[bytes, bytes]) -> None:
         """Writes the server's own answer to `error` (see answers.py); the connection

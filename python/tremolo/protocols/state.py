@@ -43,8 +43,16 @@ def _idle_since(conn: Clocked) -> float:
 
 
 
-class ServerState:
-    """The options, the connections and the clocks of one worker's listener."""
+class ServerState(_core.StateCore):
+    """The options, the connections and the clocks of one worker's listener. What
+    every request reads (`date`, `server_name`, `requests`, `max_requests`,
+    `recycle`, `stopping`, `keepalive`, `close_unread`, `access`, `counters`) is
+    StateCore's (rust/src/py/connection.rs)."""
+
+    if TYPE_CHECKING:
+        access: logs.AccessLog | None
+        counters: Counters | None
+        recycle: Callable[[str], None] | None
 
     def __init__(self, options: Options, loop: asyncio.AbstractEventLoop,
                  logger: logging.Logger | None = None, lock: Any = None) -> None:
@@ -57,7 +65,7 @@ class ServerState:
         self.access = logs.AccessLog(options.access_log_format) if options.access_log \
             else None
         #: what the metrics endpoint counts, when it is on (--metrics; see Worker)
-        self.counters: Counters | None = None
+        self.counters = None
         self.server_name = options.server_name_bytes
         #: which peers are trusted proxies, and which of their fields are believed
         self.trust = Trust(options.trusted_proxies, options.proxy_headers)
@@ -83,7 +91,7 @@ class ServerState:
         self.requests = 0
         self.max_requests = options.max_requests + (
             random.randint(0, options.max_requests_jitter) if options.max_requests else 0)
-        self.recycle: Callable[[str], None] | None = None
+        self.recycle = None
         #: a graceful stop is under way (see Worker.shutdown); `restarting` when the
         #: worker is replaced rather than the server stopped
         self.stopping = False

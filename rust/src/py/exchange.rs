@@ -8,6 +8,7 @@
 //! finishes in one call. The rest of the exchange (the body, streamed responses,
 //! the speed limit) is the Python subclass's.
 
+use super::connection::ProtocolCore;
 use super::parser::RequestHead;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::gc::PyVisit;
@@ -18,7 +19,7 @@ use pyo3::PyTraverseError;
 
 /// The exchange's phases (protocols/lifecycle.py has the same numbers).
 const RECEIVED: u8 = 0;
-const DONE: u8 = 3;
+pub const DONE: u8 = 3;
 /// Bodies this size or larger are written beside the head (writev), not copied into it.
 const COPY_LIMIT: usize = 16384;
 
@@ -35,12 +36,12 @@ pub struct ExchangeCore {
     head: Option<Py<RequestHead>>,
     /// RECEIVED -> SENDING -> (DETACHED) -> DONE; see lifecycle.py
     #[pyo3(get, set)]
-    phase: u8,
+    pub phase: u8,
     /// the server's side of keep-alive: False once the server means to close. The
     /// client's side is its request's, joined when the response head is encoded,
     /// which sets this to the outcome.
     #[pyo3(get, set)]
-    keep_alive: bool,
+    pub keep_alive: bool,
     /// the request's facts the protocol sets when they are not these: a request read
     /// whole in one go (the usual one) has no body, expects no 100-continue and asks
     /// for no upgrade
@@ -49,7 +50,7 @@ pub struct ExchangeCore {
     #[pyo3(get, set)]
     _expect: bool,
     #[pyo3(get, set)]
-    upgrade: bool,
+    pub upgrade: bool,
     /// body pieces received and not read yet (a deque), and why the body failed
     #[pyo3(get, set)]
     _body: Option<Py<PyAny>>,
@@ -69,7 +70,11 @@ pub struct ExchangeCore {
     timer: Option<Py<PyAny>>,
     /// when the request started (set when the access log or the metrics are on)
     #[pyo3(get, set)]
-    t0: f64,
+    pub t0: f64,
+}
+
+fn cleared() -> PyErr {
+    PyRuntimeError::new_err("the exchange was cleared")
 }
 
 impl ExchangeCore {
@@ -120,13 +125,13 @@ impl ExchangeCore {
         reason: Option<&[u8]>,
     ) -> PyResult<()> {
         let py = slf.py();
-        let (protocol, flow, head, mut keep, unread) = {
+        let (protocol, head, mut keep, unread, expect, ended) = {
             let x = slf.borrow();
             if x.phase != RECEIVED {
                 return Err(Self::fail_started());
             }
-            let (Some(p), Some(f), Some(h)) = (&x.protocol, &x.flow, &x.head) else {
-                return Err(PyRuntimeError::new_err("the exchange was cleared"));
+            let (Some(p), Some(h)) = (&x.protocol, &x.head) else {
+                return Err(cleared());
             };
             let body_left = match &x._body {
                 Some(b) => b.bind(py).is_truthy()?,
@@ -134,17 +139,30 @@ impl ExchangeCore {
             };
             // a body not read to its end, or that failed
             let unread = !x._ended || body_left || x._error.is_some();
-            (p.clone_ref(py), f.clone_ref(py), h.clone_ref(py), x.keep_alive, unread)
+            (
+                p.clone_ref(py),
+                h.clone_ref(py),
+                x.keep_alive,
+                unread,
+                x._expect,
+                x._ended,
+            )
         };
-        let protocol = protocol.bind(py);
-        let state = protocol.getattr(intern!(py, "state"))?;
+        let protocol = protocol.bind(py).cast::<ProtocolCore>()?.clone();
+        let (state, flow) = {
+            let p = protocol.borrow();
+            let (Some(s), Some(f)) = (&p.state, &p.flow) else {
+                return Err(cleared());
+            };
+            (s.clone_ref(py), f.clone_ref(py))
+        };
+        let state = state.bind(py);
         if unread {
-            let x = slf.borrow();
-            let close_unread = state.getattr(intern!(py, "close_unread"))?.is_truthy()?;
             // a client never told to send its announced body may still send it: the
             // connection cannot be reused safely (nor, by the adapter's rule, after
             // a body left unread)
-            if (!x._ended && (x._expect || close_unread)) || (x._ended && close_unread) {
+            let close_unread = state.borrow().close_unread;
+            if close_unread || (!ended && expect) {
                 keep = false;
             }
         }
@@ -159,8 +177,14 @@ impl ExchangeCore {
                 )
                 .map(|_| ());
         }
-        let date = state.getattr(intern!(py, "date"))?;
-        let server = state.getattr(intern!(py, "server_name"))?;
+        let (date, server, accounted) = {
+            let s = state.borrow();
+            (
+                s.date.clone_ref(py),
+                s.server_name.clone_ref(py),
+                s.access.is_some() || s.counters.is_some(),
+            )
+        };
         // encoded before anything changes: a refused header leaves room for a 500
         let (out, keep) = head.get().respond(
             py,
@@ -168,8 +192,8 @@ impl ExchangeCore {
             headers,
             data,
             keep,
-            date.cast::<PyBytes>()?.as_bytes(),
-            server.cast::<PyBytes>()?.as_bytes(),
+            date.bind(py).as_bytes(),
+            server.bind(py).as_bytes(),
             reason,
         )?;
         let body_items = {
@@ -182,14 +206,26 @@ impl ExchangeCore {
             x.phase = DONE;
             x._body.as_ref().map(|b| b.clone_ref(py))
         };
-        let flow = flow.bind(py);
-        if !flow.getattr(intern!(py, "closed"))?.is_truthy()? {
-            let transport = flow.getattr(intern!(py, "transport"))?;
-            transport.call_method1(intern!(py, "write"), (&out,))?;
-            let counters = flow.getattr(intern!(py, "counters"))?;
-            if !counters.is_none() {
-                let sent = counters.getattr(intern!(py, "bytes_out"))?;
-                counters.setattr(intern!(py, "bytes_out"), sent.add(out.as_bytes().len())?)?;
+        let transport = {
+            let f = flow.bind(py).borrow();
+            if f.closed {
+                None
+            } else {
+                f.transport.as_ref().map(|t| t.clone_ref(py))
+            }
+        };
+        if let Some(t) = transport {
+            t.bind(py).call_method1(intern!(py, "write"), (&out,))?;
+            let counters = flow
+                .bind(py)
+                .borrow()
+                .counters
+                .as_ref()
+                .map(|c| c.clone_ref(py));
+            if let Some(c) = counters {
+                let c = c.bind(py);
+                let sent = c.getattr(intern!(py, "bytes_out"))?;
+                c.setattr(intern!(py, "bytes_out"), sent.add(out.as_bytes().len())?)?;
             }
         }
         if let Some(b) = body_items {
@@ -199,13 +235,10 @@ impl ExchangeCore {
                 slf.setattr(intern!(py, "_body_size"), 0)?;
             }
         }
-        if !state.getattr(intern!(py, "access"))?.is_none()
-            || !state.getattr(intern!(py, "counters"))?.is_none()
-        {
-            slf.call_method1(intern!(py, "_account"), (&state,))?;
+        if accounted {
+            slf.call_method1(intern!(py, "_account"), (state,))?;
         }
-        protocol.call_method1(intern!(py, "exchange_finished"), (slf,))?;
-        Ok(())
+        ProtocolCore::exchange_finished(&protocol, slf)
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {

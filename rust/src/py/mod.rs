@@ -2,6 +2,7 @@
 //!
 //! Conversions happen here and nowhere else; the core types know nothing of Python.
 
+mod connection;
 mod encode;
 mod errors;
 mod exchange;
@@ -28,6 +29,9 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ratelimit::TokenBucket>()?;
     m.add_class::<task::RequestTask>()?;
     m.add_class::<exchange::ExchangeCore>()?;
+    m.add_class::<connection::StateCore>()?;
+    m.add_class::<connection::FlowCore>()?;
+    m.add_class::<connection::ProtocolCore>()?;
     m.add("RUNNING", task::running(py)?)?;
     m.add("WebSocketError", py.get_type::<errors::WebSocketError>())?;
     m.add_class::<ws::WebSocketCodec>()?;

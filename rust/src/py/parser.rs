@@ -116,7 +116,11 @@ impl RequestParser {
     /// As `feed()`, but a read that was exactly one whole request without a body
     /// and without an upgrade (the usual keep-alive read) gives its RequestHead
     /// alone, not a list.
-    fn feed_request<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    pub fn feed_request<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &[u8],
+    ) -> PyResult<Bound<'py, PyAny>> {
         let events = self.feed(py, data)?;
         if events.len() == 2 && events.get_item(1)?.is_none() {
             let first = events.get_item(0)?;
@@ -145,7 +149,7 @@ impl RequestParser {
     /// True after a request that asked for an upgrade (or CONNECT) has ended; bytes
     /// received since are held until `resume()` or `take_buffered()`.
     #[getter]
-    fn paused(&self) -> bool {
+    pub fn paused(&self) -> bool {
         self.parser.is_paused()
     }
 

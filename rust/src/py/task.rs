@@ -101,6 +101,35 @@ pub struct RequestTask {
     name: Option<String>,
 }
 
+impl RequestTask {
+    /// A task for `coro`: `done(arg, outcome)` is called when it ends.
+    pub fn create(
+        py: Python<'_>,
+        r#loop: Py<PyAny>,
+        coro: Py<PyAny>,
+        done: Py<PyAny>,
+        arg: Py<PyAny>,
+    ) -> PyResult<Self> {
+        let context = asyncio(py)?.copy_context.call0(py)?;
+        Ok(RequestTask {
+            loop_: Some(r#loop),
+            coro: Some(coro),
+            notify: Some(done),
+            arg: Some(arg),
+            context: Some(context),
+            fut_waiter: None,
+            must_cancel: false,
+            cancel_message: None,
+            cancel_requests: 0,
+            finished: false,
+            cancelled: false,
+            outcome: None,
+            callbacks: None,
+            name: None,
+        })
+    }
+}
+
 /// How a step of the coroutine ended.
 enum Step<'py> {
     Yielded(Bound<'py, PyAny>),
@@ -330,23 +359,7 @@ impl RequestTask {
         done: Py<PyAny>,
         arg: Py<PyAny>,
     ) -> PyResult<Self> {
-        let context = asyncio(py)?.copy_context.call0(py)?;
-        Ok(RequestTask {
-            loop_: Some(r#loop),
-            coro: Some(coro),
-            notify: Some(done),
-            arg: Some(arg),
-            context: Some(context),
-            fut_waiter: None,
-            must_cancel: false,
-            cancel_message: None,
-            cancel_requests: 0,
-            finished: false,
-            cancelled: false,
-            outcome: None,
-            callbacks: None,
-            name: None,
-        })
+        Self::create(py, r#loop, coro, done, arg)
     }
 
     /// Runs the first step now (from a loop callback, say); True if the coroutine
@@ -372,7 +385,7 @@ impl RequestTask {
     /// coroutine waits for something (later steps follow as in any task, and `done`
     /// is called when it ends); else what it ended with (None, or its exception), and
     /// `done` is not called: the caller, told so, goes on itself.
-    fn run_first(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+    pub fn run_first(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let a = asyncio(py)?;
         let (loop_, coro, context) = Self::parts(slf)?;
