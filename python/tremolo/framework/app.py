@@ -134,6 +134,7 @@ class App:
             raise ValueError(f"{name!r} is not one of: {', '.join(HOOKS)}")
         self.hooks[name].append(Registered(func, priority))
         _sort(self.hooks[name], name)
+        self.router.version += 1  # (see NativeAdapter.handle)
 
     def add_middleware(self, func: Callable[..., Any], name: str = "request",
                        priority: int = 999, *, prefix: tuple[bytes, ...] = ()) -> None:
@@ -142,6 +143,7 @@ class App:
         group = self.middlewares.setdefault(prefix, {n: [] for n in MIDDLEWARES})
         group[name].append(Registered(func, priority, is_middleware=True))
         _sort(group[name], name)
+        self.router.version += 1  # (see NativeAdapter.handle)
 
     def middlewares_for(self, path: bytes) -> tuple[tuple[bytes, ...],
                                                     dict[str, list[Registered]]]:

@@ -90,6 +90,9 @@ class NativeAdapter(Adapter):
         self.executor: ThreadPoolExecutor | None = None
         self.threads: MultiThreadExecutor | None = None  # globals.executor
         self.tasks: set[asyncio.Task[Any]] = set()
+        #: the paths of plain routes and their handlers, as of the router's version
+        self.plain: dict[bytes, Handler] = {}
+        self.version = -1
 
     # -- worker and connection hooks -----------------------------------------
 
@@ -155,14 +158,26 @@ class NativeAdapter(Adapter):
     def handle(self, ex: Exchange) -> Coroutine[Any, Any, None]:
         """The request's coroutine. A plain route (see Route.plain) of an application
         without connect hooks or middlewares is answered the short way."""
-        app = self.app
-        if len(app.middlewares) == 1 and not app.hooks["connect"]:
-            own = app.own_middlewares
-            if not own["request"] and not own["response"]:
-                route = app.router.static.get(ex.head.path)
-                if route is not None and route.plain is not None:
-                    return self._plain(ex, route.plain)
+        if self.app.router.version != self.version:
+            self._learn()
+        handler = self.plain.get(ex.head.path)
+        if handler is not None:
+            return self._plain(ex, handler)
         return self._handle(ex)
+
+    def _learn(self) -> None:
+        """Which paths lead to a plain route, while the application has no connect
+        hooks and no middlewares (the router's version changes with every route,
+        hook and middleware added through the application)."""
+        app = self.app
+        self.version = app.router.version
+        own = app.own_middlewares
+        if len(app.middlewares) != 1 or app.hooks["connect"] or own["request"] \
+                or own["response"]:
+            self.plain = {}
+        else:
+            self.plain = {path: route.plain for path, route in app.router.static.items()
+                          if route.plain is not None}
 
     async def _plain(self, ex: Exchange, handler: Handler) -> None:
         """handle() for a plain route: _handle() without what the route does not use."""

@@ -85,20 +85,24 @@ class Request:
     """An HTTP request. Names are bytes as received; `query`, `cookies` and the
     parsed body are dicts of str, as in the original Tremolo."""
 
-    # (_multipart is set only by files(): a request that reads no multipart body
-    # pays nothing for it)
-    __slots__ = ("_buf", "_ctx", "_headers", "_multipart", "_options", "_params", "_path",
-                 "_query_string", "exchange")
+    # What a request starts with, as class attributes: most handlers read none of
+    # them, and __init__ sets only what every request needs.
+    _path: bytes | None = None
+    _query_string = b""
+    _headers: Headers | None = None
+    #: read(n) leftovers, served before the stream
+    _buf: bytearray | None = None
+    #: the route's options, copied into ctx when read
+    _options: dict[str, Any] | None = None
+    _ctx: Context | None = None
+    _params: Context | None = None
+    #: set by files() only
+    _multipart: MultipartReader
 
     def __init__(self, exchange: Exchange, options: dict[str, Any] | None = None) -> None:
         self.exchange = exchange
-        self._path: bytes | None = None
-        self._query_string = b""
-        self._headers: Headers | None = None
-        self._buf: bytearray | None = None  # read(n) leftovers, served before the stream
-        self._options = options  # the route's options, copied into ctx when read
-        self._ctx: Context | None = None
-        self._params: Context | None = None
+        if options is not None:
+            self._options = options
 
     @property
     def ctx(self) -> Context:

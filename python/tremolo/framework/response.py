@@ -142,13 +142,14 @@ class Response:
         return bool(self.exchange.started)
 
     def head_fields(self) -> Sequence[tuple[bytes, bytes]]:
+        fields = self.fields
         status = self.status
+        if not fields and status == 200 and self.content_type is DEFAULT_CONTENT_TYPE:
+            return _DEFAULT_HEAD  # the usual response
         if status in (204, 304) or status < 200:
-            return self.fields
-        if self.fields:
-            return [(b"Content-Type", self.content_type), *self.fields]
-        if self.content_type is DEFAULT_CONTENT_TYPE:
-            return _DEFAULT_HEAD
+            return fields
+        if fields:
+            return [(b"Content-Type", self.content_type), *fields]
         return ((b"Content-Type", self.content_type),)
 
     def redirect(self, url: str | bytes, code: int | None = None) -> HTTPRedirect:

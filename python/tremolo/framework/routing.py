@@ -130,6 +130,9 @@ class Router:
     def __init__(self) -> None:
         self.static: dict[bytes, Route] = {}
         self.regex: list[Route] = []  # newest first
+        #: changes with every route added (and, from the App, every hook or
+        #: middleware): what was learned of the routes before is out of date
+        self.version = 0
 
     def add(self, target: Any, path: str = "/", options: dict[str, Any] | None = None,
             **more: Any) -> Route:
@@ -138,6 +141,7 @@ class Router:
         if not isinstance(path, str) or not path:
             raise ValueError("a route path must be a non-empty str")
         options = {**(options or {}), **more}
+        self.version += 1
         if is_regex(path):
             route = Route(target, options, compile_pattern(path))
             self.regex.insert(0, route)
@@ -166,6 +170,7 @@ class Router:
 
     def merge(self, other: Router, prefix: bytes) -> None:
         """Adds `other`'s routes under `prefix` (for mount)."""
+        self.version += 1
         for path, route in other.static.items():
             self.static[normalize(prefix + (path if path != b"/" else b""))] = route
         for route in reversed(other.regex):
