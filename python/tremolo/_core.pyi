@@ -308,5 +308,6 @@ class ProtocolCore:
     idle_since: float
     upload_rate: int
     exchange_class: Any
+    on_done: Any
     def data_received(self, data: bytes) -> None: ...
     def exchange_finished(self, ex: ExchangeCore) -> None: ...

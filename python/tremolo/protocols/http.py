@@ -76,6 +76,7 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
         self.handler = adapter.handle
         self.eager = adapter.eager
         self.exchange_class = Exchange
+        self.on_done = self.handler_done
         opts = state.options
         #: both directions' flow control and the transport (handed over after a 101)
         self.flow = Flow(self.loop, opts.buffer_size, opts.request_timeout)

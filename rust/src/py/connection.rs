@@ -186,6 +186,10 @@ pub struct ProtocolCore {
     /// the Exchange class (Python, built on ExchangeCore) this protocol makes
     #[pyo3(get, set)]
     pub exchange_class: Option<Py<PyAny>>,
+    /// what a task tells when its handler ends (the protocol's handler_done, bound
+    /// once rather than per request)
+    #[pyo3(get, set)]
+    pub on_done: Option<Py<PyAny>>,
 }
 
 fn cleared() -> PyErr {
@@ -302,6 +306,7 @@ impl ProtocolCore {
             idle_since: 0.0,
             upload_rate: 0,
             exchange_class: None,
+            on_done: None,
         }
     }
 
@@ -401,6 +406,7 @@ impl ProtocolCore {
         visit.call(&self.pending)?;
         visit.call(&self.task)?;
         visit.call(&self.exchange_class)?;
+        visit.call(&self.on_done)?;
         Ok(())
     }
 
@@ -415,5 +421,6 @@ impl ProtocolCore {
         self.pending = None;
         self.task = None;
         self.exchange_class = None;
+        self.on_done = None;
     }
 }
