@@ -5,7 +5,9 @@ encoding of its response (`RequestHead.respond`).
 Each case runs a loop of N and of 2N calls under valgrind's callgrind, which counts
 only inside the measured call (--toggle-collect), and reports (I(2N) - I(N)) / N: what
 one more call costs, first-call set-up cancelled out. The Python loop around the call
-is not counted; the Python objects the call makes are.
+is not counted; the Python objects the call makes are. Beside it, the same for the
+Rust core alone (rust/examples/h1_cost.rs: Parser::feed and the head's drop, or
+HeadWriter from new to finish), without the Python objects and the conversions.
 
     python3 bench/parse_cost.py [--cases wrk,browser,respond] [--calls 2000] [--detail]
 
@@ -13,7 +15,8 @@ Cases: `wrk`, the 62-byte request wrk sends; `browser`, a browser-like request (
 fields, 593 bytes); `respond`, a 200 with one Content-Type field and a 12-byte body
 (what a hello world answers). --detail lists the functions that cost most per call,
 by their own instructions. Runs against the tremolo that `import tremolo` finds: set
-PYTHONPATH to measure a worktree's build. valgrind comes from Debian.
+PYTHONPATH to measure a worktree's build; the core alone is built and run from this
+checkout (cargo build --release --example h1_cost). valgrind comes from Debian.
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE = ROOT / "target" / "release" / "examples" / "h1_cost"
 
 WRK = b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: wrk\r\n\r\n"
 BROWSER = (
@@ -79,19 +86,33 @@ def child(case: str, calls: int) -> None:
     assert feed(request).__class__.__name__ == "RequestHead"
 
 
+def callgrind(command: list[str], out: str, stdin: bytes = b"") -> int:
+    proc = subprocess.run(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command],
+        input=stdin, env={**os.environ, "PYTHONHASHSEED": "0"}, capture_output=True,
+        timeout=600, check=False)
+    err = proc.stderr.decode(errors="replace")
+    m = re.search(r"Collected : (\d+)", err)
+    if proc.returncode != 0 or m is None:
+        sys.exit(f"callgrind failed for {command}:\n{err[-2000:]}")
+    return int(m[1])
+
+
 def collected(case: str, calls: int, out_dir: str) -> tuple[int, str]:
     out = os.path.join(out_dir, f"{case}.{calls}.out")
     kind = "respond" if case == "respond" else "parse"
     toggles = [f"--toggle-collect={t}" for t in COLLECT[kind]]
-    proc = subprocess.run(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *toggles,
-         sys.executable, __file__, "--child", case, "--calls", str(calls)],
-        env={**os.environ, "PYTHONHASHSEED": "0"}, capture_output=True, text=True,
-        timeout=600, check=False)
-    m = re.search(r"Collected : (\d+)", proc.stderr)
-    if proc.returncode != 0 or m is None:
-        sys.exit(f"callgrind failed for {case} ({calls} calls):\n{proc.stderr[-2000:]}")
-    return int(m[1]), out
+    command = [*toggles, sys.executable, __file__, "--child", case, "--calls", str(calls)]
+    return callgrind(command, out), out
+
+
+def core(case: str, calls: int, out_dir: str) -> float:
+    """Instructions per call of the core alone."""
+    kind = "respond" if case == "respond" else "parse"
+    request = REQUESTS.get(case, b"")
+    counts = [callgrind([str(CORE), kind, str(n)], os.path.join(out_dir, f"core.{n}.out"),
+                        request) for n in (calls, 2 * calls)]
+    return (counts[1] - counts[0]) / calls
 
 
 def detail(small: str, big: str, calls: int, top: int = 16) -> None:
@@ -124,14 +145,18 @@ def main() -> None:
         return child(args.child, args.calls)
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt-get install valgrind)")
+    subprocess.run(["cargo", "build", "--quiet", "--release", "--example", "h1_cost"],
+                   cwd=ROOT, check=True)
     for case in args.cases.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             small, small_out = collected(case, args.calls, tmp)
             big, big_out = collected(case, 2 * args.calls, tmp)
-            size = len(REQUESTS.get(case, WRK))
+            alone = core(case, args.calls, tmp)
             per = (big - small) / args.calls
-            extra = "" if case == "respond" else f" ({per / size:.1f} per byte of {size})"
-            print(f"{case}: {per:,.0f} instructions per call{extra}", flush=True)
+            size = len(REQUESTS[case]) if case in REQUESTS else 0
+            extra = f" ({per / size:.1f} per byte of {size})" if size else ""
+            print(f"{case}: {per:,.0f} instructions per call{extra}; the core alone "
+                  f"{alone:,.0f}", flush=True)
             if args.detail:
                 detail(small_out, big_out, args.calls)
 
