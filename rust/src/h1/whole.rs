@@ -1,0 +1,104 @@
+//! The usual head: every line whole (CRLF included) and valid, well within the
+//! limits. Such lines are read here in one pass each, which finds the line's end,
+//! checks its bytes and splits it at once, and taken one after the other without a
+//! stop between them. The first line that is not so (cut by the end of a read,
+//! malformed, at a limit) is left to [`super::line::LineCheck`], which judges it
+//! byte by byte. Only what `LineCheck` accepts is read here, and the same
+//! [`HeadBuilder`] takes the lines either way, so which of the two read a line
+//! never shows.
+
+use super::head::{HeadBuilder, Header, Span, Version};
+use super::runs::{target_end, token_end, value_end};
+use super::{Error, Limits};
+
+/// Where [`read_lines`] stopped.
+pub(super) enum Stop {
+    /// At the start of a line it leaves to the check.
+    Line(usize),
+    /// At the empty line that ends the head: the index of its CR.
+    End(usize),
+}
+
+/// Takes the lines of the head in `d` from `start`, a line's start none of whose
+/// bytes was looked at yet, into `head`, for as long as they come whole and valid
+/// within `limits`.
+pub(super) fn read_lines(
+    head: &mut HeadBuilder,
+    d: &[u8],
+    mut start: usize,
+    limits: &Limits,
+) -> Result<Stop, Error> {
+    // the limits as the check applies them: a line's LF must stand before its limit
+    let d = &d[..d.len().min(limits.max_header_size)];
+    if !head.has_request_line() {
+        // the head's spans count from its request line: it starts the input
+        if start != 0 {
+            return Ok(Stop::Line(start));
+        }
+        let line = &d[..d.len().min(limits.max_request_line)];
+        let Some((method, target, version, cr)) = request_line(line) else {
+            return Ok(Stop::Line(0));
+        };
+        head.split_request_line(d, method, target, version)?;
+        start = cr + 2;
+    }
+    loop {
+        if d.get(start..start + 2) == Some(b"\r\n") {
+            return Ok(Stop::End(start));
+        }
+        let Some((field, cr)) = field_line(d, start) else {
+            return Ok(Stop::Line(start));
+        };
+        head.room(limits)?;
+        head.split_field(d, field, 0)?;
+        start = cr + 2;
+    }
+}
+
+/// The request line at the start of `d`, if it is whole and valid: method, target,
+/// version, and the index of its CR. A version other than 1.0 and 1.1 is left to
+/// the check too.
+#[inline]
+fn request_line(d: &[u8]) -> Option<(Span, Span, Version, usize)> {
+    let m = token_end(d, 0);
+    if m == 0 || d.get(m) != Some(&b' ') {
+        return None;
+    }
+    let t = target_end(d, m + 1);
+    if t == m + 1 || d.get(t) != Some(&b' ') {
+        return None;
+    }
+    let version = match d.get(t + 1..t + 11)? {
+        b"HTTP/1.1\r\n" => Version::Http11,
+        b"HTTP/1.0\r\n" => Version::Http10,
+        _ => return None,
+    };
+    Some((Span::of(0, m), Span::of(m + 1, t), version, t + 9))
+}
+
+/// The field line at `d[start..]`, if it is whole and valid: its name and its value
+/// without surrounding whitespace, and the index of its CR.
+#[inline]
+fn field_line(d: &[u8], start: usize) -> Option<(Header, usize)> {
+    let colon = token_end(d, start);
+    if colon == start || d.get(colon) != Some(&b':') {
+        return None;
+    }
+    let mut value = colon + 1;
+    while let Some(b' ' | b'\t') = d.get(value) {
+        value += 1;
+    }
+    let cr = value_end(d, value);
+    if d.get(cr..cr + 2) != Some(b"\r\n") {
+        return None;
+    }
+    let kept = d[value..cr]
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(0, |last| last + 1);
+    let field = Header {
+        name: Span::of(start, colon),
+        value: Span::of(value, value + kept),
+    };
+    Some((field, cr))
+}
