@@ -2,6 +2,7 @@
 
 use super::chars::{is_host_byte, is_token, list_items, trim_ows};
 use super::line::LineCheck;
+use super::runs::lowercase_name;
 use super::{Error, Limits};
 use memchr::memchr;
 
@@ -267,19 +268,17 @@ impl HeadBuilder {
     /// The checks that need the whole head; `raw` is the head the lines came from.
     /// The builder is left empty for the next head.
     pub(super) fn finish(&mut self, raw: Vec<u8>, limits: &Limits) -> Result<RequestHead, Error> {
+        let head = self.build(raw, limits);
         let mut headers = std::mem::take(&mut self.headers);
-        let head = std::mem::take(self).build(raw, &headers, limits);
         headers.clear();
-        self.headers = headers;
+        *self = HeadBuilder {
+            headers,
+            ..HeadBuilder::default()
+        };
         head
     }
 
-    fn build(
-        self,
-        mut raw: Vec<u8>,
-        headers: &[Header],
-        limits: &Limits,
-    ) -> Result<RequestHead, Error> {
+    fn build(&self, mut raw: Vec<u8>, limits: &Limits) -> Result<RequestHead, Error> {
         let (method, target, version) = self.request_line.ok_or(Error::InvalidRequestLine)?;
         let http11 = version == Version::Http11;
         if http11 && self.hosts == 0 {
@@ -311,8 +310,8 @@ impl HeadBuilder {
             (true, BodyKind::Length(_)) => return Err(Error::InvalidContentLength),
             _ => {}
         }
-        for h in headers {
-            raw[h.name.start..h.name.end].make_ascii_lowercase();
+        for h in &self.headers {
+            lowercase_name(&mut raw, h.name.start, h.name.end);
         }
         let target = if connect {
             target
@@ -324,7 +323,7 @@ impl HeadBuilder {
             method,
             target,
             version,
-            headers: headers.to_vec(),
+            headers: self.headers.to_vec(),
             body,
             keep_alive: !self.close && (http11 || self.keep_alive),
             expect_continue: self.expect_continue,

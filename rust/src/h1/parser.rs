@@ -225,10 +225,9 @@ impl Parser {
     }
 
     fn read_head(&mut self, d: &[u8], sink: &mut impl Sink) -> Result<Option<usize>, Error> {
-        let limits = self.limits;
         let end = loop {
             if self.scan.next == self.scan.line {
-                match read_lines(&mut self.head, d, self.scan.line, &limits)? {
+                match read_lines(&mut self.head, d, self.scan.line, &self.limits)? {
                     Stop::End(end) => break end,
                     Stop::Line(start) => {
                         self.scan.line = start;
@@ -240,13 +239,15 @@ impl Parser {
             let in_request_line = !self.head.has_request_line();
             let (limit, too_long, first) = if in_request_line {
                 (
-                    limits.max_request_line.min(limits.max_header_size),
+                    self.limits
+                        .max_request_line
+                        .min(self.limits.max_header_size),
                     Error::RequestLineTooLong,
                     LineCheck::REQUEST_LINE,
                 )
             } else {
                 (
-                    limits.max_header_size,
+                    self.limits.max_header_size,
                     Error::HeadersTooLarge,
                     LineCheck::FIELD_LINE,
                 )
@@ -265,13 +266,14 @@ impl Parser {
                 break end;
             }
             if in_request_line {
-                self.head.request_line(line, &limits)?;
+                self.head.request_line(line, &self.limits)?;
             } else {
-                self.head.field_line(line, check.colon(), start, &limits)?;
+                self.head
+                    .field_line(line, check.colon(), start, &self.limits)?;
             }
         };
         self.scan = Scan::default();
-        let head = self.head.finish(d[..end + 2].to_vec(), &limits)?;
+        let head = self.head.finish(d[..end + 2].to_vec(), &self.limits)?;
         self.keep_alive = head.keep_alive;
         self.upgrade = head.upgrade;
         self.body_total = 0;

@@ -31,23 +31,21 @@ fn run_end(
     flags: impl Fn(u64) -> u64,
     valid: impl Fn(u8) -> bool,
 ) -> usize {
-    'words: loop {
-        let rest = d.get(i..).unwrap_or_default();
-        let mut words = rest.chunks_exact(8);
-        for w in &mut words {
-            let f = flags(<[u8; 8]>::try_from(w).map_or(0, u64::from_le_bytes));
-            if f != 0 {
-                i += (f.trailing_zeros() / 8) as usize;
-                if d.get(i).is_some_and(|&b| valid(b)) {
-                    i += 1;
-                    continue 'words;
-                }
-                return i;
-            }
+    loop {
+        let Some(w) = d.get(i..i + 8) else {
+            let tail = d.get(i..).unwrap_or_default();
+            return i + tail.iter().position(|&b| !valid(b)).unwrap_or(tail.len());
+        };
+        let f = flags(<[u8; 8]>::try_from(w).map_or(!0, u64::from_le_bytes));
+        if f == 0 {
             i += 8;
+            continue;
         }
-        let tail = words.remainder();
-        return i + tail.iter().position(|&b| !valid(b)).unwrap_or(tail.len());
+        i += (f.trailing_zeros() / 8) as usize;
+        if !d.get(i).is_some_and(|&b| valid(b)) {
+            return i;
+        }
+        i += 1;
     }
 }
 
@@ -118,6 +116,42 @@ pub(super) fn target_end(d: &[u8], i: usize) -> usize {
     run_end(d, i, target_flags, |b| is_target_byte(b) && b != b'#')
 }
 
+/// Lowercases the name `d[start..end]`, a token (ASCII), a word at a time: a name
+/// of eight bytes or more as words, the last overlapping the one before it
+/// (lowercasing twice changes nothing); a shorter one as the low bytes of a word
+/// that may reach past it, left as they were there.
+pub(super) fn lowercase_name(d: &mut [u8], start: usize, end: usize) {
+    let len = end.saturating_sub(start);
+    if len >= 8 {
+        let mut i = start;
+        while i + 8 < end {
+            lowercase_word(d, i, !0);
+            i += 8;
+        }
+        lowercase_word(d, end - 8, !0);
+    } else if d.len() >= start + 8 {
+        lowercase_word(d, start, (1 << (8 * len)) - 1);
+    } else if let Some(name) = d.get_mut(start..end) {
+        name.make_ascii_lowercase();
+    }
+}
+
+/// Lowercases the ASCII letters among the bytes of `d[i..i + 8]` that `keep`
+/// marks (all its bits of each byte).
+#[inline]
+fn lowercase_word(d: &mut [u8], i: usize, keep: u64) {
+    let Some(w) = d.get_mut(i..).and_then(<[u8]>::first_chunk_mut::<8>) else {
+        return;
+    };
+    let x = u64::from_le_bytes(*w);
+    // seven bits of each byte: no sum below carries into the next byte
+    let low = x & !HIGH;
+    let from_a = low.wrapping_add(ONES * u64::from(0x80 - b'A'));
+    let past_z = low.wrapping_add(ONES * u64::from(0x80 - b'Z' - 1));
+    let upper = from_a & !past_z & !x & HIGH & keep;
+    *w = (x | (upper >> 2)).to_le_bytes();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +201,26 @@ mod tests {
         assert_eq!(target_end(b"/abc", 4), 4);
         assert_eq!(token_end(b"Host: x", 0), 4);
         assert_eq!(token_end(b"Host", 9), 9);
+    }
+
+    #[test]
+    fn names_lowercase_in_place_and_nothing_around_them() {
+        for len in 0..24 {
+            for start in 0..len {
+                for end in start..=len {
+                    for b in 0..=255u8 {
+                        let d: Vec<u8> = (0..len as u8)
+                            .map(|i| b.wrapping_add(i.wrapping_mul(29)))
+                            .collect();
+                        let mut want = d.clone();
+                        want[start..end].make_ascii_lowercase();
+                        let mut got = d.clone();
+                        lowercase_name(&mut got, start, end);
+                        assert_eq!(got, want, "{d:?} {start}..{end}");
+                    }
+                }
+            }
+        }
     }
 
     /// Words with several bytes outside a class (a borrow from one must not hide

@@ -43,8 +43,11 @@ pub(super) fn read_lines(
         start = cr + 2;
     }
     loop {
-        if d.get(start..start + 2) == Some(b"\r\n") {
-            return Ok(Stop::End(start));
+        if d.get(start) == Some(&b'\r') {
+            return Ok(match d.get(start + 1) {
+                Some(b'\n') => Stop::End(start),
+                _ => Stop::Line(start),
+            });
         }
         let Some((field, cr)) = field_line(d, start) else {
             return Ok(Stop::Line(start));
@@ -68,11 +71,16 @@ fn request_line(d: &[u8]) -> Option<(Span, Span, Version, usize)> {
     if t == m + 1 || d.get(t) != Some(&b' ') {
         return None;
     }
-    let version = match d.get(t + 1..t + 11)? {
-        b"HTTP/1.1\r\n" => Version::Http11,
-        b"HTTP/1.0\r\n" => Version::Http10,
+    // compared as a word and the CRLF, not byte by byte
+    let (version, crlf) = d.get(t + 1..t + 11)?.split_first_chunk::<8>()?;
+    let version = match u64::from_le_bytes(*version) {
+        v if v == u64::from_le_bytes(*b"HTTP/1.1") => Version::Http11,
+        v if v == u64::from_le_bytes(*b"HTTP/1.0") => Version::Http10,
         _ => return None,
     };
+    if crlf != b"\r\n" {
+        return None;
+    }
     Some((Span::of(0, m), Span::of(m + 1, t), version, t + 9))
 }
 
@@ -84,7 +92,8 @@ fn field_line(d: &[u8], start: usize) -> Option<(Header, usize)> {
     if colon == start || d.get(colon) != Some(&b':') {
         return None;
     }
-    let mut value = colon + 1;
+    // nearly always one space
+    let mut value = colon + 1 + usize::from(d.get(colon + 1) == Some(&b' '));
     while let Some(b' ' | b'\t') = d.get(value) {
         value += 1;
     }
