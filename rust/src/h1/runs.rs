@@ -56,11 +56,18 @@ fn run_end(
 fn token_flags(x: u64) -> u64 {
     // seven bits of each byte: no sum below carries into the next byte
     let low = x & !HIGH;
-    let folded = low | (ONES * 0x20);
-    let letter =
-        folded.wrapping_add(ONES * (0x80 - 0x61)) & !folded.wrapping_add(ONES * (0x80 - 0x7b));
+    let letter = within(low | (ONES * 0x20), b'a', b'z');
     let dash = !(low ^ (ONES * u64::from(b'-'))).wrapping_add(ONES * 0x7f);
     !((letter | dash) & !x) & HIGH
+}
+
+/// The high bit of each byte of `x`, a word of seven-bit bytes, from `lo` to `hi`.
+/// Exact: no sum carries into the next byte.
+#[inline]
+fn within(x: u64, lo: u8, hi: u8) -> u64 {
+    x.wrapping_add(ONES * u64::from(0x80 - lo))
+        & !x.wrapping_add(ONES * u64::from(0x7f - hi))
+        & HIGH
 }
 
 /// Flags the bytes of `x` that are control bytes (HTAB among them, which the table
@@ -144,11 +151,7 @@ fn lowercase_word(d: &mut [u8], i: usize, keep: u64) {
         return;
     };
     let x = u64::from_le_bytes(*w);
-    // seven bits of each byte: no sum below carries into the next byte
-    let low = x & !HIGH;
-    let from_a = low.wrapping_add(ONES * u64::from(0x80 - b'A'));
-    let past_z = low.wrapping_add(ONES * u64::from(0x80 - b'Z' - 1));
-    let upper = from_a & !past_z & !x & HIGH & keep;
+    let upper = within(x & !HIGH, b'A', b'Z') & !x & keep;
     *w = (x | (upper >> 2)).to_le_bytes();
 }
 
