@@ -111,3 +111,68 @@ fn field_line(d: &[u8], start: usize) -> Option<(Header, usize)> {
     };
     Some((field, cr))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Collect, Parser};
+    use super::*;
+
+    /// What the parser makes of `input` under `limits`, fed in pieces of `step`
+    /// bytes: a head fed whole is read here, fed a byte at a time by LineCheck alone.
+    fn events(input: &[u8], limits: Limits, step: usize) -> Collect {
+        let mut parser = Parser::new(limits);
+        let mut sink = Collect::default();
+        for piece in input.chunks(step) {
+            parser.feed(piece, &mut sink);
+        }
+        sink
+    }
+
+    /// Heads with each byte replaced by each of the bytes that matter somewhere in
+    /// a head, under limits around their size: read whole or byte by byte, the
+    /// same events (the same fields, or the same error at the same point).
+    #[test]
+    fn whole_lines_read_as_the_check_reads_them() {
+        let heads: [&[u8]; 3] = [
+            b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: wrk\r\n\r\n",
+            b"POST /a?b=c HTTP/1.0\r\nX-Long-Name-Here: v \t\xff\r\nContent-Length: 2\r\n\r\nok",
+            b"\r\nOPTIONS * HTTP/1.1\r\nHost:\r\nConnection: close, upgrade\r\nUpgrade: x\r\n\r\n",
+        ];
+        let bytes = [
+            0u8, b'\t', b'\n', b'\r', b' ', b'#', b',', b':', b'A', b'/', 0x7f, 0x80,
+        ];
+        for head in heads {
+            let n = head.len();
+            // the request line's length, CRLF included (after the empty line before it)
+            let skip = if head.starts_with(b"\r\n") { 2 } else { 0 };
+            let line = head[skip..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(n, |lf| lf + 1);
+            let sizes = [n - 20, n - 3, n - 2, n - 1, n, n + 1, 8192];
+            let lines = [line - 1, line, line + 1, 8192];
+            for (size, line) in sizes.into_iter().flat_map(|s| lines.map(|l| (s, l))) {
+                let limits = Limits {
+                    max_request_line: line,
+                    max_header_size: size,
+                    max_headers: 2,
+                    ..Limits::default()
+                };
+                for at in 0..=n {
+                    for &b in &bytes {
+                        let mut input = head.to_vec();
+                        match input.get_mut(at) {
+                            Some(byte) => *byte = b,
+                            None => input.push(b),
+                        }
+                        assert_eq!(
+                            events(&input, limits, input.len()).0,
+                            events(&input, limits, 1).0,
+                            "{input:?} under {limits:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
