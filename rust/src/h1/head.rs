@@ -215,7 +215,10 @@ impl HeadBuilder {
     /// [`may_matter`]).
     #[inline(never)]
     fn field(&mut self, name: &[u8], value: &[u8]) -> Result<(), Error> {
-        let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+        // a tchar ORed with 0x20 is a given lowercase letter only if it is that
+        // letter in either case, and `-` only if it is `-`: exact for names
+        let is =
+            |n: &[u8]| name.len() == n.len() && name.iter().zip(n).all(|(a, b)| a | 0x20 == *b);
         if is(b"content-length") {
             for item in value.split(|&b| b == b',').map(trim_ows) {
                 let n = parse_decimal(item).ok_or(Error::InvalidContentLength)?;
