@@ -1,16 +1,6 @@
 //! Byte classes from RFC 9110 §5.6 and RFC 9112, as lookup tables.
 
-macro_rules! table {
-    ($f:ident) => {{
-        let mut t = [false; 256];
-        let mut i = 0;
-        while i < 256 {
-            t[i] = $f(i as u8);
-            i += 1;
-        }
-        t
-    }};
-}
+use super::runs::{all_tchars, all_value_bytes};
 
 const fn is_tchar_fn(b: u8) -> bool {
     matches!(b,
@@ -29,34 +19,79 @@ const fn is_target_fn(b: u8) -> bool {
     b > 0x20 && b < 0x7f
 }
 
-static TCHAR: [bool; 256] = table!(is_tchar_fn);
-static VALUE: [bool; 256] = table!(is_value_fn);
-static TARGET: [bool; 256] = table!(is_target_fn);
+/// reg-name and IPv4address bytes of a uri-host (RFC 3986 §3.2.2): unreserved,
+/// sub-delims and `%` of a pct-encoded byte.
+const fn is_host_fn(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'%'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+        )
+}
+
+const TCHAR: u8 = 1;
+const VALUE: u8 = 2;
+const TARGET: u8 = 4;
+const HOST: u8 = 8;
+
+/// Every class of every byte in one table: one load answers any of them.
+static CLASS: [u8; 256] = {
+    let mut t = [0; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = if is_tchar_fn(b) { TCHAR } else { 0 }
+            | if is_value_fn(b) { VALUE } else { 0 }
+            | if is_target_fn(b) { TARGET } else { 0 }
+            | if is_host_fn(b) { HOST } else { 0 };
+        i += 1;
+    }
+    t
+};
 
 #[inline]
 pub fn is_tchar(b: u8) -> bool {
-    TCHAR[b as usize]
+    CLASS[b as usize] & TCHAR != 0
 }
 
 #[inline]
 pub fn is_value_byte(b: u8) -> bool {
-    VALUE[b as usize]
+    CLASS[b as usize] & VALUE != 0
 }
 
 #[inline]
 pub fn is_target_byte(b: u8) -> bool {
-    TARGET[b as usize]
+    CLASS[b as usize] & TARGET != 0
+}
+
+#[inline]
+pub(super) fn is_host_byte(b: u8) -> bool {
+    CLASS[b as usize] & HOST != 0
 }
 
 /// A non-empty token (RFC 9110 §5.6.2).
 pub fn is_token(s: &[u8]) -> bool {
-    !s.is_empty() && s.iter().all(|&b| is_tchar(b))
+    !s.is_empty() && all_tchars(s)
 }
 
 /// A field value as an application may send it: no CR, LF, NUL or other control
 /// byte except HTAB, and no leading or trailing whitespace to be trimmed away.
 pub fn is_field_value(s: &[u8]) -> bool {
-    s.iter().all(|&b| is_value_byte(b))
+    all_value_bytes(s)
 }
 
 /// Trims optional whitespace (SP / HTAB) on both sides.

@@ -1,7 +1,8 @@
 //! A complete request head: parsed once, validated strictly, read lazily.
 
-use super::chars::{is_token, list_items, trim_ows};
+use super::chars::{is_host_byte, is_token, list_items, trim_ows};
 use super::line::LineCheck;
+use super::runs::lowercase_name;
 use super::{Error, Limits};
 use memchr::memchr;
 
@@ -13,8 +14,12 @@ pub struct Span {
 }
 
 impl Span {
-    fn of(start: usize, end: usize) -> Span {
+    pub(super) fn of(start: usize, end: usize) -> Span {
         Span { start, end }
+    }
+
+    fn shifted(self, by: usize) -> Span {
+        Span::of(self.start + by, self.end + by)
     }
 }
 
@@ -118,6 +123,7 @@ impl RequestHead {
 pub(super) struct HeadBuilder {
     /// Spans of the request line; None until it was read.
     request_line: Option<(Span, Span, Version)>,
+    /// The fields so far; its capacity is kept from one head to the next.
     headers: Vec<Header>,
     content_length: Option<u64>,
     te_seen: bool,
@@ -140,8 +146,23 @@ impl HeadBuilder {
     /// [`LineCheck::REQUEST_LINE`].
     pub(super) fn request_line(&mut self, line: &[u8], limits: &Limits) -> Result<(), Error> {
         let (m, t, v) = parse_request_line(line, limits)?;
-        check_target_form(&line[m.start..m.end], &line[t.start..t.end])?;
-        self.request_line = Some((m, t, v));
+        self.split_request_line(line, m, t, v)
+    }
+
+    /// Takes the request line at the start of `line`, split already (by
+    /// [`HeadBuilder::request_line`] or by whole.rs).
+    pub(super) fn split_request_line(
+        &mut self,
+        line: &[u8],
+        method: Span,
+        target: Span,
+        version: Version,
+    ) -> Result<(), Error> {
+        check_target_form(
+            &line[method.start..method.end],
+            &line[target.start..target.end],
+        )?;
+        self.request_line = Some((method, target, version));
         Ok(())
     }
 
@@ -155,23 +176,49 @@ impl HeadBuilder {
         offset: usize,
         limits: &Limits,
     ) -> Result<(), Error> {
-        let http11 = matches!(self.request_line, Some((_, _, Version::Http11)));
+        self.room(limits)?;
+        let h = split_field_line(line, colon)?;
+        self.split_field(line, h, offset)
+    }
+
+    /// A field line is refused past the most fields a head may have (before
+    /// anything else is said of it).
+    #[inline]
+    pub(super) fn room(&self, limits: &Limits) -> Result<(), Error> {
         if self.headers.len() == limits.max_headers {
             return Err(Error::TooManyHeaders);
         }
-        let h = split_field_line(line, colon)?;
+        Ok(())
+    }
+
+    /// Takes a field line split already (by [`split_field_line`] or by whole.rs):
+    /// `h` spans `line`, which starts `offset` bytes into the head.
+    #[inline(always)]
+    pub(super) fn split_field(
+        &mut self,
+        line: &[u8],
+        h: Header,
+        offset: usize,
+    ) -> Result<(), Error> {
         let name = &line[h.name.start..h.name.end];
-        let value = &line[h.value.start..h.value.end];
-        self.field(name, value, http11)?;
+        if may_matter(name) {
+            self.field(name, &line[h.value.start..h.value.end])?;
+        }
         self.headers.push(Header {
-            name: Span::of(offset + h.name.start, offset + h.name.end),
-            value: Span::of(offset + h.value.start, offset + h.value.end),
+            name: h.name.shifted(offset),
+            value: h.value.shifted(offset),
         });
         Ok(())
     }
 
-    fn field(&mut self, name: &[u8], value: &[u8], http11: bool) -> Result<(), Error> {
-        let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+    /// What a field means for the head as a whole (any field that
+    /// [`may_matter`]).
+    #[inline(never)]
+    fn field(&mut self, name: &[u8], value: &[u8]) -> Result<(), Error> {
+        // a tchar ORed with 0x20 is a given lowercase letter only if it is that
+        // letter in either case, and `-` only if it is `-`: exact for names
+        let is =
+            |n: &[u8]| name.len() == n.len() && name.iter().zip(n).all(|(a, b)| a | 0x20 == *b);
         if is(b"content-length") {
             for item in value.split(|&b| b == b',').map(trim_ows) {
                 let n = parse_decimal(item).ok_or(Error::InvalidContentLength)?;
@@ -206,7 +253,7 @@ impl HeadBuilder {
                 self.keep_alive |= item.eq_ignore_ascii_case(b"keep-alive");
                 self.upgrade_token |= item.eq_ignore_ascii_case(b"upgrade");
             }
-        } else if is(b"expect") && http11 {
+        } else if is(b"expect") && matches!(self.request_line, Some((_, _, Version::Http11))) {
             // RFC 9110 §10.1.1: an HTTP/1.0 expectation is ignored
             if !value.eq_ignore_ascii_case(b"100-continue") {
                 return Err(Error::UnsupportedExpectation);
@@ -222,7 +269,19 @@ impl HeadBuilder {
     }
 
     /// The checks that need the whole head; `raw` is the head the lines came from.
-    pub(super) fn finish(self, mut raw: Vec<u8>, limits: &Limits) -> Result<RequestHead, Error> {
+    /// The builder is left empty for the next head.
+    pub(super) fn finish(&mut self, raw: Vec<u8>, limits: &Limits) -> Result<RequestHead, Error> {
+        let head = self.build(raw, limits);
+        let mut headers = std::mem::take(&mut self.headers);
+        headers.clear();
+        *self = HeadBuilder {
+            headers,
+            ..HeadBuilder::default()
+        };
+        head
+    }
+
+    fn build(&self, mut raw: Vec<u8>, limits: &Limits) -> Result<RequestHead, Error> {
         let (method, target, version) = self.request_line.ok_or(Error::InvalidRequestLine)?;
         let http11 = version == Version::Http11;
         if http11 && self.hosts == 0 {
@@ -255,7 +314,7 @@ impl HeadBuilder {
             _ => {}
         }
         for h in &self.headers {
-            raw[h.name.start..h.name.end].make_ascii_lowercase();
+            lowercase_name(&mut raw, h.name.start, h.name.end);
         }
         let target = if connect {
             target
@@ -267,7 +326,7 @@ impl HeadBuilder {
             method,
             target,
             version,
-            headers: self.headers,
+            headers: self.headers.to_vec(),
             body,
             keep_alive: !self.close && (http11 || self.keep_alive),
             expect_continue: self.expect_continue,
@@ -282,12 +341,12 @@ impl HeadBuilder {
 /// (RFC 9112 §3.2.2 asks it to send one that agrees).
 fn origin_form(raw: &mut Vec<u8>, target: Span) -> Span {
     let t = &raw[target.start..target.end];
-    let Some(after) = memchr::memmem::find(t, b"://").map(|i| i + 3) else {
-        return target;
-    };
     if t.first() == Some(&b'/') {
         return target;
     }
+    let Some(after) = memchr::memmem::find(t, b"://").map(|i| i + 3) else {
+        return target;
+    };
     let rest = t[after..]
         .iter()
         .position(|&b| b == b'/' || b == b'?')
@@ -414,32 +473,37 @@ fn is_host(h: &[u8]) -> bool {
                 .iter()
                 .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
     }
-    !h.is_empty()
-        && h.iter().all(|&b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'-' | b'.'
-                        | b'_'
-                        | b'~'
-                        | b'%'
-                        | b'!'
-                        | b'$'
-                        | b'&'
-                        | b'\''
-                        | b'('
-                        | b')'
-                        | b'*'
-                        | b'+'
-                        | b','
-                        | b';'
-                        | b'='
-                )
-        })
+    !h.is_empty() && h.iter().all(|&b| is_host_byte(b))
 }
 
-/// Host field value: uri-host [ ":" port ].
+/// Whether a field may be one that [`HeadBuilder::field`] reads, by its length and
+/// first letter: most fields are none of them, and are told so at once.
+#[inline]
+fn may_matter(name: &[u8]) -> bool {
+    let first = name.first().map_or(0, |&b| b | 0x20);
+    matches!(
+        (name.len(), first),
+        (4, b'h') | (6, b'e') | (7, b'u') | (10, b'c') | (14, b'c') | (17, b't')
+    )
+}
+
+/// Host field value: uri-host [ ":" port ]. A reg-name or IPv4 address (nearly
+/// every Host) is read in one pass; an IP-literal by [`bracketed_host_port`].
 fn is_host_port(v: &[u8]) -> bool {
+    if v.first() == Some(&b'[') {
+        return bracketed_host_port(v);
+    }
+    let end = v.iter().position(|&b| !is_host_byte(b)).unwrap_or(v.len());
+    end > 0
+        && match v.get(end..) {
+            Some([b':', port @ ..]) => port.iter().all(u8::is_ascii_digit),
+            Some(rest) => rest.is_empty(),
+            None => false,
+        }
+}
+
+/// [`is_host_port`] for a value that starts with `[`.
+fn bracketed_host_port(v: &[u8]) -> bool {
     let host_end = match v.iter().rposition(|&b| b == b':') {
         // a colon inside brackets belongs to an IPv6 literal
         Some(c) if !v[c..].contains(&b']') => {
@@ -469,6 +533,28 @@ fn is_absolute_uri(t: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_values_read_in_one_pass_as_by_the_general_rule() {
+        // every string of up to 4 bytes from an alphabet of each kind of byte
+        let alphabet = b"a9.-_%:[]@/ \x80";
+        for len in 0..=4u32 {
+            for n in 0..alphabet.len().pow(len) {
+                let value: Vec<u8> = (0..len)
+                    .map(|d| alphabet[n / alphabet.len().pow(d) % alphabet.len()])
+                    .collect();
+                assert_eq!(
+                    is_host_port(&value),
+                    bracketed_host_port(&value),
+                    "{value:?}"
+                );
+            }
+        }
+        assert!(is_host_port(b"127.0.0.1:8000"));
+        assert!(is_host_port(b"example.com:"));
+        assert!(!is_host_port(b":80"));
+        assert!(!is_host_port(b"a:8b"));
+    }
 
     #[test]
     fn parse_checks_every_line_as_the_parser_does() {

@@ -1,8 +1,9 @@
 //! Checks the bytes of a head line as they arrive, so that a line is refused at its
 //! first byte that cannot stand where it is, not when its CRLF or the size limit comes.
 //! The same pass finds the line's end and its colon: the line is read once.
+//! (Lines that came whole and valid are read faster by whole.rs.)
 
-use super::chars::{is_target_byte, is_tchar, is_value_byte};
+use super::runs::{target_end, token_end, value_end};
 use super::Error;
 
 /// Which part of a line the next byte belongs to.
@@ -55,21 +56,23 @@ impl LineCheck {
     pub(super) fn check(&mut self, line: &[u8], from: usize) -> Result<Option<usize>, Error> {
         let mut i = from;
         loop {
-            let rest = line.get(i..).unwrap_or_default();
-            let run = match self.part {
-                Part::Method | Part::Name => rest.iter().position(|&b| !is_tchar(b)),
-                Part::Target => rest.iter().position(|&b| !is_target_byte(b) || b == b'#'),
+            i = match self.part {
+                Part::Method | Part::Name => token_end(line, i),
+                Part::Target => target_end(line, i),
                 Part::Version => {
                     let at = i.saturating_sub(self.mark);
-                    rest.iter()
+                    let rest = line.get(i..).unwrap_or_default();
+                    let n = rest
+                        .iter()
                         .enumerate()
-                        .position(|(j, &b)| !is_version_byte(at + j, b))
+                        .position(|(j, &b)| !is_version_byte(at + j, b));
+                    i + n.unwrap_or(rest.len())
                 }
-                Part::Value => rest.iter().position(|&b| !is_value_byte(b)),
+                Part::Value => value_end(line, i),
             };
-            let Some(n) = run else { return Ok(None) };
-            let b = rest[n];
-            i += n;
+            let Some(&b) = line.get(i) else {
+                return Ok(None);
+            };
             if b == b'\r' || b == b'\n' {
                 return Ok(Some(i));
             }

@@ -13,8 +13,10 @@ mod limits;
 mod line;
 mod parser;
 pub mod response;
+mod runs;
 pub mod status;
 pub mod target;
+mod whole;
 
 pub use error::Error;
 pub use head::{BodyKind, Header, RequestHead, Span, Version};

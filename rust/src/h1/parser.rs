@@ -3,6 +3,7 @@
 use super::body::{chunk_size_fault, parse_chunk_line, Body, NO_CHUNK_SIZE_WINDOW};
 use super::head::{split_field_line, HeadBuilder};
 use super::line::LineCheck;
+use super::whole::{read_lines, Stop};
 use super::{BodyKind, Error, Limits, RequestHead};
 use memchr::memchr2;
 
@@ -202,6 +203,10 @@ impl Parser {
         let mut pos = 0;
         loop {
             let rest = &data[pos..];
+            if rest.is_empty() {
+                // no state makes an event of nothing
+                return pos;
+            }
             let step = match self.state {
                 State::Head => self.read_head(rest, sink),
                 State::Body(body) => self.read_body(body, rest, sink),
@@ -220,18 +225,29 @@ impl Parser {
     }
 
     fn read_head(&mut self, d: &[u8], sink: &mut impl Sink) -> Result<Option<usize>, Error> {
-        let limits = self.limits;
-        loop {
+        let end = loop {
+            if self.scan.next == self.scan.line {
+                match read_lines(&mut self.head, d, self.scan.line, &self.limits)? {
+                    Stop::End(end) => break end,
+                    Stop::Line(start) => {
+                        self.scan.line = start;
+                        self.scan.next = start;
+                    }
+                }
+            }
+            // a line that did not come whole and valid: checked as its bytes come
             let in_request_line = !self.head.has_request_line();
             let (limit, too_long, first) = if in_request_line {
                 (
-                    limits.max_request_line.min(limits.max_header_size),
+                    self.limits
+                        .max_request_line
+                        .min(self.limits.max_header_size),
                     Error::RequestLineTooLong,
                     LineCheck::REQUEST_LINE,
                 )
             } else {
                 (
-                    limits.max_header_size,
+                    self.limits.max_header_size,
                     Error::HeadersTooLarge,
                     LineCheck::FIELD_LINE,
                 )
@@ -241,32 +257,34 @@ impl Parser {
                 return Ok(None);
             };
             let line = &d[start..end];
-            if start < end {
+            if start == end {
                 if in_request_line {
-                    self.head.request_line(line, &limits)?;
-                } else {
-                    self.head.field_line(line, check.colon(), start, &limits)?;
+                    // RFC 9112 §2.2: an empty line before the request line is ignored.
+                    self.scan = Scan::default();
+                    return Ok(Some(end + 2));
                 }
-                continue;
+                break end;
             }
-            self.scan = Scan::default();
             if in_request_line {
-                // RFC 9112 §2.2: an empty line before the request line is ignored.
-                return Ok(Some(end + 2));
+                self.head.request_line(line, &self.limits)?;
+            } else {
+                self.head
+                    .field_line(line, check.colon(), start, &self.limits)?;
             }
-            let head = std::mem::take(&mut self.head).finish(d[..end + 2].to_vec(), &limits)?;
-            self.keep_alive = head.keep_alive;
-            self.upgrade = head.upgrade;
-            self.body_total = 0;
-            let body = head.body;
-            sink.head(head);
-            match body {
-                BodyKind::Empty => self.finish_message(Vec::new(), sink),
-                BodyKind::Length(n) => self.state = State::Body(Body::Length(n)),
-                BodyKind::Chunked => self.state = State::Body(Body::ChunkSize),
-            }
-            return Ok(Some(end + 2));
+        };
+        self.scan = Scan::default();
+        let head = self.head.finish(d[..end + 2].to_vec(), &self.limits)?;
+        self.keep_alive = head.keep_alive;
+        self.upgrade = head.upgrade;
+        self.body_total = 0;
+        let body = head.body;
+        sink.head(head);
+        match body {
+            BodyKind::Empty => self.finish_message(Vec::new(), sink),
+            BodyKind::Length(n) => self.state = State::Body(Body::Length(n)),
+            BodyKind::Chunked => self.state = State::Body(Body::ChunkSize),
         }
+        Ok(Some(end + 2))
     }
 
     /// [`Parser::next_line`] for a head or trailer line, whose bytes are checked as

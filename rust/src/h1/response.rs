@@ -6,7 +6,7 @@
 //! no application can make a response ambiguous.
 
 use super::chars::{is_field_value, is_token, list_items, trim_ows};
-use super::status::reason;
+use super::status::{reason, status_line};
 use std::fmt;
 use std::io::Write;
 
@@ -114,6 +114,10 @@ pub fn parse_content_length(value: &[u8]) -> Option<u64> {
     })
 }
 
+/// The least room a head starts with: a hello world's is about 140 bytes, and a
+/// head that outgrows its buffer is copied.
+const HEAD_ROOM: usize = 256;
+
 /// Writes a response head field by field.
 #[derive(Debug)]
 pub struct HeadWriter {
@@ -136,16 +140,22 @@ impl HeadWriter {
         if !(100..=999).contains(&status) {
             return Err(EncodeError::InvalidStatus);
         }
-        let phrase = reason_phrase.unwrap_or(reason(status).as_bytes());
-        if !is_field_value(phrase) {
-            return Err(EncodeError::InvalidReason);
+        let mut out;
+        if let (None, Some(line)) = (reason_phrase, status_line(status)) {
+            out = Vec::with_capacity(capacity.max(HEAD_ROOM));
+            out.extend_from_slice(line);
+        } else {
+            let phrase = reason_phrase.unwrap_or(reason(status).as_bytes());
+            if !is_field_value(phrase) {
+                return Err(EncodeError::InvalidReason);
+            }
+            out = Vec::with_capacity(capacity.max(HEAD_ROOM + phrase.len()));
+            out.extend_from_slice(b"HTTP/1.1 ");
+            push_u64(&mut out, u64::from(status));
+            out.push(b' ');
+            out.extend_from_slice(phrase);
+            out.extend_from_slice(b"\r\n");
         }
-        let mut out = Vec::with_capacity(capacity.max(64 + phrase.len()));
-        out.extend_from_slice(b"HTTP/1.1 ");
-        push_u64(&mut out, u64::from(status));
-        out.push(b' ');
-        out.extend_from_slice(phrase);
-        out.extend_from_slice(b"\r\n");
         Ok(HeadWriter {
             out,
             status,
@@ -222,10 +232,10 @@ impl HeadWriter {
         server: &[u8],
     ) -> Result<Vec<u8>, EncodeError> {
         if !self.app_date {
-            self.header(b"Date", date)?;
+            push_server_field(&mut self.out, b"Date: ", date)?;
         }
         if !server.is_empty() && !self.app_server {
-            self.header(b"Server", server)?;
+            push_server_field(&mut self.out, b"Server: ", server)?;
         }
         if !forbids_framing(self.status) {
             match framing {
@@ -292,6 +302,22 @@ fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) -> Result<(), Encode
     out.reserve(name.len() + value.len() + 4);
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+    Ok(())
+}
+
+/// Appends a field of the server's own, whose name and colon are `prefix`: only
+/// the value is checked.
+fn push_server_field(
+    out: &mut Vec<u8>,
+    prefix: &'static [u8],
+    value: &[u8],
+) -> Result<(), EncodeError> {
+    if !is_field_value(value) {
+        return Err(EncodeError::InvalidHeaderValue);
+    }
+    out.extend_from_slice(prefix);
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
     Ok(())
