@@ -9,26 +9,79 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 /// Builds the Python event list while the core parser runs. The core cannot fail
-/// mid-feed, so a Python error (out of memory) is kept and raised afterwards.
+/// mid-feed, so a Python error (out of memory) is kept and raised afterwards. The
+/// usual read, one whole request without a body, is held as its head alone until
+/// something else comes: no list is made for it (see `feed_request`).
 struct ListSink<'py> {
     py: Python<'py>,
-    events: Bound<'py, PyList>,
+    events: Option<Bound<'py, PyList>>,
+    /// the read's first event, a head, kept out of the list so far
+    first: Option<h1::RequestHead>,
+    /// the request of `first` ended (without trailers) right after it
+    first_ended: bool,
     failed: Option<PyErr>,
 }
 
-impl ListSink<'_> {
+impl<'py> ListSink<'py> {
+    fn new(py: Python<'py>) -> Self {
+        ListSink {
+            py,
+            events: None,
+            first: None,
+            first_ended: false,
+            failed: None,
+        }
+    }
+
+    /// The list, with the held head (and its end) first.
+    fn list(&mut self) -> PyResult<Bound<'py, PyList>> {
+        if let Some(list) = &self.events {
+            return Ok(list.clone());
+        }
+        let list = PyList::empty(self.py);
+        if let Some(head) = self.first.take() {
+            list.append(Bound::new(self.py, RequestHead { inner: head })?)?;
+            if self.first_ended {
+                list.append(self.py.None())?;
+            }
+        }
+        self.events = Some(list.clone());
+        Ok(list)
+    }
+
     fn push(&mut self, item: PyResult<Bound<'_, PyAny>>) {
         if self.failed.is_some() {
             return;
         }
-        if let Err(e) = item.and_then(|i| self.events.append(i)) {
+        if let Err(e) = item.and_then(|i| self.list()?.append(i)) {
             self.failed = Some(e);
         }
+    }
+
+    /// What was read: the head alone for one whole request without a body or an
+    /// upgrade (`alone`), else the event list.
+    fn finish(mut self, alone: bool) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        if alone && self.events.is_none() && self.first_ended {
+            if let Some(head) = self.first.take() {
+                if !head.upgrade {
+                    return Ok(Bound::new(self.py, RequestHead { inner: head })?.into_any());
+                }
+                self.first = Some(head);
+            }
+        }
+        Ok(self.list()?.into_any())
     }
 }
 
 impl Sink for ListSink<'_> {
     fn head(&mut self, head: h1::RequestHead) {
+        if self.events.is_none() && self.first.is_none() {
+            self.first = Some(head);
+            return;
+        }
         let obj = Bound::new(self.py, RequestHead { inner: head }).map(Bound::into_any);
         self.push(obj);
     }
@@ -37,6 +90,11 @@ impl Sink for ListSink<'_> {
         self.push(Ok(obj));
     }
     fn end(&mut self, trailers: Vec<(Vec<u8>, Vec<u8>)>) {
+        if self.events.is_none() && self.first.is_some() && !self.first_ended && trailers.is_empty()
+        {
+            self.first_ended = true;
+            return;
+        }
         let obj = if trailers.is_empty() {
             Ok(self.py.None().into_bound(self.py))
         } else {
@@ -101,16 +159,9 @@ impl RequestParser {
     }
 
     fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
-        let mut sink = ListSink {
-            py,
-            events: PyList::empty(py),
-            failed: None,
-        };
+        let mut sink = ListSink::new(py);
         self.parser.feed(data, &mut sink);
-        match sink.failed {
-            Some(e) => Err(e),
-            None => Ok(sink.events),
-        }
+        Ok(sink.finish(false)?.cast_into::<PyList>()?)
     }
 
     /// As `feed()`, but a read that was exactly one whole request without a body
@@ -121,16 +172,9 @@ impl RequestParser {
         py: Python<'py>,
         data: &[u8],
     ) -> PyResult<Bound<'py, PyAny>> {
-        let events = self.feed(py, data)?;
-        if events.len() == 2 && events.get_item(1)?.is_none() {
-            let first = events.get_item(0)?;
-            if let Ok(head) = first.cast::<RequestHead>() {
-                if !head.get().inner.upgrade {
-                    return Ok(first);
-                }
-            }
-        }
-        Ok(events.into_any())
+        let mut sink = ListSink::new(py);
+        self.parser.feed(data, &mut sink);
+        sink.finish(true)
     }
 
     /// The largest body accepted from the next request head or chunk on.
@@ -167,16 +211,9 @@ impl RequestParser {
 
     /// The upgrade was declined: parses the held bytes as HTTP again.
     fn resume<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let mut sink = ListSink {
-            py,
-            events: PyList::empty(py),
-            failed: None,
-        };
+        let mut sink = ListSink::new(py);
         self.parser.resume(&mut sink);
-        match sink.failed {
-            Some(e) => Err(e),
-            None => Ok(sink.events),
-        }
+        Ok(sink.finish(false)?.cast_into::<PyList>()?)
     }
 
     /// The upgrade was accepted: returns the held bytes; the parser is closed.
