@@ -18,7 +18,9 @@ ORIGINAL = "tremolo==0.5.3"
 
 def ensure(target: Path) -> Path:
     python = target / "bin" / "python"
-    probe = [str(python), "-c", "import tremolo, sys; sys.exit(tremolo.__version__ != '0.5.3')"]
+    # (-I: a PYTHONPATH pointing at our tremolo must not make it look missing)
+    probe = [str(python), "-I", "-c",
+             "import tremolo, sys; sys.exit(tremolo.__version__ != '0.5.3')"]
     if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
         return python
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(target)], check=True)

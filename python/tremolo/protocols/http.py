@@ -322,6 +322,9 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
         if phase is CLOSED:
             return  # told twice when a TLS handshake fails
         self.phase = CLOSED
+        # (the bound handler_done refers to this protocol: let go of it, so the
+        # protocol goes when its last reference does, not at a collection)
+        self.on_done = None
         self.flow.lost()
         self.state.connections.discard(self)
         if phase is REFUSED:
@@ -718,6 +721,7 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
                                "the connection over")
         assert self.transport is not None and self.info is not None
         self.phase = TAKEN
+        self.on_done = None  # (see connection_lost)
         ex.phase = DONE
         if ex.timer is not None:
             ex.timer.cancel()  # app_handler_timeout is for HTTP answers
