@@ -7,6 +7,7 @@ from typing_extensions import disjoint_base
 
 __all__ = [
     "RUNNING",
+    "CycleCore",
     "ExchangeCore",
     "FlowCore",
     "Frame",
@@ -286,6 +287,7 @@ class FlowCore:
     read_paused: bool
     write_paused: bool
     counters: Any
+    buffer_size: int
 
 @disjoint_base
 class ProtocolCore:
@@ -311,3 +313,20 @@ class ProtocolCore:
     on_done: Any
     def data_received(self, data: bytes) -> None: ...
     def exchange_finished(self, ex: ExchangeCore) -> None: ...
+
+@disjoint_base
+class CycleCore:
+    """An ASGI http cycle's send() for a one-message response: see
+    rust/src/py/cycle.rs."""
+
+    def __new__(cls, ex: ExchangeCore, done: Any, *args: Any, **kwargs: Any) -> Self: ...
+    @property
+    def ex(self) -> Any: ...
+    @property
+    def done(self) -> Any: ...
+    head: Any
+    started: bool
+    complete: bool
+    finished: Any
+    input_error: Any
+    def send(self, message: Any) -> Any: ...

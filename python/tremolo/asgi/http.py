@@ -13,7 +13,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import _core
 from ..exceptions import HTTPException
@@ -33,36 +33,31 @@ ALREADY_STARTED = "already started or accepted"
 NOT_STARTED = "has not been started or accepted"
 
 
-class Cycle:
+class Cycle(_core.CycleCore):
     """One request-response cycle: what receive() and send() know.
 
     A response sent as one start and one body message (most are) is encoded and
     written when the body is sent, in one call into the core, and send() returns an
-    awaitable that is already done. Everything else goes through `_send`."""
+    awaitable that is already done: that send() is CycleCore's (rust/src/py/
+    cycle.rs), with the fields it reads (`ex`, `done`, `head`, `started`,
+    `complete`, `finished`, `input_error`). Every other message goes to
+    `_send_other`."""
 
     # what a cycle starts with; a one-message response changes only some of them
-    head: Message | None = None  # the http.response.start message
     length: int | None = None  # the application's Content-Length
     sent = 0
-    started = False
-    complete = False
     trailers: list[tuple[bytes, bytes]] | None = None
-    finished: asyncio.Future[None] | None = None
     body_done = False
-    #: why reading the request body failed, if it did
-    input_error: HTTPException | None = None
     #: the last misuse send() refused (answered even if the application caught it)
     app_error: AppError | None = None
-
-    def __init__(self, ex: Exchange, done: asyncio.Future[None]) -> None:
-        self.ex = ex
-        self.done = done
-        # what every cycle reads, set here (CPython 3.11 reads a class attribute
-        # through an instance by its slow path)
-        self.input_error = None
-        self.head = None
-        self.started = False
-        self.finished = None
+    if TYPE_CHECKING:
+        ex: Exchange
+        done: asyncio.Future[None]
+        #: the http.response.start message
+        head: Message | None
+        finished: asyncio.Future[None] | None
+        #: why reading the request body failed, if it did
+        input_error: HTTPException | None
 
     # -- receive -------------------------------------------------------------
 
@@ -91,7 +86,8 @@ class Cycle:
 
     # -- send ----------------------------------------------------------------
 
-    def send(self, message: Message) -> Awaitable[None]:
+    def _send_other(self, message: Message) -> Awaitable[None]:
+        """send() for what CycleCore.send does not take by itself."""
         if self.input_error is not None and not self.started:
             raise ClientDisconnected("the request body failed: the server answers it")
         kind = message["type"]

@@ -97,6 +97,9 @@ pub struct FlowCore {
     /// the worker's metrics counters (bytes out), when they are on
     #[pyo3(get, set)]
     pub counters: Option<Py<PyAny>>,
+    /// the buffer_size option: what a write may hold at once
+    #[pyo3(get, set)]
+    pub buffer_size: usize,
 }
 
 impl FlowCore {
@@ -128,6 +131,7 @@ impl FlowCore {
             read_paused: false,
             write_paused: false,
             counters: None,
+            buffer_size: 0,
         }
     }
 

@@ -8,7 +8,7 @@
 //! finishes in one call. The rest of the exchange (the body, streamed responses,
 //! the speed limit) is the Python subclass's.
 
-use super::connection::ProtocolCore;
+use super::connection::{FlowCore, ProtocolCore};
 use super::parser::RequestHead;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::gc::PyVisit;
@@ -78,6 +78,19 @@ fn cleared() -> PyErr {
 }
 
 impl ExchangeCore {
+    /// The connection's Flow.
+    pub fn flow_ref<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        self.flow.as_ref().map(|f| f.bind(py).clone())
+    }
+
+    /// The connection's buffer_size (0 when the exchange was cleared).
+    pub fn buffer_size(&self, py: Python<'_>) -> PyResult<usize> {
+        match &self.flow {
+            Some(f) => Ok(f.bind(py).cast::<FlowCore>()?.borrow().buffer_size),
+            None => Ok(0),
+        }
+    }
+
     fn fail_started() -> PyErr {
         PyRuntimeError::new_err("response already started")
     }
@@ -124,7 +137,7 @@ impl ExchangeCore {
 
     /// Sends a whole response with Content-Length and finishes the exchange.
     #[pyo3(signature = (status, headers, body, reason=None))]
-    fn respond(
+    pub fn respond(
         slf: &Bound<'_, Self>,
         status: u16,
         headers: &Bound<'_, PyAny>,

@@ -3,6 +3,7 @@
 //! Conversions happen here and nowhere else; the core types know nothing of Python.
 
 mod connection;
+mod cycle;
 mod encode;
 mod errors;
 mod exchange;
@@ -32,6 +33,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<connection::StateCore>()?;
     m.add_class::<connection::FlowCore>()?;
     m.add_class::<connection::ProtocolCore>()?;
+    m.add_class::<cycle::CycleCore>()?;
     m.add("RUNNING", task::running(py)?)?;
     m.add("WebSocketError", py.get_type::<errors::WebSocketError>())?;
     m.add_class::<ws::WebSocketCodec>()?;
