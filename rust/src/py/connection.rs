@@ -15,6 +15,7 @@ use super::task::{self, RequestTask};
 use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyTuple};
 use pyo3::PyTraverseError;
 
@@ -103,18 +104,31 @@ pub struct FlowCore {
 }
 
 impl FlowCore {
-    /// Writes `data` unless the connection is closed (and counts it).
-    pub fn write(&self, py: Python<'_>, data: &Bound<'_, PyBytes>) -> PyResult<()> {
-        if self.closed {
-            return Ok(());
-        }
-        if let Some(t) = &self.transport {
-            t.bind(py).call_method1(intern!(py, "write"), (data,))?;
-            if let Some(c) = &self.counters {
-                let c = c.bind(py);
-                let sent = c.getattr(intern!(py, "bytes_out"))?;
-                c.setattr(intern!(py, "bytes_out"), sent.add(data.as_bytes().len())?)?;
+    /// Writes `data` unless the connection is closed, and counts it. No borrow is
+    /// held across the write: the transport may call back into the flow
+    /// (pause_writing).
+    pub fn write(flow: &Bound<'_, Self>, data: &Bound<'_, PyBytes>) -> PyResult<()> {
+        let py = flow.py();
+        let (transport, counters) = {
+            let f = flow.borrow();
+            if f.closed {
+                return Ok(());
             }
+            (
+                f.transport.as_ref().map(|t| t.clone_ref(py)),
+                f.counters.as_ref().map(|c| c.clone_ref(py)),
+            )
+        };
+        let Some(transport) = transport else {
+            return Ok(());
+        };
+        transport
+            .bind(py)
+            .call_method1(intern!(py, "write"), (data,))?;
+        if let Some(c) = counters {
+            let c = c.bind(py);
+            let sent = c.getattr(intern!(py, "bytes_out"))?;
+            c.setattr(intern!(py, "bytes_out"), sent.add(data.as_bytes().len())?)?;
         }
         Ok(())
     }
@@ -196,6 +210,18 @@ pub struct ProtocolCore {
     pub on_done: Option<Py<PyAny>>,
 }
 
+static PERF_COUNTER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// time.perf_counter(), for the access log's and the metrics' durations.
+fn perf_counter(py: Python<'_>) -> PyResult<f64> {
+    PERF_COUNTER
+        .get_or_try_init(py, || {
+            Ok::<_, PyErr>(py.import("time")?.getattr("perf_counter")?.unbind())
+        })?
+        .call0(py)?
+        .extract(py)
+}
+
 fn cleared() -> PyErr {
     pyo3::exceptions::PyRuntimeError::new_err("the connection was cleared")
 }
@@ -246,10 +272,7 @@ impl ProtocolCore {
                 x.keep_alive = false;
             }
             if timed {
-                x.t0 = py
-                    .import(intern!(py, "time"))?
-                    .call_method0(intern!(py, "perf_counter"))?
-                    .extract()?;
+                x.t0 = perf_counter(py)?;
             }
         }
         slf.borrow_mut().current = Some(ex.clone().unbind());

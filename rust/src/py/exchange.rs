@@ -226,28 +226,7 @@ impl ExchangeCore {
             x.phase = DONE;
             x._body.as_ref().map(|b| b.clone_ref(py))
         };
-        let transport = {
-            let f = flow.bind(py).borrow();
-            if f.closed {
-                None
-            } else {
-                f.transport.as_ref().map(|t| t.clone_ref(py))
-            }
-        };
-        if let Some(t) = transport {
-            t.bind(py).call_method1(intern!(py, "write"), (&out,))?;
-            let counters = flow
-                .bind(py)
-                .borrow()
-                .counters
-                .as_ref()
-                .map(|c| c.clone_ref(py));
-            if let Some(c) = counters {
-                let c = c.bind(py);
-                let sent = c.getattr(intern!(py, "bytes_out"))?;
-                c.setattr(intern!(py, "bytes_out"), sent.add(out.as_bytes().len())?)?;
-            }
-        }
+        FlowCore::write(flow.bind(py), &out)?;
         if let Some(b) = body_items {
             // what was read into the body and not consumed is dropped
             if b.bind(py).is_truthy()? {

@@ -235,6 +235,12 @@ impl RequestTask {
     fn finish(slf: &Bound<'_, Self>, outcome: Option<Py<PyAny>>) -> PyResult<()> {
         let py = slf.py();
         let outcome = Self::end(slf, outcome)?;
+        Self::notify(slf, outcome.unwrap_or_else(|| py.None()))
+    }
+
+    /// Tells `done(arg, outcome)` that the task ended.
+    fn notify(slf: &Bound<'_, Self>, outcome: Py<PyAny>) -> PyResult<()> {
+        let py = slf.py();
         let (notify, arg) = {
             let t = slf.borrow();
             match (&t.notify, &t.arg) {
@@ -242,7 +248,6 @@ impl RequestTask {
                 _ => return Err(gone()),
             }
         };
-        let outcome = outcome.unwrap_or_else(|| py.None());
         notify.call1(py, (arg, outcome))?;
         Ok(())
     }
@@ -370,14 +375,7 @@ impl RequestTask {
         if outcome.is(&asyncio(py)?.running) {
             return Ok(false);
         }
-        let (notify, arg) = {
-            let t = slf.borrow();
-            match (&t.notify, &t.arg) {
-                (Some(n), Some(a)) => (n.clone_ref(py), a.clone_ref(py)),
-                _ => return Err(gone()),
-            }
-        };
-        notify.call1(py, (arg, outcome))?;
+        Self::notify(slf, outcome)?;
         Ok(true)
     }
 
