@@ -48,7 +48,7 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
     `parser`, `current`, `reading`, `pending`, `task`, `eof`, `reused`,
     `idle_since`, `upload_rate`); everything else is here, and those call back the
     methods named in it (`_data_received`, `_queue_events`, `_start_task`,
-    `_waiting`, `_close_after`)."""
+    `_waiting`, `_close_behind`)."""
 
     if TYPE_CHECKING:
         state: ServerState
@@ -526,7 +526,7 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
     # exchange_finished(ex) is ProtocolCore's: the connection goes on to what
     # follows, or (the exchange not keeping it) this:
 
-    def _close_after(self, ex: Exchange) -> None:
+    def _close_behind(self, ex: Exchange) -> None:
         """Closes after `ex`, gently when its body was not all received."""
         if ex.body_complete:
             self.close()

@@ -285,7 +285,7 @@ impl ProtocolCore {
         let done = slf.getattr(intern!(py, "handler_done"))?;
         let task = Bound::new(
             py,
-            RequestTask::create(
+            RequestTask::new(
                 py,
                 loop_,
                 coro.unbind(),
@@ -399,7 +399,7 @@ impl ProtocolCore {
             )
         };
         if !keep {
-            slf.call_method1(intern!(py, "_close_after"), (ex,))?;
+            slf.call_method1(intern!(py, "_close_behind"), (ex,))?;
             return Ok(());
         }
         let now: f64 = loop_

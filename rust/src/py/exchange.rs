@@ -107,14 +107,14 @@ impl ExchangeCore {
         _kwargs: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let py = protocol.py();
-        let flow = match protocol.cast::<ProtocolCore>() {
-            Ok(p) => p.borrow().flow.as_ref().map(|f| f.clone_ref(py).into_any()),
-            Err(_) => None,
-        };
-        let flow = match flow {
-            Some(f) => f,
-            None => protocol.getattr(intern!(py, "flow"))?.unbind(),
-        };
+        // (respond() needs the protocol's core too: an exchange belongs to one)
+        let flow = protocol
+            .cast::<ProtocolCore>()?
+            .borrow()
+            .flow
+            .as_ref()
+            .map(|f| f.clone_ref(py).into_any())
+            .ok_or_else(cleared)?;
         Ok(ExchangeCore {
             protocol: Some(protocol.clone().unbind()),
             flow: Some(flow),

@@ -101,35 +101,6 @@ pub struct RequestTask {
     name: Option<String>,
 }
 
-impl RequestTask {
-    /// A task for `coro`: `done(arg, outcome)` is called when it ends.
-    pub fn create(
-        py: Python<'_>,
-        r#loop: Py<PyAny>,
-        coro: Py<PyAny>,
-        done: Py<PyAny>,
-        arg: Py<PyAny>,
-    ) -> PyResult<Self> {
-        let context = asyncio(py)?.copy_context.call0(py)?;
-        Ok(RequestTask {
-            loop_: Some(r#loop),
-            coro: Some(coro),
-            notify: Some(done),
-            arg: Some(arg),
-            context: Some(context),
-            fut_waiter: None,
-            must_cancel: false,
-            cancel_message: None,
-            cancel_requests: 0,
-            finished: false,
-            cancelled: false,
-            outcome: None,
-            callbacks: None,
-            name: None,
-        })
-    }
-}
-
 /// How a step of the coroutine ended.
 enum Step<'py> {
     Yielded(Bound<'py, PyAny>),
@@ -356,15 +327,32 @@ fn call_soon(
 
 #[pymethods]
 impl RequestTask {
+    /// A task for `coro`: `done(arg, outcome)` is called when it ends.
     #[new]
-    fn new(
+    pub fn new(
         py: Python<'_>,
         r#loop: Py<PyAny>,
         coro: Py<PyAny>,
         done: Py<PyAny>,
         arg: Py<PyAny>,
     ) -> PyResult<Self> {
-        Self::create(py, r#loop, coro, done, arg)
+        let context = asyncio(py)?.copy_context.call0(py)?;
+        Ok(RequestTask {
+            loop_: Some(r#loop),
+            coro: Some(coro),
+            notify: Some(done),
+            arg: Some(arg),
+            context: Some(context),
+            fut_waiter: None,
+            must_cancel: false,
+            cancel_message: None,
+            cancel_requests: 0,
+            finished: false,
+            cancelled: false,
+            outcome: None,
+            callbacks: None,
+            name: None,
+        })
     }
 
     /// Runs the first step now (from a loop callback, say); True if the coroutine
