@@ -1,8 +1,11 @@
 """Protocol-level micro-benchmark: the cost of one keep-alive request through
 HTTPProtocol and the native or the ASGI app, with a fake transport (no sockets, no
 kernel). An ASGI request may need loop iterations: they are counted in its cost.
+`--app ws-native` / `ws-asgi`: one WebSocket echo of a 32-byte binary message (a
+"request" is a message in and its echo out), after one handshake.
 
-    python3 bench/micro.py [--app native|asgi|protocol] [--requests 200000] [--profile]
+    python3 bench/micro.py [--app native|asgi|protocol|ws-native|ws-asgi]
+                           [--requests 200000] [--profile]
                            [--metrics]   (counting for --metrics on)
 """
 
@@ -15,24 +18,70 @@ import pstats
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from apps.asgi_hello import app as asgi_app
 from apps.tremolo_hello import app
 
+from tremolo import Tremolo
 from tremolo.asgi import ASGIAdapter
 from tremolo.config import Options
 from tremolo.protocols import Adapter, Exchange, FunctionAdapter, HTTPProtocol, ServerState
 from tremolo.protocols.counters import Counters
 
 REQUEST = b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: wrk\r\n\r\n"
+UPGRADE = (b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+           b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+# a masked binary frame of 32 bytes, as a client sends it
+MESSAGE = bytes([0x82, 0x80 | 32]) + b"\x01\x02\x03\x04" + bytes(
+    b ^ (1, 2, 3, 4)[i % 4] for i, b in enumerate(b"m" * 32))
+
+ws_app = Tremolo()
+
+
+@ws_app.route("/ws")
+async def ws_echo(websocket: Any = None, **server: Any) -> bytes | None:
+    if websocket is None:
+        return b"not a WebSocket"
+    async for message in websocket:
+        await websocket.send(message)
+    return None
+
+
+async def ws_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.connect":
+            await send({"type": "websocket.accept"})
+        elif message["type"] == "websocket.receive":
+            await send({"type": "websocket.send", "bytes": message["bytes"]})
+        else:
+            return
 
 
 class Sink(asyncio.Transport):
     def __init__(self) -> None:
         super().__init__()
         self.n = 0
+        self.protocol: Any = None
+
+    def set_protocol(self, protocol: Any) -> None:
+        self.protocol = protocol
+
+    def get_protocol(self) -> Any:
+        return self.protocol
+
+    def is_closing(self) -> bool:
+        return False
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
 
     def write(self, data: object) -> None:
         self.n += 1
@@ -56,6 +105,10 @@ async def run(n: int, kind: str, profile: bool, metrics: bool = False) -> None:
         adapter = app.make_adapter(state)
     elif kind == "asgi":
         adapter = ASGIAdapter(asgi_app, state)
+    elif kind == "ws-native":
+        adapter = ws_app.make_adapter(state)
+    elif kind == "ws-asgi":
+        adapter = ASGIAdapter(ws_asgi, state)
     else:  # the protocol alone: what every adapter costs at least
         async def handle(ex: Exchange) -> None:
             ex.respond(200, [(b"Content-Type", b"text/plain")], b"Hello world!")
@@ -65,9 +118,12 @@ async def run(n: int, kind: str, profile: bool, metrics: bool = False) -> None:
     proto = HTTPProtocol(state, adapter)
     sink = Sink()
     proto.connection_made(sink)
+    sink.protocol = proto
     feed = proto.data_received
-
     loop = asyncio.get_running_loop()
+    if kind.startswith("ws"):
+        await messages(n, profile, sink, proto)
+        return
 
     async def requests(count: int) -> None:
         # fed from a plain callback, as a socket read would be: a request answered
@@ -102,10 +158,56 @@ async def run(n: int, kind: str, profile: bool, metrics: bool = False) -> None:
     print(f"{dt / n * 1e6:.2f} us per request ({n / dt:,.0f} requests/s on one core, no I/O)")
 
 
+async def messages(n: int, profile: bool, sink: Sink, proto: HTTPProtocol) -> None:
+    """WebSocket echoes: a message is fed once the echo of the one before is out."""
+    loop = asyncio.get_running_loop()
+    proto.data_received(UPGRADE)
+    for _ in range(100):  # the handshake's answer, then the switch
+        if sink.protocol is not proto:
+            break
+        await asyncio.sleep(0)
+    ws = sink.protocol
+    assert ws is not proto, "no WebSocket"
+
+    async def echoes(count: int) -> None:
+        finished = loop.create_future()
+        left = count
+        seen = sink.n
+
+        def step() -> None:
+            nonlocal left, seen
+            if sink.n != seen or left == count:
+                seen = sink.n
+                if not left:
+                    finished.set_result(None)
+                    return
+                left -= 1
+                ws.data_received(MESSAGE)
+            loop.call_soon(step)
+
+        step()
+        await finished
+
+    await echoes(1000)
+    prof = cProfile.Profile() if profile else None
+    if prof:
+        prof.enable()
+    t0 = time.perf_counter()
+    before = sink.n
+    await echoes(n)
+    dt = time.perf_counter() - t0
+    if prof:
+        prof.disable()
+        pstats.Stats(prof).sort_stats("tottime").print_stats(15)
+    assert sink.n - before == n, (sink.n - before, n)
+    print(f"{dt / n * 1e6:.2f} us per message ({n / dt:,.0f} echoes/s on one core, no I/O)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=200_000)
-    ap.add_argument("--app", choices=["native", "asgi", "protocol"], default="native")
+    ap.add_argument("--app", choices=["native", "asgi", "protocol", "ws-native", "ws-asgi"],
+                    default="native")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--metrics", action="store_true")
     args = ap.parse_args()

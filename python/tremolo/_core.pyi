@@ -12,10 +12,14 @@ __all__ = [
     "FlowCore",
     "Frame",
     "HTTPParseError",
+    "PlainCall",
+    "PlainRoutes",
     "ProtocolCore",
+    "RequestCore",
     "RequestHead",
     "RequestParser",
     "RequestTask",
+    "ResponseCore",
     "ResponseEncodeError",
     "StateCore",
     "TokenBucket",
@@ -219,6 +223,8 @@ class RequestTask:
     def add_done_callback(self, fn: Callable[[Any], object], *,
                           context: Any | None = None) -> None: ...
     def remove_done_callback(self, fn: Callable[[Any], object]) -> int: ...
+    @property
+    def arg(self) -> Any: ...
     def get_coro(self) -> Any: ...
     def get_loop(self) -> Any: ...
     def get_context(self) -> Any: ...
@@ -330,3 +336,44 @@ class CycleCore:
     finished: Any
     input_error: Any
     def send(self, message: Any) -> Any: ...
+
+@disjoint_base
+class RequestCore:
+    """What every native request holds: see rust/src/py/native.rs."""
+
+    def __new__(cls, exchange: Any) -> Self: ...
+    @property
+    def exchange(self) -> Any: ...
+
+@disjoint_base
+class ResponseCore:
+    """A native response's status and fields: see rust/src/py/native.rs."""
+
+    def __new__(cls, request: Any) -> Self: ...
+    @property
+    def request(self) -> Any: ...
+    status: int
+    reason: bytes | None
+    fields: Any
+    content_type: bytes
+    keepalive: bool
+    def head_fields(self) -> Any: ...
+
+@final
+class PlainRoutes:
+    """The native adapter's handle(): see rust/src/py/plain.rs."""
+
+    def __new__(cls, adapter: Any, router: Any, request_class: Any, response_class: Any,
+                shared: dict[str, Any], buffer_size: int) -> Self: ...
+    routes: dict[bytes, Any]
+    version: int
+    def __call__(self, ex: ExchangeCore) -> Any: ...
+
+@final
+class PlainCall:
+    """A plain route's request cycle, as a coroutine: see rust/src/py/plain.rs."""
+
+    def send(self, value: None) -> Any: ...
+    def throw(self, typ: Any, val: Any = None, _tb: Any = None) -> Any: ...
+    def close(self) -> None: ...
+    # (and the cr_* attributes of the coroutine it drives, through tp_getattro)

@@ -222,23 +222,42 @@ def blocking_request(frame: Any) -> tuple[str, list[traceback.FrameSummary]]:
     """What runs in `frame`: ('the handler of GET /path', the handler's frames, from
     the server's call into it), or ('code outside any request handler', every frame).
     The request is the one the outermost frame of an application adapter holding an
-    exchange (`ex`) serves (the protocol's own frames, which start it, are left out)."""
-    stack = traceback.extract_stack(frame)
-    depth = len(stack)
-    found: tuple[Any, int] | None = None
+    exchange (`ex`) serves (the protocol's own frames, which start it, are left out),
+    or, where no such frame is (a plain native route runs its handler from Rust), the
+    one whose task runs the outermost frame that is a task's coroutine."""
+    frames = []
     while frame is not None:
-        depth -= 1
-        ex = frame.f_locals.get("ex")
-        if isinstance(ex, Exchange) and not frame.f_globals.get(
-                "__name__", "").startswith("tremolo.protocols"):
-            found = ex, depth
+        frames.append(frame)
         frame = frame.f_back
+    frames.reverse()  # outermost first
+    stack = traceback.StackSummary.extract((f, f.f_lineno) for f in frames)
+    found = next(((ex, depth) for depth, f in enumerate(frames)
+                  if isinstance(ex := f.f_locals.get("ex"), Exchange)
+                  and not f.f_globals.get("__name__", "").startswith("tremolo.protocols")),
+                 None)
     if found is None:
-        return "code outside any request handler", stack
+        found = _task_request(frames)
+    if found is None:
+        return "code outside any request handler", list(stack)
     ex, depth = found
     head = ex.head
     return (f"the handler of {head.method.decode('latin-1')} "
-            f"{head.target.decode('latin-1')}", stack[depth:])
+            f"{head.target.decode('latin-1')}", list(stack[depth:]))
+
+
+def _task_request(frames: list[Any]) -> tuple[Any, int] | None:
+    """(the exchange, the depth of its handler's frame) for the request task whose
+    coroutine runs in `frames`. The loop is blocked inside that frame, so the
+    tasks read here do not change under us."""
+    current = getattr(asyncio.tasks, "_current_tasks", {})
+    for task in list(current.values()):
+        ex = getattr(task, "arg", None)
+        coro_frame = getattr(task.get_coro(), "cr_frame", None)
+        if isinstance(ex, Exchange):
+            for depth, f in enumerate(frames):
+                if f is coro_frame:
+                    return ex, depth
+    return None
 
 
 def memory_kib() -> int:

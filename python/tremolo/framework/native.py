@@ -13,6 +13,7 @@ from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from .. import _core
 from ..exceptions import (
     HTTPException,
     MethodNotAllowed,
@@ -90,9 +91,11 @@ class NativeAdapter(Adapter):
         self.executor: ThreadPoolExecutor | None = None
         self.threads: MultiThreadExecutor | None = None  # globals.executor
         self.tasks: set[asyncio.Task[Any]] = set()
-        #: the paths of plain routes and their handlers, as of the router's version
-        self.plain: dict[bytes, Handler] = {}
-        self.version = -1
+        #: handle() for the usual request: the routes that need nothing but their
+        #: handler (Route.plain) are answered in Rust, the others by _handle
+        self.routes = _core.PlainRoutes(self, app.router, Request, Response,
+                                        self.handler_shared, self.buffer_size)
+        self.handle = self.routes  # type: ignore[method-assign]
 
     # -- worker and connection hooks -----------------------------------------
 
@@ -156,44 +159,33 @@ class NativeAdapter(Adapter):
     # -- the request cycle ---------------------------------------------------
 
     def handle(self, ex: Exchange) -> Coroutine[Any, Any, None]:
-        """The request's coroutine. A plain route (see Route.plain) of an application
-        without connect hooks or middlewares is answered the short way."""
-        if self.app.router.version != self.version:
-            self._learn()
-        handler = self.plain.get(ex.head.path)
-        if handler is not None:
-            return self._plain(ex, handler)
-        return self._handle(ex)
+        """The request's coroutine (the instance's own handle, a PlainRoutes, takes
+        the usual request first: see rust/src/py/plain.rs)."""
+        return self.routes(ex)  # type: ignore[no-any-return]
 
     def _learn(self) -> None:
         """Which paths lead to a plain route, while the application has no connect
         hooks and no middlewares (the router's version changes with every route,
         hook and middleware added through the application)."""
         app = self.app
-        self.version = app.router.version
         own = app.own_middlewares
         if len(app.middlewares) != 1 or app.hooks["connect"] or own["request"] \
                 or own["response"]:
-            self.plain = {}
+            self.routes.routes = {}
         else:
-            self.plain = {path: route.plain for path, route in app.router.static.items()
-                          if route.plain is not None}
+            self.routes.routes = {path: route.plain
+                                  for path, route in app.router.static.items()
+                                  if route.plain is not None}
+        self.routes.version = app.router.version
 
-    async def _plain(self, ex: Exchange, handler: Handler) -> None:
-        """handle() for a plain route: _handle() without what the route does not use."""
-        request = Request(ex)
-        response = Response(request)
-        server = dict(self.handler_shared, request=request, response=response,
-                      context=ex.protocol.context["ctx"])
+    async def _plain_rest(self, handler: Handler, response: Response,
+                          server: dict[str, Any], result: Any, pending: bool = False) -> None:
+        """A plain route's cycle past what PlainRoutes does itself: a result that is
+        not bytes to send at once (or one still to await)."""
         try:
-            result = await handler.func(**(server if handler.takes_all
-                                           else handler.kwargs(server, {})))
-            if type(result) is bytes and len(result) <= self.buffer_size \
-                    and ex.phase == RECEIVED and response.keepalive:
-                # the common case, without a coroutine for response.end()
-                ex.respond(response.status, response.head_fields(), result, response.reason)
-            else:
-                await self._send_result(handler, response, result)
+            if pending:
+                result = await result
+            await self._send_result(handler, response, result)
         except ClientDisconnected:
             raise
         except Exception as exc:

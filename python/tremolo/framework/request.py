@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote_to_bytes
 
+from .. import _core
 from ..exceptions import BadRequest, PayloadTooLarge, RequestTimeout
 from .context import Context
 from .multipart import MultipartReader, Part, boundary_of
@@ -81,12 +82,16 @@ def parse_cookies(values: list[bytes]) -> dict[str, list[str]]:
     return cookies
 
 
-class Request:
+class Request(_core.RequestCore):
     """An HTTP request. Names are bytes as received; `query`, `cookies` and the
-    parsed body are dicts of str, as in the original Tremolo."""
+    parsed body are dicts of str, as in the original Tremolo. Made as
+    `Request(exchange)`: its core (rust/src/py/native.rs) holds the exchange."""
+
+    if TYPE_CHECKING:
+        exchange: Exchange
 
     # What a request starts with, as class attributes: most handlers read none of
-    # them, and __init__ sets only what every request needs.
+    # them.
     _path: bytes | None = None
     _query_string = b""
     _headers: Headers | None = None
@@ -98,11 +103,6 @@ class Request:
     _params: Context | None = None
     #: set by files() only
     _multipart: MultipartReader
-
-    def __init__(self, exchange: Exchange, options: dict[str, Any] | None = None) -> None:
-        self.exchange = exchange
-        if options is not None:
-            self._options = options
 
     @property
     def ctx(self) -> Context:

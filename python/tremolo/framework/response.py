@@ -5,7 +5,7 @@ from __future__ import annotations
 import email.utils
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from .request import Request
 
 DEFAULT_CONTENT_TYPE = b"text/html; charset=utf-8"
-_DEFAULT_HEAD = ((b"Content-Type", DEFAULT_CONTENT_TYPE),)
 REDIRECTS = {301: "Moved Permanently", 302: "Found", 303: "See Other",
              307: "Temporary Redirect", 308: "Permanent Redirect"}
 
@@ -37,9 +36,17 @@ def _field(value: bytes | str | int) -> bytes:
     return data
 
 
-class Response:
+class Response(_core.ResponseCore):
     """Status and fields can change until the head is sent (by the first write,
-    end, or the handler's return); response middlewares run just before that."""
+    end, or the handler's return); response middlewares run just before that.
+    Made as `Response(request)`: its core (rust/src/py/native.rs) holds the
+    request, `status` (200), `reason` (None: the status's own), `fields` (a list
+    of (name, value)), `content_type` and `keepalive`, and makes head_fields()."""
+
+    if TYPE_CHECKING:
+        request: Request
+        reason: bytes | None
+        fields: list[tuple[bytes, bytes]]
 
     #: None: chunked unless a length is known; False: never (see write)
     chunked: bool | None = None
@@ -48,16 +55,6 @@ class Response:
     before_send: Callable[[], Awaitable[bytes | None]] | None = None
     #: a response middleware answered with its own body: the handler's is dropped
     replaced = False
-
-    def __init__(self, request: Request) -> None:
-        # (what every response reads is set here: CPython 3.11 reads a class
-        # attribute through an instance by its slow path)
-        self.request = request
-        self.status = 200
-        self.reason: bytes | None = None
-        self.fields: list[tuple[bytes, bytes]] = []
-        self.content_type = DEFAULT_CONTENT_TYPE
-        self.keepalive = True
 
     @property
     def exchange(self) -> Any:
@@ -140,17 +137,6 @@ class Response:
 
     def headers_sent(self) -> bool:
         return bool(self.exchange.started)
-
-    def head_fields(self) -> Sequence[tuple[bytes, bytes]]:
-        fields = self.fields
-        status = self.status
-        if not fields and status == 200 and self.content_type is DEFAULT_CONTENT_TYPE:
-            return _DEFAULT_HEAD  # the usual response
-        if status in (204, 304) or status < 200:
-            return fields
-        if fields:
-            return [(b"Content-Type", self.content_type), *fields]
-        return ((b"Content-Type", self.content_type),)
 
     def redirect(self, url: str | bytes, code: int | None = None) -> HTTPRedirect:
         """An HTTPRedirect to raise: `raise response.redirect('/new', 301)`. As in the

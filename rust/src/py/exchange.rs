@@ -18,7 +18,7 @@ use pyo3::types::{PyBytes, PyTuple};
 use pyo3::PyTraverseError;
 
 /// The exchange's phases (protocols/lifecycle.py has the same numbers).
-const RECEIVED: u8 = 0;
+pub const RECEIVED: u8 = 0;
 pub const DONE: u8 = 3;
 /// Bodies this size or larger are written beside the head (writev), not copied into it.
 const COPY_LIMIT: usize = 16384;
@@ -81,6 +81,16 @@ impl ExchangeCore {
     /// The connection's Flow.
     pub fn flow_ref<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
         self.flow.as_ref().map(|f| f.bind(py).clone())
+    }
+
+    /// The connection's HTTPProtocol.
+    pub fn protocol_ref<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        self.protocol.as_ref().map(|p| p.bind(py).clone())
+    }
+
+    /// The request's head.
+    pub fn head_ref(&self) -> Option<&Py<RequestHead>> {
+        self.head.as_ref()
     }
 
     /// The connection's buffer_size (0 when the exchange was cleared).

@@ -227,6 +227,11 @@ impl RequestHead {
     pub fn is_head(&self) -> bool {
         self.inner.method() == b"HEAD"
     }
+
+    /// The target up to its first `?`.
+    pub fn path_bytes(&self) -> &[u8] {
+        target::split(self.inner.target()).0
+    }
 }
 
 /// A parsed request head. Field names are lowercase; values are as received,

@@ -25,6 +25,7 @@
 //! futures are Python objects. No borrow of a task is held across such a call (the
 //! coroutine may call the task's own methods).
 
+use super::plain::PlainCall;
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyStopIteration, PySystemExit};
 use pyo3::gc::PyVisit;
 use pyo3::intern;
@@ -102,7 +103,7 @@ pub struct RequestTask {
 }
 
 /// How a step of the coroutine ended.
-enum Step<'py> {
+pub enum Step<'py> {
     Yielded(Bound<'py, PyAny>),
     Returned,
     Raised(PyErr),
@@ -149,14 +150,11 @@ impl RequestTask {
         exc: Option<&Bound<'py, PyAny>>,
     ) -> Step<'py> {
         let py = coro.py();
-        let result = match (exc, context) {
-            (Some(e), _) => coro.call_method1(intern!(py, "throw"), (e,)),
-            (None, Some(ctx)) => coro
-                .getattr(intern!(py, "send"))
-                .and_then(|send| ctx.call_method1(intern!(py, "run"), (send, py.None()))),
-            (None, None) => coro.call_method1(intern!(py, "send"), (py.None(),)),
-        };
-        match result {
+        if let Ok(plain) = coro.cast::<PlainCall>() {
+            // the native framework's cycle: stepped without a coroutine's protocol
+            return PlainCall::advance(plain, context, exc);
+        }
+        match resume(coro, context, exc) {
             Ok(value) => Step::Yielded(value),
             Err(e) if e.is_instance_of::<PyStopIteration>(py) => Step::Returned,
             Err(e) => Step::Raised(e),
@@ -290,6 +288,23 @@ impl RequestTask {
         kwargs.set_item(intern!(py, "context"), &context)?;
         loop_.call_method(intern!(py, "call_soon"), (step, error), Some(&kwargs))?;
         Ok(())
+    }
+}
+
+/// Sends None into a coroutine (or throws `exc` into it), in `context` if given:
+/// what it yields, or the StopIteration that ends it.
+pub fn resume<'py>(
+    coro: &Bound<'py, PyAny>,
+    context: Option<&Bound<'py, PyAny>>,
+    exc: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = coro.py();
+    match (exc, context) {
+        (Some(e), _) => coro.call_method1(intern!(py, "throw"), (e,)),
+        (None, Some(ctx)) => coro
+            .getattr(intern!(py, "send"))
+            .and_then(|send| ctx.call_method1(intern!(py, "run"), (send, py.None()))),
+        (None, None) => coro.call_method1(intern!(py, "send"), (py.None(),)),
     }
 }
 
@@ -570,6 +585,13 @@ impl RequestTask {
         let removed = before - kept.len();
         slf.borrow_mut().callbacks = Some(kept);
         Ok(removed)
+    }
+
+    /// What `done` is told of besides the outcome: the request's Exchange, for
+    /// whoever asks which request a task serves (the worker's loop watch).
+    #[getter]
+    fn arg(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.arg.as_ref().map(|a| a.clone_ref(py))
     }
 
     fn get_coro(&self, py: Python<'_>) -> Option<Py<PyAny>> {
