@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
+from tremolo import _core
 from tremolo.protocols.task import RUNNING, RequestTask
 
 VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="unset")
@@ -271,3 +272,131 @@ async def test_run_first_leaves_the_end_to_its_caller() -> None:
             break
         await asyncio.sleep(0)
     assert calls == [("c", None)] and running.done()
+
+
+# -- Signal: the one-shot Future a RequestTask waits on (rust/src/py/signal.rs) -------
+
+
+async def test_a_signal_wakes_its_request_task_from_the_loop_or_at_once() -> None:
+    loop = asyncio.get_running_loop()
+    signals: list[Any] = []
+    seen: list[str] = []
+
+    async def handler() -> None:
+        VAR.set("the handler's")
+        for _ in range(2):
+            signal = _core.signal(loop)
+            signals.append(signal)
+            await signal
+            seen.append(VAR.get())  # woken in the task's own context
+
+    outcome = Outcome()
+    task = RequestTask(loop, handler(), outcome, "arg")
+    loop.call_soon(task.start)
+    await asyncio.sleep(0)
+    assert len(signals) == 1 and task._fut_waiter is signals[0]
+    signals[0].set()  # from the loop: the task goes on at its next turn
+    assert seen == [] and signals[0].done() and not signals[0].cancelled()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert seen == ["the handler's"] and len(signals) == 2
+    # set(now=True) from outside any task: the task's step runs before set() returns
+    done: list[bool] = []
+    loop.call_soon(lambda: (signals[1].set(True), done.append(bool(seen[1:]))))
+    await asyncio.wait_for(asyncio.shield(outcome.ended), 5)
+    assert done == [True] and outcome.calls == [("arg", None)]
+    signals[1].set()  # a second set does nothing
+    assert signals[1].result() is None and signals[1].exception() is None
+
+
+async def test_set_now_from_inside_a_task_waits_for_the_loop() -> None:
+    loop = asyncio.get_running_loop()
+    signal = _core.signal(loop)
+    woke: list[bool] = []
+
+    async def handler() -> None:
+        await signal
+        woke.append(True)
+
+    outcome = Outcome()
+    task = RequestTask(loop, handler(), outcome, "arg")
+    loop.call_soon(task.start)
+    await asyncio.sleep(0)
+    signal.set(True)  # this test's task is running: not now, from the loop
+    assert woke == []
+    await asyncio.wait_for(asyncio.shield(outcome.ended), 5)
+    assert woke == [True]
+
+
+async def test_cancelling_a_task_waiting_on_a_signal() -> None:
+    loop = asyncio.get_running_loop()
+    signal = _core.signal(loop)
+
+    async def handler() -> None:
+        await signal
+
+    outcome = Outcome()
+    task = RequestTask(loop, handler(), outcome, "arg")
+    loop.call_soon(task.start)
+    await asyncio.sleep(0)
+    assert task.cancel("stop")
+    exc = await asyncio.wait_for(asyncio.shield(outcome.ended), 5)
+    assert isinstance(exc, asyncio.CancelledError) and task.cancelled()
+    assert signal.cancelled() and signal.done()
+    with pytest.raises(asyncio.CancelledError):
+        signal.result()
+    assert not signal.cancel() and not task.cancel()
+
+
+async def test_a_signal_is_a_future_to_asyncio() -> None:
+    loop = asyncio.get_running_loop()
+    # awaited by an asyncio.Task (wait_for runs its own): set, and timed out
+    signal = _core.signal(loop)
+    loop.call_later(0.01, signal.set)
+    assert await asyncio.wait_for(signal, 5) is None
+    slow = _core.signal(loop)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(slow, 0.01)
+    assert slow.cancelled()
+    # done callbacks, with their contexts, once it is done; removed ones are not run
+    calls: list[tuple[str, Any]] = []
+    other = _core.signal(loop)
+    assert other.get_loop() is loop and not other.done()
+    with pytest.raises(RuntimeError):
+        other.result()  # not set yet
+
+    def gone(s: Any) -> None:
+        calls.append(("removed", s))
+
+    other.add_done_callback(lambda s: calls.append((VAR.get(), s)),
+                            context=contextvars.Context())
+    other.add_done_callback(gone)
+    assert other.remove_done_callback(gone) == 1
+    other.set()
+    await asyncio.sleep(0)
+    assert calls == [("unset", other)]
+    other.add_done_callback(lambda s: calls.append(("late", s)))  # already done: soon
+    await asyncio.sleep(0)
+    assert calls[-1] == ("late", other)
+
+
+async def test_a_signal_awaited_wrongly() -> None:
+    loop = asyncio.get_running_loop()
+    signal = _core.signal(loop)
+    it = signal.__await__()
+    assert next(it) is signal  # yields itself while pending, as a Future does
+    with pytest.raises(RuntimeError, match="await wasn't used with future"):
+        next(it)
+    # a RequestTask refuses a signal of another loop, as a Task refuses its futures
+    other_loop = asyncio.new_event_loop()
+    try:
+        foreign = _core.signal(other_loop)
+
+        async def handler() -> None:
+            await foreign
+
+        _, outcome, _ = await run(handler)
+        assert isinstance(outcome.calls[0][1], RuntimeError)
+        assert "another loop" in str(outcome.calls[0][1])
+    finally:
+        other_loop.close()

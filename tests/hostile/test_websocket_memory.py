@@ -230,7 +230,7 @@ def test_messages_held_back_are_all_delivered_in_order(loop: str, end: str) -> N
                                   if end == "close" else b"")) as ws:
         if end == "eof":
             ws.sock.shutdown(socket.SHUT_WR)
-        wait_for(lambda: len(delivered) == 11, "every message, then the close", 15)
+        wait_for(lambda: len(delivered) == 11, f"every message, then the close {delivered}", 15)
     assert delivered == [bytes([i]) + str(MIB).encode() for i in range(10)] \
         + ["WebSocketClientClosed"]
 

@@ -96,7 +96,8 @@ class Session:
             text, data = message.get("text"), message.get("bytes")
             if (text is None) == (data is None):
                 raise AppError("websocket.send needs exactly one of 'text' and 'bytes'")
-            await self.ws.send(text if text is not None else data)
+            if self.ws.send_now(text if text is not None else data):
+                await self.ws.flow.drain()
         elif state == CONNECTING:
             if kind == "websocket.accept":
                 self.ws = self.handshake.switch(

@@ -8,7 +8,6 @@ original's interface over it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -54,13 +53,20 @@ class WebSocket:
         return self
 
     async def __anext__(self) -> str | bytearray:
-        if self.protocol is None:
+        # receive() written out: one coroutine fewer for every message
+        protocol = self.protocol
+        if protocol is None:
             await self.accept()
+            protocol = self._open()
         try:
-            return await self.receive()
-        except WebSocketClientClosed as exc:
+            message = await protocol.receive_message()
+        except ConnectionClosed as exc:
+            error = _closed(exc)
+            if isinstance(error, WebSocketServerClosed):
+                raise error from None
             await self.close()
-            raise StopAsyncIteration from exc
+            raise StopAsyncIteration from error
+        return message if isinstance(message, str) else bytearray(message)
 
     async def accept(self) -> None:
         """Answers the handshake with 101 Switching Protocols; a request that is not
@@ -120,8 +126,14 @@ class WebSocket:
             code = int.from_bytes(raw[:2], "big") if raw else 1000
             await self.close(code)
             return
-        with contextlib.suppress(ConnectionClosed):
-            await self._open().send(data, None if opcode == 0 else opcode, bool(fin))
+        protocol = self.protocol
+        if protocol is None:
+            protocol = self._open()  # (which raises)
+        try:
+            if protocol.send_now(data, None if opcode == 0 else opcode, bool(fin)):
+                await protocol.flow.drain()
+        except ConnectionClosed:
+            pass
 
     async def ping(self, data: bytes = b"") -> None:
         await self.send(data, opcode=PING)

@@ -57,8 +57,6 @@ class Flow(_core.FlowCore):
     if TYPE_CHECKING:
         transport: asyncio.Transport | None
         counters: Counters | None
-    #: the protocol's own reason to stop reading (see `hold`)
-    held = False
     #: how far the client had read when the sweeper last looked, and since when it
     #: has read nothing (see write_stalled); None while nothing waits for it
     _mark: int | None = None
@@ -72,6 +70,8 @@ class Flow(_core.FlowCore):
         self.low = buffer_size // 2
         self.timeout = timeout
         self._waiters: list[asyncio.Future[None]] = []
+        #: the protocol's own reason to stop reading (see `hold`)
+        self.held = False
 
     def attach(self, transport: asyncio.Transport) -> None:
         self.transport = transport
@@ -98,11 +98,7 @@ class Flow(_core.FlowCore):
 
     # -- writing ---------------------------------------------------------------
 
-    def write(self, data: bytes) -> None:
-        if not self.closed and self.transport is not None:
-            self.transport.write(data)
-            if self.counters is not None:
-                self.counters.bytes_out += len(data)
+    # write(data): FlowCore's (unless closed; counted in counters.bytes_out)
 
     def writelines(self, *data: bytes) -> None:
         if not self.closed and self.transport is not None:

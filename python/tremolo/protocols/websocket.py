@@ -32,6 +32,7 @@ from .task import cancel_later
 
 _Frame = _core.Frame
 _Error = _core.WebSocketError
+_signal = _core.signal
 PING, PONG, CLOSE = 9, 10, 8
 #: the close code an application sees when the connection ended without a Close
 ABNORMAL = 1006
@@ -81,7 +82,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self._max_queued = max(opts.buffer_size * 4, 1)
         self.events: deque[Any] = deque()
         self.queued = 0  # bytes waiting in `events`
-        self._waiter: asyncio.Future[None] | None = None
+        #: what receive() waits on (a Signal: see rust/src/py/signal.rs)
+        self._waiter: _core.Signal | None = None
         #: why it closed, once known (what receivers get as ConnectionClosed)
         self.closed_by: ConnectionClosed | None = None
         self.idle_since = self.loop.time()  # last heard from the client
@@ -94,6 +96,9 @@ class WebSocketProtocol(asyncio.Protocol):
         #: bytes still to drop before closing, once the server failed the connection
         #: and said so (see _linger); None before
         self.lingering: int | None = None
+        #: whether _update_reading last held reading (True first: what the HTTP
+        #: protocol held before the takeover is let go at the first update)
+        self._paused = True
         self.state.connections.add(self)
         self.counters = t.state.counters
         if self.counters is not None:
@@ -122,30 +127,26 @@ class WebSocketProtocol(asyncio.Protocol):
     def _decode(self, data: bytes) -> None:
         """Decodes a read (b"": what the codec held) within the queue's room."""
         room = self._max_queued - self.queued if len(self.events) <= self._max_queue else 0
-        events, reply = self.codec.feed(data, room if room > 0 else 0)
+        reply, size, messages, end = self.codec.feed_into(data, room if room > 0 else 0,
+                                                          self.events)
         if reply is not None:
             self.flow.write(reply)
-        for ev in events:
-            if isinstance(ev, str | bytes):
-                self.queued += len(ev)
-                if self.counters is not None:
-                    self.counters.ws_in += 1
-            elif isinstance(ev, _Error):
+        self.queued += size
+        if messages and self.counters is not None:
+            self.counters.ws_in += messages
+        if end is not None:
+            if isinstance(end, _Error):
                 self.state.logger.info("WebSocket client failed the protocol: %s (%d)",
-                                       ev.reason, ev.close_code)
-                self._closing(ConnectionClosed(ev.close_code, ev.reason, by_client=False),
-                              (ev.close_code, ""))
-                continue
-            elif ev.opcode == CLOSE:
-                code = ev.code if ev.code is not None else 1005
-                self._closing(ConnectionClosed(code, ev.reason), (ev.code, ""))
-                continue
-            else:
-                self.queued += len(ev.data)  # a fragment, ping or pong
-                if self.counters is not None and ev.opcode == 0 and ev.fin:
-                    self.counters.ws_in += 1  # the end of a fragmented message
-            self.events.append(ev)
-        self._wake()
+                                       end.reason, end.close_code)
+                self._closing(ConnectionClosed(end.close_code, end.reason, by_client=False),
+                              (end.close_code, ""))
+            else:  # the client's Close
+                code = end.code if end.code is not None else 1005
+                self._closing(ConnectionClosed(code, end.reason), (end.code, ""))
+        w = self._waiter
+        if w is not None:
+            self._waiter = None
+            w.set(True)  # the handler takes the message before this returns
 
     def eof_received(self) -> bool | None:
         if self.lingering is not None:
@@ -195,23 +196,43 @@ class WebSocketProtocol(asyncio.Protocol):
         """The next message (str or bytes) or frame (core Frame: a fragment, ping or
         pong); raises ConnectionClosed once the connection is closed and every
         message before the close has been received."""
-        while not self.events:
-            if self.closed_by is not None:
-                self._answer_close()  # the application is done with what came before
-                raise self.closed_by
-            waiter = self._waiter = self.loop.create_future()
-            try:
-                await waiter
-            finally:
-                self._waiter = None
-        ev = self.events.popleft()
+        events = self.events
+        while not events:
+            await self._next()
+        ev = events.popleft()
         self.queued -= len(ev) if type(ev) is not _Frame else len(ev.data)
-        self._update_reading()
+        if self._paused:
+            self._update_reading()  # (only a paused read can go on now)
         return ev
+
+    def _next(self) -> _core.Signal:
+        """What to await for the next event (whoever sets it drops it: a Signal is
+        set once); raises ConnectionClosed once everything that came before the
+        close has been received."""
+        if self.closed_by is not None:
+            self._answer_close()  # the application is done with what came before
+            raise self.closed_by
+        waiter = self._waiter = _signal(self.loop)
+        return waiter
 
     async def receive_message(self) -> str | bytes:
         """The next whole message: str (text) or bytes (binary); a fragmented one is
         joined (the core checked its UTF-8 as a whole), pings and pongs are skipped."""
+        events = self.events
+        while not events:  # (_next() written out: one call fewer per message)
+            if self.closed_by is not None:
+                self._answer_close()
+                raise self.closed_by
+            self._waiter = _signal(self.loop)
+            await self._waiter
+        ev = events[0]
+        kind = type(ev)
+        if kind is bytes or kind is str:  # the usual message, taken as receive() would
+            events.popleft()
+            self.queued -= len(ev)
+            if self._paused:
+                self._update_reading()
+            return ev  # type: ignore[no-any-return]
         ev = await self.receive()
         while True:
             kind = type(ev)
@@ -231,14 +252,19 @@ class WebSocketProtocol(asyncio.Protocol):
     async def send(self, data: Any, opcode: int | None = None, fin: bool = True) -> None:
         """Sends a message (or a piece of one), waiting while the client is slow.
         Raises ConnectionClosed once the connection is closing."""
+        if self.send_now(data, opcode, fin):
+            await self.flow.drain()
+
+    def send_now(self, data: Any, opcode: int | None = None, fin: bool = True) -> bool:
+        """send() without its wait: True when the client is not reading what is
+        sent, and the caller awaits `flow.drain()` before it sends more."""
         if self.codec.close_sent or self.flow.closed:
             raise self.closed_by or ConnectionClosed(ABNORMAL, "the WebSocket is closed")
         if self.counters is not None and fin and (opcode is None or opcode < 8):
             self.counters.ws_out += 1
         f = self.flow
         f.write(self.codec.send(data, opcode, fin))
-        if f.write_paused:
-            await f.drain()
+        return f.write_paused
 
     async def close_handshake(self, code: int = 1000, reason: str = "") -> None:
         """Starts the closing handshake and waits (at most ws_close_timeout) for the
@@ -248,7 +274,7 @@ class WebSocketProtocol(asyncio.Protocol):
             deadline = self.loop.time() + self.close_timeout
             while self.closed_by is None and not self.flow.closed \
                     and self.loop.time() < deadline:
-                waiter = self._waiter = self.loop.create_future()
+                waiter = self._waiter = _signal(self.loop)
                 timer = self.loop.call_at(deadline, _wake, waiter)
                 try:
                     await waiter
@@ -365,8 +391,9 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def _wake(self) -> None:
         w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        if w is not None:
+            self._waiter = None
+            w.set()
 
     def _update_reading(self) -> None:
         """Decodes what the codec held while the queue has room; reading pauses while
@@ -382,9 +409,11 @@ class WebSocketProtocol(asyncio.Protocol):
         if self._eof and not held:
             self._eof = False
             self._closing(ConnectionClosed(ABNORMAL, "the client closed the connection"))
-        self.flow.hold(full or held > 0)
+        pause = full or held > 0
+        if pause or self._paused:  # (else reading goes on as it is)
+            self.flow.hold(pause)
+        self._paused = pause
 
 
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+def _wake(waiter: _core.Signal) -> None:
+    waiter.set()

@@ -107,7 +107,7 @@ impl FlowCore {
     /// Writes `data` unless the connection is closed, and counts it. No borrow is
     /// held across the write: the transport may call back into the flow
     /// (pause_writing).
-    pub fn write(flow: &Bound<'_, Self>, data: &Bound<'_, PyBytes>) -> PyResult<()> {
+    pub fn write(flow: &Bound<'_, Self>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = flow.py();
         let (transport, counters) = {
             let f = flow.borrow();
@@ -127,8 +127,12 @@ impl FlowCore {
             .call_method1(intern!(py, "write"), (data,))?;
         if let Some(c) = counters {
             let c = c.bind(py);
+            let size = match data.cast::<PyBytes>() {
+                Ok(b) => b.as_bytes().len(),
+                Err(_) => data.len()?,
+            };
             let sent = c.getattr(intern!(py, "bytes_out"))?;
-            c.setattr(intern!(py, "bytes_out"), sent.add(data.as_bytes().len())?)?;
+            c.setattr(intern!(py, "bytes_out"), sent.add(size)?)?;
         }
         Ok(())
     }
@@ -136,6 +140,12 @@ impl FlowCore {
 
 #[pymethods]
 impl FlowCore {
+    /// Writes `data` (bytes-like) unless the connection is closed, and counts it.
+    #[pyo3(name = "write")]
+    fn py_write(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        Self::write(slf, data)
+    }
+
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
     fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyAny>>) -> Self {

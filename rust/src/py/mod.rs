@@ -12,6 +12,7 @@ mod parser;
 mod plain;
 mod proxy;
 mod ratelimit;
+mod signal;
 mod task;
 mod ws;
 
@@ -31,6 +32,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<parser::RequestHead>()?;
     m.add_class::<ratelimit::TokenBucket>()?;
     m.add_class::<task::RequestTask>()?;
+    m.add_class::<signal::Signal>()?;
+    m.add_function(wrap_pyfunction!(signal::signal, m)?)?;
     m.add_class::<exchange::ExchangeCore>()?;
     m.add_class::<connection::StateCore>()?;
     m.add_class::<connection::FlowCore>()?;

@@ -26,6 +26,7 @@
 //! coroutine may call the task's own methods).
 
 use super::plain::PlainCall;
+use super::signal::Signal;
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyStopIteration, PySystemExit};
 use pyo3::gc::PyVisit;
 use pyo3::intern;
@@ -67,6 +68,13 @@ fn asyncio(py: Python<'_>) -> PyResult<&'static Asyncio> {
 }
 
 /// The sentinel `RequestTask.run_first()` returns while the coroutine goes on.
+/// The task running in `loop` now, if one is (asyncio.current_task).
+pub fn current<'py>(loop_: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let py = loop_.py();
+    let task = asyncio(py)?.current_task.bind(py).call1((loop_,))?;
+    Ok((!task.is_none()).then_some(task))
+}
+
 pub fn running(py: Python<'_>) -> PyResult<Py<PyAny>> {
     Ok(asyncio(py)?.running.clone_ref(py))
 }
@@ -161,6 +169,61 @@ impl RequestTask {
         }
     }
 
+    /// The next step: sends into the coroutine (throws `exc` into it), in the
+    /// task's context if `in_context` (else the caller runs in it already).
+    fn step_with(
+        slf: &Bound<'_, Self>,
+        exc: Option<Bound<'_, PyAny>>,
+        in_context: bool,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let a = asyncio(py)?;
+        let (loop_, coro, context) = Self::parts(slf)?;
+        a.enter_task.bind(py).call1((&loop_, slf))?;
+        let mut exc = exc;
+        let cancel = {
+            let mut t = slf.borrow_mut();
+            t.fut_waiter = None;
+            if t.must_cancel {
+                t.must_cancel = false;
+                Some(t.cancel_message.as_ref().map(|m| m.clone_ref(py)))
+            } else {
+                None
+            }
+        };
+        if let Some(message) = cancel {
+            let is_cancel = match &exc {
+                Some(e) => e.is_instance(a.cancelled_error.bind(py))?,
+                None => false,
+            };
+            if !is_cancel {
+                exc = Some(Self::cancelled_error(py, message.as_ref())?.into_bound(py));
+            }
+        }
+        let step = Self::step_once(&coro, in_context.then_some(&context), exc.as_ref());
+        a.leave_task.bind(py).call1((&loop_, slf))?;
+        match step {
+            Step::Yielded(value) => Self::wait(slf, &value),
+            // cancelled just as it ended: it ends cancelled, as a Task would
+            Step::Returned => {
+                let cancel = Self::pending_cancel(slf)?;
+                Self::finish(slf, cancel)
+            }
+            Step::Raised(e) => Self::raised(slf, e, true).map(|_| ()),
+        }
+    }
+
+    /// A Signal it waits on is done: its next step, in its context.
+    pub fn signalled(slf: &Bound<'_, Self>, signal: &Bound<'_, Signal>) -> PyResult<()> {
+        let py = slf.py();
+        let exc = signal.borrow().outcome(py)?;
+        Self::step_with(
+            slf,
+            exc.map(|e| e.into_value(py).into_bound(py).into_any()),
+            true,
+        )
+    }
+
     fn is_stop(py: Python<'_>, e: &PyErr) -> bool {
         e.is_instance_of::<PyKeyboardInterrupt>(py) || e.is_instance_of::<PySystemExit>(py)
     }
@@ -238,10 +301,42 @@ impl RequestTask {
         }
     }
 
+    /// The task waits on `future`, which will wake it: a cancel() already asked
+    /// for cancels it now.
+    fn waiting_on(slf: &Bound<'_, Self>, future: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let (must, message) = {
+            let mut t = slf.borrow_mut();
+            t.fut_waiter = Some(future.clone().unbind());
+            (
+                t.must_cancel,
+                t.cancel_message.as_ref().map(|m| m.clone_ref(py)),
+            )
+        };
+        if must && cancel_future(future, message)? {
+            slf.borrow_mut().must_cancel = false;
+        }
+        Ok(())
+    }
+
     /// Arranges the next step for what the coroutine yielded.
     fn wait(slf: &Bound<'_, Self>, result: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
         let (loop_, _, context) = Self::parts(slf)?;
+        if let Ok(signal) = result.cast::<Signal>() {
+            let waits = {
+                let mut s = signal.borrow_mut();
+                let waits = s.blocking() && s.same_loop(&loop_);
+                if waits {
+                    // the signal keeps the task: no done callback, no context to pass
+                    s.wait_by(slf.clone().unbind());
+                }
+                waits
+            };
+            if waits {
+                return Self::waiting_on(slf, result);
+            }
+        }
         let blocking = result.getattr_opt(intern!(py, "_asyncio_future_blocking"))?;
         let problem = match blocking {
             None if result.is_none() => {
@@ -268,18 +363,7 @@ impl RequestTask {
                 let kwargs = PyDict::new(py);
                 kwargs.set_item(intern!(py, "context"), &context)?;
                 result.call_method(intern!(py, "add_done_callback"), (wakeup,), Some(&kwargs))?;
-                let (must, message) = {
-                    let mut t = slf.borrow_mut();
-                    t.fut_waiter = Some(result.clone().unbind());
-                    (
-                        t.must_cancel,
-                        t.cancel_message.as_ref().map(|m| m.clone_ref(py)),
-                    )
-                };
-                if must && cancel_future(result, message)? {
-                    slf.borrow_mut().must_cancel = false;
-                }
-                return Ok(());
+                return Self::waiting_on(slf, result);
             }
         };
         let error = PyRuntimeError::new_err(problem).into_value(py);
@@ -300,7 +384,10 @@ pub fn resume<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = coro.py();
     match (exc, context) {
-        (Some(e), _) => coro.call_method1(intern!(py, "throw"), (e,)),
+        (Some(e), None) => coro.call_method1(intern!(py, "throw"), (e,)),
+        (Some(e), Some(ctx)) => coro
+            .getattr(intern!(py, "throw"))
+            .and_then(|throw| ctx.call_method1(intern!(py, "run"), (throw, e))),
         (None, Some(ctx)) => coro
             .getattr(intern!(py, "send"))
             .and_then(|send| ctx.call_method1(intern!(py, "run"), (send, py.None()))),
@@ -430,41 +517,13 @@ impl RequestTask {
 
     #[pyo3(signature = (exc=None))]
     fn _step(slf: &Bound<'_, Self>, exc: Option<Bound<'_, PyAny>>) -> PyResult<()> {
-        let py = slf.py();
-        let a = asyncio(py)?;
-        let (loop_, coro, _) = Self::parts(slf)?;
-        a.enter_task.bind(py).call1((&loop_, slf))?;
-        let mut exc = exc;
-        let cancel = {
-            let mut t = slf.borrow_mut();
-            t.fut_waiter = None;
-            if t.must_cancel {
-                t.must_cancel = false;
-                Some(t.cancel_message.as_ref().map(|m| m.clone_ref(py)))
-            } else {
-                None
-            }
-        };
-        if let Some(message) = cancel {
-            let is_cancel = match &exc {
-                Some(e) => e.is_instance(a.cancelled_error.bind(py))?,
-                None => false,
-            };
-            if !is_cancel {
-                exc = Some(Self::cancelled_error(py, message.as_ref())?.into_bound(py));
-            }
-        }
-        let step = Self::step_once(&coro, None, exc.as_ref());
-        a.leave_task.bind(py).call1((&loop_, slf))?;
-        match step {
-            Step::Yielded(value) => Self::wait(slf, &value),
-            // cancelled just as it ended: it ends cancelled, as a Task would
-            Step::Returned => {
-                let cancel = Self::pending_cancel(slf)?;
-                Self::finish(slf, cancel)
-            }
-            Step::Raised(e) => Self::raised(slf, e, true).map(|_| ()),
-        }
+        Self::step_with(slf, exc, false)
+    }
+
+    /// A Signal it waits on is done: the next step, in the task's context (the
+    /// signal's loop callback runs in none).
+    fn _signalled(slf: &Bound<'_, Self>, signal: &Bound<'_, Signal>) -> PyResult<()> {
+        Self::signalled(slf, signal)
     }
 
     fn _wakeup(slf: &Bound<'_, Self>, future: &Bound<'_, PyAny>) -> PyResult<()> {

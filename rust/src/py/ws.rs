@@ -32,6 +32,51 @@ impl Frame {
     }
 }
 
+/// An event as the application gets it, and what the protocol's queue counts of it.
+struct Queued<'py> {
+    object: Bound<'py, PyAny>,
+    /// len() of a message, of a frame's data
+    size: usize,
+    /// a whole message, or a fragmented one's last piece
+    ends_message: bool,
+    is_close: bool,
+}
+
+fn event_object(py: Python<'_>, ev: Event) -> PyResult<Queued<'_>> {
+    let queued = |object, size, ends_message| Queued {
+        object,
+        size,
+        ends_message,
+        is_close: false,
+    };
+    Ok(match ev {
+        Event::Text(s) => queued(PyString::new(py, &s).into_any(), s.chars().count(), true),
+        Event::Binary(b) => queued(PyBytes::new(py, &b).into_any(), b.len(), true),
+        Event::Fragment { opcode, data, fin } => queued(
+            frame(py, opcode, &data, fin)?,
+            data.len(),
+            opcode == frame::CONTINUATION && fin,
+        ),
+        Event::Ping(d) => queued(frame(py, frame::PING, &d, true)?, d.len(), false),
+        Event::Pong(d) => queued(frame(py, frame::PONG, &d, true)?, d.len(), false),
+        Event::Close { code, reason } => {
+            let f = Frame {
+                opcode: frame::CLOSE,
+                data: PyBytes::new(py, b"").unbind(),
+                fin: true,
+                code,
+                reason,
+            };
+            Queued {
+                object: Bound::new(py, f)?.into_any(),
+                size: 0,
+                ends_message: false,
+                is_close: true,
+            }
+        }
+    })
+}
+
 fn frame<'py>(py: Python<'py>, opcode: u8, data: &[u8], fin: bool) -> PyResult<Bound<'py, PyAny>> {
     let f = Frame {
         opcode,
@@ -115,30 +160,51 @@ impl WebSocketCodec {
         let result = self.session.feed(data, room, &mut events, &mut out);
         let list = PyList::empty(py);
         for ev in events {
-            let obj = match ev {
-                Event::Text(s) => PyString::new(py, &s).into_any(),
-                Event::Binary(b) => PyBytes::new(py, &b).into_any(),
-                Event::Fragment { opcode, data, fin } => frame(py, opcode, &data, fin)?,
-                Event::Ping(d) => frame(py, frame::PING, &d, true)?,
-                Event::Pong(d) => frame(py, frame::PONG, &d, true)?,
-                Event::Close { code, reason } => {
-                    let f = Frame {
-                        opcode: frame::CLOSE,
-                        data: PyBytes::new(py, b"").unbind(),
-                        fin: true,
-                        code,
-                        reason,
-                    };
-                    Bound::new(py, f)?.into_any()
-                }
-            };
-            list.append(obj)?;
+            list.append(event_object(py, ev)?.object)?;
         }
         if let Err(e) = result {
             list.append(websocket_error(py, &e)?)?;
         }
         let reply = (!out.is_empty()).then(|| PyBytes::new(py, &out));
         Ok((list, reply))
+    }
+
+    /// feed() for a connection's queue, without a list to go through: messages,
+    /// fragments, pings and pongs are appended to `queue` (a deque). Returns the
+    /// reply to write (pongs), the size they add to the queue (len() of each
+    /// message, of the data of each frame), how many messages they end, and the
+    /// Close or the error that ended the read, if one did.
+    #[allow(clippy::type_complexity)]
+    fn feed_into<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &[u8],
+        room: usize,
+        queue: &Bound<'py, PyAny>,
+    ) -> PyResult<(
+        Option<Bound<'py, PyBytes>>,
+        usize,
+        usize,
+        Option<Bound<'py, PyAny>>,
+    )> {
+        let (mut events, mut out) = (Vec::new(), Vec::new());
+        let result = self.session.feed(data, room, &mut events, &mut out);
+        let (mut size, mut messages, mut end) = (0, 0, None);
+        for ev in events {
+            let queued = event_object(py, ev)?;
+            if queued.is_close {
+                end = Some(queued.object);
+                continue;
+            }
+            size += queued.size;
+            messages += usize::from(queued.ends_message);
+            queue.call_method1(pyo3::intern!(py, "append"), (queued.object,))?;
+        }
+        if let Err(e) = result {
+            end = Some(websocket_error(py, &e)?);
+        }
+        let reply = (!out.is_empty()).then(|| PyBytes::new(py, &out));
+        Ok((reply, size, messages, end))
     }
 
     /// A message as a frame (or, with `fin` False, its first or next piece): a str
