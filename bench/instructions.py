@@ -7,7 +7,10 @@ what one more request costs, start-up and warm-up cancelled out. With --record i
 adds a row (the commit, the figures) to bench/results-instructions.md, so the hot
 path's cost is tracked commit by commit.
 
-    python3 bench/instructions.py [--apps native,asgi,protocol] [--requests 20000] [--record]
+    python3 bench/instructions.py [--apps native,asgi,protocol,ws-native,ws-asgi]
+                                  [--requests 20000] [--record]
+
+ws-native and ws-asgi count a WebSocket echo message (in and out) instead of a request.
 
 valgrind comes from Debian (`apt-get install valgrind`). A run takes about a minute
 per app.
@@ -27,15 +30,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results-instructions.md"
+#: the columns of the results table, in order
+APPS = ("native", "asgi", "protocol", "ws-native", "ws-asgi")
 HEADER = """# Instructions per request
 
 `python3 bench/instructions.py --record`: callgrind over bench/micro.py (a keep-alive
-GET /hello through HTTPProtocol with a fake transport), PYTHONHASHSEED=0, the difference
-of 2N and N requests divided by N. Deterministic within a few hundred instructions;
-compare rows, not machines.
+GET /hello through HTTPProtocol with a fake transport; ws-*: a 32-byte WebSocket echo,
+per message), PYTHONHASHSEED=0, the difference of 2N and N requests divided by N.
+Deterministic within a few hundred instructions; compare rows, not machines.
 
-| date | commit | native | asgi | protocol | python |
-|---|---|---:|---:|---:|---|
+| date | commit | native | asgi | protocol | ws-native | ws-asgi | python |
+|---|---|---:|---:|---:|---:|---:|---|
 """
 
 
@@ -70,7 +75,7 @@ def commit() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--apps", default="native,asgi,protocol")
+    ap.add_argument("--apps", default=",".join(APPS))
     ap.add_argument("--requests", type=int, default=20_000)
     ap.add_argument("--record", action="store_true",
                     help=f"add a row to {RESULTS.relative_to(ROOT)}")
@@ -83,8 +88,7 @@ def main() -> None:
         print(f"{app}: {figures[app]:,} instructions per request", flush=True)
     if args.record:
         text = RESULTS.read_text() if RESULTS.exists() else HEADER
-        cells = [f"{figures[a]:,}" if a in figures else "" for a in ("native", "asgi",
-                                                                      "protocol")]
+        cells = [f"{figures[a]:,}" if a in figures else "" for a in APPS]
         version = ".".join(map(str, sys.version_info[:3]))
         RESULTS.write_text(text + f"| {date.today()} | {commit()} | {' | '.join(cells)} | "
                                   f"{version} |\n")
