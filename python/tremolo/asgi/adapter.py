@@ -18,6 +18,7 @@ EXTENSIONS: dict[str, dict[str, Any]] = {
     "http.response.trailers": {}, "http.response.pathsend": {}, "http.response.early_hint": {},
 }
 WS_EXTENSIONS: dict[str, dict[str, Any]] = {"websocket.http.response": {}}
+_serve = http.serve
 
 
 class ASGIAdapter(Adapter):
@@ -34,6 +35,9 @@ class ASGIAdapter(Adapter):
         # what send() returns when it did its work at once: awaiting it costs nothing
         self.done: asyncio.Future[None] = state.loop.create_future()
         self.done.set_result(None)
+        # (read on every request: an attribute of its own, and the bound method once)
+        self.logger = state.logger
+        self._scope = self.scope
 
     async def startup(self) -> None:
         await self.lifespan.startup()
@@ -41,9 +45,10 @@ class ASGIAdapter(Adapter):
     async def shutdown(self) -> None:
         await self.lifespan.shutdown()
 
-    def _connection(self, p: HTTPProtocol) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _connection(self, p: HTTPProtocol) -> tuple[dict[str, Any], dict[str, Any], bool]:
         """What every request on a connection shares, worked out once: the scope
-        fields that do not change, and the extensions."""
+        fields that do not change, the extensions, and whether its peer is a trusted
+        proxy."""
         info = p.info
         assert info is not None
         extensions: dict[str, Any] = dict(EXTENSIONS)
@@ -56,19 +61,19 @@ class ASGIAdapter(Adapter):
             "query_string": None, "root_path": self.root_path, "headers": None,
             "client": info.peer, "server": info.server, "state": None, "extensions": None,
         }
-        known = p.context["asgi"] = (base, extensions)
+        known = p.context["asgi"] = (base, extensions, info.trusted)
         return known
 
     def scope(self, ex: Exchange) -> dict[str, Any]:
         head = ex.head
         p = ex.protocol
-        base, extensions = p.context.get("asgi") or self._connection(p)
+        base, extensions, trusted = p.context.get("asgi") or self._connection(p)
         # the request's own fields (method, path decoded, raw_path, query_string,
         # headers, http_version) and the per-request copies are made by the core
         scope = head.scope(base, ASGI, self.lifespan.state, extensions)
-        info = p.info
-        if info is not None and info.trusted:
-            scope["client"], scope["scheme"], host = info.forwarded(head)
+        if trusted:
+            assert p.info is not None
+            scope["client"], scope["scheme"], host = p.info.forwarded(head)
             if host is not None:  # X-Forwarded-Host / Forwarded host= of a trusted proxy
                 scope["headers"] = [(n, host.encode("latin-1") if n == b"host" else v)
                                     for n, v in scope["headers"]]
@@ -89,9 +94,9 @@ class ASGIAdapter(Adapter):
     def handle(self, ex: Exchange) -> Coroutine[Any, Any, None]:
         # (a function that gives the request's coroutine: one coroutine less than
         # an async def awaiting it)
-        if self.ws and ex.upgrade and wants_websocket(ex):
+        if ex.upgrade and self.ws and wants_websocket(ex):
             return self._websocket(ex)
-        return http.serve(self.app, self.scope, ex, self.done, self.state.logger)
+        return _serve(self.app, self._scope, ex, self.done, self.logger)
 
     async def _websocket(self, ex: Exchange) -> None:
         try:
