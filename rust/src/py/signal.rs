@@ -15,7 +15,6 @@ use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyDict;
 use pyo3::PyTraverseError;
 
 static CANCELLED: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -51,7 +50,7 @@ pub struct Signal {
     /// the RequestTask waiting on it, woken without a done callback
     task: Option<Py<RequestTask>>,
     /// done callbacks of other awaiters, and their contexts
-    callbacks: Vec<(Py<PyAny>, Option<Py<PyAny>>)>,
+    callbacks: Vec<task::Callback>,
 }
 
 impl Signal {
@@ -106,9 +105,7 @@ impl Signal {
             }
         }
         for (func, context) in callbacks {
-            let kwargs = PyDict::new(py);
-            kwargs.set_item(intern!(py, "context"), context)?;
-            loop_.call_method(intern!(py, "call_soon"), (func, slf), Some(&kwargs))?;
+            task::call_soon(loop_, func.bind(py), slf.as_any(), context.as_ref())?;
         }
         Ok(())
     }

@@ -84,7 +84,8 @@ fn gone() -> PyErr {
 }
 
 /// A done callback and the context it runs in.
-type Callback = (Py<PyAny>, Option<Py<PyAny>>);
+/// A done callback and the context it runs in (None: the current one, copied).
+pub type Callback = (Py<PyAny>, Option<Py<PyAny>>);
 
 /// Each request's handler runs in one: see the module's documentation.
 #[pyclass(module = "tremolo._core", weakref)]
@@ -414,7 +415,8 @@ fn cancel_future(future: &Bound<'_, PyAny>, message: Option<Py<PyAny>>) -> PyRes
         .is_truthy()
 }
 
-fn call_soon(
+/// loop.call_soon(func, arg, context=context).
+pub fn call_soon(
     loop_: &Bound<'_, PyAny>,
     func: &Bound<'_, PyAny>,
     arg: &Bound<'_, PyAny>,
