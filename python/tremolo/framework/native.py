@@ -9,7 +9,6 @@ import functools
 import html
 import traceback
 import types
-from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -157,11 +156,6 @@ class NativeAdapter(Adapter):
             cancel_later(self.loop, self.state.options.app_close_timeout, self._spawn(coro))
 
     # -- the request cycle ---------------------------------------------------
-
-    def handle(self, ex: Exchange) -> Coroutine[Any, Any, None]:
-        """The request's coroutine (the instance's own handle, a PlainRoutes, takes
-        the usual request first: see rust/src/py/plain.rs)."""
-        return self.routes(ex)  # type: ignore[no-any-return]
 
     def _learn(self) -> None:
         """Which paths lead to a plain route, while the application has no connect

@@ -143,10 +143,7 @@ class WebSocketProtocol(asyncio.Protocol):
             else:  # the client's Close
                 code = end.code if end.code is not None else 1005
                 self._closing(ConnectionClosed(code, end.reason), (end.code, ""))
-        w = self._waiter
-        if w is not None:
-            self._waiter = None
-            w.set(True)  # the handler takes the message before this returns
+        self._wake(True)  # the handler takes the message before this returns
 
     def eof_received(self) -> bool | None:
         if self.lingering is not None:
@@ -275,7 +272,7 @@ class WebSocketProtocol(asyncio.Protocol):
             while self.closed_by is None and not self.flow.closed \
                     and self.loop.time() < deadline:
                 waiter = self._waiter = _signal(self.loop)
-                timer = self.loop.call_at(deadline, _wake, waiter)
+                timer = self.loop.call_at(deadline, waiter.set)
                 try:
                     await waiter
                 finally:
@@ -389,11 +386,13 @@ class WebSocketProtocol(asyncio.Protocol):
         self.flow.hold(False)
         self.loop.call_later(LINGER_SECONDS, self.close)
 
-    def _wake(self) -> None:
+    def _wake(self, now: bool = False) -> None:
+        """Wakes a receive() waiting (its Signal is set once: it is dropped here);
+        with `now`, its handler goes on before this returns (see Signal.set)."""
         w = self._waiter
         if w is not None:
             self._waiter = None
-            w.set()
+            w.set(now)
 
     def _update_reading(self) -> None:
         """Decodes what the codec held while the queue has room; reading pauses while
@@ -413,7 +412,3 @@ class WebSocketProtocol(asyncio.Protocol):
         if pause or self._paused:  # (else reading goes on as it is)
             self.flow.hold(pause)
         self._paused = pause
-
-
-def _wake(waiter: _core.Signal) -> None:
-    waiter.set()
