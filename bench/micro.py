@@ -64,7 +64,9 @@ async def ws_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 class Sink(asyncio.Transport):
     def __init__(self) -> None:
-        super().__init__()
+        # the addresses wrk's connections have in bench/run.py: a peer on 127.0.0.1,
+        # which the default forwarded_allow_ips trusts as a proxy
+        super().__init__({"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)})
         self.n = 0
         self.protocol: Any = None
 

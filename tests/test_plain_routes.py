@@ -1,5 +1,5 @@
 """Plain routes (Route.plain): the native request cycle run by PlainRoutes and
-PlainCall in Rust (rust/src/py/plain.rs). Every way out of that cycle is driven
+RequestCall in Rust (rust/src/py/call.rs, plain.rs). Every way out of that cycle is driven
 here end to end: the short answer, each result it hands back to Python, errors,
 waits, cancellation, the task's context, and routes and middlewares added while
 serving."""
@@ -283,7 +283,7 @@ def test_the_cycle_seen_from_inside_its_handler(server: int) -> None:
     # what code that looks at the task's coroutine sees: the handler's coroutine's
     # state (anyio asks for it), and a cycle that refuses to be stepped twice
     assert httpx.get(f"http://127.0.0.1:{server}/introspect").content == \
-        b"PlainCall CORO_RUNNING introspect ValueError TypeError AttributeError"
+        b"RequestCall CORO_RUNNING introspect ValueError TypeError AttributeError"
 
 
 @app.route("/introspect")

@@ -7,14 +7,15 @@ from typing_extensions import disjoint_base
 
 __all__ = [
     "RUNNING",
+    "AsgiHandle",
     "CycleCore",
     "ExchangeCore",
     "FlowCore",
     "Frame",
     "HTTPParseError",
-    "PlainCall",
     "PlainRoutes",
     "ProtocolCore",
+    "RequestCall",
     "RequestCore",
     "RequestHead",
     "RequestParser",
@@ -376,8 +377,16 @@ class PlainRoutes:
     def __call__(self, ex: ExchangeCore) -> Any: ...
 
 @final
-class PlainCall:
-    """A plain route's request cycle, as a coroutine: see rust/src/py/plain.rs."""
+class AsgiHandle:
+    """The ASGI adapter's handle(): see rust/src/py/asgi.rs."""
+
+    def __new__(cls, adapter: Any, app: Any, cycle_class: Any, done: Any,
+                asgi: dict[str, Any], state: dict[str, Any]) -> Self: ...
+    def __call__(self, ex: ExchangeCore) -> Any: ...
+
+@final
+class RequestCall:
+    """A request's cycle, as a coroutine: see rust/src/py/call.rs."""
 
     def send(self, value: None) -> Any: ...
     def throw(self, typ: Any, val: Any = None, _tb: Any = None) -> Any: ...

@@ -1,6 +1,7 @@
-"""The ASGI adapter: one per worker. It builds each request's scope and dispatches
-on its type: http (http.py) or websocket (websocket.py); lifespan runs around the
-worker (lifespan.py)."""
+"""The ASGI adapter: one per worker. Its handle() is the core's AsgiHandle
+(rust/src/py/asgi.rs), which runs an http request's cycle (http.py's Cycle, the scope,
+the application) and calls back here for what it does not do itself; a WebSocket
+request goes to websocket.py; lifespan runs around the worker (lifespan.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any
 
-from .. import tls
+from .. import _core, tls
 from ..protocols import Adapter, Exchange, HTTPProtocol, ServerState
 from ..protocols.handshake import Handshake, HandshakeError, subprotocols, wants_websocket
 from . import http, websocket
@@ -18,7 +19,6 @@ EXTENSIONS: dict[str, dict[str, Any]] = {
     "http.response.trailers": {}, "http.response.pathsend": {}, "http.response.early_hint": {},
 }
 WS_EXTENSIONS: dict[str, dict[str, Any]] = {"websocket.http.response": {}}
-_serve = http.serve
 
 
 class ASGIAdapter(Adapter):
@@ -35,9 +35,11 @@ class ASGIAdapter(Adapter):
         # what send() returns when it did its work at once: awaiting it costs nothing
         self.done: asyncio.Future[None] = state.loop.create_future()
         self.done.set_result(None)
-        # (read on every request: an attribute of its own, and the bound method once)
         self.logger = state.logger
-        self._scope = self.scope
+        # each request's cycle is run by the core (rust/src/py/asgi.rs), which calls
+        # the methods below for what it does not do itself
+        self.handle = _core.AsgiHandle(  # type: ignore[method-assign]
+            self, app, http.Cycle, self.done, ASGI, self.lifespan.state)
 
     async def startup(self) -> None:
         await self.lifespan.startup()
@@ -91,12 +93,21 @@ class ASGIAdapter(Adapter):
         scope["extensions"] = extensions
         return scope
 
-    def handle(self, ex: Exchange) -> Coroutine[Any, Any, None]:
-        # (a function that gives the request's coroutine: one coroutine less than
-        # an async def awaiting it)
-        if ex.upgrade and self.ws and wants_websocket(ex):
+    def _upgrade(self, ex: Exchange) -> Coroutine[Any, Any, None] | None:
+        """A request that asks for an upgrade: the WebSocket handshake's coroutine,
+        or None for an http request like any other."""
+        if self.ws and wants_websocket(ex):
             return self._websocket(ex)
-        return _serve(self.app, self._scope, ex, self.done, self.logger)
+        return None
+
+    def _await(self, cycle: http.Cycle, awaitable: Any) -> Coroutine[Any, Any, None]:
+        return http.serve_awaitable(cycle, awaitable, self.logger)
+
+    def _ended(self, cycle: http.Cycle) -> None:
+        http.ended(cycle, self.logger)
+
+    def _failed(self, cycle: http.Cycle, exc: BaseException) -> None:
+        http.failed(cycle, exc, self.logger)
 
     async def _websocket(self, ex: Exchange) -> None:
         try:

@@ -1,4 +1,6 @@
-"""ASGI 3 http: scope, receive() and send() over an Exchange.
+"""ASGI 3 http: receive() and send() over an Exchange, and how a request ends
+after its application (`ended`, `failed`); the cycle itself is driven by the core
+(rust/src/py/asgi.rs).
 
 The server adds no Content-Type of its own. A Content-Length from the application is
 honoured and checked against what it sends; without one, a streamed body is chunked
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from .. import _core
@@ -241,28 +243,28 @@ class Cycle(_core.CycleCore):
             self.finished.set_result(None)
 
 
-async def serve(app: Any, scope_of: Callable[[Exchange], dict[str, Any]], ex: Exchange,
-                done: asyncio.Future[None], logger: logging.Logger) -> None:
-    """Runs the application on one http exchange, with the scope `scope_of` makes
-    for it; a failure or a missing response is logged and answered 500 (or the body
-    is cut)."""
-    cycle = Cycle(ex, done)
-    try:
-        await app(scope_of(ex), cycle.receive, cycle.send)
-    except (asyncio.CancelledError, GeneratorExit):
-        raise  # the handler was cancelled, or the coroutine closed
-    except ClientDisconnected:
-        if cycle.input_error is None:
-            raise  # the client left
-    except BaseException as exc:
-        if cycle.input_error is None:
-            logger.error("ASGI application failed", exc_info=exc)
-            cycle.fail()
-            return
+def failed(cycle: Cycle, exc: BaseException, logger: logging.Logger) -> None:
+    """The application raised `exc`: logged and answered 500 (or the body is cut).
+    A cancellation, a closed coroutine and a client that left go on up, unless the
+    request body had failed: then that is the answer (see `ended`)."""
+    if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+        raise exc  # the handler was cancelled, or the coroutine closed
+    if cycle.input_error is None:
+        if isinstance(exc, ClientDisconnected):
+            raise exc  # the client left
+        logger.error("ASGI application failed", exc_info=exc)
+        cycle.fail()
+        return
+    ended(cycle, logger)
+
+
+def ended(cycle: Cycle, logger: logging.Logger) -> None:
+    """The application returned: a failed request body is the answer, whatever the
+    application made of it; a missing response is logged and answered 500 (or the
+    body is cut)."""
     if cycle.input_error is not None:
-        # whatever the application made of it, the failed body is the answer
         logger.info("request body failed: %s", cycle.input_error)
-        ex.refuse(cycle.input_error)
+        cycle.ex.refuse(cycle.input_error)
         cycle._done()
         return
     if not cycle.complete:
@@ -271,3 +273,15 @@ async def serve(app: Any, scope_of: Callable[[Exchange], dict[str, Any]], ex: Ex
         else:
             logger.error("ASGI application returned without a response")
         cycle.fail()
+
+
+async def serve_awaitable(cycle: Cycle, awaitable: Awaitable[None],
+                          logger: logging.Logger) -> None:
+    """Awaits what an application returned that is not a coroutine, and ends the
+    request as the call (rust/src/py/call.rs) does for a coroutine."""
+    try:
+        await awaitable
+    except BaseException as exc:
+        failed(cycle, exc, logger)
+    else:
+        ended(cycle, logger)

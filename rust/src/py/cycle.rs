@@ -29,13 +29,13 @@ pub struct CycleCore {
     #[pyo3(get, set)]
     started: bool,
     #[pyo3(get, set)]
-    complete: bool,
+    pub complete: bool,
     /// resolved when the exchange ends (for a receive() waiting for the disconnect)
     #[pyo3(get, set)]
     finished: Option<Py<PyAny>>,
     /// why reading the request body failed, if it did
     #[pyo3(get, set)]
-    input_error: Option<Py<PyAny>>,
+    pub input_error: Option<Py<PyAny>>,
 }
 
 impl CycleCore {

@@ -2,6 +2,8 @@
 //!
 //! Conversions happen here and nowhere else; the core types know nothing of Python.
 
+mod asgi;
+mod call;
 mod connection;
 mod cycle;
 mod encode;
@@ -42,7 +44,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<native::RequestCore>()?;
     m.add_class::<native::ResponseCore>()?;
     m.add_class::<plain::PlainRoutes>()?;
-    m.add_class::<plain::PlainCall>()?;
+    m.add_class::<call::RequestCall>()?;
+    m.add_class::<asgi::AsgiHandle>()?;
     m.add("RUNNING", task::running(py)?)?;
     m.add("WebSocketError", py.get_type::<errors::WebSocketError>())?;
     m.add_class::<ws::WebSocketCodec>()?;

@@ -232,6 +232,18 @@ impl RequestHead {
     pub fn path_bytes(&self) -> &[u8] {
         target::split(self.inner.target()).0
     }
+
+    /// Whether it has a field a proxy sets (the fields protocols/forwarded.py
+    /// reads): without one, a trusted proxy's request says nothing of the client.
+    pub fn proxied(&self) -> bool {
+        const FIELDS: [&[u8]; 4] = [
+            b"forwarded",
+            b"x-forwarded-for",
+            b"x-forwarded-proto",
+            b"x-forwarded-host",
+        ];
+        FIELDS.iter().any(|name| self.inner.get(name).is_some())
+    }
 }
 
 /// A parsed request head. Field names are lowercase; values are as received,
@@ -284,7 +296,7 @@ impl RequestHead {
     /// `http_version`, `path` (percent-decoded, read as UTF-8 with replacement),
     /// `raw_path`, `query_string`, `headers` (lowercase names), and fresh copies of
     /// `asgi`, `state` and `extensions` (each request gets its own), in one call.
-    fn scope<'py>(
+    pub fn scope<'py>(
         &self,
         py: Python<'py>,
         base: &Bound<'py, PyDict>,

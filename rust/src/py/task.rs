@@ -25,7 +25,7 @@
 //! futures are Python objects. No borrow of a task is held across such a call (the
 //! coroutine may call the task's own methods).
 
-use super::plain::PlainCall;
+use super::call::RequestCall;
 use super::signal::Signal;
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyStopIteration, PySystemExit};
 use pyo3::gc::PyVisit;
@@ -159,9 +159,9 @@ impl RequestTask {
         exc: Option<&Bound<'py, PyAny>>,
     ) -> Step<'py> {
         let py = coro.py();
-        if let Ok(plain) = coro.cast::<PlainCall>() {
-            // the native framework's cycle: stepped without a coroutine's protocol
-            return PlainCall::advance(plain, context, exc);
+        if let Ok(call) = coro.cast::<RequestCall>() {
+            // a request's cycle (call.rs): stepped without a coroutine's protocol
+            return RequestCall::advance(call, context, exc);
         }
         match resume(coro, context, exc) {
             Ok(value) => Step::Yielded(value),
