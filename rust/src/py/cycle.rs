@@ -51,13 +51,7 @@ impl CycleCore {
 #[pymethods]
 impl CycleCore {
     #[new]
-    #[pyo3(signature = (ex, done, *_args, **_kwargs))]
-    fn new(
-        ex: Py<ExchangeCore>,
-        done: Py<PyAny>,
-        _args: &Bound<'_, PyTuple>,
-        _kwargs: Option<&Bound<'_, PyAny>>,
-    ) -> Self {
+    fn new(ex: Py<ExchangeCore>, done: Py<PyAny>) -> Self {
         CycleCore {
             ex: Some(ex),
             done: Some(done),
