@@ -235,13 +235,22 @@ fn answer(slf: &Bound<'_, RequestCall>, result: &Bound<'_, PyAny>) -> PyResult<b
     let Ok(body) = result.cast_exact::<PyBytes>() else {
         return Ok(false);
     };
-    let (routes, ex, _, _, response) = parts(slf)?;
-    let Some(response) = response else {
-        return Ok(false);
+    // (read in place: this is every plain request's way out)
+    let (ex, response) = {
+        let c = slf.borrow();
+        let Parts::Plain(p) = &c.parts else {
+            return Err(cleared());
+        };
+        let Some(response) = &p.response else {
+            return Ok(false);
+        };
+        if body.as_bytes().len() > p.routes.borrow(py).buffer_size
+            || p.ex.borrow(py).phase != RECEIVED
+        {
+            return Ok(false);
+        }
+        (p.ex.clone_ref(py), response.clone_ref(py))
     };
-    if body.as_bytes().len() > routes.borrow(py).buffer_size || ex.borrow(py).phase != RECEIVED {
-        return Ok(false);
-    }
     let (status, fields, reason) = {
         let r = response.bind(py).cast::<ResponseCore>()?.borrow();
         if !r.keepalive {
