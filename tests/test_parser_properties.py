@@ -174,3 +174,18 @@ def test_feed_request_is_feed_with_the_usual_read_unwrapped(reqs: list[Request],
                         and isinstance(got[0], _core.RequestHead))
         assert len(got) == len(expected)
         assert all(_same_event(a, b) for a, b in zip(got, expected, strict=True))
+
+
+def test_a_read_that_is_all_body_is_given_as_it_is() -> None:
+    """A large upload's reads after its head are body only: each is the body piece
+    itself, not a copy of it (one object in memory while it waits, not two)."""
+    p = _core.RequestParser()
+    p.feed(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 12\r\n\r\nab")
+    read = bytes(bytearray(b"cdefgh"))  # (a fresh object, as a socket read is)
+    [piece] = p.feed(read)
+    assert piece is read
+    # part of a read is copied out of it
+    tail = bytes(bytearray(b"ijklGET / HTTP/1.1\r\nHost: t\r\n\r\n"))
+    body, end, head, *_ = p.feed(tail)
+    assert body == b"ijkl" and body is not tail and end is None
+    assert isinstance(head, _core.RequestHead)

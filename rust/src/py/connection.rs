@@ -365,10 +365,7 @@ impl ProtocolCore {
             };
             (parser.clone_ref(py), pending.clone_ref(py))
         };
-        let events = parser
-            .bind(py)
-            .borrow_mut()
-            .feed_request(py, data.as_bytes())?;
+        let events = parser.bind(py).borrow_mut().feed_request(data)?;
         if let Ok(head) = events.cast::<RequestHead>() {
             let idle = slf.borrow().current.is_none() && pending.bind(py).len()? == 0;
             if idle {

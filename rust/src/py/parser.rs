@@ -20,16 +20,19 @@ struct ListSink<'py> {
     /// the request of `first` ended (without trailers) right after it
     first_ended: bool,
     failed: Option<PyErr>,
+    /// the read being parsed: a body piece that is all of it is given as it is
+    read: Bound<'py, PyBytes>,
 }
 
 impl<'py> ListSink<'py> {
-    fn new(py: Python<'py>) -> Self {
+    fn new(read: &Bound<'py, PyBytes>) -> Self {
         ListSink {
-            py,
+            py: read.py(),
             events: None,
             first: None,
             first_ended: false,
             failed: None,
+            read: read.clone(),
         }
     }
 
@@ -86,7 +89,14 @@ impl Sink for ListSink<'_> {
         self.push(obj);
     }
     fn data(&mut self, data: &[u8]) {
-        let obj = PyBytes::new(self.py, data).into_any();
+        // (a read that is all body, the usual one of a large upload, is not copied:
+        // it is one object, not two, while it waits to be read)
+        let read = self.read.as_bytes();
+        let obj = if std::ptr::eq(data, read) {
+            self.read.clone().into_any()
+        } else {
+            PyBytes::new(self.py, data).into_any()
+        };
         self.push(Ok(obj));
     }
     fn end(&mut self, trailers: Vec<(Vec<u8>, Vec<u8>)>) {
@@ -158,22 +168,18 @@ impl RequestParser {
         })
     }
 
-    fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
-        let mut sink = ListSink::new(py);
-        self.parser.feed(data, &mut sink);
+    fn feed<'py>(&mut self, data: &Bound<'py, PyBytes>) -> PyResult<Bound<'py, PyList>> {
+        let mut sink = ListSink::new(data);
+        self.parser.feed(data.as_bytes(), &mut sink);
         Ok(sink.finish(false)?.cast_into::<PyList>()?)
     }
 
     /// As `feed()`, but a read that was exactly one whole request without a body
     /// and without an upgrade (the usual keep-alive read) gives its RequestHead
     /// alone, not a list.
-    pub fn feed_request<'py>(
-        &mut self,
-        py: Python<'py>,
-        data: &[u8],
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let mut sink = ListSink::new(py);
-        self.parser.feed(data, &mut sink);
+    pub fn feed_request<'py>(&mut self, data: &Bound<'py, PyBytes>) -> PyResult<Bound<'py, PyAny>> {
+        let mut sink = ListSink::new(data);
+        self.parser.feed(data.as_bytes(), &mut sink);
         sink.finish(true)
     }
 
@@ -211,7 +217,8 @@ impl RequestParser {
 
     /// The upgrade was declined: parses the held bytes as HTTP again.
     fn resume<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let mut sink = ListSink::new(py);
+        // (what is parsed is the parser's own: every piece is copied)
+        let mut sink = ListSink::new(&PyBytes::new(py, b""));
         self.parser.resume(&mut sink);
         Ok(sink.finish(false)?.cast_into::<PyList>()?)
     }
