@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -208,6 +210,9 @@ def test_response_fields(port: int) -> None:
     r = get(port, "/cookie")
     cookies = r.headers.get_list("set-cookie")
     assert cookies[0].startswith("a=1; Expires=") and "Max-Age=60" in cookies[0]
+    expires = cookies[0].split("Expires=")[1].split(";")[0]  # an IMF-fixdate a minute on
+    assert abs(email.utils.parsedate_to_datetime(expires).timestamp() - time.time() - 60) < 5
+    assert expires.endswith(" GMT") and len(expires) == 29
     assert cookies[0].endswith("Path=/; Secure; HttpOnly; SameSite=Lax")
     assert cookies[1] == "b=2; Path=/; Domain=example.com"
     assert r.headers.get_list("x-multi") == ["1", "2"]

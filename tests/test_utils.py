@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import html
 import os
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from tremolo.framework import native
 from tremolo.utils import file_signature, html_escape, is_async, parse_fields, parse_int
 
 
@@ -44,3 +48,9 @@ def test_file_signature_and_is_async(tmp_path: os.PathLike[str]) -> None:
     async def coro() -> None: ...
 
     assert is_async(coro) and not is_async(len)
+
+
+@given(st.text(alphabet=st.sampled_from("&<>\"'a é;#x27"), max_size=30))
+def test_the_native_adapters_escape_is_html_escape(text: str) -> None:
+    # (the framework escapes without importing the html module)
+    assert native._escape(text) == html.escape(text)

@@ -12,7 +12,6 @@ import base64
 import datetime
 import json
 import logging
-import logging.config
 import os
 import sys
 from typing import Any
@@ -36,7 +35,10 @@ def configure(level: str, fmt: str, log_config: str | None = None) -> None:
     access lines to stdout as they are. With `log_config`, that file (JSON, or YAML
     when PyYAML is installed) configures logging instead."""
     if log_config:
-        logging.config.dictConfig(load_config(log_config))
+        # (imported only for a log_config: it is a MiB of every worker)
+        from logging.config import dictConfig
+
+        dictConfig(load_config(log_config))
         return
     server = logging.getLogger(SERVER)
     server.setLevel(level.upper())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -113,8 +112,7 @@ class Response(_core.ResponseCore):
         text = value if isinstance(value, str) else _bytes(value)  # str as UTF-8
         parts = [name + b"=" + quote(text, safe="!#$&'()*+-./:<=>?@[]^_`{|}~").encode()]
         if expires:
-            when = email.utils.formatdate(time.time() + expires, usegmt=True)
-            parts.append(b"Expires=" + when.encode())
+            parts.append(b"Expires=" + _core.http_date(time.time() + expires))
             parts.append(b"Max-Age=%d" % max(expires, 0))
         if path:
             parts.append(b"Path=" + _field(path))

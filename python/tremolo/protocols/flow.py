@@ -13,7 +13,6 @@ WebSocket protocol goes on with the same one.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import fcntl
 import gc
 import socket
@@ -259,6 +258,8 @@ def _release_memory() -> None:
     global _malloc_trim
     gc.collect()
     if _malloc_trim is None:
+        import ctypes  # (only here: it is a third of a MiB of every worker)
+
         try:
             _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
         except (OSError, AttributeError):
