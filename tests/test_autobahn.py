@@ -5,6 +5,9 @@ servers: no case may fail. `make autobahn` runs every chapter, 12 and 13
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,10 +22,19 @@ WSTEST = ROOT / ".autobahn" / "bin" / "wstest"
 def test_autobahn_chapters_1_to_10(tmp_path: Path) -> None:
     assert WSTEST.exists(), "wstest is missing: `make autobahn-env` installs it"
     cases = ",".join(f"{n}.*" for n in range(1, 11))
-    run = subprocess.run([sys.executable, str(ROOT / "tests" / "autobahn" / "run.py"),
-                          "--cases", cases, "--out", str(tmp_path)],
-                         capture_output=True, text=True, timeout=880)
-    print(run.stdout)
-    assert run.returncode == 0, run.stderr[-5000:]
-    assert "tremolo-native" in run.stdout and "tremolo-asgi" in run.stdout
-    assert "| 10 |" in run.stdout  # every chapter ran
+    # in a session of its own, so that whatever ends the test (its timeout, an
+    # interrupt) ends run.py's servers and wstest with it
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "autobahn" / "run.py"),
+                             "--cases", cases, "--out", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=880)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    print(stdout)
+    assert proc.returncode == 0, stderr[-5000:]
+    assert "tremolo-native" in stdout and "tremolo-asgi" in stdout
+    assert "| 10 |" in stdout  # every chapter ran
