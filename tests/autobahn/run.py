@@ -120,8 +120,10 @@ def main() -> int:
         spec_file = outdir / "fuzzingclient.json"
         outdir.mkdir(parents=True, exist_ok=True)
         spec_file.write_text(json.dumps(spec))
-        subprocess.run([str(WSTEST), "-m", "fuzzingclient", "-s", str(spec_file)], check=True,
-                       cwd=outdir, stdout=subprocess.DEVNULL, timeout=3000)
+        # (its log says which case runs: what to look at if one never ends)
+        with open(outdir / "wstest.log", "w") as log:
+            subprocess.run([str(WSTEST), "-m", "fuzzingclient", "-s", str(spec_file)],
+                           check=True, cwd=outdir, stdout=log, timeout=3000)
     finally:
         for proc in procs:
             proc.terminate()
