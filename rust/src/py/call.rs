@@ -16,7 +16,7 @@
 
 use super::asgi::{self, AsgiParts};
 use super::plain::{self, PlainParts};
-use super::task::{self, Step};
+use super::task::{self, Sent, Step};
 use pyo3::exceptions::{PyAttributeError, PyRuntimeError, PyStopIteration, PyValueError};
 use pyo3::gc::PyVisit;
 use pyo3::intern;
@@ -64,13 +64,6 @@ pub struct RequestCall {
     running: bool,
 }
 
-/// How a send into the driven coroutine ended.
-enum Sent<'py> {
-    Yielded(Bound<'py, PyAny>),
-    Returned(Bound<'py, PyAny>),
-    Raised(PyErr),
-}
-
 impl RequestCall {
     pub fn new(parts: Parts) -> Self {
         RequestCall {
@@ -113,26 +106,6 @@ impl RequestCall {
             plain::after(slf, outcome)
         } else {
             asgi::after(slf, outcome)
-        }
-    }
-
-    /// Sends None (or throws `exc`) into the driven coroutine, in `context` if
-    /// given.
-    fn send_inner<'py>(
-        inner: &Bound<'py, PyAny>,
-        context: Option<&Bound<'py, PyAny>>,
-        exc: Option<&Bound<'py, PyAny>>,
-    ) -> Sent<'py> {
-        let py = inner.py();
-        match task::resume(inner, context, exc) {
-            Ok(v) => Sent::Yielded(v),
-            Err(e) if e.is_instance_of::<PyStopIteration>(py) => {
-                match e.value(py).getattr(intern!(py, "value")) {
-                    Ok(v) => Sent::Returned(v),
-                    Err(e) => Sent::Raised(e),
-                }
-            }
-            Err(e) => Sent::Raised(e),
         }
     }
 
@@ -199,7 +172,7 @@ impl RequestCall {
             let Some(inner) = inner.filter(|_| stage != Stage::Done) else {
                 return Ok(Step::Returned);
             };
-            let outcome = match Self::send_inner(inner.bind(py), context, exc.as_ref()) {
+            let outcome = match task::send(inner.bind(py), context, exc.as_ref()) {
                 Sent::Yielded(v) => return Ok(Step::Yielded(v)),
                 Sent::Returned(v) if stage == Stage::App => Ok(v),
                 Sent::Raised(e) if stage == Stage::App => Err(e),

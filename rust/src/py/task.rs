@@ -158,15 +158,14 @@ impl RequestTask {
         context: Option<&Bound<'py, PyAny>>,
         exc: Option<&Bound<'py, PyAny>>,
     ) -> Step<'py> {
-        let py = coro.py();
         if let Ok(call) = coro.cast::<RequestCall>() {
             // a request's cycle (call.rs): stepped without a coroutine's protocol
             return RequestCall::advance(call, context, exc);
         }
-        match resume(coro, context, exc) {
-            Ok(value) => Step::Yielded(value),
-            Err(e) if e.is_instance_of::<PyStopIteration>(py) => Step::Returned,
-            Err(e) => Step::Raised(e),
+        match send(coro, context, exc) {
+            Sent::Yielded(value) => Step::Yielded(value),
+            Sent::Returned(_) => Step::Returned,
+            Sent::Raised(e) => Step::Raised(e),
         }
     }
 
@@ -376,9 +375,35 @@ impl RequestTask {
     }
 }
 
+/// How a send into a coroutine ended, with what it returned.
+pub enum Sent<'py> {
+    Yielded(Bound<'py, PyAny>),
+    Returned(Bound<'py, PyAny>),
+    Raised(PyErr),
+}
+
+/// Sends None into `coro` (or throws `exc` into it), in `context` if given.
+pub fn send<'py>(
+    coro: &Bound<'py, PyAny>,
+    context: Option<&Bound<'py, PyAny>>,
+    exc: Option<&Bound<'py, PyAny>>,
+) -> Sent<'py> {
+    let py = coro.py();
+    match resume(coro, context, exc) {
+        Ok(v) => Sent::Yielded(v),
+        Err(e) if e.is_instance_of::<PyStopIteration>(py) => {
+            match e.value(py).getattr(intern!(py, "value")) {
+                Ok(v) => Sent::Returned(v),
+                Err(e) => Sent::Raised(e),
+            }
+        }
+        Err(e) => Sent::Raised(e),
+    }
+}
+
 /// Sends None into a coroutine (or throws `exc` into it), in `context` if given:
 /// what it yields, or the StopIteration that ends it.
-pub fn resume<'py>(
+fn resume<'py>(
     coro: &Bound<'py, PyAny>,
     context: Option<&Bound<'py, PyAny>>,
     exc: Option<&Bound<'py, PyAny>>,
