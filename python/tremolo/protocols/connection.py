@@ -9,6 +9,9 @@ from typing import Any
 
 from .forwarded import forwarded
 
+#: how many addresses a Trust remembers its verdict on
+VERDICTS = 1024
+
 
 class Trust:
     """Which peers are trusted proxies, and which of their proxy fields are believed:
@@ -25,6 +28,9 @@ class Trust:
         self.networks = tuple(n for n in networks if n.num_addresses > 1)
         #: the header family believed: "x-forwarded", "forwarded" or "off"
         self.headers = headers
+        #: peer -> whether it is trusted, for the addresses seen lately (ipaddress's
+        #: parsing was most of a proxied request's cost)
+        self._verdicts: dict[str, bool] = {}
 
     def __call__(self, peer: str | None) -> bool:
         """Whether the peer at address `peer` is a trusted proxy. An IPv4 peer of
@@ -33,6 +39,14 @@ class Trust:
             return False
         if self.everyone or peer in self.addresses:
             return True
+        verdict = self._verdicts.get(peer)
+        if verdict is None:
+            if len(self._verdicts) >= VERDICTS:
+                self._verdicts.clear()  # (a client can name any address)
+            verdict = self._verdicts[peer] = self._trusted(peer)
+        return verdict
+
+    def _trusted(self, peer: str) -> bool:
         try:
             addr = ipaddress.ip_address(peer)
         except ValueError:

@@ -11,6 +11,7 @@ proxy, and scheme and host come from that same hop (or the nearest one that says
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,9 @@ from typing import Any
 Trusted = Callable[[str], bool]
 
 
+# (ipaddress's parsing was most of a proxied request's cost; behind a proxy the same
+# few addresses come again and again. Bounded: a client can name any address.)
+@functools.lru_cache(maxsize=1024)
 def _address(text: str) -> tuple[str, int] | None:
     """`192.0.2.1`, `192.0.2.1:80`, `[2001:db8::1]`, `"[2001:db8::1]:80"` -> (ip, port);
     None for anything else (`unknown`, an obfuscated `_name`, garbage)."""
