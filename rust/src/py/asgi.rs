@@ -16,21 +16,12 @@
 use super::call::{cleared, Parts, RequestCall};
 use super::cycle::CycleCore;
 use super::exchange::ExchangeCore;
+use super::task;
 use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 use pyo3::PyTraverseError;
-
-static CANCELLED: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-/// asyncio.CancelledError: what an application's end passes on up as it is.
-fn cancelled_error(py: Python<'_>) -> PyResult<&Py<PyAny>> {
-    CANCELLED.get_or_try_init(py, || {
-        Ok(py.import("asyncio")?.getattr("CancelledError")?.unbind())
-    })
-}
 
 /// The ASGI adapter's handle(): see the module docs.
 #[pyclass(module = "tremolo._core")]
@@ -238,7 +229,7 @@ pub fn after<'py>(
             adapter.call_method1(py, intern!(py, "_ended"), (cycle,))?;
         }
         Err(e) => {
-            if e.is_instance(py, cancelled_error(py)?.bind(py))
+            if e.is_instance(py, task::asyncio(py)?.cancelled_error.bind(py))
                 || e.is_instance_of::<pyo3::exceptions::PyGeneratorExit>(py)
             {
                 return Err(e);

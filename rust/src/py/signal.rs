@@ -14,15 +14,10 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::PyTraverseError;
 
-static CANCELLED: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
 fn cancelled_error(py: Python<'_>, message: Option<&Py<PyAny>>) -> PyResult<PyErr> {
-    let class = CANCELLED.get_or_try_init(py, || {
-        Ok::<_, PyErr>(py.import("asyncio")?.getattr("CancelledError")?.unbind())
-    })?;
+    let class = &task::asyncio(py)?.cancelled_error;
     let error = match message {
         Some(m) => class.bind(py).call1((m.bind(py),))?,
         None => class.bind(py).call0()?,

@@ -37,12 +37,12 @@ use pyo3::PyTraverseError;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What a task needs of asyncio, looked up once.
-struct Asyncio {
+pub struct Asyncio {
     enter_task: Py<PyAny>,
     leave_task: Py<PyAny>,
     current_task: Py<PyAny>,
     copy_context: Py<PyAny>,
-    cancelled_error: Py<PyAny>,
+    pub cancelled_error: Py<PyAny>,
     invalid_state: Py<PyAny>,
     /// what `run_first()` returns while the coroutine goes on
     running: Py<PyAny>,
@@ -51,7 +51,7 @@ struct Asyncio {
 static ASYNCIO: PyOnceLock<Asyncio> = PyOnceLock::new();
 static NUMBERS: AtomicU64 = AtomicU64::new(1);
 
-fn asyncio(py: Python<'_>) -> PyResult<&'static Asyncio> {
+pub fn asyncio(py: Python<'_>) -> PyResult<&'static Asyncio> {
     ASYNCIO.get_or_try_init(py, || {
         let tasks = py.import("asyncio.tasks")?;
         let exceptions = py.import("asyncio.exceptions")?;
