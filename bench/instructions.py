@@ -10,7 +10,9 @@ path's cost is tracked commit by commit.
     python3 bench/instructions.py [--apps native,asgi,protocol,ws-native,ws-asgi]
                                   [--requests 20000] [--record]
 
-ws-native and ws-asgi count a WebSocket echo message (in and out) instead of a request.
+ws-native and ws-asgi count a WebSocket echo message (in and out) instead of a request;
+asgi-proxied is the ASGI hello with the fields the documented nginx setup adds
+(X-Forwarded-For, -Proto, -Host) from a trusted peer.
 
 valgrind comes from Debian (`apt-get install valgrind`). A run takes about a minute
 per app.
@@ -31,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results-instructions.md"
 #: the columns of the results table, in order
-APPS = ("native", "asgi", "protocol", "ws-native", "ws-asgi")
+APPS = ("native", "asgi", "protocol", "ws-native", "ws-asgi", "asgi-proxied")
 HEADER = """# Instructions per request
 
 `python3 bench/instructions.py --record`: callgrind over bench/micro.py (a keep-alive
@@ -39,18 +41,19 @@ GET /hello through HTTPProtocol with a fake transport; ws-*: a 32-byte WebSocket
 per message), PYTHONHASHSEED=0, the difference of 2N and N requests divided by N.
 Deterministic within a few hundred instructions; compare rows, not machines.
 
-| date | commit | native | asgi | protocol | ws-native | ws-asgi | python |
-|---|---|---:|---:|---:|---:|---:|---|
+| date | commit | native | asgi | protocol | ws-native | ws-asgi | asgi proxied | python |
+|---|---|---:|---:|---:|---:|---:|---:|---|
 """
 
 
 def collected(app: str, requests: int, out_dir: str) -> int:
     """Instructions callgrind counted for one run of micro.py."""
     out = os.path.join(out_dir, f"{app}.{requests}.out")
+    kind = app.removesuffix("-proxied")
     proc = subprocess.run(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-         sys.executable, str(ROOT / "bench" / "micro.py"), "--app", app,
-         "--requests", str(requests)],
+         sys.executable, str(ROOT / "bench" / "micro.py"), "--app", kind,
+         "--requests", str(requests), *(["--proxied"] if app != kind else [])],
         env={**os.environ, "PYTHONHASHSEED": "0"}, capture_output=True, text=True,
         timeout=1800, check=False)
     m = re.search(r"Collected : (\d+)", proc.stderr)
@@ -75,7 +78,8 @@ def commit() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--apps", default=",".join(APPS))
+    ap.add_argument("--apps", default=",".join(APPS),
+                    help=f"a comma-separated list of {', '.join(APPS)}")
     ap.add_argument("--requests", type=int, default=20_000)
     ap.add_argument("--record", action="store_true",
                     help=f"add a row to {RESULTS.relative_to(ROOT)}")

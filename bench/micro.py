@@ -7,6 +7,8 @@ kernel). An ASGI request may need loop iterations: they are counted in its cost.
     python3 bench/micro.py [--app native|asgi|protocol|ws-native|ws-asgi]
                            [--requests 200000] [--profile]
                            [--metrics]   (counting for --metrics on)
+                           [--proxied]   (each request as nginx forwards it, from a
+                                          trusted peer: X-Forwarded-For, -Proto, -Host)
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ from tremolo.protocols import Adapter, Exchange, FunctionAdapter, HTTPProtocol, 
 from tremolo.protocols.counters import Counters
 
 REQUEST = b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: wrk\r\n\r\n"
+# what the documented nginx setup (docs/deployment.md) sends for a client's request
+PROXIED = (b"GET /hello HTTP/1.1\r\nHost: example.com\r\nX-Forwarded-For: 203.0.113.9\r\n"
+           b"X-Forwarded-Proto: https\r\nX-Forwarded-Host: example.com\r\n"
+           b"User-Agent: wrk\r\n\r\n")
 UPGRADE = (b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
            b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
@@ -98,7 +104,8 @@ class Sink(asyncio.Transport):
         raise AssertionError("closed")
 
 
-async def run(n: int, kind: str, profile: bool, metrics: bool = False) -> None:
+async def run(n: int, kind: str, profile: bool, metrics: bool = False,
+              proxied: bool = False) -> None:
     state = ServerState(Options(), asyncio.get_running_loop())
     if metrics:
         state.counters = Counters(kind)
@@ -122,6 +129,7 @@ async def run(n: int, kind: str, profile: bool, metrics: bool = False) -> None:
     proto.connection_made(sink)
     sink.protocol = proto
     feed = proto.data_received
+    request = PROXIED if proxied else REQUEST
     loop = asyncio.get_running_loop()
     if kind.startswith("ws"):
         await messages(n, profile, sink, proto)
@@ -140,7 +148,7 @@ async def run(n: int, kind: str, profile: bool, metrics: bool = False) -> None:
                     finished.set_result(None)
                     return
                 left -= 1
-                feed(REQUEST)
+                feed(request)
             loop.call_soon(step)
 
         step()
@@ -212,9 +220,10 @@ def main() -> None:
                     default="native")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--metrics", action="store_true")
+    ap.add_argument("--proxied", action="store_true")
     args = ap.parse_args()
     import uvloop
-    uvloop.run(run(args.requests, args.app, args.profile, args.metrics))
+    uvloop.run(run(args.requests, args.app, args.profile, args.metrics, args.proxied))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ __all__ = [
     "HTTPParseError",
     "PlainRoutes",
     "ProtocolCore",
+    "Proxies",
     "RequestCall",
     "RequestCore",
     "RequestHead",
@@ -67,7 +68,10 @@ class RequestHead:
     @property
     def headers(self) -> list[tuple[bytes, bytes]]: ...
     def scope(self, base: dict[str, Any], asgi: dict[str, Any], state: dict[str, Any],
-              extensions: dict[str, Any]) -> dict[str, Any]: ...
+              extensions: dict[str, Any], proxies: Proxies | None = None
+              ) -> dict[str, Any]: ...
+    def forwarded(self, proxies: Proxies, peer: tuple[str, int] | None, scheme: str
+                  ) -> tuple[tuple[str, int] | None, str, str | None]: ...
     def get(self, name: bytes) -> bytes | None: ...
     def get_all(self, name: bytes) -> list[bytes]: ...
     @property
@@ -88,6 +92,15 @@ class RequestHead:
     def respond(self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes,
                 keep_alive: bool, date: bytes, server: bytes, reason: bytes | None = None
                 ) -> tuple[bytes, bool]: ...
+
+@final
+class Proxies:
+    """The trusted proxies, and whether their word is RFC 7239 Forwarded."""
+    def __new__(cls, networks: list[tuple[str, int]], *, everyone: bool = False,
+                rfc7239: bool = False) -> Proxies: ...
+    def __call__(self, peer: str | None) -> bool: ...
+    @property
+    def rfc7239(self) -> bool: ...
 
 _Event: TypeAlias = RequestHead | bytes | list[tuple[bytes, bytes]] | HTTPParseError | None
 

@@ -9,8 +9,10 @@
 //! - [`ws`]: WebSocket codec: frames, masking, UTF-8, close handshake, permessage-deflate.
 //! - [`ratelimit`]: token buckets for download and upload speed limits.
 //! - [`proxy`]: the PROXY protocol header (v1 and v2) a load balancer sends first.
+//! - [`forwarded`]: what a trusted proxy's X-Forwarded-* or Forwarded fields say.
 #![forbid(unsafe_code)]
 
+pub mod forwarded;
 pub mod h1;
 pub mod proxy;
 pub mod ratelimit;

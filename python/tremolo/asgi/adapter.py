@@ -47,10 +47,11 @@ class ASGIAdapter(Adapter):
     async def shutdown(self) -> None:
         await self.lifespan.shutdown()
 
-    def _connection(self, p: HTTPProtocol) -> tuple[dict[str, Any], dict[str, Any], bool]:
+    def _connection(self, p: HTTPProtocol
+                    ) -> tuple[dict[str, Any], dict[str, Any], _core.Proxies | None]:
         """What every request on a connection shares, worked out once: the scope
-        fields that do not change, the extensions, and whether its peer is a trusted
-        proxy."""
+        fields that do not change, the extensions, and the trusted proxies when its
+        peer is one whose fields are believed."""
         info = p.info
         assert info is not None
         extensions: dict[str, Any] = dict(EXTENSIONS)
@@ -63,23 +64,18 @@ class ASGIAdapter(Adapter):
             "query_string": None, "root_path": self.root_path, "headers": None,
             "client": info.peer, "server": info.server, "state": None, "extensions": None,
         }
-        known = p.context["asgi"] = (base, extensions, info.trusted)
+        known = p.context["asgi"] = (base, extensions, info.proxies)
         return known
 
     def scope(self, ex: Exchange) -> dict[str, Any]:
         head = ex.head
         p = ex.protocol
-        base, extensions, trusted = p.context.get("asgi") or self._connection(p)
+        base, extensions, proxies = p.context.get("asgi") or self._connection(p)
         # the request's own fields (method, path decoded, raw_path, query_string,
-        # headers, http_version) and the per-request copies are made by the core
-        scope = head.scope(base, ASGI, self.lifespan.state, extensions)
-        if trusted:
-            assert p.info is not None
-            scope["client"], scope["scheme"], host = p.info.forwarded(head)
-            if host is not None:  # X-Forwarded-Host / Forwarded host= of a trusted proxy
-                scope["headers"] = [(n, host.encode("latin-1") if n == b"host" else v)
-                                    for n, v in scope["headers"]]
-        return scope
+        # headers, http_version), what a trusted proxy's fields say, and the
+        # per-request copies are made by the core
+        return head.scope(base, ASGI, self.lifespan.state, extensions,
+                          proxies)
 
     def websocket_scope(self, ex: Exchange) -> dict[str, Any]:
         scope = self.scope(ex)

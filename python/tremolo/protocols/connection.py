@@ -7,55 +7,30 @@ import asyncio
 import ipaddress
 from typing import Any
 
-from .forwarded import forwarded
-
-#: how many addresses a Trust remembers its verdict on
-VERDICTS = 1024
+from .. import _core
 
 
 class Trust:
     """Which peers are trusted proxies, and which of their proxy fields are believed:
-    worked out once from the options (trusted_proxies, proxy_headers)."""
+    worked out once from the options (trusted_proxies, proxy_headers). The matching
+    and the fields' rules are the core's (`_core.Proxies`, rust/src/forwarded.rs)."""
 
     def __init__(self, proxies: tuple[str, ...] | frozenset[str],
                  headers: str = "x-forwarded") -> None:
         self.everyone = "*" in proxies
         self.unix = self.everyone or "unix" in proxies
+        # (ipaddress reads every form the option allows: a netmask, a hostmask)
         networks = [ipaddress.ip_network(p, strict=False) for p in proxies
                     if p not in ("*", "unix")]
-        self.addresses = frozenset(str(n.network_address) for n in networks
-                                   if n.num_addresses == 1)
-        self.networks = tuple(n for n in networks if n.num_addresses > 1)
         #: the header family believed: "x-forwarded", "forwarded" or "off"
         self.headers = headers
-        #: peer -> whether it is trusted, for the addresses seen lately (ipaddress's
-        #: parsing was most of a proxied request's cost)
-        self._verdicts: dict[str, bool] = {}
+        self.proxies = _core.Proxies([(str(n.network_address), n.prefixlen) for n in networks],
+                                     everyone=self.everyone, rfc7239=headers == "forwarded")
 
     def __call__(self, peer: str | None) -> bool:
         """Whether the peer at address `peer` is a trusted proxy. An IPv4 peer of
         a dual-stack listener (::ffff:192.0.2.1) is compared as the IPv4 address."""
-        if peer is None:
-            return False
-        if self.everyone or peer in self.addresses:
-            return True
-        verdict = self._verdicts.get(peer)
-        if verdict is None:
-            if len(self._verdicts) >= VERDICTS:
-                self._verdicts.clear()  # (a client can name any address)
-            verdict = self._verdicts[peer] = self._trusted(peer)
-        return verdict
-
-    def _trusted(self, peer: str) -> bool:
-        try:
-            addr = ipaddress.ip_address(peer)
-        except ValueError:
-            return False
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
-            if str(addr) in self.addresses:
-                return True
-        return any(addr in n for n in self.networks)
+        return self.proxies(peer)
 
 
 class ConnectionInfo:
@@ -88,12 +63,18 @@ class ConnectionInfo:
     def scheme(self) -> str:
         return "https" if self.secure else "http"
 
+    @property
+    def proxies(self) -> _core.Proxies | None:
+        """The trusted proxies, if the peer is one whose fields are believed."""
+        if not self.trusted or self.trust.headers == "off":
+            return None
+        return self.trust.proxies
+
     def forwarded(self, head: Any) -> tuple[tuple[str, int] | None, str, str | None]:
         """(client, scheme, host) of a request: the connection's own, or what a
-        trusted proxy says in the header family believed (see forwarded.py); host is
-        None when no proxy says it."""
-        if not self.trusted or self.trust.headers == "off":
+        trusted proxy says in the header family believed (rust/src/forwarded.rs);
+        host is None when no proxy says it."""
+        proxies = self.proxies
+        if proxies is None:
             return self.peer, self.scheme, None
-        client, scheme, host = forwarded(head, self.peer, self.trust,
-                                         self.trust.headers == "forwarded")
-        return client, scheme or self.scheme, host
+        return head.forwarded(proxies, self.peer, self.scheme)  # type: ignore[no-any-return]

@@ -3,19 +3,19 @@
 //!
 //! The call makes the request's Cycle (a Python subclass of CycleCore, cycle.rs),
 //! its scope (in one call into the request head, from what the connection's
-//! requests share: `protocol.context["asgi"]`; a trusted proxy's request with a
-//! proxy field takes the adapter's way), and calls the application; the
+//! requests share: `protocol.context["asgi"]`, with what a trusted proxy's fields
+//! say), and calls the application; the
 //! call drives the application's coroutine. When it ends having sent its whole
 //! response, the request is done without a Python frame. Everything else goes to
 //! the adapter's Python methods by name: `_upgrade` (a request asking for an
-//! upgrade), `scope` (the first request of a connection, and a trusted proxy's
-//! request with a proxy field), `_await` (an application that returns an awaitable that is not a
-//! coroutine), `_ended` (an application that returned without a whole response,
+//! upgrade), `scope` (the first request of a connection), `_await` (an
+//! application that returns an awaitable that is not a coroutine), `_ended` (an application that returned without a whole response,
 //! or after its request body failed) and `_failed` (an application that raised).
 
 use super::call::{cleared, Parts, RequestCall};
 use super::cycle::CycleCore;
 use super::exchange::ExchangeCore;
+use super::forwarded::Proxies;
 use super::task;
 use pyo3::gc::PyVisit;
 use pyo3::intern;
@@ -126,8 +126,7 @@ fn parts(slf: &Bound<'_, RequestCall>) -> PyResult<Held> {
 }
 
 /// The request's scope: made here from what its connection's requests share, or
-/// by the adapter when that is not known yet or a trusted proxy says who the
-/// client is.
+/// by the adapter when that is not known yet.
 fn scope<'py>(
     handle: &Bound<'py, AsgiHandle>,
     ex: &Bound<'py, ExchangeCore>,
@@ -146,10 +145,10 @@ fn scope<'py>(
     };
     if let Some((known, head)) = shared {
         if let Ok(known) = known.cast::<PyTuple>() {
-            // (a trusted proxy's request without proxy fields is anyone's)
-            if known.len() == 3 && (!known.get_item(2)?.is_truthy()? || !head.get().proxied()) {
-                let base = known.get_item(0)?;
-                let extensions = known.get_item(1)?;
+            if known.len() == 3 {
+                // (base, extensions, the trusted proxies when the peer is one)
+                let (base, extensions) = (known.get_item(0)?, known.get_item(1)?);
+                let proxies = known.get_item(2)?;
                 return Ok(head
                     .get()
                     .scope(
@@ -158,6 +157,7 @@ fn scope<'py>(
                         h.asgi.bind(py),
                         h.state.bind(py),
                         extensions.cast::<PyDict>()?,
+                        proxies.cast::<Proxies>().ok(),
                     )?
                     .into_any());
             }

@@ -9,6 +9,7 @@ mod cycle;
 mod encode;
 mod errors;
 mod exchange;
+mod forwarded;
 mod native;
 mod parser;
 mod plain;
@@ -60,5 +61,6 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode::http_date, m)?)?;
     m.add_function(wrap_pyfunction!(encode::reason_phrase, m)?)?;
     m.add_function(wrap_pyfunction!(proxy::proxy_header, m)?)?;
+    m.add_class::<forwarded::Proxies>()?;
     Ok(())
 }

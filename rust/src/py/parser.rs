@@ -2,6 +2,8 @@
 
 use super::encode;
 use super::errors::parse_error;
+use super::forwarded::{self, Proxies};
+use crate::forwarded::{Client, Said};
 use crate::h1::{self, target, BodyKind, Limits, Parser, Sink, Version};
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
@@ -230,6 +232,26 @@ impl RequestParser {
 }
 
 impl RequestHead {
+    /// Every field as a `(name, value)` pair; `host`, when given, is the Host
+    /// field's value (a trusted proxy's X-Forwarded-Host).
+    fn headers_with_host<'py>(
+        &self,
+        py: Python<'py>,
+        host: Option<&[u8]>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for h in &self.inner.headers {
+            let name = self.inner.bytes(h.name);
+            let value = match host {
+                Some(host) if name == b"host" => host,
+                _ => self.inner.bytes(h.value),
+            };
+            let pair = [PyBytes::new(py, name), PyBytes::new(py, value)];
+            list.append(PyTuple::new(py, pair)?)?;
+        }
+        Ok(list)
+    }
+
     /// A HEAD request: its response's body is left out.
     pub fn is_head(&self) -> bool {
         self.inner.method() == b"HEAD"
@@ -240,16 +262,9 @@ impl RequestHead {
         target::split(self.inner.target()).0
     }
 
-    /// Whether it has a field a proxy sets (the fields protocols/forwarded.py
-    /// reads): without one, a trusted proxy's request says nothing of the client.
-    pub fn proxied(&self) -> bool {
-        const FIELDS: [&[u8]; 4] = [
-            b"forwarded",
-            b"x-forwarded-for",
-            b"x-forwarded-proto",
-            b"x-forwarded-host",
-        ];
-        FIELDS.iter().any(|name| self.inner.get(name).is_some())
+    /// What a trusted proxy's fields in it say, with `proxies` the trusted ones.
+    pub fn said<'h>(&'h self, proxies: &Proxies) -> Said<'h> {
+        proxies.said(&self.inner)
     }
 }
 
@@ -290,19 +305,41 @@ impl RequestHead {
     /// Every field as a `(name, value)` pair of bytes, in order received.
     #[getter]
     fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let list = PyList::empty(py);
-        for h in &self.inner.headers {
-            let name = PyBytes::new(py, self.inner.bytes(h.name));
-            let value = PyBytes::new(py, self.inner.bytes(h.value));
-            list.append(PyTuple::new(py, [name, value])?)?;
-        }
-        Ok(list)
+        self.headers_with_host(py, None)
+    }
+
+    /// (client, scheme, host) by the word of the trusted `proxies` (this request
+    /// came from one of them): the client as (address, port), else `peer`; the
+    /// scheme, else `scheme`; the host, else None.
+    fn forwarded<'py>(
+        &self,
+        py: Python<'py>,
+        proxies: &Bound<'py, Proxies>,
+        peer: Bound<'py, PyAny>,
+        scheme: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let said = self.said(proxies.get());
+        let host = match said.host {
+            Some(host) => PyString::new(py, &String::from_utf8_lossy(host)).into_any(),
+            None => py.None().into_bound(py),
+        };
+        PyTuple::new(
+            py,
+            [
+                forwarded::client(py, &said, peer)?,
+                forwarded::scheme(py, &said, scheme),
+                host,
+            ],
+        )
     }
 
     /// A copy of `base` with what this request adds to an ASGI http scope: `method`,
     /// `http_version`, `path` (percent-decoded, read as UTF-8 with replacement),
     /// `raw_path`, `query_string`, `headers` (lowercase names), and fresh copies of
     /// `asgi`, `state` and `extensions` (each request gets its own), in one call.
+    /// With `proxies` (the request came from a trusted proxy), `client`, `scheme` and
+    /// the `host` field are what the proxy's fields say, where they say it.
+    #[pyo3(signature = (base, asgi, state, extensions, proxies=None))]
     pub fn scope<'py>(
         &self,
         py: Python<'py>,
@@ -310,9 +347,26 @@ impl RequestHead {
         asgi: &Bound<'py, PyDict>,
         state: &Bound<'py, PyDict>,
         extensions: &Bound<'py, PyDict>,
+        proxies: Option<&Bound<'py, Proxies>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let h = &self.inner;
         let scope = base.copy()?;
+        let said = proxies.map(|p| self.said(p.get()));
+        if let Some(said) = &said {
+            // (most of a trusted peer's requests say nothing: base's stand)
+            if let Client::Address(..) = said.client {
+                scope.set_item(
+                    intern!(py, "client"),
+                    forwarded::client(py, said, py.None().into_bound(py))?,
+                )?;
+            }
+            if said.scheme.is_some() {
+                scope.set_item(
+                    intern!(py, "scheme"),
+                    forwarded::scheme(py, said, py.None().into_bound(py)),
+                )?;
+            }
+        }
         let (raw_path, query) = target::split(h.target());
         let method = String::from_utf8_lossy(h.method());
         scope.set_item(intern!(py, "method"), PyString::new(py, &method))?;
@@ -325,7 +379,8 @@ impl RequestHead {
         scope.set_item(intern!(py, "path"), PyString::new(py, &path))?;
         scope.set_item(intern!(py, "raw_path"), PyBytes::new(py, raw_path))?;
         scope.set_item(intern!(py, "query_string"), PyBytes::new(py, query))?;
-        scope.set_item(intern!(py, "headers"), self.headers(py)?)?;
+        let host = said.and_then(|s| s.host);
+        scope.set_item(intern!(py, "headers"), self.headers_with_host(py, host)?)?;
         scope.set_item(intern!(py, "asgi"), asgi.copy()?)?;
         scope.set_item(intern!(py, "state"), state.copy()?)?;
         scope.set_item(intern!(py, "extensions"), extensions.copy()?)?;
