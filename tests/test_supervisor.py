@@ -403,3 +403,39 @@ def test_a_stop_ends_event_streams_cleanly(tmp_path: Path) -> None:
         assert proc.wait(10) == 0
     finally:
         stop_process(proc, signal.SIGTERM, 20)
+
+
+def _switches(pid: int) -> dict[int, int]:
+    """Context switches so far of each thread of `pid`, by thread id."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "status").read_text()
+        except OSError:
+            continue  # a thread that just ended
+        out[int(task.name)] = sum(int(line.split()[1]) for line in text.splitlines()
+                                  if line.endswith("ctxt_switches") or "ctxt_switches:" in line)
+    return out
+
+
+def test_an_idle_server_wakes_up_seldom(tmp_path: Path) -> None:
+    # Every wake-up of the master or of a worker's helper thread takes a core from
+    # the requests (in a benchmark pinned to one core, the only one). The master
+    # sleeps until something happens (a signal, a worker's message or exit) or the
+    # clock's next business; the worker's loop watch until the loop's beat is old.
+    with master(tmp_path, 1) as (proc, _):
+        ready(proc)
+        [worker] = children(proc.pid)
+        time.sleep(1.0)
+        before_master, before_worker = _switches(proc.pid), _switches(worker)
+        time.sleep(4.0)
+        after_master, after_worker = _switches(proc.pid), _switches(worker)
+    master_woke = sum(after_master.values()) - sum(before_master.values())
+    helpers_woke = sum(n - before_worker.get(tid, 0) for tid, n in after_worker.items()
+                       if tid != worker)
+    loop_woke = after_worker[worker] - before_worker[worker]
+    # (20 a second each before: the master polled, the watch looked every 0.1 s)
+    assert master_woke <= 12, master_woke
+    assert helpers_woke <= 8, (helpers_woke, before_worker, after_worker)
+    # the loop's own timers: the beat, the sweeper, the master's presence
+    assert loop_woke <= 40, loop_woke

@@ -38,6 +38,11 @@ RESET_AFTER = 30.0
 #: next worker) when that worker starts within this many seconds; past it, the
 #: socket is closed (the queued connections are refused rather than left waiting)
 KEEP_QUEUE_FOR = 1.0
+#: the longest the watch sleeps: what wakes it (a signal, a worker's message or
+#: exit, a scrape) does so at once; the clock's business (worker_timeout's beats,
+#: restarts due, a stop's deadline) sets shorter waits. A master that woke often
+#: would take the core from the workers it shares it with.
+WATCH_WAIT = 1.0
 
 Renew = Callable[[], AdapterFactory]
 
@@ -189,6 +194,7 @@ class Supervisor:
         new = Child(proc, slot, time.monotonic(), beat, replaces, reload, board=board,
                     born=self.born)
         self.children[new.pid] = new
+        self.selector.register(proc.sentinel, selectors.EVENT_READ)  # its exit wakes the watch
         if cause:
             self.totals.restarted(cause)
         return new
@@ -352,6 +358,9 @@ class Supervisor:
         try:
             with Inbox() as self.inbox:
                 self.selector.register(self.inbox, selectors.EVENT_READ)
+                # (SimpleQueue has no public descriptor; its reader is a pipe's end)
+                self.selector.register(self.messages._reader,  # type: ignore[attr-defined]
+                                       selectors.EVENT_READ)
                 if self.endpoint is not None:
                     self.selector.register(self.endpoint, selectors.EVENT_READ)
                 for slot in sorted(self.slots):
@@ -375,7 +384,7 @@ class Supervisor:
     def watch(self) -> int:
         deadline = None
         while self.children or (self.restart_at and not self.stopping):
-            self.selector.select(0.05)  # a signal or a scrape ends the wait at once
+            self.selector.select(self.wait(deadline))
             if self.endpoint is not None:
                 self.endpoint.poll(0)
             if self.inbox is not None:
@@ -395,12 +404,24 @@ class Supervisor:
                         c.proc.kill()
                     continue
                 c.proc.join()
+                self.selector.unregister(c.proc.sentinel)
                 del self.children[pid]
                 if c.board is not None:
                     self.totals.keep(c.board.read())  # its counters still count
                 if not self.stopping:
                     self.ended(c)
         return self.failed
+
+    def wait(self, deadline: float | None) -> float:
+        """How long the watch may sleep: until the next thing it must do by the clock
+        (a restart due, a stop's deadline, a look at the workers' beats)."""
+        now = time.monotonic()
+        waits = [WATCH_WAIT, *(due - now for due, _ in self.restart_at.values())]
+        if self.options.worker_timeout:
+            waits.append(self.options.worker_timeout / 4)
+        if deadline is not None:
+            waits.append(deadline - now)
+        return max(min(waits), 0.0)
 
     def ended(self, c: Child) -> None:
         """A worker is gone: replaced, removed, failed to start, or died."""

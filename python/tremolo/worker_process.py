@@ -145,10 +145,19 @@ def run_worker(factory: AdapterFactory, options: Options,
         # the GIL all along (the thread cannot run then): it writes every thread's
         # stack to stderr.
         stuck = max(options.worker_timeout - 0.5, 0.5)
+        # Arming faulthandler starts a thread (on the worker's core, in the way of
+        # requests), so it is armed again only every `rearm` seconds: it then fires
+        # after a stall of at least three quarters of its time, still before the
+        # master's deadline.
+        rearm = max(stuck / 4, 0.5)
+        armed = -rearm
 
         def tick() -> None:
-            beat.value = time.monotonic()
-            faulthandler.dump_traceback_later(stuck, exit=False)
+            nonlocal armed
+            now = beat.value = time.monotonic()
+            if now - armed >= rearm:
+                faulthandler.dump_traceback_later(stuck, exit=False)
+                armed = now
             loop.call_later(0.5, tick)
         tick()
         threading.Thread(target=_watch_loop, name="tremolo-loop-watch", daemon=True,
@@ -203,12 +212,15 @@ def child(factory: AdapterFactory, renew: Callable[[], AdapterFactory] | None,
 
 
 def _watch_loop(beat: Any, after: float, main: int) -> None:
-    """Logs, once per stall, what blocks the worker's event loop (see run_worker)."""
+    """Logs, once per stall, what blocks the worker's event loop (see run_worker).
+    It sleeps until the loop's last beat is `after` seconds old, not in short
+    steps: each wake-up takes the GIL and the core from the requests."""
     reported = 0.0
     while True:
-        time.sleep(0.1)
         last = beat.value
-        if not last or last == reported or time.monotonic() - last < after:
+        left = last + after - time.monotonic()
+        if left > 0 or last == reported:
+            time.sleep(max(left, 0.1))  # (a stall already reported: look again soon)
             continue
         reported = last
         what, stack = blocking_request(sys._current_frames().get(main))
