@@ -50,14 +50,21 @@ def free_port() -> int:
 
 def descendants(pid: int) -> list[int]:
     """pid and every process below it (workers of workers included)."""
-    found, todo = [], [pid]
+    return list(family(pid))
+
+
+def family(pid: int) -> dict[int, list[int]]:
+    """pid and every process below it, each with its children."""
+    found: dict[int, list[int]] = {}
+    todo = [pid]
     while todo:
         p = todo.pop()
-        found.append(p)
+        found[p] = []
         with contextlib.suppress(OSError):
             for task in os.listdir(f"/proc/{p}/task"):
                 children = Path(f"/proc/{p}/task/{task}/children").read_text()
-                todo += [int(c) for c in children.split()]
+                found[p] += [int(c) for c in children.split()]
+        todo += found[p]
     return found
 
 
@@ -70,9 +77,11 @@ def rss(pid: int) -> int:
 
 
 class Peak:
-    """The highest RSS of a process tree (`value`) and of its largest single process
-    (`worker`: a server's worker, since a supervising master is the smaller), sampled
-    every 100 ms."""
+    """The highest RSS of a process tree (`value`) and of its largest process that
+    has no children (`worker`: a server's worker, or the server itself when it is one
+    process; a supervising master is left out, whatever its size: tremolo's, which
+    imported the application before forking, is the larger at rest), sampled every
+    100 ms."""
 
     def __init__(self, pid: int) -> None:
         self.pid, self.value, self.worker = pid, 0, 0
@@ -83,9 +92,11 @@ class Peak:
         return sum(rss(p) for p in descendants(self.pid))
 
     def sample(self) -> None:
-        sizes = [rss(p) for p in descendants(self.pid)]
-        self.value = max(self.value, sum(sizes))
-        self.worker = max(self.worker, *sizes)
+        tree = family(self.pid)
+        sizes = {p: rss(p) for p in tree}
+        self.value = max(self.value, sum(sizes.values()))
+        self.worker = max(self.worker, *(sizes[p] for p, children in tree.items()
+                                         if not children))
 
     def run(self) -> None:
         while not self.done.wait(0.1):

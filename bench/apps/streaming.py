@@ -72,7 +72,8 @@ if __name__ == "__main__":
         await response.sendfile(FILE)
 
     # speed limits are off by default; the body limit is raised for the uploads
-    app.run("127.0.0.1", int(sys.argv[1]), worker_num=0, log_level="ERROR",
+    app.run("127.0.0.1", int(sys.argv[1]), worker_num=int(os.environ.get("BENCH_WORKERS", "1")),
+            log_level="ERROR",
             client_max_body_size=64 << 20,
             buffer_size=int(os.environ.get("BENCH_BUFFER_SIZE", "65536")),
             upload_rate=int(os.environ.get("BENCH_UPLOAD_RATE", "0")))
