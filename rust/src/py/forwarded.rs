@@ -47,11 +47,6 @@ impl Proxies {
         peer.and_then(peer_address)
             .is_some_and(|ip| self.proxies.trusts(ip))
     }
-
-    #[getter]
-    fn rfc7239(&self) -> bool {
-        self.family == Family::Forwarded
-    }
 }
 
 impl Proxies {
@@ -60,31 +55,25 @@ impl Proxies {
     }
 }
 
-/// The client as an ASGI scope has it, `(host, port)`, or `peer` when the proxies
-/// do not say.
-pub fn client<'py>(
-    py: Python<'py>,
-    said: &Said,
-    peer: Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyAny>> {
+/// The client the proxies name, as an ASGI scope has it, `(host, port)`; None when
+/// they name none (the connection's peer stands).
+pub fn client<'py>(py: Python<'py>, said: &Said) -> PyResult<Option<Bound<'py, PyTuple>>> {
     match said.client {
-        Client::Peer => Ok(peer),
-        Client::Address(ip, port) => Ok(PyTuple::new(
-            py,
-            [
-                PyString::new(py, &ip.to_string()).into_any(),
-                port.into_pyobject(py)?.into_any(),
-            ],
-        )?
-        .into_any()),
+        Client::Peer => Ok(None),
+        Client::Address(ip, port) => {
+            let host = PyString::new(py, &ip.to_string()).into_any();
+            Ok(Some(PyTuple::new(
+                py,
+                [host, port.into_pyobject(py)?.into_any()],
+            )?))
+        }
     }
 }
 
-/// The scheme the proxies say, or `default`.
-pub fn scheme<'py>(py: Python<'py>, said: &Said, default: Bound<'py, PyAny>) -> Bound<'py, PyAny> {
-    match said.scheme {
-        Some("https") => intern!(py, "https").clone().into_any(),
-        Some(_) => intern!(py, "http").clone().into_any(),
-        None => default,
-    }
+/// The scheme the proxies say, if they do.
+pub fn scheme<'py>(py: Python<'py>, said: &Said) -> Option<Bound<'py, PyString>> {
+    said.scheme.map(|scheme| match scheme {
+        "https" => intern!(py, "https").clone(),
+        _ => intern!(py, "http").clone(),
+    })
 }

@@ -3,7 +3,7 @@
 use super::encode;
 use super::errors::parse_error;
 use super::forwarded::{self, Proxies};
-use crate::forwarded::{Client, Said};
+use crate::forwarded::Said;
 use crate::h1::{self, target, BodyKind, Limits, Parser, Sink, Version};
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
@@ -323,14 +323,9 @@ impl RequestHead {
             Some(host) => PyString::new(py, &String::from_utf8_lossy(host)).into_any(),
             None => py.None().into_bound(py),
         };
-        PyTuple::new(
-            py,
-            [
-                forwarded::client(py, &said, peer)?,
-                forwarded::scheme(py, &said, scheme),
-                host,
-            ],
-        )
+        let client = forwarded::client(py, &said)?.map_or(peer, Bound::into_any);
+        let scheme = forwarded::scheme(py, &said).map_or(scheme, Bound::into_any);
+        PyTuple::new(py, [client, scheme, host])
     }
 
     /// A copy of `base` with what this request adds to an ASGI http scope: `method`,
@@ -354,17 +349,11 @@ impl RequestHead {
         let said = proxies.map(|p| self.said(p.get()));
         if let Some(said) = &said {
             // (most of a trusted peer's requests say nothing: base's stand)
-            if let Client::Address(..) = said.client {
-                scope.set_item(
-                    intern!(py, "client"),
-                    forwarded::client(py, said, py.None().into_bound(py))?,
-                )?;
+            if let Some(client) = forwarded::client(py, said)? {
+                scope.set_item(intern!(py, "client"), client)?;
             }
-            if said.scheme.is_some() {
-                scope.set_item(
-                    intern!(py, "scheme"),
-                    forwarded::scheme(py, said, py.None().into_bound(py)),
-                )?;
+            if let Some(scheme) = forwarded::scheme(py, said) {
+                scope.set_item(intern!(py, "scheme"), scheme)?;
             }
         }
         let (raw_path, query) = target::split(h.target());
