@@ -20,7 +20,7 @@ from .. import _core
 from ..exceptions import HTTPException
 from .adapter import Adapter
 from .answers import answer_parts, refusal
-from .connection import ConnectionInfo
+from .connection import ConnectionInfo, fit_send_buffer
 from .exchange import Exchange, burst
 from .flow import LINGER_BYTES, LINGER_SECONDS, ClientDisconnected, Flow
 from .lifecycle import CLOSED, DONE, HANDSHAKE, HTTP, LINGER, PROXY, REFUSED, TAKEN
@@ -124,6 +124,7 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
             counters.connections += 1
         self.flow.attach(transport)
         self.info = ConnectionInfo(transport, state.trust)
+        fit_send_buffer(transport, self.info.peer)
         limit = state.options.limit_concurrency
         over = limit and state.serving() >= limit
         # every open socket is a connection of the worker, refused or not: the
