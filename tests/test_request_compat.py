@@ -185,19 +185,19 @@ def test_a_max_queue_size_write_takes_effect_on_the_connection(port: int) -> Non
 @pytest.mark.parametrize("rate", [0, 40000])
 def test_an_upload_rate_write_takes_effect_on_the_connection(port: int, rate: int) -> None:
     # the body comes after the write (100-continue), in two reads: past the burst
-    # (16 KiB), the second waits for what the first owed (10000 bytes at 40000/s)
+    # (16 KiB), the second waits for what the first owed (20000 bytes at 40000/s)
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(b"POST /upload-rate?%d HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
-                  b"Expect: 100-continue\r\nContent-Length: 26394\r\n\r\n" % rate)
+                  b"Expect: 100-continue\r\nContent-Length: 36394\r\n\r\n" % rate)
         assert s.recv(4096).startswith(b"HTTP/1.1 100 ")
-        s.sendall(b"x" * 26384)
+        s.sendall(b"x" * 36384)
         time.sleep(0.1)
         s.sendall(b"y" * 10)
         out = b""
         while chunk := s.recv(4096):
             out += chunk
     size, waited = json.loads(out.partition(b"\r\n\r\n")[2])
-    assert size == 26394
+    assert size == 36394
     assert (waited > 0.3) == bool(rate), waited  # about 0.5 s with the rate, 0.1 without
 
 

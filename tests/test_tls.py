@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import ssl
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from tremolo.asgi import ASGIAdapter
 from tremolo.testing import serve_in_thread
 
 from .helpers import free_port, wait_up
+from .test_interfaces import asgi_app
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -138,3 +140,53 @@ def test_tls_mistakes_are_one_line_before_anything_starts(
     assert r.returncode == 2, r.stderr
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("tremolo: error: TLS (--ssl-*): ssl:") and message in last, last
+
+
+def handshake_then(port: int, ctx: ssl.SSLContext, request: bytes, until: bytes) -> bytes:
+    """A TLS client whose last handshake message and `request` leave in one write,
+    so that the read which ends the server's handshake brings the request too.
+    Returns the answer up to `until` (or what came before the server closed)."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                sock.sendall(outgoing.read())
+                data = sock.recv(65536)
+                assert data, "closed during the handshake"
+                incoming.write(data)
+        tls.write(request)
+        sock.sendall(outgoing.read())  # the Finished and the request together
+        answer = b""
+        while not answer.endswith(until):
+            try:
+                answer += tls.read(65536)
+                continue
+            except ssl.SSLWantReadError:
+                pass
+            data = sock.recv(65536)
+            if not data:
+                break
+            incoming.write(data)
+        return answer
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_a_body_sent_with_the_handshakes_end_is_read(loop: str, pki: dict[str, Path]) -> None:
+    """What the read that ends the handshake brings (here a head and 30 KB of body, in
+    one segment) is kept until the connection is HTTP. It was bounded by 4 x
+    buffer_size (4 KiB here, 64 KiB by default), and asyncio's TLS layer hands over
+    all it decrypted at once: such connections were dropped without an answer."""
+    ctx = ssl.create_default_context(cafile=str(pki["ca"]))
+    body = b"b" * 30_000
+    request = (b"POST /length HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n"
+               % len(body) + body)
+    with serve_in_thread(lambda state: ASGIAdapter(asgi_app, state), loop=loop,
+                         buffer_size=1024, shutdown_timeout=2, ssl={"cert": str(pki["server"]),
+                                                  "key": str(pki["server_key"])}) as (_, port):
+        for _ in range(5):
+            answer = handshake_then(port, ctx, request, b"30000")
+            assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"\r\n\r\n30000")

@@ -60,6 +60,11 @@ class Exchange(_core.ExchangeCore):
     _received = 0
     _waited = 0.0
     _waiter: asyncio.Future[None] | None = None
+    #: the timer of the body's waits, armed at `_clock_at`; the wait at hand
+    #: times out at `_deadline` (see `_body_clock`)
+    _clock: asyncio.TimerHandle | None = None
+    _clock_at = 0.0
+    _deadline = 0.0
     _bucket: _core.TokenBucket | None = None
     #: a stop ends this response (an event stream) rather than waiting for it
     ending = False
@@ -144,12 +149,13 @@ class Exchange(_core.ExchangeCore):
         self._body_size += len(data)
         self._received += len(data)
         self._wake()
-        self.protocol.update_reading()
+        # (the caller updates reading once it has fed what it read: process())
 
     def _end(self, error: BaseException | None = None) -> None:
         self._ended = True
         self._error = error
         self._wake()
+        self.stop_clock()
 
     def _wake(self) -> None:
         w = self._waiter
@@ -171,22 +177,51 @@ class Exchange(_core.ExchangeCore):
             loop = p.loop
             timeout, what = self._body_wait()
             waiter = self._waiter = loop.create_future()
-            timer = loop.call_later(timeout, time_out, waiter)
             start = loop.time()
+            deadline = self._deadline = start + timeout
+            if self._clock is None or self._clock_at > deadline:
+                if self._clock is not None:
+                    self._clock.cancel()
+                self._clock = loop.call_at(deadline, self._body_clock)
+                self._clock_at = deadline
             try:
                 await waiter
-            except RequestTimeout:
-                p.state.logger.info("timed out waiting for %s", what)
+            except BaseException as exc:
+                self.stop_clock()
+                if isinstance(exc, RequestTimeout):
+                    p.state.logger.info("timed out waiting for %s", what)
                 raise
             finally:
-                timer.cancel()
                 self._waiter = None
                 self._waited += loop.time() - start
         assert self._body is not None
         data = self._body.popleft()
         self._body_size -= len(data)
-        self.protocol.update_reading()
+        p = self.protocol
+        if p.flow.held:  # less waiting can only let a paused read go on
+            p.update_reading()
         return data
+
+    def _body_clock(self) -> None:
+        """The body's timer: one for all its waits, moved on when it finds the wait
+        at hand due later, rather than one made and cancelled for each piece (a
+        streamed upload waits once per read)."""
+        self._clock = None
+        w = self._waiter
+        if w is None or w.done():
+            return  # between waits: the next one arms it again
+        loop = self.protocol.loop
+        if loop.time() < self._deadline:
+            self._clock = loop.call_at(self._deadline, self._body_clock)
+            self._clock_at = self._deadline
+            return
+        time_out(w)
+
+    def stop_clock(self) -> None:
+        """No more waits for the body: its timer (and the exchange it holds) goes."""
+        if self._clock is not None:
+            self._clock.cancel()
+            self._clock = None
 
     def _body_wait(self) -> tuple[float, str]:
         """How long the next wait for the body may last: request_timeout, and less

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import _core, logs
 from ..config import Options
+from .bodyreads import piece_size
 from .connection import Trust
 
 if TYPE_CHECKING:
@@ -96,6 +97,10 @@ class ServerState(_core.StateCore):
         #: worker is replaced rather than the server stopped
         self.stopping = False
         self.restarting = False
+        #: a body longer than this is read in pieces of it (bodyreads.py), into
+        #: `body_buffer`, made at the first such body
+        self.body_piece = piece_size(options.buffer_size)
+        self._body_buffer: memoryview | None = None
         self.date = b""
         self._refresh_date()
         # how often every connection is checked against its clocks
@@ -133,6 +138,13 @@ class ServerState(_core.StateCore):
             idle.sort(key=_idle_since)
             for conn in idle[:excess]:
                 conn.close()
+
+    def body_buffer(self) -> memoryview:
+        """The worker's one buffer for the reads of long bodies: each read is
+        copied out of it before the next."""
+        if self._body_buffer is None:
+            self._body_buffer = memoryview(bytearray(self.body_piece))
+        return self._body_buffer
 
     def serving(self) -> int:
         """Connections that count against limit_concurrency: every open one but
