@@ -549,7 +549,8 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
         task.cancel()
 
     def handler_done(self, ex: Exchange, exc: BaseException | None) -> None:
-        ex.stop_clock()  # a handler that stopped reading a body waits no more
+        if ex._clock is not None:
+            ex.stop_clock()  # a handler that stopped reading a body waits no more
         task = ex.task
         if task is not None:
             ex.task = None  # the task refers to the exchange: no cycle left behind
