@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import importlib
 import logging
 import os
@@ -254,6 +255,12 @@ class Worker:
     async def serve(self, sockets: list[tuple[socket.socket, Options]],
                     ready: Callable[[], None] | None = None) -> None:
         await self.start(sockets)
+        # What the application and its startup made lives as long as the worker:
+        # frozen, the collector no longer walks it (a young collection that walked
+        # it took 1.4 ms under load, three turns of the loop's 64 requests), and the
+        # pages a forked worker shares with its master are not written by it.
+        # (No collection first: it would write to every object once.)
+        gc.freeze()
         if ready is not None:
             ready()  # after the application's startup (ASGI lifespan included)
         await self.stopping
