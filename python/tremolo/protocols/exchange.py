@@ -60,10 +60,9 @@ class Exchange(_core.ExchangeCore):
     _received = 0
     _waited = 0.0
     _waiter: asyncio.Future[None] | None = None
-    #: the timer of the body's waits, armed at `_clock_at`; the wait at hand
-    #: times out at `_deadline` (see `_body_clock`)
+    #: the timer of the body's waits; the wait at hand times out at `_deadline`
+    #: (see `_body_clock`)
     _clock: asyncio.TimerHandle | None = None
-    _clock_at = 0.0
     _deadline = 0.0
     _bucket: _core.TokenBucket | None = None
     #: a stop ends this response (an event stream) rather than waiting for it
@@ -179,11 +178,10 @@ class Exchange(_core.ExchangeCore):
             waiter = self._waiter = loop.create_future()
             start = loop.time()
             deadline = self._deadline = start + timeout
-            if self._clock is None or self._clock_at > deadline:
+            if self._clock is None or self._clock.when() > deadline:
                 if self._clock is not None:
                     self._clock.cancel()
                 self._clock = loop.call_at(deadline, self._body_clock)
-                self._clock_at = deadline
             try:
                 await waiter
             except BaseException as exc:
@@ -213,7 +211,6 @@ class Exchange(_core.ExchangeCore):
         loop = self.protocol.loop
         if loop.time() < self._deadline:
             self._clock = loop.call_at(self._deadline, self._body_clock)
-            self._clock_at = self._deadline
             return
         time_out(w)
 
