@@ -76,15 +76,24 @@ def rss(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), in seconds."""
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
 class Peak:
     """The highest RSS of a process tree (`value`) and of its largest process that
     has no children (`worker`: a server's worker, or the server itself when it is one
     process; a supervising master is left out, whatever its size: tremolo's, which
     imported the application before forking, is the larger at rest), sampled every
-    100 ms."""
+    100 ms; and the CPU time the tree used while it was watched (`cpu`, seconds)."""
 
     def __init__(self, pid: int) -> None:
         self.pid, self.value, self.worker = pid, 0, 0
+        self.cpu = 0.0
         self.done = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
@@ -102,12 +111,17 @@ class Peak:
         while not self.done.wait(0.1):
             self.sample()
 
+    def tree_cpu(self) -> float:
+        return sum(cpu_seconds(p) for p in descendants(self.pid))
+
     def __enter__(self) -> Peak:
         self.sample()
+        self.cpu = -self.tree_cpu()
         self.thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
+        self.cpu += self.tree_cpu()
         self.done.set()
         self.thread.join(5)
 

@@ -2,9 +2,12 @@
 HTTPProtocol and the native or the ASGI app, with a fake transport (no sockets, no
 kernel). An ASGI request may need loop iterations: they are counted in its cost.
 `--app ws-native` / `ws-asgi`: one WebSocket echo of a 32-byte binary message (a
-"request" is a message in and its echo out), after one handshake.
+"request" is a message in and its echo out), after one handshake. `--app wsgi`: the
+WSGI hello (bench/apps/wsgi_hello.py) on its thread pool, 64 connections each sending
+a request in one loop turn, then the next 64 once all are answered (the way wrk -c64
+loads it), so the hand-off's cost per batch is shared as it is under load.
 
-    python3 bench/micro.py [--app native|asgi|protocol|ws-native|ws-asgi]
+    python3 bench/micro.py [--app native|asgi|protocol|ws-native|ws-asgi|wsgi]
                            [--requests 200000] [--profile]
                            [--metrics]   (counting for --metrics on)
                            [--proxied]   (each request as nginx forwards it, from a
@@ -26,12 +29,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from apps.asgi_hello import app as asgi_app
 from apps.tremolo_hello import app
+from apps.wsgi_hello import app as wsgi_app
 
 from tremolo import Tremolo
 from tremolo.asgi import ASGIAdapter
 from tremolo.config import Options
 from tremolo.protocols import Adapter, Exchange, FunctionAdapter, HTTPProtocol, ServerState
 from tremolo.protocols.counters import Counters
+from tremolo.wsgi import WSGIAdapter
 
 REQUEST = b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: wrk\r\n\r\n"
 # what the documented nginx setup (docs/deployment.md) sends for a client's request
@@ -109,6 +114,9 @@ async def run(n: int, kind: str, profile: bool, metrics: bool = False,
     state = ServerState(Options(), asyncio.get_running_loop())
     if metrics:
         state.counters = Counters(kind)
+    if kind == "wsgi":
+        await batches(n, state, request=PROXIED if proxied else REQUEST)
+        return
     adapter: Adapter
     if kind == "native":
         adapter = app.make_adapter(state)
@@ -213,10 +221,53 @@ async def messages(n: int, profile: bool, sink: Sink, proto: HTTPProtocol) -> No
     print(f"{dt / n * 1e6:.2f} us per message ({n / dt:,.0f} echoes/s on one core, no I/O)")
 
 
+async def batches(n: int, state: ServerState, request: bytes, width: int = 64) -> None:
+    """WSGI requests in batches of `width` connections (see the module docs)."""
+    loop = asyncio.get_running_loop()
+    adapter = WSGIAdapter(wsgi_app, state)
+    answered = 0
+    done: asyncio.Future[None] | None = None
+
+    class Counted(Sink):
+        def write(self, data: object) -> None:
+            nonlocal answered
+            self.n += 1
+            answered += 1
+            if answered == width and done is not None:
+                done.set_result(None)
+
+    feeds = []
+    for _ in range(width):
+        proto = HTTPProtocol(state, adapter)
+        sink = Counted()
+        proto.connection_made(sink)
+        sink.protocol = proto
+        feeds.append(proto.data_received)
+
+    def feed_all() -> None:  # from a plain callback, as socket reads would be
+        for feed in feeds:
+            feed(request)
+
+    async def requests(count: int) -> None:
+        nonlocal answered, done
+        for _ in range(count // width):
+            answered, done = 0, loop.create_future()
+            loop.call_soon(feed_all)
+            await done
+
+    await requests(64 * 50)
+    t0 = time.perf_counter()
+    await requests(n)
+    dt = time.perf_counter() - t0
+    await adapter.shutdown()
+    print(f"{dt / n * 1e6:.2f} us per request ({n / dt:,.0f} requests/s, batches of {width})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=200_000)
-    ap.add_argument("--app", choices=["native", "asgi", "protocol", "ws-native", "ws-asgi"],
+    ap.add_argument("--app", choices=["native", "asgi", "protocol", "ws-native", "ws-asgi",
+                                      "wsgi"],
                     default="native")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--metrics", action="store_true")

@@ -20,7 +20,8 @@ from pathlib import Path
 from harness import BENCH, PY, ROOT, SERVER_CPU, VENV053, running
 
 PEER_PACKAGES = ["uvicorn==0.54.0", "httptools==0.9.0", "uvloop==0.23.0", "granian==2.8.7", "h11",
-                 "gunicorn==27.0.1", "websockets==17.4", "socketify==0.0.31"]
+                 "gunicorn==27.0.1", "websockets==17.4", "socketify==0.0.31",
+                 "Flask==3.1.3", "Django==5.2.19"]
 NGINX_DIR = Path("/tmp/tremolo-bench-nginx")
 
 
@@ -94,10 +95,7 @@ def servers(port: int) -> list[Server]:
         Server("uvicorn-accesslog", [*[a for a in uv if a != "--no-access-log"][:-1],
                                      "--log-level", "info", "--http", "httptools",
                                      "apps.asgi_hello:app"]),
-        Server("granian-wsgi", [*gr, "--interface", "wsgi", "apps.wsgi_hello:app"]),
-        Server("gunicorn-sync", [PY, "-m", "gunicorn", "-w", "1", "-k", "sync",
-                                 "--chdir", str(BENCH), "-b", f"127.0.0.1:{port}",
-                                 "--log-level", "warning", "apps.wsgi_hello:app"]),
+        *wsgi_servers(port, cli, gr, gr2, cli2),
         Server("tremolo-streaming", [PY, streaming, str(port)]),
         Server("tremolo-streaming-asgi", [*cli, "--client-max-body-size", str(64 << 20),
                                           "--buffer-size", "65536", streaming + ":asgi"]),
@@ -131,6 +129,31 @@ def servers(port: int) -> list[Server]:
                                         "apps.asgi_hello:app"], cpus=None),
         Server("nginx-2w", [nginx, "-c", nginx_conf(port, 2)], cpus=None),
     ]
+
+
+def wsgi_servers(port: int, cli: list[str], gr: list[str], gr2: list[str],
+                 cli2: list[str]) -> list[Server]:
+    """Each WSGI app (bench/apps/wsgi_*.py) under tremolo, granian and gunicorn (sync,
+    and gthread with tremolo's default of 5 threads): `NAME` for the plain app,
+    `NAME-flask` and `NAME-django` for the frameworks' hello world."""
+    gun = [PY, "-m", "gunicorn", "-w", "1", "--chdir", str(BENCH), "-b", f"127.0.0.1:{port}",
+           "--log-level", "warning"]
+    out = []
+    for suffix, module in (("", "wsgi_hello"), ("-flask", "wsgi_flask"),
+                           ("-django", "wsgi_django")):
+        target = str(BENCH / "apps" / f"{module}.py") + ":app"
+        out += [
+            Server(f"tremolo-wsgi{suffix}", [*cli, target]),
+            Server(f"granian-wsgi{suffix}", [*gr, "--interface", "wsgi", f"apps.{module}:app"]),
+            Server(f"gunicorn-sync{suffix}", [*gun, "-k", "sync", f"apps.{module}:app"]),
+            Server(f"gunicorn-gthread{suffix}", [*gun, "-k", "gthread", "--threads", "5",
+                                                 f"apps.{module}:app"]),
+        ]
+    hello = str(BENCH / "apps" / "wsgi_hello.py") + ":app"
+    return [*out,
+            Server("tremolo-wsgi-2w", [*cli2, hello], cpus=None),
+            Server("granian-wsgi-2w", [*gr2, "--interface", "wsgi", "apps.wsgi_hello:app"],
+                   cpus=None)]
 
 
 def ensure_peers(names: set[str]) -> None:

@@ -9,8 +9,8 @@ The machine is shared and noisy: read the ratios, not the absolute numbers.
                          [--scenario NAME]
 
 The servers and their installation are in bench/peers.py, starting and loading them in
-bench/harness.py; issue 19's table and the two-worker `scaling` scenario in
-bench/issue19.py.
+bench/harness.py; the tables of tremolo against a named peer (`issue19`, `wsgi` and the
+two-worker `scaling`) in bench/compare.py.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-import issue19
+import compare
 from harness import BENCH, PY, Peak, Run, free_port, machine, versions, wrk, wsload
 from peers import Server, ensure_peers, servers, start
 
@@ -74,16 +74,16 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--only", default="")
-    ap.add_argument("--scenario", choices=sorted([*SCENARIOS, *issue19.TABLES]),
+    ap.add_argument("--scenario", choices=sorted([*SCENARIOS, *compare.TABLES]),
                     default="hello")
     ap.add_argument("--out", default="")
     args = ap.parse_args()
     if not args.out:
         suffix = "" if args.scenario == "hello" else f"-{args.scenario}"
         args.out = str(BENCH / f"results{suffix}.md")
-    if args.scenario in issue19.TABLES:
-        ensure_peers(issue19.server_names(args.scenario))
-        issue19.bench(args)
+    if args.scenario in compare.TABLES:
+        ensure_peers(compare.server_names(args.scenario))
+        compare.bench(args)
         return
     ensure_peers({name for name, _ in SCENARIOS[args.scenario]})
     if args.scenario == "websocket":

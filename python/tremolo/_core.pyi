@@ -40,6 +40,7 @@ __all__ = [
     "ws_accept",
     "ws_frame",
     "ws_negotiate",
+    "wsgi_head",
 ]
 
 __version__: str
@@ -70,6 +71,8 @@ class RequestHead:
     def scope(self, base: dict[str, Any], asgi: dict[str, Any], state: dict[str, Any],
               extensions: dict[str, Any], proxies: Proxies | None = None
               ) -> dict[str, Any]: ...
+    def environ(self, base: dict[str, Any], root: str, proxies: Proxies | None = None
+                ) -> dict[str, Any]: ...
     def forwarded(self, proxies: Proxies, peer: tuple[str, int] | None, scheme: str
                   ) -> tuple[tuple[str, int] | None, str, str | None]: ...
     def get(self, name: bytes) -> bytes | None: ...
@@ -139,6 +142,10 @@ class TokenBucket:
     def burst(self) -> float: ...
 
 _Field = tuple[bytes | bytearray, bytes | bytearray] | list[bytes | bytearray]
+
+def wsgi_head(status: str, headers: Iterable[tuple[str, str]]
+              ) -> tuple[int, bytes | None, list[tuple[bytes, bytes]], int | None]:
+    """start_response's arguments as the encoder takes them: see rust/src/py/wsgi.rs."""
 
 def encode_response(
     status: int,

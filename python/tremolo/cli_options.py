@@ -131,6 +131,8 @@ FLAGS: dict[str, tuple[Kind, str]] = {
     "shutdown_timeout": (SECONDS, "how long a graceful stop waits for busy connections"),
     "server_name": (TEXT, "the Server field; '' leaves it out"),
     "thread_pool_size": (COUNT, "threads for WSGI apps and plain (non-async) handlers"),
+    "wsgi_queue_size": (COUNT, "WSGI requests that may wait for a thread; then 503"),
+    "wsgi_input_buffer": (SIZE, "request body read before a WSGI app gets a thread"),
     "download_rate": (RATE, "speed limit of each response body; 0: none"),
     "upload_rate": (RATE, "speed limit of each connection's request bodies; 0: none"),
     "body_min_rate": (RATE, "slowest a request body may arrive after a grace of "

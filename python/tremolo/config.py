@@ -101,6 +101,10 @@ class Options:
     shutdown_timeout: float = 30
     server_name: str = "Tremolo"
     thread_pool_size: int = 5
+    #: WSGI requests that may wait for a thread; past it they are answered 503
+    wsgi_queue_size: int = 1024
+    #: bytes of a request body the loop reads before a WSGI application is given it
+    wsgi_input_buffer: int = 65536
     #: bytes per second for one response body, 0 for no limit (the original: 1 MiB/s)
     download_rate: int = 0
     #: bytes per second for one connection's request bodies, 0 for no limit
@@ -236,6 +240,8 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "app_close_timeout": _seconds,
     "shutdown_timeout": _seconds,
     "thread_pool_size": _positive_int,
+    "wsgi_queue_size": _positive_int,
+    "wsgi_input_buffer": lambda n, v: _positive_int(n, v, minimum=0),
     "download_rate": lambda n, v: _positive_int(n, v, minimum=0),
     "upload_rate": lambda n, v: _positive_int(n, v, minimum=0),
     "body_min_rate": lambda n, v: _positive_int(n, v, minimum=0),

@@ -18,6 +18,7 @@ mod ratelimit;
 mod signal;
 mod task;
 mod ws;
+mod wsgi;
 
 use pyo3::prelude::*;
 
@@ -55,6 +56,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ws::ws_negotiate, m)?)?;
     m.add_function(wrap_pyfunction!(ws::ws_frame, m)?)?;
     m.add_function(wrap_pyfunction!(encode::encode_response, m)?)?;
+    m.add_function(wrap_pyfunction!(wsgi::wsgi_head, m)?)?;
     m.add_function(wrap_pyfunction!(encode::encode_head, m)?)?;
     m.add_function(wrap_pyfunction!(encode::encode_chunk, m)?)?;
     m.add_function(wrap_pyfunction!(encode::last_chunk, m)?)?;

@@ -3,6 +3,7 @@
 use super::encode;
 use super::errors::parse_error;
 use super::forwarded::{self, Proxies};
+use super::wsgi;
 use crate::forwarded::Said;
 use crate::h1::{self, target, BodyKind, Limits, Parser, Sink, Version};
 use pyo3::exceptions::PyValueError;
@@ -326,6 +327,22 @@ impl RequestHead {
         let client = forwarded::client(py, &said)?.map_or(peer, Bound::into_any);
         let scheme = forwarded::scheme(py, &said).map_or(scheme, Bound::into_any);
         PyTuple::new(py, [client, scheme, host])
+    }
+
+    /// A WSGI environ: a copy of `base` (what the connection's requests share) with
+    /// this request's keys, `root` taken off PATH_INFO's start; with `proxies` (the
+    /// request came from a trusted proxy), the client, scheme and host they name
+    /// (see wsgi.rs).
+    #[pyo3(signature = (base, root, proxies=None))]
+    pub fn environ<'py>(
+        &self,
+        py: Python<'py>,
+        base: &Bound<'py, PyDict>,
+        root: &str,
+        proxies: Option<&Bound<'py, Proxies>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let said = proxies.map(|p| self.said(p.get()));
+        wsgi::environ(py, &self.inner, said, base, root)
     }
 
     /// A copy of `base` with what this request adds to an ASGI http scope: `method`,

@@ -1,0 +1,139 @@
+"""The WSGI adapter: a request's environ, and its way to a thread and back.
+
+The application runs in a bounded thread pool (thread_pool_size, pool.py), never on
+the event loop. Before a thread is given a request, the loop reads its body up to
+wsgi_input_buffer (the whole of a small one): a client sending slowly holds no thread
+while it does. The rest of a longer body streams through `wsgi.input` from the loop as
+the application reads it. A full pool's queue (wsgi_queue_size) answers 503.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .. import _core
+from ..exceptions import HTTPException, ServiceUnavailable
+from ..protocols import Adapter, ClientDisconnected, Exchange, ServerState
+from ..protocols.answers import answer_parts
+from .cycle import WSGICycle
+from .pool import ThreadPool
+from .streams import FileWrapper, InputStream
+
+#: wsgi.input of a request without a body (it never changes: nothing is read)
+EMPTY = InputStream(b"", None)
+
+
+class WSGIAdapter(Adapter):
+    interface = "wsgi"
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], state: ServerState,
+                 root_path: str = "") -> None:
+        self.app = app
+        self.state = state
+        self.root_path = root_path
+        self.loop = state.loop
+        opts = state.options
+        self.pool = ThreadPool(state.loop, opts.thread_pool_size, opts.wsgi_queue_size,
+                               "tremolo-wsgi")
+        self.input_buffer = opts.wsgi_input_buffer
+
+    async def shutdown(self) -> None:
+        self.pool.close()
+
+    def _connection(self, p: Any) -> tuple[dict[str, Any], _core.Proxies | None]:
+        """What every request on a connection shares, worked out once: the environ's
+        keys that do not change, and the trusted proxies when its peer is one whose
+        fields are believed."""
+        info = p.info
+        assert info is not None
+        client = info.peer
+        base: dict[str, Any] = {
+            "SCRIPT_NAME": self.root_path,
+            "SERVER_NAME": info.server[0] if info.server else "localhost",
+            "SERVER_PORT": str(info.server[1]) if info.server else "0",
+            "REMOTE_ADDR": client[0] if client else "",
+            "REMOTE_PORT": str(client[1]) if client else "",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": info.scheme,
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": self.state.options.worker_num > 1,
+            "wsgi.run_once": False,
+            "wsgi.file_wrapper": FileWrapper,
+            # wsgi.input ends where the body ends, chunked or not: frameworks may read
+            # it without a CONTENT_LENGTH (werkzeug does only when this is set)
+            "wsgi.input_terminated": True,
+        }
+        known = p.context["wsgi"] = (base, info.proxies)
+        return known
+
+    def environ(self, ex: Exchange) -> dict[str, Any]:
+        p = ex.protocol
+        base, proxies = p.context.get("wsgi") or self._connection(p)
+        # the request's own keys, and what a trusted proxy's fields say, are the
+        # core's (rust/src/py/environ.rs)
+        return ex.head.environ(base, self.root_path, proxies)
+
+    async def handle(self, ex: Exchange) -> None:
+        cycle = job = WSGICycle(self, ex)
+        if ex.body_exhausted:
+            stream = EMPTY
+        else:
+            try:
+                buffered, more = await self._read_ahead(ex)
+            except HTTPException as exc:
+                ex.refuse(exc)  # too slow (408), malformed or too large (400, 413)
+                return
+            stream = InputStream(buffered, cycle.receive_blocking if more else None)
+        environ = cycle.environ = self.environ(ex)
+        environ["wsgi.input"] = stream
+        if not self.pool.submit(job):
+            self.state.logger.warning("WSGI thread pool busy: %d requests wait for its %d "
+                                      "threads (wsgi_queue_size): 503", len(self.pool.jobs),
+                                      self.pool.size)
+            self._unavailable(ex)
+            return
+        try:
+            await cycle.serve()
+        except BaseException:
+            cycle.give_up()
+            if self.pool.withdraw(job):
+                self._unavailable(ex)  # it never had a thread (app_handler_timeout)
+                return
+            raise
+        if cycle.input_error is not None and not cycle.started:
+            # reading the body failed (too slow: 408; malformed or too large: 400, 413):
+            # that is the answer, whatever the application made of the exception
+            ex.refuse(cycle.input_error)
+            return
+        error = cycle.error
+        if error is not None:
+            if not isinstance(error, ClientDisconnected) and cycle.input_error is None:
+                self.state.logger.error("WSGI application failed", exc_info=error)
+            cycle.fail()
+            return
+        if cycle.file is not None:
+            await cycle.send_file()
+        await cycle.finish()
+
+    async def _read_ahead(self, ex: Exchange) -> tuple[bytes, bool]:
+        """The body, up to input_buffer, read before a thread is given the request;
+        and whether more follows."""
+        if ex.body_exhausted:
+            return b"", False
+        pieces: list[bytes] = []
+        size = 0
+        while size < self.input_buffer:
+            data = await ex.receive()
+            if not data:
+                return b"".join(pieces), False
+            pieces.append(data)
+            size += len(data)
+        return b"".join(pieces), True
+
+    def _unavailable(self, ex: Exchange) -> None:
+        headers, body, reason = answer_parts(ServiceUnavailable())
+        ex.keep_alive = False
+        ex.respond(503, [*headers, (b"Retry-After", b"1")], body, reason)
