@@ -10,6 +10,7 @@ the application reads it. A full pool's queue (wsgi_queue_size) answers 503.
 from __future__ import annotations
 
 import sys
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -20,6 +21,8 @@ from ..protocols.answers import answer_parts
 from .cycle import WSGICycle
 from .pool import ThreadPool
 from .streams import FileWrapper, InputStream
+
+_signal = _core.signal
 
 #: wsgi.input of a request without a body (it never changes: nothing is read)
 EMPTY = InputStream(b"", None)
@@ -38,6 +41,9 @@ class WSGIAdapter(Adapter):
         self.pool = ThreadPool(state.loop, opts.thread_pool_size, opts.wsgi_queue_size,
                                "tremolo-wsgi")
         self.input_buffer = opts.wsgi_input_buffer
+        #: what a streamed body may have queued and not written (the write
+        #: watermark)
+        self.write_bound = opts.buffer_size * 4
 
     async def shutdown(self) -> None:
         self.pool.close()
@@ -77,7 +83,8 @@ class WSGIAdapter(Adapter):
         return ex.head.environ(base, self.root_path, proxies)
 
     async def handle(self, ex: Exchange) -> None:
-        cycle = job = WSGICycle(self, ex)
+        cycle = WSGICycle(self, ex)
+        pump = None
         if ex.body_exhausted:
             stream = EMPTY
         else:
@@ -86,23 +93,32 @@ class WSGIAdapter(Adapter):
             except HTTPException as exc:
                 ex.refuse(exc)  # too slow (408), malformed or too large (400, 413)
                 return
+            if more:  # the rest comes on from the loop as the application reads
+                cycle.inbox = deque()
+                pump = self.loop.create_task(cycle.pump())
             stream = InputStream(buffered, cycle.receive_blocking if more else None)
         environ = cycle.environ = self.environ(ex)
         environ["wsgi.input"] = stream
-        if not self.pool.submit(job):
+        if not self.pool.submit(cycle):
             self.state.logger.warning("WSGI thread pool busy: %d requests wait for its %d "
                                       "threads (wsgi_queue_size): 503", len(self.pool.jobs),
                                       self.pool.size)
             self._unavailable(ex)
             return
         try:
-            await cycle.serve()
+            signal = cycle._signal = _signal(self.loop)
+            await signal  # the thread's first piece, or its end
+            if cycle.outbox is not None or not cycle.finished:
+                await cycle.serve()
         except BaseException:
             cycle.give_up()
-            if self.pool.withdraw(job):
+            if self.pool.withdraw(cycle):
                 self._unavailable(ex)  # it never had a thread (app_handler_timeout)
                 return
             raise
+        finally:
+            if pump is not None:
+                pump.cancel()
         if cycle.input_error is not None and not cycle.started:
             # reading the body failed (too slow: 408; malformed or too large: 400, 413):
             # that is the answer, whatever the application made of the exception
@@ -116,7 +132,9 @@ class WSGIAdapter(Adapter):
             return
         if cycle.file is not None:
             await cycle.send_file()
-        await cycle.finish()
+        limited = cycle.finish()
+        if limited is not None:
+            await limited
 
     async def _read_ahead(self, ex: Exchange) -> tuple[bytes, bool]:
         """The body, up to input_buffer, read before a thread is given the request;

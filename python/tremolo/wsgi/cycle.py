@@ -8,15 +8,23 @@ piece is queued for the loop as it is produced and the thread goes on producing 
 next (PEP 3333: no piece waits for the next one), until 4 x buffer_size are queued
 and not written, where the thread waits (a slow client slows the application). The
 application's `close()` runs in its thread after the last piece is written.
+
+A body longer than the loop read before the request was handed over comes on through
+`wsgi.input` the same way the other way round: a task on the loop (`pump`) reads it
+and queues its pieces for the thread, until wsgi_input_buffer bytes are queued and not
+read, where the pump waits for the application to read.
+
+Each side counts what it did (the thread `posted` and `consumed`, the loop `written`
+and `received`), so neither writes the other's count; a side that waits says so, and
+the other wakes it when it changes its count.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import _core
@@ -35,52 +43,63 @@ _head = _core.wsgi_head
 class WSGICycle:
     """One request's run of the application: the job its thread runs (pool.py)."""
 
+    # (class-level defaults: a request sets only what it changes)
+    status: int | None = None
+    reason: bytes | None = None
+    fields: list[tuple[bytes, bytes]] = []  # noqa: RUF012 (replaced, never changed)
+    length: int | None = None
+    #: the response's head went out (on the loop)
+    started = False
+    sent = 0
+    #: held back: the whole body, sent with a length
+    first: bytes | None = None
+    #: the application returned a one-item list or tuple
+    single = False
+    file: FileWrapper | None = None
+    #: why reading the request body failed, if it did
+    input_error: HTTPException | None = None
+    #: what the application raised
+    error: BaseException | None = None
+    #: the thread is done with the application
+    finished = False
+    #: the loop gave up on the request (its handler was cancelled)
+    cancelled = False
+    #: a thread took the job (pool.py)
+    taken = False
+    # the streamed pieces, queued by the thread and written by the loop, and the
+    # body's, queued by the loop and read by the thread (made when first used)
+    outbox: deque[bytes] | None = None
+    inbox: deque[bytes | HTTPException] | None = None
+    posted = written = 0
+    received = consumed = 0
+    _wake_posted = False
+    _thread_waits = False
+    _event: threading.Event | None = None  # made by a thread that waits
+    _signal: _core.Signal | None = None  # what the handler waits on
+    _pump_signal: _core.Signal | None = None  # what the pump waits on
+
     def __init__(self, adapter: WSGIAdapter, ex: Exchange) -> None:
         self.adapter = adapter
         self.ex = ex
         self.environ: dict[str, Any] = {}
-        self.taken = False  # a thread took the job
-        self.loop = adapter.loop
-        self.status: int | None = None
-        self.reason: bytes | None = None
-        self.fields: list[tuple[bytes, bytes]] = []
-        self.length: int | None = None
-        self.started = False
-        self.sent = 0
-        self.first: bytes | None = None  # held back: the whole body, sent with a length
-        self.single = False  # the application returned a one-item list or tuple
-        self.file: FileWrapper | None = None
-        #: why reading the request body failed, if it did
-        self.input_error: HTTPException | None = None
-        #: what the application raised
-        self.error: BaseException | None = None
-        #: the thread is done with the application
-        self.finished = False
-        #: the loop gave up on the request (its handler was cancelled)
-        self.cancelled = False
-        # the streamed pieces: queued by the thread, written by the loop
-        self.outbox: deque[bytes] = deque()
-        self.posted = 0  # bytes queued (only the thread adds)
-        self.written = 0  # bytes written (only the loop adds)
-        self._wake_posted = False
-        self._thread_waits = False
-        self._credit: threading.Event | None = None  # made by a thread that waits
-        self._bound = adapter.state.options.buffer_size * 4
-        self._signal: _core.Signal | None = None
 
     # -- called in the application's thread ----------------------------------
 
-    def _call(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
     def receive_blocking(self) -> bytes:
-        if self.cancelled:
-            raise ClientDisconnected("the request was given up")
-        try:
-            return bytes(self._call(self.ex.receive()))
-        except HTTPException as exc:
-            self.input_error = exc
-            raise
+        """The next piece of the body the pump queued (b"" at its end): wsgi.input's
+        source, in the application's thread."""
+        inbox = self.inbox
+        assert inbox is not None  # (made before the job was queued)
+        if not inbox:
+            self._block(lambda: bool(inbox))
+        data = inbox.popleft()
+        if isinstance(data, HTTPException):
+            self.input_error = data
+            raise data
+        self.consumed += len(data)
+        if self._pump_signal is not None:
+            self.adapter.pool.post(self._wake_pump)
+        return data
 
     def start_response(self, status: str, headers: list[tuple[str, str]],
                        exc_info: Any = None) -> Callable[[bytes], None]:
@@ -116,27 +135,29 @@ class WSGICycle:
 
     def _post(self, data: bytes) -> None:
         """Queues a piece for the loop; waits while too much is queued."""
-        self.outbox.append(data)
+        outbox = self.outbox
+        if outbox is None:
+            outbox = self.outbox = deque()
+        outbox.append(data)
         self.posted += len(data)
-        self._wake_loop()
-        if self.posted - self.written > self._bound:
-            self._wait_written(self._bound)
-
-    def _wake_loop(self) -> None:
         if not self._wake_posted:
             self._wake_posted = True
             self.adapter.pool.post(self._woken)
+        bound = self.adapter.write_bound
+        if self.posted - self.written > bound:
+            self._block(lambda: self.posted - self.written <= bound)
 
-    def _wait_written(self, bound: int) -> None:
-        """Waits until at most `bound` bytes are queued and not written."""
-        while self.posted - self.written > bound and not self.cancelled:
-            credit = self._credit
-            if credit is None:
-                credit = self._credit = threading.Event()
+    def _block(self, ready: Callable[[], bool]) -> None:
+        """Waits in the thread until ready() (the loop wakes it when it changes its
+        count) or the request is given up."""
+        while not ready() and not self.cancelled:
+            event = self._event
+            if event is None:
+                event = self._event = threading.Event()
             self._thread_waits = True
-            credit.clear()
-            if self.posted - self.written > bound and not self.cancelled:
-                credit.wait()
+            event.clear()
+            if not ready() and not self.cancelled:
+                event.wait()
             self._thread_waits = False
         if self.cancelled:
             raise ClientDisconnected("the request was given up")
@@ -144,14 +165,20 @@ class WSGICycle:
     def run(self) -> None:
         """The application, to the end of its body (the job a thread runs)."""
         try:
-            self._run(self.environ)
+            result = self.adapter.app(self.environ, self.start_response)
+            if type(result) is list and len(result) == 1 and self.status is not None \
+                    and type(result[0]) is bytes and not self.posted:
+                # the usual answer: the whole body in one piece, taken as it is
+                # (finish() checks it against a Content-Length)
+                self.first = result[0]
+            else:
+                self._iterate(result)
         except BaseException as exc:  # (answered on the loop)
             self.error = exc
         finally:
             self.finished = True
 
-    def _run(self, environ: dict[str, Any]) -> None:
-        result = self.adapter.app(environ, self.start_response)
+    def _iterate(self, result: Any) -> None:
         if isinstance(result, FileWrapper):
             self.file = result  # sent (and closed) on the loop with the sendfile machinery
             return
@@ -160,7 +187,7 @@ class WSGICycle:
             for chunk in result:
                 self.write(chunk)
             if self.posted:
-                self._wait_written(0)  # close() comes after the bytes
+                self._block(lambda: self.written == self.posted)  # close() after the bytes
         finally:
             close = getattr(result, "close", None)
             if close is not None:
@@ -183,25 +210,59 @@ class WSGICycle:
     def give_up(self) -> None:
         """The handler was cancelled: the thread stops at its next piece."""
         self.cancelled = True
-        if self._credit is not None:
-            self._credit.set()
+        self._release()
+
+    def _release(self) -> None:
+        """Wakes the thread if it waits for the loop (its count changed)."""
+        if self._thread_waits and self._event is not None:
+            self._event.set()
 
     async def serve(self) -> None:
-        """Writes what the thread queues until it finishes."""
-        outbox = self.outbox
+        """Writes what the thread queues until it finishes: what is queued at once
+        goes in one write."""
         while True:
+            outbox = self.outbox
             while outbox:
-                data = outbox.popleft()
+                data = outbox.popleft() if len(outbox) == 1 else b"".join(
+                    [outbox.popleft() for _ in range(len(outbox))])
                 try:
                     await self._send(data)
                 finally:
                     self.written += len(data)
-                    if self._thread_waits and self._credit is not None:
-                        self._credit.set()
-            if self.finished and not outbox:
+                    self._release()
+            if self.finished:
                 return
-            signal = self._signal = _signal(self.loop)
+            signal = self._signal = _signal(self.adapter.loop)
             await signal
+
+    async def pump(self) -> None:
+        """Reads the rest of the body for the thread (see the module docs)."""
+        inbox = self.inbox
+        assert inbox is not None
+        bound = self.adapter.input_buffer or 1
+        try:
+            while not self.cancelled:
+                if self.received - self.consumed >= bound:
+                    signal = self._pump_signal = _signal(self.adapter.loop)
+                    if self.received - self.consumed >= bound:
+                        await signal
+                    self._pump_signal = None
+                    continue
+                data = await self.ex.receive()
+                inbox.append(data)
+                self.received += len(data)
+                self._release()
+                if not data:
+                    return
+        except HTTPException as exc:
+            inbox.append(exc)
+            self._release()
+
+    def _wake_pump(self) -> None:
+        signal = self._pump_signal
+        if signal is not None:
+            self._pump_signal = None
+            signal.set()
 
     def _start(self, content_length: int | None) -> None:
         assert self.status is not None
@@ -237,14 +298,16 @@ class WSGICycle:
             self.file.close()
         self.sent = self.length
 
-    async def finish(self) -> None:
+    def finish(self) -> Awaitable[None] | None:
+        """Answers or ends the response once the thread is done; what to await when
+        a body goes at download_rate."""
         ex = self.ex
         if ex.finished or ex.protocol.closed:
-            return
+            return None
         if self.status is None:
             self.adapter.state.logger.error("WSGI application returned without start_response")
             self.fail()
-            return
+            return None
         if not self.started:
             body = self.first or b""
             if not body and (ex.head_only or self.status == 304):
@@ -253,20 +316,20 @@ class WSGICycle:
                 # one, none is claimed
                 self._start(self.length)
                 ex.end()
-                return
+                return None
             if self.length is not None and self.length != len(body):
                 self.adapter.state.logger.error("WSGI body and Content-Length differ")
                 self.fail()
-                return
+                return None
             if ex.limited(len(body)):
-                await ex.respond_limited(self.status, self.fields, body, self.reason)
-            else:
-                ex.respond(self.status, self.fields, body, self.reason)
-            return
+                return ex.respond_limited(self.status, self.fields, body, self.reason)
+            ex.respond(self.status, self.fields, body, self.reason)
+            return None
         if self.length is not None and self.sent != self.length:
             ex.abort()  # cut short: closing says so
-            return
+            return None
         ex.end()
+        return None
 
     def fail(self) -> None:
         self.ex.fail()

@@ -130,40 +130,51 @@ class ThreadPool:
 
     def _work(self, me: _Thread) -> None:
         spare = True  # every thread starts as woken
+        done: Job | None = None  # the job it just ran
+        mutex, jobs, posted = self._mutex, self.jobs, self._posted
         while True:
-            with self._mutex:
+            wake_loop = False
+            with mutex:  # (one hold a job: what ends the last one, what takes the next)
+                if done is not None:
+                    self.running -= 1
+                    posted.append(done.done)
+                    wake_loop = len(posted) == 1
                 if spare:
                     self._spare -= 1
                     spare = False
                 if self._closed:
-                    return
-                if not self.jobs:
+                    job = None
+                elif not jobs:
                     self._idle.append(me)
                     job = None
                 else:
-                    job = self.jobs.popleft()
+                    job = jobs.popleft()
                     job.taken = True
                     self.running += 1
-                    if self.jobs and self._spare == 0:
+                    if jobs and self._spare == 0:
                         self._wake_one()
+            if wake_loop and not self._call_loop():
+                return  # the loop is closed: nobody waits any more
             if job is None:
+                if self._closed:
+                    return
                 me.wake.acquire()  # parked until woken (the GIL is let go)
                 spare = True
+                done = None
                 continue
             job.run()  # (it catches what the application raises)
-            with self._mutex:
-                self.running -= 1
-            if not self.post(job.done):
-                return  # the loop is closed: nobody waits any more
+            done = job
+
+    def _call_loop(self) -> bool:
+        try:
+            self.loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:
+            return False
+        return True
 
     def post(self, call: Callable[[], None]) -> bool:
         """Has the loop make `call` (from a thread); False when the loop is closed."""
         with self._mutex:
             self._posted.append(call)
             first = len(self._posted) == 1
-        if first:
-            try:
-                self.loop.call_soon_threadsafe(self._drain)
-            except RuntimeError:
-                return False
-        return True
+        return not first or self._call_loop()

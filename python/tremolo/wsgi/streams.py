@@ -50,8 +50,16 @@ class InputStream:
             size = len(self._buf)
         while len(self._buf) < size and self._fill():
             pass
-        out = bytes(self._buf[:size])
-        del self._buf[:size]
+        return self._take(size)
+
+    def _take(self, size: int) -> bytes:
+        buf = self._buf
+        if size >= len(buf):
+            out = bytes(buf)
+            buf.clear()
+            return out
+        out = bytes(memoryview(buf)[:size])
+        del buf[:size]
         return out
 
     def readline(self, size: int | None = -1) -> bytes:
@@ -64,9 +72,7 @@ class InputStream:
         cut = len(self._buf) if end < 0 else end + 1
         if size is not None and size >= 0:
             cut = min(cut, size)
-        out = bytes(self._buf[:cut])
-        del self._buf[:cut]
-        return out
+        return self._take(cut)
 
     def readlines(self, hint: int = -1) -> list[bytes]:
         lines, total = [], 0
