@@ -22,7 +22,6 @@ the other wakes it when it changes its count.
 from __future__ import annotations
 
 import os
-import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -72,9 +71,12 @@ class WSGICycle:
     inbox: deque[bytes | HTTPException] | None = None
     posted = written = 0
     received = consumed = 0
+    _input_ended = False  # the pump read the body's end (or its error)
+    _want = 1  # what the thread waits for of the body
     _wake_posted = False
-    _thread_waits = False
-    _event: threading.Event | None = None  # made by a thread that waits
+    _thread_waits = False  # (under the pool's mutex)
+    #: the pool thread running the job (its lock is what it sleeps on)
+    thread: Any = None
     _signal: _core.Signal | None = None  # what the handler waits on
     _pump_signal: _core.Signal | None = None  # what the pump waits on
 
@@ -85,21 +87,32 @@ class WSGICycle:
 
     # -- called in the application's thread ----------------------------------
 
-    def receive_blocking(self) -> bytes:
-        """The next piece of the body the pump queued (b"" at its end): wsgi.input's
-        source, in the application's thread."""
+    def receive_blocking(self, want: int) -> list[bytes]:
+        """What the pump queued of the body once it is at least `want` bytes (or the
+        body ended), all of it at once; nothing at its end: wsgi.input's source, in
+        the application's thread."""
         inbox = self.inbox
         assert inbox is not None  # (made before the job was queued)
-        if not inbox:
-            self._block(lambda: bool(inbox))
-        data = inbox.popleft()
-        if isinstance(data, HTTPException):
-            self.input_error = data
-            raise data
-        self.consumed += len(data)
+        want = min(max(want, 1), self.adapter.input_buffer or 1)
+        if self.received - self.consumed < want and not self._input_ended:
+            self._want = want
+            self._block(lambda: self.received - self.consumed >= want or self._input_ended)
+        pieces: list[bytes] = []
+        size = 0
+        while inbox:
+            first = inbox[0]
+            if isinstance(first, HTTPException):
+                if pieces:
+                    break  # (the bytes before it come first)
+                self.input_error = first
+                raise first
+            pieces.append(first)
+            size += len(first)
+            inbox.popleft()
+        self.consumed += size
         if self._pump_signal is not None:
             self.adapter.pool.post(self._wake_pump)
-        return data
+        return pieces
 
     def start_response(self, status: str, headers: list[tuple[str, str]],
                        exc_info: Any = None) -> Callable[[bytes], None]:
@@ -149,16 +162,17 @@ class WSGICycle:
 
     def _block(self, ready: Callable[[], bool]) -> None:
         """Waits in the thread until ready() (the loop wakes it when it changes its
-        count) or the request is given up."""
-        while not ready() and not self.cancelled:
-            event = self._event
-            if event is None:
-                event = self._event = threading.Event()
-            self._thread_waits = True
-            event.clear()
-            if not ready() and not self.cancelled:
-                event.wait()
-            self._thread_waits = False
+        count: see _release) or the request is given up. It sleeps on its pool
+        thread's own lock, and says so under the pool's mutex, so that exactly one
+        release answers each wait."""
+        mutex, me = self.adapter.pool.mutex, self.thread
+        assert me is not None
+        while True:
+            with mutex:
+                if self.cancelled or ready():
+                    break
+                self._thread_waits = True
+            me.wake.acquire()
         if self.cancelled:
             raise ClientDisconnected("the request was given up")
 
@@ -214,8 +228,12 @@ class WSGICycle:
 
     def _release(self) -> None:
         """Wakes the thread if it waits for the loop (its count changed)."""
-        if self._thread_waits and self._event is not None:
-            self._event.set()
+        with self.adapter.pool.mutex:
+            if not self._thread_waits:
+                return
+            self._thread_waits = False
+        assert self.thread is not None
+        self.thread.wake.release()
 
     async def serve(self) -> None:
         """Writes what the thread queues until it finishes: what is queued at once
@@ -239,7 +257,7 @@ class WSGICycle:
         """Reads the rest of the body for the thread (see the module docs)."""
         inbox = self.inbox
         assert inbox is not None
-        bound = self.adapter.input_buffer or 1
+        bound = self.adapter.input_buffer * 4 or 1
         try:
             while not self.cancelled:
                 if self.received - self.consumed >= bound:
@@ -249,13 +267,18 @@ class WSGICycle:
                     self._pump_signal = None
                     continue
                 data = await self.ex.receive()
-                inbox.append(data)
-                self.received += len(data)
+                if data:
+                    inbox.append(data)
+                    self.received += len(data)
+                    if self.received - self.consumed >= self._want:
+                        self._release()
+                    continue
+                self._input_ended = True
                 self._release()
-                if not data:
-                    return
+                return
         except HTTPException as exc:
             inbox.append(exc)
+            self._input_ended = True
             self._release()
 
     def _wake_pump(self) -> None:

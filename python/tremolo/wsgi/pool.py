@@ -36,6 +36,8 @@ class Job(Protocol):
 
     #: a thread took it (a job not yet taken can be withdrawn)
     taken: bool
+    #: the thread running it
+    thread: Any
 
     def run(self) -> None: ...
 
@@ -62,7 +64,7 @@ class ThreadPool:
         self.name = name
         self.jobs: deque[Job] = deque()
         self._posted: deque[Callable[[], None]] = deque()
-        self._mutex = threading.Lock()
+        self.mutex = threading.Lock()
         self._threads: list[_Thread] = []
         self._idle: list[_Thread] = []
         self._spare = 0  # threads woken that have not taken a job yet
@@ -85,7 +87,7 @@ class ThreadPool:
 
     def withdraw(self, job: Job) -> bool:
         """Takes back a job no thread has taken; False when one has."""
-        with self._mutex:
+        with self.mutex:
             if job.taken:
                 return False
             try:
@@ -96,7 +98,7 @@ class ThreadPool:
 
     def _hand_over(self) -> None:
         self._handing = False
-        with self._mutex:
+        with self.mutex:
             if self.jobs and self._spare == 0:
                 self._wake_one()
 
@@ -107,7 +109,7 @@ class ThreadPool:
 
     def close(self) -> None:
         """No more jobs; parked threads end, running ones end after their job."""
-        with self._mutex:
+        with self.mutex:
             self._closed = True
             self.jobs.clear()
             idle, self._idle = self._idle, []
@@ -131,7 +133,7 @@ class ThreadPool:
     def _work(self, me: _Thread) -> None:
         spare = True  # every thread starts as woken
         done: Job | None = None  # the job it just ran
-        mutex, jobs, posted = self._mutex, self.jobs, self._posted
+        mutex, jobs, posted = self.mutex, self.jobs, self._posted
         while True:
             wake_loop = False
             with mutex:  # (one hold a job: what ends the last one, what takes the next)
@@ -162,6 +164,7 @@ class ThreadPool:
                 spare = True
                 done = None
                 continue
+            job.thread = me
             job.run()  # (it catches what the application raises)
             done = job
 
@@ -174,7 +177,7 @@ class ThreadPool:
 
     def post(self, call: Callable[[], None]) -> bool:
         """Has the loop make `call` (from a thread); False when the loop is closed."""
-        with self._mutex:
+        with self.mutex:
             self._posted.append(call)
             first = len(self._posted) == 1
         return not first or self._call_loop()

@@ -26,50 +26,77 @@ class FileWrapper:
 class InputStream:
     """wsgi.input: the request body. What the loop read before the application was
     given the request comes first (`buffered`); the rest, if `receive` is given, is
-    read from the loop as the application asks for it."""
+    read from the loop as the application asks for it: receive(want) gives the
+    pieces that came (at least `want` bytes unless the body ends; none at its end).
 
-    def __init__(self, buffered: bytes, receive: Callable[[], bytes] | None) -> None:
+    What is read is taken from a buffer by a read position, which moves rather than
+    the bytes behind it (a read that took the front of the buffer shifted all the
+    rest: a quadratic cost for a long body read in pieces); a read of what one whole
+    piece holds is that piece, with no copy."""
+
+    def __init__(self, buffered: bytes, receive: Callable[[int], list[bytes]] | None
+                 ) -> None:
         self._receive = receive
         self._buf = bytearray(buffered)
+        self._pos = 0
         self._eof = receive is None
 
-    def _fill(self) -> bool:
+    def _fill(self, want: int = 1) -> bool:
+        """Reads more of the body (at least `want` bytes unless it ends)."""
         if self._receive is None or self._eof:
             return False
-        data = self._receive()
-        if not data:
+        pieces = self._receive(want)
+        if not pieces:
             self._eof = True
             return False
-        self._buf += data
+        buf = self._buf
+        if self._pos and self._pos * 2 >= len(buf):
+            del buf[:self._pos]  # (what was read goes once it is the larger part)
+            self._pos = 0
+        for data in pieces:
+            buf += data
         return True
+
+    def _left(self) -> int:
+        return len(self._buf) - self._pos
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
-            while self._fill():
+            while self._fill(1 << 30):
                 pass
-            size = len(self._buf)
-        while len(self._buf) < size and self._fill():
+            size = self._left()
+        elif size and not self._left() and not self._eof and self._receive is not None:
+            pieces = self._receive(size)
+            if not pieces:
+                self._eof = True
+                return b""
+            if len(pieces) == 1 and len(pieces[0]) == size:
+                return pieces[0]  # the usual read of a long body: no copy
+            for data in pieces:
+                self._buf += data
+        while self._left() < size and self._fill(size - self._left()):
             pass
         return self._take(size)
 
     def _take(self, size: int) -> bytes:
-        buf = self._buf
-        if size >= len(buf):
-            out = bytes(buf)
+        buf, pos = self._buf, self._pos
+        end = min(pos + size, len(buf))
+        out = bytes(memoryview(buf)[pos:end])
+        if end == len(buf):
             buf.clear()
-            return out
-        out = bytes(memoryview(buf)[:size])
-        del buf[:size]
+            self._pos = 0
+        else:
+            self._pos = end
         return out
 
     def readline(self, size: int | None = -1) -> bytes:
         while True:
-            end = self._buf.find(b"\n")
-            if end >= 0 or (size is not None and 0 <= size <= len(self._buf)):
+            end = self._buf.find(b"\n", self._pos)
+            if end >= 0 or (size is not None and 0 <= size <= self._left()):
                 break
             if not self._fill():
                 break
-        cut = len(self._buf) if end < 0 else end + 1
+        cut = self._left() if end < 0 else end + 1 - self._pos
         if size is not None and size >= 0:
             cut = min(cut, size)
         return self._take(cut)
