@@ -7,7 +7,7 @@ what one more request costs, start-up and warm-up cancelled out. With --record i
 adds a row (the commit, the figures) to bench/results-instructions.md, so the hot
 path's cost is tracked commit by commit.
 
-    python3 bench/instructions.py [--apps native,asgi,protocol,ws-native,ws-asgi]
+    python3 bench/instructions.py [--apps native,asgi,protocol,ws-native,ws-asgi,wsgi]
                                   [--requests 20000] [--record]
 
 ws-native and ws-asgi count a WebSocket echo message (in and out) instead of a request;
@@ -33,16 +33,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results-instructions.md"
 #: the columns of the results table, in order
-APPS = ("native", "asgi", "protocol", "ws-native", "ws-asgi", "asgi-proxied")
+APPS = ("native", "asgi", "protocol", "ws-native", "ws-asgi", "asgi-proxied", "wsgi")
 HEADER = """# Instructions per request
 
 `python3 bench/instructions.py --record`: callgrind over bench/micro.py (a keep-alive
 GET /hello through HTTPProtocol with a fake transport; ws-*: a 32-byte WebSocket echo,
-per message), PYTHONHASHSEED=0, the difference of 2N and N requests divided by N.
-Deterministic within a few hundred instructions; compare rows, not machines.
+per message; wsgi: the WSGI hello on its thread pool, 64 connections' requests per
+batch, every thread's instructions counted), PYTHONHASHSEED=0, the difference of 2N
+and N requests divided by N. Deterministic within a few hundred instructions;
+compare rows, not machines.
 
-| date | commit | native | asgi | protocol | ws-native | ws-asgi | asgi proxied | python |
-|---|---|---:|---:|---:|---:|---:|---:|---|
+| date | commit | native | asgi | protocol | ws-native | ws-asgi | asgi proxied | wsgi | python |
+|---|---|---:|---:|---:|---:|---:|---:|---:|---|
 """
 
 
