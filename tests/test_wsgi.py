@@ -380,3 +380,52 @@ def test_django_wsgi_and_asgi() -> None:
                 assert first == "part 0" and time.monotonic() - t0 < 0.25, \
                     "the first part waited for the rest"
                 assert list(lines) == ["part 1", "part 2"]
+
+
+def test_pep3333_under_wsgiref_validator() -> None:
+    """wsgiref.validate checks both sides of every call: the environ and wsgi.input
+    the server gives (types, required keys, input's methods), start_response, the
+    iterable and its close(). An application breaking a rule it checks makes the
+    request fail (500); every one here must pass."""
+    from wsgiref.validate import validator
+
+    def compliant(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        path = environ["PATH_INFO"]
+        stream = environ["wsgi.input"]
+        if path == "/lines":
+            data = [stream.readline(), stream.read(3), *stream.readlines()]
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return iter([b"|".join(data)])
+        if path == "/iter":
+            data = list(stream)
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return iter([b"|".join(data)])
+        if path == "/big":
+            size = 0
+            while piece := stream.read(65536):
+                size += len(piece)
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return iter([str(size).encode()])
+        if path == "/stream":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return iter([b"one ", b"two"])
+        body = repr(sorted(k for k in environ if k.isupper())).encode()
+        start_response("200 OK", [("Content-Type", "text/plain"),
+                                  ("Content-Length", str(len(body)))])
+        return iter([body])
+
+    with serve_in_thread(lambda s: WSGIAdapter(validator(compliant), s),
+                         shutdown_timeout=2) as (_, p):
+        r = get(p, "/env?q=1", headers={"X-A": "b"})
+        assert r.status_code == 200, r.text
+        assert "'QUERY_STRING'" in r.text and "'HTTP_X_A'" in r.text
+        assert get(p, "/env", "HEAD").status_code == 200
+        r = get(p, "/lines", "POST", content=b"a\nbcdef\ng\n")
+        assert r.status_code == 200 and r.content == b"a\n|bcd|ef\n|g\n"
+        r = get(p, "/iter", "POST", content=iter([b"x\ny", b"\n"]))  # chunked
+        assert r.status_code == 200 and r.content == b"x\n|y\n"
+        body = b"z" * 300_000  # past wsgi_input_buffer: the rest streams from the loop
+        r = get(p, "/big", "POST", content=body)
+        assert r.status_code == 200 and r.content == b"300000"
+        r = get(p, "/stream")
+        assert r.status_code == 200 and r.content == b"one two"
