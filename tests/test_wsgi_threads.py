@@ -55,6 +55,17 @@ def get(port: int, path: str, timeout: float = 5.0) -> tuple[bytes, dict[bytes, 
     return split_responses(raw)[0]
 
 
+def read_until(s: socket.socket, end: bytes) -> bytes:
+    """What the server sends on `s` until it ends with `end` (bounded by 5 s)."""
+    s.settimeout(5)
+    got = b""
+    while not got.endswith(end):
+        data = s.recv(4096)
+        assert data, f"closed before {end!r}"
+        got += data
+    return got
+
+
 def wait_for(check: Any, what: str, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -83,12 +94,7 @@ def test_slow_uploaders_hold_no_thread() -> None:
             for s in slow:  # the rest of each body: each is answered
                 s.sendall(b"y" * 3000)
             for s in slow:
-                s.settimeout(5)
-                got = b""
-                while not got.endswith(b"4000"):
-                    data = s.recv(4096)
-                    assert data, "closed without an answer"
-                    got += data
+                read_until(s, b"4000")
         finally:
             for s in slow:
                 s.close()
@@ -105,14 +111,9 @@ def test_a_blocking_request_does_not_hold_back_the_next() -> None:
             a.sendall(b"GET /sleep HTTP/1.1\r\nHost: t\r\n\r\n")
             b.sendall(b"GET /quick HTTP/1.1\r\nHost: t\r\n\r\n")
             t0 = time.monotonic()
-            got = b""
-            while not got.endswith(b"/quick"):
-                data = b.recv(4096)
-                assert data
-                got += data
+            read_until(b, b"/quick")
             assert time.monotonic() - t0 < 0.7, "waited for the sleeping request"
-            a.settimeout(5)
-            assert a.recv(4096).endswith(b"/sleep")
+            read_until(a, b"/sleep")
         finally:
             a.close()
             b.close()
@@ -138,13 +139,7 @@ def test_a_full_pool_queues_then_answers_503() -> None:
             assert headers[b"retry-after"] == b"1"
             assert time.monotonic() - t0 < 1.0
             release.set()
-            queued.settimeout(5)
-            got = b""
-            while not got.endswith(b"/queued"):
-                data = queued.recv(4096)
-                assert data, "the queued request was dropped"
-                got += data
-            assert got.startswith(b"HTTP/1.1 200 OK")
+            assert read_until(queued, b"/queued").startswith(b"HTTP/1.1 200 OK")
         finally:
             for s in [*hung, queued]:
                 s.close()

@@ -16,8 +16,8 @@ A thread that takes a job while others still wait makes sure one more thread is 
 it while the pool has threads, and at most one thread is awake beyond those running
 jobs. Threads are started when first needed, up to `size`; they are daemons and never
 keep the process (a worker that must stop with threads hung in an application exits
-at its deadline: see worker_process.py). `queue_size` bounds the jobs waiting for a
-thread: past it submit() refuses (the adapter answers 503).
+at its deadline: see worker_process.py). `queue_size` bounds the jobs waiting while
+every thread is busy: past it submit() refuses (the adapter answers 503).
 
 The compound steps take a lock: under the GIL it is never contended for long, and
 without one (a free-threaded build) the steps stay whole.
@@ -76,8 +76,9 @@ class ThreadPool:
     # -- on the loop ---------------------------------------------------------
 
     def submit(self, job: Job) -> bool:
-        """Queues `job`; False when the queue is full (the job is not queued)."""
-        if self._closed or len(self.jobs) >= self.queue_size:
+        """Queues `job`; False when the queue is full (the job is not queued): when
+        `queue_size` jobs wait beyond those the free threads are about to take."""
+        if self._closed or len(self.jobs) - (self.size - self.running) >= self.queue_size:
             return False
         self.jobs.append(job)
         if not self._handing:

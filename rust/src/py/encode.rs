@@ -40,21 +40,26 @@ fn write_headers(w: &mut HeadWriter, headers: &Bound<'_, PyAny>) -> PyResult<()>
     Ok(())
 }
 
+/// The two items of a header given as a 2-tuple or a 2-list; `bad` is the error
+/// for anything else.
+pub fn pair<'py>(
+    item: &Bound<'py, PyAny>,
+    bad: &str,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    if let Ok(t) = item.cast::<PyTuple>() {
+        if t.len() == 2 {
+            return Ok((t.get_item(0)?, t.get_item(1)?));
+        }
+    } else if let Ok(l) = item.cast::<PyList>() {
+        if l.len() == 2 {
+            return Ok((l.get_item(0)?, l.get_item(1)?));
+        }
+    }
+    Err(PyTypeError::new_err(bad.to_owned()))
+}
+
 fn write_field(w: &mut HeadWriter, item: &Bound<'_, PyAny>) -> PyResult<()> {
-    let bad = || PyTypeError::new_err("a header must be a (name, value) pair of bytes");
-    let (name, value) = if let Ok(pair) = item.cast::<PyTuple>() {
-        if pair.len() != 2 {
-            return Err(bad());
-        }
-        (pair.get_item(0)?, pair.get_item(1)?)
-    } else if let Ok(pair) = item.cast::<PyList>() {
-        if pair.len() != 2 {
-            return Err(bad());
-        }
-        (pair.get_item(0)?, pair.get_item(1)?)
-    } else {
-        return Err(bad());
-    };
+    let (name, value) = pair(item, "a header must be a (name, value) pair of bytes")?;
     w.app_header(&field_bytes(&name)?, &field_bytes(&value)?)
         .map_err(encode_error)
 }

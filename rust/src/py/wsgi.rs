@@ -8,6 +8,7 @@
 //! fields read apart), and start_response the largest in the application's thread.
 //! Strings are bytes read as latin-1, and written as latin-1, as PEP 3333 says.
 
+use super::encode;
 use crate::forwarded::{Client, Said};
 use crate::h1::{self, response::parse_content_length, target, Version};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -178,20 +179,7 @@ pub fn wsgi_head<'py>(
     let mut length = None;
     for item in headers.try_iter()? {
         let item = item?;
-        let bad = || PyTypeError::new_err("a WSGI header must be a (name, value) tuple");
-        let (name, value) = if let Ok(t) = item.cast::<PyTuple>() {
-            if t.len() != 2 {
-                return Err(bad());
-            }
-            (t.get_item(0)?, t.get_item(1)?)
-        } else if let Ok(l) = item.cast::<PyList>() {
-            if l.len() != 2 {
-                return Err(bad());
-            }
-            (l.get_item(0)?, l.get_item(1)?)
-        } else {
-            return Err(bad());
-        };
+        let (name, value) = encode::pair(&item, "a WSGI header must be a (name, value) tuple")?;
         let name = to_latin1(&name, "header name")?;
         let value = to_latin1(&value, "header value")?;
         if name.as_bytes().eq_ignore_ascii_case(b"content-length") {
