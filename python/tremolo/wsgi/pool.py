@@ -156,6 +156,7 @@ class ThreadPool:
                     self.running += 1
                     if jobs and self._spare == 0:
                         self._wake_one()
+            done = None  # (a parked thread must not keep its last request alive)
             if wake_loop and not self._call_loop():
                 return  # the loop is closed: nobody waits any more
             if job is None:
