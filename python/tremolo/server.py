@@ -12,6 +12,7 @@ import os
 import socket
 import ssl
 import stat
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,26 @@ AdapterFactory = Callable[[ServerState], Adapter]
 class StartupFailed(Exception):
     """The application's startup (worker_start hooks, ASGI lifespan) failed."""
 logger = logging.getLogger(logs.SERVER)
+
+
+#: glibc's mallopt parameter, and the size from which a buffer is mapped apart
+M_MMAP_THRESHOLD = -3
+LARGE_BUFFER = 4 << 20
+
+
+def map_large_buffers() -> None:
+    """Keeps buffers of LARGE_BUFFER or more mapped apart, so that their memory goes
+    back to the system when they are freed. glibc raises its threshold each time
+    such a buffer is freed (up to 32 MiB); then large buffers come from the heap of
+    the thread that made them and stay in the process once freed: twenty 8 MiB
+    answers made in a WSGI application's threads left 20-50 MiB behind after their
+    clients were dropped. Setting the threshold fixes it (mallopt; glibc only)."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, LARGE_BUFFER)
 
 
 @dataclass
@@ -261,6 +282,7 @@ class Worker:
         # pages a forked worker shares with its master are not written by it.
         # (No collection first: it would write to every object once.)
         gc.freeze()
+        map_large_buffers()
         if ready is not None:
             ready()  # after the application's startup (ASGI lifespan included)
         await self.stopping
