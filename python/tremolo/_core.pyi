@@ -28,6 +28,9 @@ __all__ = [
     "TokenBucket",
     "WebSocketCodec",
     "WebSocketError",
+    "WsgiCycleCore",
+    "WsgiHandle",
+    "WsgiPool",
     "__version__",
     "encode_chunk",
     "encode_head",
@@ -401,6 +404,66 @@ class AsgiHandle:
     def __new__(cls, adapter: Any, app: Any, cycle_class: Any, done: Any,
                 asgi: dict[str, Any], state: dict[str, Any]) -> Self: ...
     def __call__(self, ex: ExchangeCore) -> Any: ...
+
+@final
+class WsgiHandle:
+    """The WSGI adapter's handle(): see rust/src/py/wsgi_call.rs."""
+
+    def __new__(cls, adapter: Any, pool: WsgiPool, cycle_class: Any, empty: Any,
+                root: str, paced: bool, loop: Any) -> Self: ...
+    def __call__(self, ex: ExchangeCore) -> Any: ...
+
+@disjoint_base
+class WsgiCycleCore:
+    """What every WSGI request's run of the application holds: see
+    rust/src/py/wsgi_cycle.rs."""
+
+    def __new__(cls, adapter: Any, ex: Any) -> Self: ...
+    @property
+    def adapter(self) -> Any: ...
+    @property
+    def ex(self) -> Any: ...
+    environ: Any
+    status: int | None
+    reason: bytes | None
+    fields: Any
+    length: int | None
+    first: bytes | None
+    started: bool
+    sent: int
+    posted: int
+    finished: bool
+    cancelled: bool
+    error: Any
+    input_error: Any
+    file: Any
+    _signal: Any
+    def start_response(self, status: Any, headers: Any,
+                       exc_info: Any = None) -> Callable[[bytes], None]: ...
+    def done(self) -> None: ...
+    def _park(self) -> None: ...
+    def _unpark(self) -> None: ...
+
+@final
+class WsgiPool:
+    """The WSGI application's threads: see rust/src/py/wsgi_pool.rs."""
+
+    def __new__(cls, loop: Any, size: int, queue_size: int, name: str) -> Self: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def queue_size(self) -> int: ...
+    @property
+    def running(self) -> int: ...
+    @property
+    def waiting(self) -> int: ...
+    def submit(self, job: WsgiCycleCore) -> bool: ...
+    def withdraw(self, job: WsgiCycleCore) -> bool: ...
+    def close(self) -> None: ...
+    def post(self, call: Callable[[], object]) -> bool: ...
+    def _hand_over(self) -> None: ...
+    def _drain(self) -> None: ...
+    def _work(self) -> None: ...
 
 @final
 class RequestCall:

@@ -1,10 +1,13 @@
 """The WSGI adapter: a request's environ, and its way to a thread and back.
 
-The application runs in a bounded thread pool (thread_pool_size, pool.py), never on
-the event loop. Before a thread is given a request, the loop reads its body up to
-wsgi_input_buffer (the whole of a small one): a client sending slowly holds no thread
-while it does. The rest of a longer body streams through `wsgi.input` from the loop as
-the application reads it. A full pool's queue (wsgi_queue_size) answers 503.
+The application runs in a bounded thread pool (thread_pool_size: the core's WsgiPool,
+rust/src/py/wsgi_pool.rs), never on the event loop. A request without a body goes
+there and back by the core's WsgiHandle (rust/src/py/wsgi_call.rs), which calls
+the methods below for what it does not do itself. Before a thread is given a request
+with a body, the loop reads the body up to wsgi_input_buffer (the whole of a small
+one): a client sending slowly holds no thread while it does. The rest of a longer
+body streams through `wsgi.input` from the loop as the application reads it. A full
+pool's queue (wsgi_queue_size) answers 503.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from ..exceptions import HTTPException, ServiceUnavailable
 from ..protocols import Adapter, ClientDisconnected, Exchange, ServerState
 from ..protocols.answers import answer_parts
 from .cycle import WSGICycle
-from .pool import ThreadPool
 from .streams import FileWrapper, InputStream
 
 _signal = _core.signal
@@ -38,12 +40,16 @@ class WSGIAdapter(Adapter):
         self.root_path = root_path
         self.loop = state.loop
         opts = state.options
-        self.pool = ThreadPool(state.loop, opts.thread_pool_size, opts.wsgi_queue_size,
-                               "tremolo-wsgi")
+        self.pool = _core.WsgiPool(state.loop, opts.thread_pool_size, opts.wsgi_queue_size,
+                                   "tremolo-wsgi")
         self.input_buffer = opts.wsgi_input_buffer
         #: what a streamed body may have queued and not written (the write
         #: watermark)
         self.write_bound = opts.buffer_size * 4
+        # a request without a body is the core's, which calls the methods below for
+        # what it does not do itself
+        self.handle = _core.WsgiHandle(  # type: ignore[method-assign]
+            self, self.pool, WSGICycle, EMPTY, root_path, opts.download_rate > 0, state.loop)
 
     async def shutdown(self) -> None:
         self.pool.close()
@@ -82,9 +88,10 @@ class WSGIAdapter(Adapter):
         # core's (rust/src/py/environ.rs)
         return ex.head.environ(base, self.root_path, proxies)
 
-    async def handle(self, ex: Exchange) -> None:
+    async def _handle(self, ex: Exchange) -> None:
+        """A request with a body (or asking for an upgrade, which WSGI does not have):
+        the body read ahead before the request is queued for a thread."""
         cycle = WSGICycle(self, ex)
-        pump = None
         if ex.body_exhausted:
             stream = EMPTY
         else:
@@ -95,30 +102,50 @@ class WSGIAdapter(Adapter):
                 return
             if more:  # the rest comes on from the loop as the application reads
                 cycle.inbox = deque()
-                pump = self.loop.create_task(cycle.pump())
+                cycle.pump_task = self.loop.create_task(cycle.pump())
             stream = InputStream(buffered, cycle.receive_blocking if more else None)
         environ = cycle.environ = self.environ(ex)
         environ["wsgi.input"] = stream
+        signal = cycle._signal = _signal(self.loop)
         if not self.pool.submit(cycle):
-            self.state.logger.warning("WSGI thread pool busy: %d requests wait for its %d "
-                                      "threads (wsgi_queue_size): 503", len(self.pool.jobs),
-                                      self.pool.size)
+            self._stop_pump(cycle)
             self._unavailable(ex)
             return
         try:
-            signal = cycle._signal = _signal(self.loop)
             await signal  # the thread's first piece, or its end
+        except BaseException:
+            if self._abandon(cycle):
+                return
+            raise
+        await self._finish(cycle)
+
+    def _abandon(self, cycle: WSGICycle) -> bool:
+        """The handler was cancelled while it waited for the thread: True when no
+        thread had taken it (it is answered 503 now: app_handler_timeout)."""
+        cycle.give_up()
+        self._stop_pump(cycle)
+        if self.pool.withdraw(cycle):
+            self._answer_503(cycle.ex)
+            return True
+        return False
+
+    @staticmethod
+    def _stop_pump(cycle: WSGICycle) -> None:
+        if cycle.pump_task is not None:
+            cycle.pump_task.cancel()
+
+    async def _finish(self, cycle: WSGICycle) -> None:
+        """Everything after the thread's first piece or its end, but a body given
+        whole (the core answers that): the rest of a streamed body, a file, an error."""
+        ex = cycle.ex
+        try:
             if cycle.outbox is not None or not cycle.finished:
                 await cycle.serve()
         except BaseException:
             cycle.give_up()
-            if self.pool.withdraw(cycle):
-                self._unavailable(ex)  # it never had a thread (app_handler_timeout)
-                return
             raise
         finally:
-            if pump is not None:
-                pump.cancel()
+            self._stop_pump(cycle)
         if cycle.input_error is not None and not cycle.started:
             # reading the body failed (too slow: 408; malformed or too large: 400, 413):
             # that is the answer, whatever the application made of the exception
@@ -152,6 +179,13 @@ class WSGIAdapter(Adapter):
         return b"".join(pieces), True
 
     def _unavailable(self, ex: Exchange) -> None:
+        """The pool's queue is full: 503."""
+        self.state.logger.warning("WSGI thread pool busy: %d requests wait for its %d "
+                                  "threads (wsgi_queue_size): 503", self.pool.waiting,
+                                  self.pool.size)
+        self._answer_503(ex)
+
+    def _answer_503(self, ex: Exchange) -> None:
         headers, body, reason = answer_parts(ServiceUnavailable())
         ex.keep_alive = False
         ex.respond(503, [*headers, (b"Retry-After", b"1")], body, reason)

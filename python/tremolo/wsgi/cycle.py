@@ -1,9 +1,11 @@
-"""One request's run of a WSGI application: its thread's side (start_response, the
-body's pieces) and the loop's (writing them, the answer).
+"""One request's run of a WSGI application: its thread's side (the body's pieces)
+and the loop's (writing them, the answer).
 
-A body the application gives whole (a one-item list, or a first piece as long as
-the Content-Length it set: how Flask and Django answer) is answered once the
-application returns, in one write with its length. Any other body streams: each
+What every request takes is the core's (WsgiCycleCore, rust/src/py/wsgi_cycle.rs):
+start_response, the application's call, and a body it gives whole (a one-item list,
+or a first piece as long as the Content-Length it set: how Flask and Django
+answer), answered once the application returns in one write with its length. The
+rest is here. Any other body streams: each
 piece is queued for the loop as it is produced and the thread goes on producing the
 next (PEP 3333: no piece waits for the next one), until 4 x buffer_size are queued
 and not written, where the thread waits (a slow client slows the application). The
@@ -15,16 +17,18 @@ and queues its pieces for the thread, until wsgi_input_buffer bytes are queued a
 read, where the pump waits for the application to read.
 
 Each side counts what it did (the thread `posted` and `consumed`, the loop `written`
-and `received`), so neither writes the other's count; a side that waits says so, and
-the other wakes it when it changes its count.
+and `received`), so neither writes the other's count; the thread waits parked and the
+loop unparks it whenever it changes its count; the pump waits on a Signal the thread
+has the loop set.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from .. import _core
 from ..exceptions import HTTPException
@@ -36,54 +40,33 @@ if TYPE_CHECKING:
     from .adapter import WSGIAdapter
 
 _signal = _core.signal
-_head = _core.wsgi_head
 
 
-class WSGICycle:
-    """One request's run of the application: the job its thread runs (pool.py)."""
+class WSGICycle(_core.WsgiCycleCore):
+    """One request's run of the application: the job a pool thread runs
+    (WSGICycle(adapter, exchange); see the core for the fields it starts with)."""
 
+    if TYPE_CHECKING:
+        adapter: WSGIAdapter
+        ex: Exchange
+
+    #: what the application may return to have a file sent (the loop sends it)
+    file_wrapper = FileWrapper
     # (class-level defaults: a request sets only what it changes)
-    status: int | None = None
-    reason: bytes | None = None
-    fields: list[tuple[bytes, bytes]] = []  # noqa: RUF012 (replaced, never changed)
-    length: int | None = None
-    #: the response's head went out (on the loop)
-    started = False
-    sent = 0
-    #: held back: the whole body, sent with a length
-    first: bytes | None = None
     #: the application returned a one-item list or tuple
     single = False
-    file: FileWrapper | None = None
-    #: why reading the request body failed, if it did
-    input_error: HTTPException | None = None
-    #: what the application raised
-    error: BaseException | None = None
-    #: the thread is done with the application
-    finished = False
-    #: the loop gave up on the request (its handler was cancelled)
-    cancelled = False
-    #: a thread took the job (pool.py)
-    taken = False
     # the streamed pieces, queued by the thread and written by the loop, and the
     # body's, queued by the loop and read by the thread (made when first used)
     outbox: deque[bytes] | None = None
     inbox: deque[bytes | HTTPException] | None = None
-    posted = written = 0
+    written = 0
     received = consumed = 0
     _input_ended = False  # the pump read the body's end (or its error)
     _want = 1  # what the thread waits for of the body
     _wake_posted = False
-    _thread_waits = False  # (under the pool's mutex)
-    #: the pool thread running the job (its lock is what it sleeps on)
-    thread: Any = None
-    _signal: _core.Signal | None = None  # what the handler waits on
     _pump_signal: _core.Signal | None = None  # what the pump waits on
-
-    def __init__(self, adapter: WSGIAdapter, ex: Exchange) -> None:
-        self.adapter = adapter
-        self.ex = ex
-        self.environ: dict[str, Any] = {}
+    #: the task reading the rest of the body for the thread (see pump)
+    pump_task: asyncio.Task[None] | None = None
 
     # -- called in the application's thread ----------------------------------
 
@@ -113,19 +96,6 @@ class WSGICycle:
         if self._pump_signal is not None:
             self.adapter.pool.post(self._wake_pump)
         return pieces
-
-    def start_response(self, status: str, headers: list[tuple[str, str]],
-                       exc_info: Any = None) -> Callable[[bytes], None]:
-        if exc_info is not None:
-            try:
-                if self.started or self.posted:
-                    raise exc_info[1].with_traceback(exc_info[2])
-            finally:
-                exc_info = None
-        elif self.status is not None:
-            raise RuntimeError("start_response called twice without exc_info")
-        self.status, self.reason, self.fields, self.length = _head(status, headers)
-        return self.write
 
     def write(self, data: bytes) -> None:
         """The legacy write() callable, and each piece of the iterable."""
@@ -161,44 +131,27 @@ class WSGICycle:
             self._block(lambda: self.posted - self.written <= bound)
 
     def _block(self, ready: Callable[[], bool]) -> None:
-        """Waits in the thread until ready() (the loop wakes it when it changes its
-        count: see _release) or the request is given up. It sleeps on its pool
-        thread's own lock, and says so under the pool's mutex, so that exactly one
-        release answers each wait."""
-        mutex, me = self.adapter.pool.mutex, self.thread
-        assert me is not None
-        while True:
-            with mutex:
-                if self.cancelled or ready():
-                    break
-                self._thread_waits = True
-            me.wake.acquire()
+        """Waits in the thread until ready() or the request is given up. It parks (the
+        GIL let go) and the loop unparks it whenever it changes its count (see
+        _release): an unpark between the check and the park makes the park return
+        at once, so none is lost."""
+        while not (self.cancelled or ready()):
+            self._park()
         if self.cancelled:
             raise ClientDisconnected("the request was given up")
 
-    def run(self) -> None:
-        """The application, to the end of its body (the job a thread runs)."""
-        try:
-            result = self.adapter.app(self.environ, self.start_response)
-            if type(result) is list and len(result) == 1 and self.status is not None \
-                    and type(result[0]) is bytes and not self.posted:
-                # the usual answer: the whole body in one piece, taken as it is
-                # (finish() checks it against a Content-Length)
-                self.first = result[0]
-            else:
-                self._iterate(result)
-        except BaseException as exc:  # (answered on the loop)
-            self.error = exc
-        finally:
-            self.finished = True
-
-    def _iterate(self, result: Any) -> None:
+    def _iterate(self, result: Iterable[bytes], it: Iterator[bytes] | None = None,
+                 pieces: Iterable[bytes] = ()) -> None:
+        """The application's result, past what the core takes (see the module docs):
+        `it`, its iterator the core began, and `pieces`, what it took of it."""
         if isinstance(result, FileWrapper):
             self.file = result  # sent (and closed) on the loop with the sendfile machinery
             return
         self.single = isinstance(result, list | tuple) and len(result) == 1
         try:
-            for chunk in result:
+            for chunk in pieces:
+                self.write(chunk)
+            for chunk in it if it is not None else result:
                 self.write(chunk)
             if self.posted:
                 self._block(lambda: self.written == self.posted)  # close() after the bytes
@@ -217,10 +170,6 @@ class WSGICycle:
             self._signal = None
             signal.set(True)  # the handler writes before this returns
 
-    def done(self) -> None:
-        """The thread finished (the job's end, on the loop)."""
-        self._woken()
-
     def give_up(self) -> None:
         """The handler was cancelled: the thread stops at its next piece."""
         self.cancelled = True
@@ -228,12 +177,7 @@ class WSGICycle:
 
     def _release(self) -> None:
         """Wakes the thread if it waits for the loop (its count changed)."""
-        with self.adapter.pool.mutex:
-            if not self._thread_waits:
-                return
-            self._thread_waits = False
-        assert self.thread is not None
-        self.thread.wake.release()
+        self._unpark()
 
     async def serve(self) -> None:
         """Writes what the thread queues until it finishes: what is queued at once

@@ -12,7 +12,7 @@
 //! application that returns an awaitable that is not a coroutine), `_ended` (an application that returned without a whole response,
 //! or after its request body failed) and `_failed` (an application that raised).
 
-use super::call::{cleared, Parts, RequestCall};
+use super::call::{cleared, connection_known, Parts, RequestCall};
 use super::cycle::CycleCore;
 use super::exchange::ExchangeCore;
 use super::forwarded::Proxies;
@@ -121,7 +121,7 @@ fn parts(slf: &Bound<'_, RequestCall>) -> PyResult<Held> {
             p.ex.clone_ref(py),
             p.cycle.as_ref().map(|c| c.clone_ref(py)),
         )),
-        Parts::Plain(_) => Err(cleared()),
+        _ => Err(cleared()),
     }
 }
 
@@ -133,17 +133,7 @@ fn scope<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = handle.py();
     let h = handle.borrow();
-    let shared = {
-        let x = ex.borrow();
-        let protocol = x.protocol_ref(py).ok_or_else(cleared)?;
-        let context = protocol.getattr(intern!(py, "context"))?;
-        let context = context.cast::<PyDict>()?;
-        match (context.get_item(intern!(py, "asgi"))?, x.head_ref()) {
-            (Some(known), Some(head)) => Some((known, head.clone_ref(py))),
-            _ => None,
-        }
-    };
-    if let Some((known, head)) = shared {
+    if let Some((known, head)) = connection_known(ex, intern!(py, "asgi"))? {
         if let Ok(known) = known.cast::<PyTuple>() {
             if known.len() == 3 {
                 // (base, extensions, the trusted proxies when the peer is one)

@@ -15,14 +15,18 @@
 //! coroutine does.
 
 use super::asgi::{self, AsgiParts};
+use super::exchange::ExchangeCore;
+use super::parser::RequestHead;
 use super::plain::{self, PlainParts};
+use super::signal::Signal;
 use super::task::{self, Sent, Step};
+use super::wsgi_call::{self, WsgiParts};
 use pyo3::exceptions::{PyAttributeError, PyRuntimeError, PyStopIteration, PyValueError};
 use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyString;
+use pyo3::types::{PyDict, PyString};
 use pyo3::PyTraverseError;
 
 static COROUTINE_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -40,6 +44,28 @@ fn is_coroutine(awaitable: &Bound<'_, PyAny>) -> PyResult<bool> {
 pub enum Parts {
     Plain(PlainParts),
     Asgi(AsgiParts),
+    Wsgi(WsgiParts),
+}
+
+/// What a cycle's start led to.
+pub enum Begun<'py> {
+    /// the application's call returned this to await
+    Awaits(Bound<'py, PyAny>),
+    /// the application's call raised
+    Raised(PyErr),
+    /// the application runs elsewhere (a WSGI thread): its end sets this
+    Waits(Bound<'py, Signal>),
+    /// the request is answered already
+    Answered,
+}
+
+impl<'py> From<Result<Bound<'py, PyAny>, PyErr>> for Begun<'py> {
+    fn from(called: Result<Bound<'py, PyAny>, PyErr>) -> Self {
+        match called {
+            Ok(awaitable) => Begun::Awaits(awaitable),
+            Err(e) => Begun::Raised(e),
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -48,6 +74,9 @@ enum Stage {
     Start,
     /// the application's coroutine runs
     App,
+    /// the Signal of an application running elsewhere is to be yielded, or was
+    Wait,
+    Waited,
     /// a Python coroutine of the adapter finishes the request
     Rest,
     Done,
@@ -74,12 +103,17 @@ impl RequestCall {
         }
     }
 
-    /// Calls the application: Ok(what to await) or Err(what the call raised).
-    fn begin<'py>(slf: &Bound<'py, Self>) -> PyResult<Result<Bound<'py, PyAny>, PyErr>> {
-        if matches!(slf.borrow().parts, Parts::Plain(_)) {
-            plain::begin(slf)
-        } else {
-            asgi::begin(slf)
+    /// Calls the application (or has it called).
+    fn begin<'py>(slf: &Bound<'py, Self>) -> PyResult<Begun<'py>> {
+        let kind = match slf.borrow().parts {
+            Parts::Plain(_) => 0,
+            Parts::Asgi(_) => 1,
+            Parts::Wsgi(_) => 2,
+        };
+        match kind {
+            0 => plain::begin(slf).map(Begun::from),
+            1 => asgi::begin(slf).map(Begun::from),
+            _ => wsgi_call::begin(slf),
         }
     }
 
@@ -89,11 +123,18 @@ impl RequestCall {
         slf: &Bound<'py, Self>,
         awaitable: Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        if matches!(slf.borrow().parts, Parts::Plain(_)) {
-            plain::rest(slf, awaitable)
-        } else {
-            asgi::rest(slf, awaitable)
+        match slf.borrow().parts {
+            Parts::Plain(_) => None,
+            Parts::Asgi(_) => Some(true),
+            Parts::Wsgi(_) => Some(false),
         }
+        .map_or_else(
+            || plain::rest(slf, awaitable.clone()),
+            |asgi| match asgi {
+                true => asgi::rest(slf, awaitable.clone()),
+                false => Err(cleared()), // (a WSGI call awaits nothing of the application's)
+            },
+        )
     }
 
     /// What the application's end (its result, or what it raised) leads to: None
@@ -102,10 +143,15 @@ impl RequestCall {
         slf: &Bound<'py, Self>,
         outcome: Result<Bound<'py, PyAny>, PyErr>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        if matches!(slf.borrow().parts, Parts::Plain(_)) {
-            plain::after(slf, outcome)
-        } else {
-            asgi::after(slf, outcome)
+        let kind = match slf.borrow().parts {
+            Parts::Plain(_) => 0,
+            Parts::Asgi(_) => 1,
+            Parts::Wsgi(_) => 2,
+        };
+        match kind {
+            0 => plain::after(slf, outcome),
+            1 => asgi::after(slf, outcome),
+            _ => wsgi_call::after(slf, outcome.map(|_| ())),
         }
     }
 
@@ -150,15 +196,20 @@ impl RequestCall {
                 return Err(PyErr::from_value(e));
             }
             let (next, stage) = match Self::begin(slf)? {
-                Ok(awaitable) if is_coroutine(&awaitable)? => (awaitable, Stage::App),
-                Ok(awaitable) => (Self::rest(slf, awaitable)?, Stage::Rest),
-                Err(e) => match Self::after(slf, Err(e))? {
+                Begun::Awaits(awaitable) if is_coroutine(&awaitable)? => (awaitable, Stage::App),
+                Begun::Awaits(awaitable) => (Self::rest(slf, awaitable)?, Stage::Rest),
+                Begun::Waits(signal) => (signal.into_any(), Stage::Wait),
+                Begun::Raised(e) => match Self::after(slf, Err(e))? {
                     Some(next) => (next, Stage::Rest),
                     None => {
                         Self::close_up(slf);
                         return Ok(Step::Returned);
                     }
                 },
+                Begun::Answered => {
+                    Self::close_up(slf);
+                    return Ok(Step::Returned);
+                }
             };
             let mut c = slf.borrow_mut();
             c.inner = Some(next.unbind());
@@ -172,15 +223,29 @@ impl RequestCall {
             let Some(inner) = inner.filter(|_| stage != Stage::Done) else {
                 return Ok(Step::Returned);
             };
-            let outcome = match task::send(inner.bind(py), context, exc.as_ref()) {
-                Sent::Yielded(v) => return Ok(Step::Yielded(v)),
-                Sent::Returned(v) if stage == Stage::App => Ok(v),
-                Sent::Raised(e) if stage == Stage::App => Err(e),
-                Sent::Returned(_) => {
-                    Self::close_up(slf);
-                    return Ok(Step::Returned);
+            let outcome = match stage {
+                Stage::Wait if exc.is_none() => {
+                    // yielded as an await yields a future: the task resumes the call
+                    // once it is set (or throws in its cancellation)
+                    let signal = inner.into_bound(py);
+                    signal.cast::<Signal>()?.borrow_mut().yielded_now();
+                    slf.borrow_mut().stage = Stage::Waited;
+                    return Ok(Step::Yielded(signal));
                 }
-                Sent::Raised(e) => return Err(e),
+                Stage::Wait | Stage::Waited => match exc.take() {
+                    Some(e) => Err(PyErr::from_value(e)),
+                    None => Ok(py.None().into_bound(py)),
+                },
+                _ => match task::send(inner.bind(py), context, exc.as_ref()) {
+                    Sent::Yielded(v) => return Ok(Step::Yielded(v)),
+                    Sent::Returned(v) if stage == Stage::App => Ok(v),
+                    Sent::Raised(e) if stage == Stage::App => Err(e),
+                    Sent::Returned(_) => {
+                        Self::close_up(slf);
+                        return Ok(Step::Returned);
+                    }
+                    Sent::Raised(e) => return Err(e),
+                },
             };
             let next = Self::after(slf, outcome)?;
             let mut c = slf.borrow_mut();
@@ -205,6 +270,7 @@ impl RequestCall {
         match &mut c.parts {
             Parts::Plain(p) => p.release(),
             Parts::Asgi(p) => p.release(),
+            Parts::Wsgi(p) => p.release(),
         }
     }
 
@@ -216,6 +282,24 @@ impl RequestCall {
             Step::Raised(e) => Err(e),
         }
     }
+}
+
+/// What the requests of `ex`'s connection share that the adapter put in the
+/// protocol's `context` under `key` (worked out by its first request), and the
+/// request's head; None until it is there.
+pub fn connection_known<'py>(
+    ex: &Bound<'py, ExchangeCore>,
+    key: &Bound<'py, PyString>,
+) -> PyResult<Option<(Bound<'py, PyAny>, Py<RequestHead>)>> {
+    let py = ex.py();
+    let x = ex.borrow();
+    let protocol = x.protocol_ref(py).ok_or_else(cleared)?;
+    let context = protocol.getattr(intern!(py, "context"))?;
+    let context = context.cast::<PyDict>()?;
+    Ok(match (context.get_item(key)?, x.head_ref()) {
+        (Some(known), Some(head)) => Some((known, head.clone_ref(py))),
+        _ => None,
+    })
 }
 
 /// The error of a call whose parts were let go (by the garbage collector).
@@ -280,6 +364,7 @@ impl RequestCall {
         match &self.parts {
             Parts::Plain(p) => p.traverse(&visit)?,
             Parts::Asgi(p) => p.traverse(&visit)?,
+            Parts::Wsgi(p) => p.traverse(&visit)?,
         }
         visit.call(&self.inner)
     }
@@ -288,6 +373,7 @@ impl RequestCall {
         match &mut self.parts {
             Parts::Plain(p) => p.release(),
             Parts::Asgi(p) => p.release(),
+            Parts::Wsgi(p) => p.release(),
         }
         self.inner = None;
     }

@@ -101,6 +101,16 @@ impl ExchangeCore {
         }
     }
 
+    /// The whole body has arrived and been read (none, the usual case), and did not
+    /// fail: Exchange.body_exhausted.
+    pub fn read_to_end(&self, py: Python<'_>) -> PyResult<bool> {
+        let body_left = match &self._body {
+            Some(b) => b.bind(py).is_truthy()?,
+            None => false,
+        };
+        Ok(self._ended && !body_left && self._error.is_none())
+    }
+
     fn fail_started() -> PyErr {
         PyRuntimeError::new_err("response already started")
     }

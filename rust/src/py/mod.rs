@@ -19,6 +19,9 @@ mod signal;
 mod task;
 mod ws;
 mod wsgi;
+mod wsgi_call;
+mod wsgi_cycle;
+mod wsgi_pool;
 
 use pyo3::prelude::*;
 
@@ -48,6 +51,9 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<plain::PlainRoutes>()?;
     m.add_class::<call::RequestCall>()?;
     m.add_class::<asgi::AsgiHandle>()?;
+    m.add_class::<wsgi_call::WsgiHandle>()?;
+    m.add_class::<wsgi_cycle::WsgiCycleCore>()?;
+    m.add_class::<wsgi_pool::WsgiPool>()?;
     m.add("RUNNING", task::running(py)?)?;
     m.add("WebSocketError", py.get_type::<errors::WebSocketError>())?;
     m.add_class::<ws::WebSocketCodec>()?;

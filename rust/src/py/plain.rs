@@ -169,7 +169,7 @@ fn parts(
             p.server.as_ref().map(|s| s.clone_ref(py)),
             p.response.as_ref().map(|r| r.clone_ref(py)),
         )),
-        Parts::Asgi(_) => Err(cleared()),
+        _ => Err(cleared()),
     }
 }
 

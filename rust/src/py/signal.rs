@@ -60,6 +60,12 @@ impl Signal {
         self._asyncio_future_blocking
     }
 
+    /// Yielded by its awaiter's driver (a RequestCall), as `__next__` yields it.
+    pub fn yielded_now(&mut self) {
+        self.yielded = true;
+        self._asyncio_future_blocking = true;
+    }
+
     pub fn same_loop(&self, loop_: &Bound<'_, PyAny>) -> bool {
         self.loop_
             .as_ref()
@@ -132,7 +138,7 @@ impl Signal {
     /// other task is running), not at the loop's next turn: for a protocol's
     /// data_received, whose caller has nothing left to do but return.
     #[pyo3(signature = (now=false))]
-    fn set(slf: &Bound<'_, Self>, now: bool) -> PyResult<()> {
+    pub fn set(slf: &Bound<'_, Self>, now: bool) -> PyResult<()> {
         {
             let mut s = slf.borrow_mut();
             if s.state != State::Pending {
