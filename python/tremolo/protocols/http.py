@@ -537,28 +537,16 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
         self.loop.call_soon(task.start)
         self._waiting(ex, task)
 
-    def _waiting(self, ex: Exchange, task: RequestTask) -> None:
-        """The handler of `ex` goes on after its first step: its clock starts."""
-        ex.task = self.task = task
-        ex.timer = self.loop.call_later(self.state.options.app_handler_timeout,
-                                        self.handler_timed_out, task)
+    # _waiting(ex, task) and handler_done(ex, exc) are ProtocolCore's: a handler
+    # that goes on after its first step has its task kept and its clock started
+    # (ex.deadline, checked by check_clocks); when it ends they go, and this
+    # finishes what it left:
 
-    def handler_timed_out(self, task: RequestTask) -> None:
-        self.state.logger.error("handler cancelled after app_handler_timeout (%ss)",
-                                self.state.options.app_handler_timeout)
-        task.cancel()
-
-    def handler_done(self, ex: Exchange, exc: BaseException | None) -> None:
+    def _handler_ended(self, ex: Exchange, exc: BaseException | None) -> None:
+        """A handler ended with an error, with a body clock running, or without
+        finishing its exchange (its task is let go already)."""
         if ex._clock is not None:
             ex.stop_clock()  # a handler that stopped reading a body waits no more
-        task = ex.task
-        if task is not None:
-            ex.task = None  # the task refers to the exchange: no cycle left behind
-            if ex.timer is not None:
-                ex.timer.cancel()
-                ex.timer = None
-            if self.task is task:
-                self.task = None
         if exc is not None and not isinstance(exc, asyncio.CancelledError | ClientDisconnected):
             self.state.logger.error("unhandled error in handler", exc_info=exc)
         if ex.phase == DONE:
@@ -569,6 +557,11 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
             ex.end()  # an event stream ended for a stop: a clean end, not a cut
         else:
             ex.fail()
+
+    def handler_timed_out(self, task: RequestTask) -> None:
+        self.state.logger.error("handler cancelled after app_handler_timeout (%ss)",
+                                self.state.options.app_handler_timeout)
+        task.cancel()
 
     # exchange_finished(ex) is ProtocolCore's: the connection goes on to what
     # follows, or (the exchange not keeping it) this:
@@ -701,6 +694,9 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
                 self.state.logger.error("closed a connection whose exchange was left "
                                         "unfinished")
                 self.close()
+            elif 0 < ex.deadline <= now:
+                ex.deadline = 0.0  # (once: a handler may swallow its cancellation)
+                self.handler_timed_out(task)
             return False
         if self.parser.idle:
             if waited > (opts.keepalive_timeout if self.reused else opts.request_timeout):
@@ -770,9 +766,7 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
         self.phase = TAKEN
         self.on_done = None  # (see connection_lost)
         ex.phase = DONE
-        if ex.timer is not None:
-            ex.timer.cancel()  # app_handler_timeout is for HTTP answers
-            ex.timer = None
+        ex.deadline = 0.0  # app_handler_timeout is for HTTP answers
         self.current = self.reading = None
         self.state.connections.discard(self)
         task = ex.task

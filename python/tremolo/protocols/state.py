@@ -47,7 +47,8 @@ def _idle_since(conn: Clocked) -> float:
 class ServerState(_core.StateCore):
     """The options, the connections and the clocks of one worker's listener. What
     every request reads (`date`, `server_name`, `requests`, `max_requests`,
-    `recycle`, `stopping`, `keepalive`, `close_unread`, `access`, `counters`) is
+    `recycle`, `stopping`, `keepalive`, `close_unread`, `access`, `counters`,
+    `handler_timeout`) is
     StateCore's (rust/src/py/connection.rs)."""
 
     if TYPE_CHECKING:
@@ -104,7 +105,10 @@ class ServerState(_core.StateCore):
         self.date = b""
         self._refresh_date()
         # how often every connection is checked against its clocks
-        self.tick = min(1.0, options.request_timeout / 4, options.keepalive_timeout / 4 or 1.0)
+        self.tick = min(1.0, options.request_timeout / 4, options.keepalive_timeout / 4 or 1.0,
+                        options.app_handler_timeout / 4)
+        #: app_handler_timeout, checked once a tick (see check_clocks)
+        self.handler_timeout = options.app_handler_timeout
         #: keepalive_timeout 0: every connection closes after its response (as the original)
         self.keepalive = options.keepalive_timeout > 0
         #: close the connection after a response sent before its request's body was

@@ -49,6 +49,9 @@ pub struct StateCore {
     pub access: Option<Py<PyAny>>,
     #[pyo3(get, set)]
     pub counters: Option<Py<PyAny>>,
+    /// app_handler_timeout
+    #[pyo3(get, set)]
+    pub handler_timeout: f64,
 }
 
 #[pymethods]
@@ -67,6 +70,7 @@ impl StateCore {
             close_unread: false,
             access: None,
             counters: None,
+            handler_timeout: 0.0,
         }
     }
 
@@ -292,7 +296,10 @@ impl ProtocolCore {
             return Ok(());
         }
         let coro = handler.bind(py).call1((&ex,))?;
-        let done = slf.getattr(intern!(py, "handler_done"))?;
+        let done = match &slf.borrow().on_done {
+            Some(d) => d.clone_ref(py).into_bound(py),
+            None => return Err(cleared()),
+        };
         let task = Bound::new(
             py,
             RequestTask::new(
@@ -313,7 +320,7 @@ impl ProtocolCore {
             return Ok(());
         }
         if outcome.is(&task::running(py)?) {
-            slf.call_method1(intern!(py, "_waiting"), (&ex, &task))?;
+            Self::_waiting(slf, ex.cast::<ExchangeCore>()?, task.as_any())?;
         } else {
             done.call1((&ex, outcome))?;
         }
@@ -345,6 +352,63 @@ impl ProtocolCore {
             exchange_class: None,
             on_done: None,
         }
+    }
+
+    /// The handler of `ex` goes on after its first step: its task is kept, and its
+    /// app_handler_timeout clock starts (the sweeper checks it: check_clocks).
+    pub fn _waiting(
+        slf: &Bound<'_, Self>,
+        ex: &Bound<'_, ExchangeCore>,
+        task: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let (loop_, timeout) = {
+            let p = slf.borrow();
+            let (Some(l), Some(s)) = (&p.loop_, &p.state) else {
+                return Err(cleared());
+            };
+            let timeout = s.borrow(py).handler_timeout;
+            (l.clone_ref(py), timeout)
+        };
+        let now: f64 = loop_
+            .bind(py)
+            .call_method0(intern!(py, "time"))?
+            .extract()?;
+        {
+            let mut x = ex.borrow_mut();
+            x.task = Some(task.clone().unbind());
+            x.deadline = now + timeout;
+        }
+        slf.borrow_mut().task = Some(task.clone().unbind());
+        Ok(())
+    }
+
+    /// A handler ended (what its task calls): its task and clock go; an exchange it
+    /// did not finish, or an error it raised, is the Python side's
+    /// (`_handler_ended`).
+    fn handler_done(
+        slf: &Bound<'_, Self>,
+        ex: &Bound<'_, ExchangeCore>,
+        exc: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        // a body clock still running (a handler that stopped reading a body)
+        let clock = !ex.getattr(intern!(py, "_clock"))?.is_none();
+        let task = {
+            let mut x = ex.borrow_mut();
+            x.deadline = 0.0;
+            x.task.take()
+        };
+        if let Some(task) = task {
+            let mut p = slf.borrow_mut();
+            if p.task.as_ref().is_some_and(|t| t.is(&task)) {
+                p.task = None;
+            }
+        }
+        if clock || !exc.is_none() || ex.borrow().phase != super::exchange::DONE {
+            slf.call_method1(intern!(py, "_handler_ended"), (ex, exc))?;
+        }
+        Ok(())
     }
 
     fn data_received(slf: &Bound<'_, Self>, data: &Bound<'_, PyBytes>) -> PyResult<()> {

@@ -58,7 +58,17 @@ pub fn asyncio(py: Python<'_>) -> PyResult<&'static Asyncio> {
         Ok(Asyncio {
             enter_task: tasks.getattr("_enter_task")?.unbind(),
             leave_task: tasks.getattr("_leave_task")?.unbind(),
-            current_task: tasks.getattr("current_task")?.unbind(),
+            // (3.11's current_task() is Python around this dict, which its C
+            // _enter_task fills; later versions' is C)
+            current_task: match tasks.getattr("_current_tasks") {
+                Ok(d)
+                    if d.is_exact_instance_of::<PyDict>()
+                        && !py.import("_asyncio")?.hasattr("current_task")? =>
+                {
+                    d.unbind()
+                }
+                _ => tasks.getattr("current_task")?.unbind(),
+            },
             copy_context: py.import("contextvars")?.getattr("copy_context")?.unbind(),
             cancelled_error: exceptions.getattr("CancelledError")?.unbind(),
             invalid_state: exceptions.getattr("InvalidStateError")?.unbind(),
@@ -71,8 +81,12 @@ pub fn asyncio(py: Python<'_>) -> PyResult<&'static Asyncio> {
 /// The task running in `loop` now, if one is (asyncio.current_task).
 pub fn current<'py>(loop_: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
     let py = loop_.py();
-    let task = asyncio(py)?.current_task.bind(py).call1((loop_,))?;
-    Ok((!task.is_none()).then_some(task))
+    let current = asyncio(py)?.current_task.bind(py);
+    let task = match current.cast::<PyDict>() {
+        Ok(tasks) => tasks.get_item(loop_)?,
+        Err(_) => Some(current.call1((loop_,))?),
+    };
+    Ok(task.filter(|t| !t.is_none()))
 }
 
 pub fn running(py: Python<'_>) -> PyResult<Py<PyAny>> {
@@ -512,7 +526,7 @@ impl RequestTask {
                 // started from inside another task (a handler's response let the
                 // next pipelined request start): that task steps aside while this
                 // one runs, as it does for Python 3.12's eager tasks
-                let outer = a.current_task.bind(py).call1((&loop_,))?;
+                let outer = current(&loop_)?.unwrap_or_else(|| py.None().into_bound(py));
                 leave.call1((&loop_, &outer))?;
                 enter.call1((&loop_, slf))?;
                 Some(outer)
