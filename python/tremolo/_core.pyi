@@ -288,7 +288,7 @@ class ExchangeCore:
     fields: Any
     sent: int
     task: Any
-    timer: Any
+    handler_deadline: float
     t0: float
     def respond(self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes,
                 reason: bytes | None = None) -> None: ...
@@ -309,6 +309,7 @@ class StateCore:
     close_unread: bool
     access: Any
     counters: Any
+    handler_timeout: float
 
 @disjoint_base
 class FlowCore:
@@ -345,6 +346,8 @@ class ProtocolCore:
     upload_rate: int
     exchange_class: Any
     on_done: Any
+    def _waiting(self, ex: ExchangeCore, task: Any) -> None: ...
+    def handler_done(self, ex: ExchangeCore, exc: BaseException | None) -> None: ...
     def data_received(self, data: bytes) -> None: ...
     def exchange_finished(self, ex: ExchangeCore) -> None: ...
 

@@ -539,7 +539,7 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
 
     # _waiting(ex, task) and handler_done(ex, exc) are ProtocolCore's: a handler
     # that goes on after its first step has its task kept and its clock started
-    # (ex.deadline, checked by check_clocks); when it ends they go, and this
+    # (ex.handler_deadline, checked by check_clocks); when it ends they go, and this
     # finishes what it left:
 
     def _handler_ended(self, ex: Exchange, exc: BaseException | None) -> None:
@@ -694,8 +694,8 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
                 self.state.logger.error("closed a connection whose exchange was left "
                                         "unfinished")
                 self.close()
-            elif 0 < ex.deadline <= now:
-                ex.deadline = 0.0  # (once: a handler may swallow its cancellation)
+            elif 0 < ex.handler_deadline <= now:
+                ex.handler_deadline = 0.0  # (once: a handler may swallow its cancellation)
                 self.handler_timed_out(task)
             return False
         if self.parser.idle:
@@ -766,7 +766,7 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
         self.phase = TAKEN
         self.on_done = None  # (see connection_lost)
         ex.phase = DONE
-        ex.deadline = 0.0  # app_handler_timeout is for HTTP answers
+        ex.handler_deadline = 0.0  # app_handler_timeout is for HTTP answers
         self.current = self.reading = None
         self.state.connections.discard(self)
         task = ex.task

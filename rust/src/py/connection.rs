@@ -377,7 +377,7 @@ impl ProtocolCore {
         {
             let mut x = ex.borrow_mut();
             x.task = Some(task.clone().unbind());
-            x.deadline = now + timeout;
+            x.handler_deadline = now + timeout;
         }
         slf.borrow_mut().task = Some(task.clone().unbind());
         Ok(())
@@ -396,7 +396,7 @@ impl ProtocolCore {
         let clock = !ex.getattr(intern!(py, "_clock"))?.is_none();
         let task = {
             let mut x = ex.borrow_mut();
-            x.deadline = 0.0;
+            x.handler_deadline = 0.0;
             x.task.take()
         };
         if let Some(task) = task {

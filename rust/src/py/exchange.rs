@@ -69,7 +69,7 @@ pub struct ExchangeCore {
     #[pyo3(get, set)]
     pub task: Option<Py<PyAny>>,
     #[pyo3(get, set)]
-    pub deadline: f64,
+    pub handler_deadline: f64,
     /// when the request started (set when the access log or the metrics are on)
     #[pyo3(get, set)]
     pub t0: f64,
@@ -152,7 +152,7 @@ impl ExchangeCore {
             fields: Some(PyTuple::empty(py).into_any().unbind()),
             sent: 0,
             task: None,
-            deadline: 0.0,
+            handler_deadline: 0.0,
             t0: 0.0,
         })
     }
