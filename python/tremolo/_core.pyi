@@ -283,6 +283,9 @@ class ExchangeCore:
     _expect: bool
     upgrade: bool
     _body: Any
+    _body_size: int
+    _received: int
+    _waiter: Any
     _error: Any
     status: int
     fields: Any
@@ -292,6 +295,9 @@ class ExchangeCore:
     t0: float
     def respond(self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes,
                 reason: bytes | None = None) -> None: ...
+    def _feed(self, data: bytes) -> None: ...
+    def _wake(self) -> None: ...
+    def take_body(self, most: int) -> list[bytes]: ...
 
 @disjoint_base
 class StateCore:

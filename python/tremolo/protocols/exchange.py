@@ -47,19 +47,18 @@ class Exchange(_core.ExchangeCore):
 
     Built on ExchangeCore (rust/src/py/exchange.rs): what every request uses is
     there (`protocol`, `flow`, `head`, `phase`, `keep_alive`, the request's facts
-    `_ended`, `_expect`, `upgrade`, the body queue `_body` and its `_error`, what
-    the access log reads: `status`, `fields`, `sent`, `t0`; the handler's `task`
-    and `timer`) and so is `respond()`; the rest is here."""
+    `_ended`, `_expect`, `upgrade`, the body queue `_body`, its `_body_size`, the
+    `_received` count, the `_waiter` of a handler waiting for it and its `_error`,
+    what the access log reads: `status`, `fields`, `sent`, `t0`; the handler's
+    `task` and `handler_deadline`) and so are `respond()` and the body's `_feed()`;
+    the rest is here."""
 
     # What an exchange starts with, as class attributes: most requests never set them
     chunked = False
     #: what a streamed body with a Content-Length still owes
     _left: int | None = None
-    _body_size = 0
-    #: body bytes received, and seconds a handler spent waiting for them
-    _received = 0
+    #: seconds a handler spent waiting for body bytes (`_received` counts them)
     _waited = 0.0
-    _waiter: asyncio.Future[None] | None = None
     #: the timer of the body's waits; the wait at hand times out at `_deadline`
     #: (see `_body_clock`)
     _clock: asyncio.TimerHandle | None = None
@@ -139,27 +138,14 @@ class Exchange(_core.ExchangeCore):
         its error is still to be read)."""
         return self._read_to_end()
 
-    def _feed(self, data: bytes) -> None:
-        if self.phase == DONE:
-            return  # answered without reading: the rest of the body is dropped
-        if self._body is None:
-            self._body = deque()
-        self._body.append(data)
-        self._body_size += len(data)
-        self._received += len(data)
-        self._wake()
-        # (the caller updates reading once it has fed what it read: process())
+    # _feed(data) (a piece read: queued, the handler woken), _wake() and
+    # take_body(most) are ExchangeCore's
 
     def _end(self, error: BaseException | None = None) -> None:
         self._ended = True
         self._error = error
         self._wake()
         self.stop_clock()
-
-    def _wake(self) -> None:
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
 
     async def receive(self) -> bytes:
         """The next piece of the request body; b"" once it has all been read."""

@@ -198,8 +198,9 @@ class WSGICycle(_core.WsgiCycleCore):
             await signal
 
     async def pump(self) -> None:
-        """Reads the rest of the body for the thread (see the module docs)."""
-        inbox = self.inbox
+        """Reads the rest of the body for the thread (see the module docs): what is
+        queued at once is taken at once."""
+        inbox, ex = self.inbox, self.ex
         assert inbox is not None
         bound = self.adapter.input_buffer * 4 or 1
         try:
@@ -210,16 +211,23 @@ class WSGICycle(_core.WsgiCycleCore):
                         await signal
                     self._pump_signal = None
                     continue
-                data = await self.ex.receive()
-                if data:
-                    inbox.append(data)
-                    self.received += len(data)
-                    if self.received - self.consumed >= self._want:
+                pieces = ex.take_body(bound - (self.received - self.consumed))
+                if not pieces:
+                    data = await ex.receive()  # (waits, and times out, as any reader)
+                    if not data:
+                        self._input_ended = True
                         self._release()
-                    continue
-                self._input_ended = True
-                self._release()
-                return
+                        return
+                    pieces = [data]
+                inbox.extend(pieces)
+                self.received += sum(map(len, pieces))
+                queued = self.received - self.consumed
+                # the thread is woken once what it waits for is here and the pump
+                # is about to wait (nothing more read yet) or to stop (at its
+                # bound), not for every piece: it could not run before the loop
+                # lets the GIL go anyway, and each early wake was a switch
+                if queued >= self._want and (not ex._body or queued >= bound):
+                    self._release()
         except HTTPException as exc:
             inbox.append(exc)
             self._input_ended = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,16 +30,17 @@ class InputStream:
     read from the loop as the application asks for it: receive(want) gives the
     pieces that came (at least `want` bytes unless the body ends; none at its end).
 
-    What is read is taken from a buffer by a read position, which moves rather than
-    the bytes behind it (a read that took the front of the buffer shifted all the
-    rest: a quadratic cost for a long body read in pieces); a read of what one whole
-    piece holds is that piece, with no copy."""
+    The pieces are kept as they came, with a read position in the first: a read is
+    one copy of what it returns (a slice, or the parts it spans joined), or none when
+    it is one whole piece. (A bytearray the pieces were added to cost a second copy
+    of every byte, and one that took the front of it shifted all the rest.)"""
 
     def __init__(self, buffered: bytes, receive: Callable[[int], list[bytes]] | None
                  ) -> None:
         self._receive = receive
-        self._buf = bytearray(buffered)
-        self._pos = 0
+        self._pieces: deque[bytes] = deque((buffered,) if buffered else ())
+        self._pos = 0  # in the first piece
+        self._left = len(buffered)
         self._eof = receive is None
 
     def _fill(self, want: int = 1) -> bool:
@@ -49,56 +51,80 @@ class InputStream:
         if not pieces:
             self._eof = True
             return False
-        buf = self._buf
-        if self._pos and self._pos * 2 >= len(buf):
-            del buf[:self._pos]  # (what was read goes once it is the larger part)
-            self._pos = 0
-        for data in pieces:
-            buf += data
+        self._pieces.extend(pieces)
+        self._left += sum(map(len, pieces))
         return True
-
-    def _left(self) -> int:
-        return len(self._buf) - self._pos
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
             while self._fill(1 << 30):
                 pass
-            size = self._left()
-        elif size and not self._left() and not self._eof and self._receive is not None:
-            pieces = self._receive(size)
-            if not pieces:
-                self._eof = True
-                return b""
-            if len(pieces) == 1 and len(pieces[0]) == size:
-                return pieces[0]  # the usual read of a long body: no copy
-            for data in pieces:
-                self._buf += data
-        while self._left() < size and self._fill(size - self._left()):
+            size = self._left
+        while self._left < size and self._fill(size - self._left):
             pass
         return self._take(size)
 
     def _take(self, size: int) -> bytes:
-        buf, pos = self._buf, self._pos
-        end = min(pos + size, len(buf))
-        out = bytes(memoryview(buf)[pos:end])
-        if end == len(buf):
-            buf.clear()
-            self._pos = 0
-        else:
+        """The next `size` bytes (fewer at the end)."""
+        size = min(size, self._left)
+        if not size:
+            return b""
+        pieces, pos = self._pieces, self._pos
+        first = pieces[0]
+        end = pos + size
+        if end <= len(first):
+            out = first if pos == 0 and end == len(first) else first[pos:end]
+            if end == len(first):
+                pieces.popleft()
+                end = 0
             self._pos = end
+        else:
+            parts: list[bytes | memoryview] = [memoryview(first)[pos:]]
+            got = len(first) - pos
+            pieces.popleft()
+            while got < size:
+                piece = pieces[0]
+                if got + len(piece) <= size:
+                    parts.append(piece)
+                    got += len(piece)
+                    pieces.popleft()
+                    self._pos = 0
+                else:
+                    self._pos = size - got
+                    parts.append(memoryview(piece)[:self._pos])
+                    got = size
+            out = b"".join(parts)
+        self._left -= size
         return out
 
+    def _newline(self, skip: int) -> int:
+        """Where the next newline is from the read position, past the first `skip`
+        bytes (searched already); -1 if none is in what is here."""
+        seen = 0
+        for i, piece in enumerate(self._pieces):
+            start = self._pos if i == 0 else 0
+            size = len(piece) - start
+            if seen + size > skip:
+                at = piece.find(b"\n", start + max(skip - seen, 0))
+                if at >= 0:
+                    return seen + at - start
+            seen += size
+        return -1
+
     def readline(self, size: int | None = -1) -> bytes:
+        limit = -1 if size is None or size < 0 else size
+        searched = 0
         while True:
-            end = self._buf.find(b"\n", self._pos)
-            if end >= 0 or (size is not None and 0 <= size <= self._left()):
+            at = self._newline(searched)
+            if at >= 0:
+                cut = at + 1
                 break
-            if not self._fill():
+            searched = self._left
+            if 0 <= limit <= self._left or not self._fill():
+                cut = self._left
                 break
-        cut = self._left() if end < 0 else end + 1 - self._pos
-        if size is not None and size >= 0:
-            cut = min(cut, size)
+        if limit >= 0:
+            cut = min(cut, limit)
         return self._take(cut)
 
     def readlines(self, hint: int = -1) -> list[bytes]:

@@ -16,7 +16,7 @@ use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyTuple};
 use pyo3::PyTraverseError;
 
 /// What every connection of one worker's listener shares and reads per request.
@@ -241,6 +241,45 @@ fn cleared() -> PyErr {
 }
 
 impl ProtocolCore {
+    /// The usual read of a body being streamed: its pieces go straight to the
+    /// request reading it (more body waiting can only pause reading). False when
+    /// the read is anything else.
+    fn feed_body(slf: &Bound<'_, Self>, events: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let py = slf.py();
+        let Ok(events) = events.cast::<PyList>() else {
+            return Ok(false);
+        };
+        let reading = {
+            let p = slf.borrow();
+            let queued = match &p.pending {
+                Some(q) => q.bind(py).len()? > 0,
+                None => true,
+            };
+            match &p.reading {
+                Some(r) if !queued => r.clone_ref(py),
+                _ => return Ok(false),
+            }
+        };
+        if events.is_empty()
+            || !events.iter().all(|ev| ev.is_exact_instance_of::<PyBytes>())
+            || slf.getattr(intern!(py, "processing"))?.is_truthy()?
+        {
+            return Ok(false);
+        }
+        let Ok(ex) = reading.bind(py).cast::<ExchangeCore>() else {
+            return Ok(false);
+        };
+        for ev in events.iter() {
+            ExchangeCore::feed(ex, ev.cast::<PyBytes>()?)?;
+        }
+        let size = ex.borrow()._body_size;
+        let most: u64 = slf.getattr(intern!(py, "_max_buffered"))?.extract()?;
+        if size > most {
+            slf.call_method0(intern!(py, "update_reading"))?;
+        }
+        Ok(true)
+    }
+
     /// Starts answering a request read whole (no body, no upgrade), nothing queued.
     fn start_whole(slf: &Bound<'_, Self>, head: Bound<'_, RequestHead>) -> PyResult<()> {
         let py = slf.py();
@@ -437,6 +476,9 @@ impl ProtocolCore {
                 // and nothing queued
                 return Self::start_whole(slf, head.clone());
             }
+        }
+        if Self::feed_body(slf, &events)? {
+            return Ok(());
         }
         slf.call_method1(intern!(py, "_queue_events"), (events,))?;
         Ok(())

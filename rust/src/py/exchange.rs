@@ -14,7 +14,10 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+static DEQUE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 use pyo3::PyTraverseError;
 
 /// The exchange's phases (protocols/lifecycle.py has the same numbers).
@@ -54,6 +57,14 @@ pub struct ExchangeCore {
     /// body pieces received and not read yet (a deque), and why the body failed
     #[pyo3(get, set)]
     _body: Option<Py<PyAny>>,
+    /// the bytes in `_body`, the body bytes received, and what a handler waiting
+    /// for the next piece waits on
+    #[pyo3(get, set)]
+    pub _body_size: u64,
+    #[pyo3(get, set)]
+    _received: u64,
+    #[pyo3(get, set)]
+    _waiter: Option<Py<PyAny>>,
     #[pyo3(get, set)]
     _error: Option<Py<PyAny>>,
     /// what the access log reads: the status and fields sent, body bytes sent
@@ -113,6 +124,50 @@ impl ExchangeCore {
         Ok(self._ended && !body_left && self._error.is_none())
     }
 
+    /// A piece of the body, read: queued for the handler, which is woken if it
+    /// waits (the caller updates reading once it has fed what it read).
+    pub fn feed(slf: &Bound<'_, Self>, data: &Bound<'_, PyBytes>) -> PyResult<()> {
+        let py = slf.py();
+        let (body, waiter) = {
+            let mut x = slf.borrow_mut();
+            if x.phase == DONE {
+                return Ok(()); // answered without reading: the rest is dropped
+            }
+            let size = data.as_bytes().len() as u64;
+            x._body_size += size;
+            x._received += size;
+            (
+                x._body.as_ref().map(|b| b.clone_ref(py)),
+                x._waiter.as_ref().map(|w| w.clone_ref(py)),
+            )
+        };
+        let body = match body {
+            Some(b) => b,
+            None => {
+                let b = DEQUE
+                    .get_or_try_init(py, || {
+                        Ok::<_, PyErr>(py.import("collections")?.getattr("deque")?.unbind())
+                    })?
+                    .call0(py)?;
+                slf.borrow_mut()._body = Some(b.clone_ref(py));
+                b
+            }
+        };
+        body.call_method1(py, intern!(py, "append"), (data,))?;
+        if let Some(w) = waiter {
+            Self::wake_waiter(w.bind(py))?;
+        }
+        Ok(())
+    }
+
+    fn wake_waiter(w: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = w.py();
+        if !w.call_method0(intern!(py, "done"))?.is_truthy()? {
+            w.call_method1(intern!(py, "set_result"), (py.None(),))?;
+        }
+        Ok(())
+    }
+
     fn fail_started() -> PyErr {
         PyRuntimeError::new_err("response already started")
     }
@@ -147,6 +202,9 @@ impl ExchangeCore {
             _expect: false,
             upgrade: false,
             _body: None,
+            _body_size: 0,
+            _received: 0,
+            _waiter: None,
             _error: None,
             status: 0,
             fields: Some(PyTuple::empty(py).into_any().unbind()),
@@ -262,11 +320,62 @@ impl ExchangeCore {
         ProtocolCore::exchange_finished(&protocol, slf)
     }
 
+    #[pyo3(name = "_feed")]
+    fn py_feed(slf: &Bound<'_, Self>, data: &Bound<'_, PyBytes>) -> PyResult<()> {
+        Self::feed(slf, data)
+    }
+
+    /// Wakes a handler waiting for the body (its piece, its end or its error came).
+    fn _wake(&self, py: Python<'_>) -> PyResult<()> {
+        match &self._waiter {
+            Some(w) => Self::wake_waiter(w.bind(py)),
+            None => Ok(()),
+        }
+    }
+
+    /// The body's pieces queued now, up to `most` bytes (a first piece however
+    /// long), without waiting: what receive() would give one by one.
+    fn take_body<'py>(slf: &Bound<'py, Self>, most: u64) -> PyResult<Bound<'py, PyList>> {
+        let py = slf.py();
+        let out = PyList::empty(py);
+        let body = slf.borrow()._body.as_ref().map(|b| b.clone_ref(py));
+        let Some(body) = body else {
+            return Ok(out);
+        };
+        let body = body.bind(py);
+        let mut taken = 0u64;
+        while taken < most.max(1) && body.is_truthy()? {
+            let piece = body.call_method0(intern!(py, "popleft"))?;
+            taken += piece.len()? as u64;
+            out.append(piece)?;
+        }
+        if taken > 0 {
+            let protocol = {
+                let mut x = slf.borrow_mut();
+                x._body_size = x._body_size.saturating_sub(taken);
+                x.protocol.as_ref().map(|p| p.clone_ref(py))
+            };
+            if let Some(p) = protocol {
+                let p = p.bind(py);
+                let held = match p.cast::<ProtocolCore>()?.borrow().flow.as_ref() {
+                    Some(f) => f.bind(py).getattr(intern!(py, "held"))?.is_truthy()?,
+                    None => false,
+                };
+                if held {
+                    // less waiting can only let a paused read go on
+                    p.call_method0(intern!(py, "update_reading"))?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.protocol)?;
         visit.call(&self.flow)?;
         visit.call(&self.head)?;
         visit.call(&self._body)?;
+        visit.call(&self._waiter)?;
         visit.call(&self._error)?;
         visit.call(&self.fields)?;
         visit.call(&self.task)?;
@@ -278,6 +387,7 @@ impl ExchangeCore {
         self.flow = None;
         self.head = None;
         self._body = None;
+        self._waiter = None;
         self._error = None;
         self.fields = None;
         self.task = None;
