@@ -16,9 +16,10 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyList, PyTuple};
-
-static DEQUE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 use pyo3::PyTraverseError;
+
+/// collections.deque, the body queue's type
+static DEQUE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// The exchange's phases (protocols/lifecycle.py has the same numbers).
 pub const RECEIVED: u8 = 0;
@@ -233,12 +234,8 @@ impl ExchangeCore {
             let (Some(p), Some(h)) = (&x.protocol, &x.head) else {
                 return Err(cleared());
             };
-            let body_left = match &x._body {
-                Some(b) => b.bind(py).is_truthy()?,
-                None => false,
-            };
             // a body not read to its end, or that failed
-            let unread = !x._ended || body_left || x._error.is_some();
+            let unread = !x.read_to_end(py)?;
             (
                 p.clone_ref(py),
                 h.clone_ref(py),
