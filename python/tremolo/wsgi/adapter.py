@@ -85,7 +85,7 @@ class WSGIAdapter(Adapter):
         p = ex.protocol
         base, proxies = p.context.get("wsgi") or self._connection(p)
         # the request's own keys, and what a trusted proxy's fields say, are the
-        # core's (rust/src/py/environ.rs)
+        # core's (rust/src/py/wsgi.rs)
         return ex.head.environ(base, self.root_path, proxies)
 
     async def _handle(self, ex: Exchange) -> None:
