@@ -178,13 +178,8 @@ class Exchange(_core.ExchangeCore):
             finally:
                 self._waiter = None
                 self._waited += loop.time() - start
-        assert self._body is not None
-        data = self._body.popleft()
-        self._body_size -= len(data)
-        p = self.protocol
-        if p.flow.held:  # less waiting can only let a paused read go on
-            p.update_reading()
-        return data
+        # (the next piece, counted off, and a paused read let go on: the core's)
+        return self.take_body(1)[0]
 
     def _body_clock(self) -> None:
         """The body's timer: one for all its waits, moved on when it finds the wait

@@ -133,7 +133,7 @@ class WSGICycle(_core.WsgiCycleCore):
     def _block(self, ready: Callable[[], bool]) -> None:
         """Waits in the thread until ready() or the request is given up. It parks (the
         GIL let go) and the loop unparks it whenever it changes its count (see
-        _release): an unpark between the check and the park makes the park return
+        _unpark): an unpark between the check and the park makes the park return
         at once, so none is lost."""
         while not (self.cancelled or ready()):
             self._park()
@@ -163,20 +163,14 @@ class WSGICycle(_core.WsgiCycleCore):
     # -- on the event loop ---------------------------------------------------
 
     def _woken(self) -> None:
-        """The thread queued pieces or finished (posted to the loop)."""
+        """The thread queued pieces (posted to the loop): the handler writes them
+        before this returns (the core's done() sets its Signal with `now`)."""
         self._wake_posted = False
-        signal = self._signal
-        if signal is not None:
-            self._signal = None
-            signal.set(True)  # the handler writes before this returns
+        self.done()
 
     def give_up(self) -> None:
         """The handler was cancelled: the thread stops at its next piece."""
         self.cancelled = True
-        self._release()
-
-    def _release(self) -> None:
-        """Wakes the thread if it waits for the loop (its count changed)."""
         self._unpark()
 
     async def serve(self) -> None:
@@ -191,7 +185,7 @@ class WSGICycle(_core.WsgiCycleCore):
                     await self._send(data)
                 finally:
                     self.written += len(data)
-                    self._release()
+                    self._unpark()
             if self.finished:
                 return
             signal = self._signal = _signal(self.adapter.loop)
@@ -216,7 +210,7 @@ class WSGICycle(_core.WsgiCycleCore):
                     data = await ex.receive()  # (waits, and times out, as any reader)
                     if not data:
                         self._input_ended = True
-                        self._release()
+                        self._unpark()
                         return
                     pieces = [data]
                 inbox.extend(pieces)
@@ -227,11 +221,11 @@ class WSGICycle(_core.WsgiCycleCore):
                 # bound), not for every piece: it could not run before the loop
                 # lets the GIL go anyway, and each early wake was a switch
                 if queued >= self._want and (not ex._body or queued >= bound):
-                    self._release()
+                    self._unpark()
         except HTTPException as exc:
             inbox.append(exc)
             self._input_ended = True
-            self._release()
+            self._unpark()
 
     def _wake_pump(self) -> None:
         signal = self._pump_signal

@@ -94,11 +94,14 @@ impl WsgiCycleCore {
     /// Whether `piece` would be the whole body: nothing sent or held yet, and as long
     /// as the Content-Length set (or the only item of a list).
     fn whole(&self, piece: &Bound<'_, PyAny>, only: bool) -> bool {
-        self.status.is_some()
-            && self.posted == 0
-            && self.first.is_none()
+        self.nothing_yet()
             && piece.is_exact_instance_of::<PyBytes>()
             && (only || self.length == Some(piece.len().unwrap_or(0) as u64))
+    }
+
+    /// start_response was called and no piece was sent or held yet.
+    fn nothing_yet(&self) -> bool {
+        self.status.is_some() && self.posted == 0 && self.first.is_none()
     }
 
     fn call_app(slf: &Bound<'_, Self>) -> PyResult<()> {
@@ -112,30 +115,31 @@ impl WsgiCycleCore {
         };
         let start_response = slf.getattr(intern!(py, "start_response"))?;
         let result = app.call1(py, (environ, start_response))?.into_bound(py);
-        if let Ok(list) = result.cast_exact::<PyList>() {
-            if list.len() == 1 {
-                let item = list.get_item(0)?;
-                let mut c = slf.borrow_mut();
-                if c.whole(&item, true) {
-                    c.first = Some(item.cast_into::<PyBytes>()?.unbind());
-                    return Ok(());
+        // an iterable the core may take the first piece of: not a list (a one-item
+        // one is taken here), a tuple or a file, with a length to check the piece by
+        let iterable = match result.cast_exact::<PyList>() {
+            Ok(list) => {
+                if list.len() == 1 {
+                    let item = list.get_item(0)?;
+                    let mut c = slf.borrow_mut();
+                    if c.whole(&item, true) {
+                        c.first = Some(item.cast_into::<PyBytes>()?.unbind());
+                        return Ok(());
+                    }
                 }
+                false
             }
-            return slf
-                .call_method1(intern!(py, "_iterate"), (result,))
-                .map(|_| ());
-        }
-        let usual = {
-            let c = slf.borrow();
-            c.status.is_some() && c.posted == 0 && c.first.is_none() && c.length.is_some()
+            Err(_) => {
+                let usual = {
+                    let c = slf.borrow();
+                    c.nothing_yet() && c.length.is_some()
+                };
+                usual
+                    && !result.is_exact_instance_of::<pyo3::types::PyTuple>()
+                    && !result.is_instance(&slf.getattr(intern!(py, "file_wrapper"))?)?
+            }
         };
-        if !usual || result.is_exact_instance_of::<pyo3::types::PyTuple>() {
-            return slf
-                .call_method1(intern!(py, "_iterate"), (result,))
-                .map(|_| ());
-        }
-        let file_wrapper = slf.getattr(intern!(py, "file_wrapper"))?;
-        if result.is_instance(&file_wrapper)? {
+        if !iterable {
             return slf
                 .call_method1(intern!(py, "_iterate"), (result,))
                 .map(|_| ());
