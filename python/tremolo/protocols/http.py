@@ -69,6 +69,10 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
     preamble: bytearray | None = None
     #: bytes still to drop before closing (LINGER; see close_gently)
     lingering = 0
+    #: who reads the rest of the body being received instead of this protocol,
+    #: which does not read while it is set (a WSGI application's thread reading from
+    #: the socket: wsgi/lent.py)
+    reads_lent: object | None = None
 
     def __init__(self, state: ServerState, adapter: Adapter) -> None:
         self.state = state
@@ -725,7 +729,8 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
         # until the response decides what they are.
         self.flow.hold(len(self.pending) > self._max_queue or buffered > self._max_buffered
                        or self.pending_bytes > self._max_buffered
-                       or self.parser.paused or self.rate_paused)
+                       or self.parser.paused or self.rate_paused
+                       or self.reads_lent is not None)
 
     def close_when_idle(self) -> None:
         """Closes once no request is being answered, else right after its response

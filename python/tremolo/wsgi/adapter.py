@@ -6,8 +6,9 @@ there and back by the core's WsgiHandle (rust/src/py/wsgi_call.rs), which calls
 the methods below for what it does not do itself. Before a thread is given a request
 with a body, the loop reads the body up to wsgi_input_buffer (the whole of a small
 one): a client sending slowly holds no thread while it does. The rest of a longer
-body streams through `wsgi.input` from the loop as the application reads it. A full
-pool's queue (wsgi_queue_size) answers 503.
+body streams through `wsgi.input` as the application reads it: read by the thread
+from the socket itself (lent.py), or, over TLS, chunked or at upload_rate, read by the
+loop and handed over. A full pool's queue (wsgi_queue_size) answers 503.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from ..exceptions import HTTPException, ServiceUnavailable
 from ..protocols import Adapter, ClientDisconnected, Exchange, ServerState
 from ..protocols.answers import answer_parts
 from .cycle import WSGICycle
+from .lent import LentBody, lendable
 from .streams import FileWrapper, InputStream
 
 _signal = _core.signal
 
 #: wsgi.input of a request without a body (it never changes: nothing is read)
-EMPTY = InputStream(b"", None)
+EMPTY = InputStream([], None)
 
 
 class WSGIAdapter(Adapter):
@@ -100,15 +102,23 @@ class WSGIAdapter(Adapter):
             except HTTPException as exc:
                 ex.refuse(exc)  # too slow (408), malformed or too large (400, 413)
                 return
-            if more:  # the rest comes on from the loop as the application reads
-                cycle.inbox = deque()
-                cycle.pump_task = self.loop.create_task(cycle.pump())
-            stream = InputStream(buffered, cycle.receive_blocking if more else None)
+            receive = None
+            if more:  # the rest comes on as the application reads
+                left = lendable(ex)
+                if left:  # read by its thread, from the socket
+                    lent = cycle.lent = LentBody(cycle, ex, left)
+                    buffered += ex.take_body(1 << 62)  # (what came meanwhile)
+                    receive = lent.receive
+                else:  # read by the loop for it
+                    cycle.inbox = deque()
+                    cycle.pump_task = self.loop.create_task(cycle.pump())
+                    receive = cycle.receive_blocking
+            stream = InputStream(buffered, receive)
         environ = cycle.environ = self.environ(ex)
         environ["wsgi.input"] = stream
         signal = cycle._signal = _signal(self.loop)
         if not self.pool.submit(cycle):
-            self._stop_pump(cycle)
+            self._release(cycle, True)
             self._unavailable(ex)
             return
         try:
@@ -123,16 +133,32 @@ class WSGIAdapter(Adapter):
         """The handler was cancelled while it waited for the thread: True when no
         thread had taken it (it is answered 503 now: app_handler_timeout)."""
         cycle.give_up()
-        self._stop_pump(cycle)
         if self.pool.withdraw(cycle):
+            self._release(cycle, True)
             self._answer_503(cycle.ex)
             return True
+        self._release(cycle, False)
         return False
 
     @staticmethod
-    def _stop_pump(cycle: WSGICycle) -> None:
+    def _release(cycle: WSGICycle, done: bool) -> None:
+        """What reads the body for the thread stops: the pump, or the thread's own
+        reads, which go back to the loop when the thread is `done` with the request
+        (or never ran it) and are cut off when it may still read."""
         if cycle.pump_task is not None:
             cycle.pump_task.cancel()
+        lent = cycle.lent
+        if lent is not None:
+            cycle.lent = None
+            if done:
+                lent.give_back()
+            else:
+                lent.cut()
+
+    def connection_lost(self, p: Any) -> None:
+        lent = p.reads_lent
+        if lent is not None:
+            lent.cut()  # a thread reading the body stops now
 
     async def _finish(self, cycle: WSGICycle) -> None:
         """Everything after the thread's first piece or its end, but a body given
@@ -143,9 +169,9 @@ class WSGIAdapter(Adapter):
                 await cycle.serve()
         except BaseException:
             cycle.give_up()
+            self._release(cycle, False)
             raise
-        finally:
-            self._stop_pump(cycle)
+        self._release(cycle, True)  # (before the answer ends: it reads on after it)
         if cycle.input_error is not None and not cycle.started:
             # reading the body failed (too slow: 408; malformed or too large: 400, 413):
             # that is the answer, whatever the application made of the exception
@@ -163,20 +189,18 @@ class WSGIAdapter(Adapter):
         if limited is not None:
             await limited
 
-    async def _read_ahead(self, ex: Exchange) -> tuple[bytes, bool]:
+    async def _read_ahead(self, ex: Exchange) -> tuple[list[bytes], bool]:
         """The body, up to input_buffer, read before a thread is given the request;
         and whether more follows."""
-        if ex.body_exhausted:
-            return b"", False
         pieces: list[bytes] = []
         size = 0
         while size < self.input_buffer:
             data = await ex.receive()
             if not data:
-                return b"".join(pieces), False
+                return pieces, False
             pieces.append(data)
             size += len(data)
-        return b"".join(pieces), True
+        return pieces, True
 
     def _unavailable(self, ex: Exchange) -> None:
         """The pool's queue is full: 503."""

@@ -38,6 +38,7 @@ from .streams import FileWrapper
 
 if TYPE_CHECKING:
     from .adapter import WSGIAdapter
+    from .lent import LentBody
 
 _signal = _core.signal
 
@@ -65,8 +66,10 @@ class WSGICycle(_core.WsgiCycleCore):
     _want = 1  # what the thread waits for of the body
     _wake_posted = False
     _pump_signal: _core.Signal | None = None  # what the pump waits on
-    #: the task reading the rest of the body for the thread (see pump)
+    #: the task reading the rest of the body for the thread (see pump), or the
+    #: body's reads lent to the thread (lent.py)
     pump_task: asyncio.Task[None] | None = None
+    lent: LentBody | None = None
 
     # -- called in the application's thread ----------------------------------
 

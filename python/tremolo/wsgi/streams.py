@@ -26,21 +26,21 @@ class FileWrapper:
 
 class InputStream:
     """wsgi.input: the request body. What the loop read before the application was
-    given the request comes first (`buffered`); the rest, if `receive` is given, is
-    read from the loop as the application asks for it: receive(want) gives the
-    pieces that came (at least `want` bytes unless the body ends; none at its end).
+    given the request comes first (`buffered`, in pieces); the rest, if `receive` is
+    given, is read as the application asks for it: receive(want) gives the pieces
+    that came (at least `want` bytes unless the body ends; none at its end).
 
     The pieces are kept as they came, with a read position in the first: a read is
     one copy of what it returns (a slice, or the parts it spans joined), or none when
     it is one whole piece. (A bytearray the pieces were added to cost a second copy
     of every byte, and one that took the front of it shifted all the rest.)"""
 
-    def __init__(self, buffered: bytes, receive: Callable[[int], list[bytes]] | None
+    def __init__(self, buffered: list[bytes], receive: Callable[[int], list[bytes]] | None
                  ) -> None:
         self._receive = receive
-        self._pieces: deque[bytes] = deque((buffered,) if buffered else ())
+        self._pieces: deque[bytes] = deque(piece for piece in buffered if piece)
         self._pos = 0  # in the first piece
-        self._left = len(buffered)
+        self._left = sum(map(len, self._pieces))
         self._eof = receive is None
 
     def _fill(self, want: int = 1) -> bool:

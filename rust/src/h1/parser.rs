@@ -134,6 +134,36 @@ impl Parser {
         self.state == State::Head && self.buf.is_empty()
     }
 
+    /// The bytes of a Content-Length body still to come, when that is what is being
+    /// read and nothing past what was parsed is held: what someone else may read from
+    /// the connection for it (see [`Parser::skip_body`]). None otherwise (a chunked
+    /// body, between requests).
+    pub fn body_left(&self) -> Option<u64> {
+        match self.state {
+            State::Body(Body::Length(left)) if self.buf.is_empty() => Some(left),
+            _ => None,
+        }
+    }
+
+    /// `n` bytes of the Content-Length body were read elsewhere (the WSGI
+    /// application's thread, from the socket): counted as parsed, the body's end
+    /// reported to `sink` if they were the last. False, and nothing changes, if `n`
+    /// is more than [`Parser::body_left`] says is left.
+    pub fn skip_body(&mut self, n: u64, sink: &mut impl Sink) -> bool {
+        let Some(left) = self.body_left() else {
+            return n == 0;
+        };
+        if n > left {
+            return false;
+        }
+        if n == left {
+            self.finish_message(Vec::new(), sink);
+        } else {
+            self.state = State::Body(Body::Length(left - n));
+        }
+        true
+    }
+
     /// The upgrade was declined: parse what was held back as HTTP again.
     pub fn resume(&mut self, sink: &mut impl Sink) {
         if self.state == State::Paused {

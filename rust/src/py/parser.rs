@@ -186,6 +186,26 @@ impl RequestParser {
         sink.finish(true)
     }
 
+    /// The bytes of a Content-Length body still to come, once all that was read of
+    /// it is parsed; None when the body is chunked or none is being read.
+    #[getter]
+    fn body_left(&self) -> Option<u64> {
+        self.parser.body_left()
+    }
+
+    /// Counts `n` bytes of the Content-Length body being read as read elsewhere (from
+    /// the socket, by the WSGI application's thread): the events that makes (the
+    /// body's end when they were its last bytes). ValueError if more than is left.
+    fn skip_body<'py>(&mut self, py: Python<'py>, n: u64) -> PyResult<Bound<'py, PyList>> {
+        let mut sink = ListSink::new(&PyBytes::new(py, b""));
+        if !self.parser.skip_body(n, &mut sink) {
+            return Err(PyValueError::new_err(
+                "skip_body: more than the body has left",
+            ));
+        }
+        Ok(sink.finish(false)?.cast_into::<PyList>()?)
+    }
+
     /// The largest body accepted from the next request head or chunk on.
     #[getter]
     fn max_body_size(&self) -> u64 {

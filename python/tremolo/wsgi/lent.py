@@ -1,0 +1,168 @@
+"""The rest of a request body read by the application's own thread, from the socket.
+
+A body longer than what the loop reads before the request is handed over
+(wsgi_input_buffer) would otherwise come to the thread piece by piece through the
+loop: each piece read by the loop, queued, and the thread woken for it, two threads
+taking turns on the GIL and on the CPU for every 64 KiB. When the body has a
+Content-Length and the connection is plain TCP without an upload speed limit, the
+loop instead stops reading the connection and lends its reads to the thread, which
+reads what the application asks for with `recv` on its own descriptor of the
+socket, the GIL let go while it waits, as a synchronous server does: one copy of
+each byte (the kernel's), no hand-off. Reading only what is left of the body, it
+never reads into the next request. The same clocks hold: each wait lasts what the
+loop's would (request_timeout, less when the client is behind body_min_rate).
+
+The loop takes the reads back once the thread is done with the request (`give_back`:
+the parser counts what the thread read, and reading resumes). The descriptor is
+closed as soon as it is of no more use (the body read, a read failed, the request
+given back or cut off), by whichever thread gets there, under a lock, so that the
+loop shutting it down to end a read in progress (`cut`: the connection was lost,
+or the request given up) never meets a descriptor closed under it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+from time import monotonic
+from typing import TYPE_CHECKING
+
+from ..exceptions import RequestTimeout
+from ..protocols import ClientDisconnected, Exchange
+
+if TYPE_CHECKING:
+    from ..protocols.http import HTTPProtocol
+    from .cycle import WSGICycle
+
+#: the most a read asks the socket for at once when the application asks for less
+#: (a readline() asks for a byte): what one read costs stays small beside its bytes
+PIECE = 64 << 10
+#: and the most when it asks for more (read() of a large body): what one read holds
+MOST = 1 << 20
+
+
+def lendable(ex: Exchange) -> int:
+    """The bytes left of `ex`'s body when its reads may be lent to a thread (a
+    Content-Length body on plain TCP, no upload speed limit, nothing queued behind
+    it); 0 when not."""
+    p: HTTPProtocol = ex.protocol
+    info = p.info
+    if p.upload_rate or info is None or info.secure or p.pending or p.reading is not ex \
+            or p.reads_lent is not None or p.transport is None:
+        return 0
+    left: int | None = p.parser.body_left
+    if not left or p.transport.get_extra_info("socket") is None:
+        return 0
+    return left
+
+
+class LentBody:
+    """The reads of one request body, lent to the application's thread."""
+
+    def __init__(self, cycle: WSGICycle, ex: Exchange, left: int) -> None:
+        self.cycle = cycle
+        self.ex = ex
+        self.left = left  # of the body, in the socket
+        self.read = 0  # by the thread
+        self._timeout = -1.0
+        self._lock = threading.Lock()
+        self._busy = False  # the thread is in a read
+        self._cut = False
+        p: HTTPProtocol = ex.protocol
+        assert p.transport is not None
+        own = p.transport.get_extra_info("socket")
+        self.sock = socket.socket(fileno=os.dup(own.fileno()))
+        p.reads_lent = self
+        p.update_reading()  # (paused while lent)
+
+    # -- in the application's thread ----------------------------------------
+
+    def receive(self, want: int) -> list[bytes]:
+        """At least `want` bytes of the body (fewer at its end; none there), read
+        from the socket as they come: wsgi.input's source."""
+        pieces: list[bytes] = []
+        got = 0
+        try:
+            while self.left and got < want:
+                data = self._recv(min(self.left, max(want - got, PIECE), MOST))
+                pieces.append(data)
+                got += len(data)
+                self.left -= len(data)
+        except BaseException:
+            self._close()  # (the request fails: nothing more is read)
+            raise
+        finally:
+            self.read += got
+            self.ex._received += got
+        if not self.left:
+            self._close()  # all read: of no more use
+        return pieces
+
+    def _recv(self, size: int) -> bytes:
+        ex = self.ex
+        timeout, what = ex._body_wait()
+        with self._lock:
+            if self._cut or self.sock.fileno() < 0 or self.cycle.cancelled:
+                raise ClientDisconnected("the request was given up")
+            self._busy = True
+        start = monotonic()
+        try:
+            if timeout != self._timeout:
+                # (0 makes the socket non-blocking, which it is anyway: never
+                # blocking mode, which the descriptor shares with the loop's)
+                self.sock.settimeout(timeout)
+                self._timeout = timeout
+            data = self.sock.recv(size)
+        except (TimeoutError, BlockingIOError):
+            ex.protocol.state.logger.info("timed out waiting for %s", what)
+            error = self.cycle.input_error = RequestTimeout(0, "recv timeout")
+            raise error from None
+        except OSError as exc:
+            raise ClientDisconnected(f"the connection failed: {exc}") from None
+        finally:
+            ex._waited += monotonic() - start
+            with self._lock:
+                self._busy = False
+        if not data:
+            raise ClientDisconnected("client closed before the body ended")
+        return data
+
+    def _close(self) -> None:
+        with self._lock:
+            self.sock.close()
+
+    # -- on the loop ---------------------------------------------------------
+
+    def give_back(self) -> None:
+        """The thread is done with the request: what it read is counted as parsed
+        (the body's end, if it read that far) and the loop reads the connection
+        again."""
+        self._close()
+        p: HTTPProtocol = self.ex.protocol
+        if p.reads_lent is not self:
+            return
+        p.reads_lent = None
+        counters = p.state.counters
+        if counters is not None:
+            counters.bytes_in += self.read
+        if p.closed:
+            return
+        events = p.parser.skip_body(self.read)
+        if events:
+            p._queue_events(events)
+        p.update_reading()
+
+    def cut(self) -> None:
+        """The connection was lost, or the request given up while the thread may
+        still read: its read ends at once (the socket's reading side is shut down)
+        and the connection is not used again."""
+        self.ex.keep_alive = False
+        with self._lock:
+            self._cut = True
+            if not self._busy:
+                self.sock.close()
+                return
+            with contextlib.suppress(OSError):  # (not connected any more)
+                self.sock.shutdown(socket.SHUT_RD)  # (the thread closes it then)
