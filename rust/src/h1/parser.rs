@@ -527,3 +527,52 @@ fn in_trailer(error: Error) -> Error {
         _ => Error::MalformedTrailer,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Limits;
+    use super::{Collect, Event, Parser};
+
+    fn limits() -> Limits {
+        Limits {
+            max_request_line: 8192,
+            max_header_size: 8192,
+            max_headers: 100,
+            max_body_size: 1 << 20,
+            max_chunk_line: 1024,
+        }
+    }
+
+    #[test]
+    fn a_length_body_read_elsewhere_is_counted_and_ends_the_request() {
+        let mut p = Parser::new(limits());
+        let mut sink = Collect::default();
+        p.feed(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc", &mut sink);
+        assert_eq!(p.body_left(), Some(7));
+        assert!(!p.skip_body(8, &mut sink)); // more than is left: refused, no change
+        assert_eq!(p.body_left(), Some(7));
+        assert!(p.skip_body(3, &mut sink));
+        assert_eq!(p.body_left(), Some(4));
+        let before = sink.0.len();
+        assert!(p.skip_body(4, &mut sink));
+        assert_eq!(sink.0[before..], [Event::End(Vec::new())]);
+        assert_eq!(p.body_left(), None);
+        // and the next request is read as a request
+        p.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", &mut sink);
+        assert!(matches!(sink.0[before + 1], Event::Head(_)));
+    }
+
+    #[test]
+    fn nothing_is_left_to_read_elsewhere_but_a_length_body() {
+        let mut p = Parser::new(limits());
+        let mut sink = Collect::default();
+        assert_eq!(p.body_left(), None); // between requests
+        assert!(p.skip_body(0, &mut sink) && !p.skip_body(1, &mut sink));
+        p.feed(
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+            &mut sink,
+        );
+        assert_eq!(p.body_left(), None); // chunked
+        assert!(!p.skip_body(1, &mut sink));
+    }
+}
