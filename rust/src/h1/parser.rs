@@ -547,7 +547,10 @@ mod tests {
     fn a_length_body_read_elsewhere_is_counted_and_ends_the_request() {
         let mut p = Parser::new(limits());
         let mut sink = Collect::default();
-        p.feed(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc", &mut sink);
+        p.feed(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+            &mut sink,
+        );
         assert_eq!(p.body_left(), Some(7));
         assert!(!p.skip_body(8, &mut sink)); // more than is left: refused, no change
         assert_eq!(p.body_left(), Some(7));
