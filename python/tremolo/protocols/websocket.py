@@ -26,7 +26,13 @@ from collections import deque
 from typing import Any
 
 from .. import _core
-from .flow import LINGER_BYTES, LINGER_SECONDS, ClientDisconnected
+from .flow import (
+    LINGER_BYTES,
+    LINGER_SECONDS,
+    RELEASE_AFTER,
+    ClientDisconnected,
+    release_memory_soon,
+)
 from .takeover import Takeover
 from .task import cancel_later
 
@@ -60,6 +66,11 @@ class ConnectionClosed(ClientDisconnected):
 
 class WebSocketProtocol(asyncio.Protocol):
     """One WebSocket connection, server side."""
+
+    #: a read made a MiB or more of messages: once glibc has given such a block back,
+    #: it serves blocks of that size from a heap it does not shrink by itself, so
+    #: the memory is handed back when the connection ends (release_memory_soon)
+    held_big = False
 
     def __init__(self, takeover: Takeover, codec: _core.WebSocketCodec) -> None:
         t = takeover
@@ -132,6 +143,8 @@ class WebSocketProtocol(asyncio.Protocol):
         if reply is not None:
             self.flow.write(reply)
         self.queued += size
+        if size >= RELEASE_AFTER:
+            self.held_big = True
         if messages and self.counters is not None:
             self.counters.ws_in += messages
         if end is not None:
@@ -168,6 +181,8 @@ class WebSocketProtocol(asyncio.Protocol):
             # a handler that does not notice is cancelled, as for HTTP
             cancel_later(self.loop, self.state.options.app_close_timeout, task)
         self._lost()
+        if self.held_big:
+            release_memory_soon(self.loop)
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()
