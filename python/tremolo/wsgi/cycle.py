@@ -11,10 +11,11 @@ next (PEP 3333: no piece waits for the next one), until 4 x buffer_size are queu
 and not written, where the thread waits (a slow client slows the application). The
 application's `close()` runs in its thread after the last piece is written.
 
-A body longer than the loop read before the request was handed over comes on through
-`wsgi.input` the same way the other way round: a task on the loop (`pump`) reads it
-and queues its pieces for the thread, until wsgi_input_buffer bytes are queued and not
-read, where the pump waits for the application to read.
+A body longer than the loop read before the request was handed over, when the
+thread cannot read it from the socket itself (lent.py: chunked, TLS, upload_rate),
+comes on through `wsgi.input` the same way the other way round: a task on the loop
+(`pump`) reads it and queues its pieces for the thread, until 4 x wsgi_input_buffer
+bytes are queued and not read, where the pump waits for the application to read.
 
 Each side counts what it did (the thread `posted` and `consumed`, the loop `written`
 and `received`), so neither writes the other's count; the thread waits parked and the
