@@ -239,15 +239,17 @@ def bytes_acked(sock: Any) -> int | None:
     return int.from_bytes(info[_BYTES_ACKED:_BYTES_ACKED + 8], sys.byteorder)
 
 
-def release_memory_soon(loop: asyncio.AbstractEventLoop) -> None:
+def release_memory_soon(loop: asyncio.AbstractEventLoop, collect: bool = True) -> None:
     """Hands what dropped buffers held back to the system, soon and at most once a
-    RELEASE_INTERVAL (every drop in between shares it). A collection first: the
-    frames of a handler cut off by a client that stopped reading still hold what
-    it was writing, in reference cycles (an exception's traceback) that may have
-    reached the oldest generation. Then glibc's malloc_trim (nothing elsewhere):
-    after its first large free, glibc serves blocks of that size from heaps it does
-    not shrink by itself, and a thread's own heap is never shrunk."""
-    global _release_at
+    RELEASE_INTERVAL (every drop in between shares it). A collection first, unless
+    no one asking wants it (`collect`): the frames of a handler cut off by a client
+    that stopped reading still hold what it was writing, in reference cycles (an
+    exception's traceback) that may have reached the oldest generation. Then
+    glibc's malloc_trim (nothing elsewhere): after its first large free, glibc
+    serves blocks of that size from heaps it does not shrink by itself, and a
+    thread's own heap is never shrunk."""
+    global _release_at, _release_collect
+    _release_collect = _release_collect or collect
     now = loop.time()
     if _release_at < now:
         _release_at = max(now + 0.1, _release_at + RELEASE_INTERVAL)
@@ -255,8 +257,10 @@ def release_memory_soon(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def _release_memory() -> None:
-    global _malloc_trim
-    gc.collect()
+    global _malloc_trim, _release_collect
+    if _release_collect:
+        _release_collect = False
+        gc.collect()
     if _malloc_trim is None:
         import ctypes  # (only here: it is a third of a MiB of every worker)
 
@@ -268,6 +272,8 @@ def _release_memory() -> None:
         _malloc_trim(0)
 
 
-#: when memory is next released (see release_memory_soon)
+#: when memory is next released (see release_memory_soon), and whether a
+#: collection comes first then
 _release_at = 0.0
+_release_collect = False
 _malloc_trim: Any = None

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from ..exceptions import RequestTimeout
 from ..protocols import ClientDisconnected, Exchange
+from ..protocols.flow import RELEASE_AFTER, release_memory_soon
 
 if TYPE_CHECKING:
     from ..protocols.http import HTTPProtocol
@@ -147,6 +148,12 @@ class LentBody:
         counters = p.state.counters
         if counters is not None:
             counters.bytes_in += self.read
+        if self.ex._received >= RELEASE_AFTER:
+            # the threads' reads leave the heap fragmented (pieces freed in another
+            # order than they came, by several threads): glibc keeps it all mapped
+            # until it is told (a MiB upload at a time on 16 connections kept 23
+            # MiB of free heap, a worker of 35 MiB at 57)
+            release_memory_soon(p.loop, collect=False)
         if p.closed:
             return
         events = p.parser.skip_body(self.read)
