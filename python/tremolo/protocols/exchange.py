@@ -155,9 +155,7 @@ class Exchange(_core.ExchangeCore):
                     raise self._error
                 return b""
             if self._expect:
-                self._expect = False
-                if self.phase == RECEIVED:
-                    self.flow.write(_CONTINUE)
+                self.send_continue()
             p = self.protocol
             loop = p.loop
             timeout, what = self._body_wait()
@@ -180,6 +178,14 @@ class Exchange(_core.ExchangeCore):
                 self._waited += loop.time() - start
         # (the next piece, counted off, and a paused read let go on: the core's)
         return self.take_body(1)[0]
+
+    def send_continue(self) -> None:
+        """Tells a client waiting for it (Expect: 100-continue) to send the body:
+        once, and only before the response starts."""
+        if self._expect:
+            self._expect = False
+            if self.phase == RECEIVED:
+                self.flow.write(_CONTINUE)
 
     def _body_clock(self) -> None:
         """The body's timer: one for all its waits, moved on when it finds the wait

@@ -23,7 +23,7 @@ from ..exceptions import HTTPException, ServiceUnavailable
 from ..protocols import Adapter, ClientDisconnected, Exchange, ServerState
 from ..protocols.answers import answer_parts
 from .cycle import WSGICycle
-from .lent import LentBody, lendable
+from .lent import lend
 from .streams import FileWrapper, InputStream
 
 _signal = _core.signal
@@ -104,9 +104,8 @@ class WSGIAdapter(Adapter):
                 return
             receive = None
             if more:  # the rest comes on as the application reads
-                left = lendable(ex)
-                if left:  # read by its thread, from the socket
-                    lent = cycle.lent = LentBody(cycle, ex, left)
+                lent = cycle.lent = lend(cycle, ex)
+                if lent is not None:  # read by its thread, from the socket
                     buffered += ex.take_body(1 << 62)  # (what came meanwhile)
                     receive = lent.receive
                 else:  # read by the loop for it

@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from .. import _core
-from ..exceptions import HTTPException
+from ..exceptions import BadRequest, HTTPException
 from ..protocols import ClientDisconnected, Exchange
 from ..protocols.sendfile import copy_file
 from .streams import FileWrapper
@@ -226,8 +226,11 @@ class WSGICycle(_core.WsgiCycleCore):
                 # lets the GIL go anyway, and each early wake was a switch
                 if queued >= self._want and (not ex._body or queued >= bound):
                     self._unpark()
-        except HTTPException as exc:
-            inbox.append(exc)
+        except (HTTPException, ClientDisconnected) as exc:
+            # (a client that ended its side before the body, or went: the answer,
+            # where one can still be given, is 400, not the application's 500;
+            # and the thread waiting for the body learns it now)
+            inbox.append(exc if isinstance(exc, HTTPException) else BadRequest(str(exc)))
             self._input_ended = True
             self._unpark()
 

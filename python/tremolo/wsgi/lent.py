@@ -15,9 +15,12 @@ loop's would (request_timeout, less when the client is behind body_min_rate).
 The loop takes the reads back once the thread is done with the request (`give_back`:
 the parser counts what the thread read, and reading resumes). The descriptor is
 closed as soon as it is of no more use (the body read, a read failed, the request
-given back or cut off), by whichever thread gets there, under a lock, so that the
-loop shutting it down to end a read in progress (`cut`: the connection was lost,
-or the request given up) never meets a descriptor closed under it.
+given back or cut off), by whichever thread gets there, under a lock, and never
+while a read is in progress on it: the loop shuts its reading side down instead to
+end such a read (`cut`: the connection was lost, the request given up, or a thread
+the application handed wsgi.input to still reads when the request is done), and
+the connection then ends with this request. A client that ends its side before the
+body is answered 400, whatever the application makes of it, as a late body's 408.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import threading
 from time import monotonic
 from typing import TYPE_CHECKING
 
-from ..exceptions import RequestTimeout
+from ..exceptions import BadRequest, RequestTimeout
 from ..protocols import ClientDisconnected, Exchange
 from ..protocols.flow import RELEASE_AFTER, release_memory_soon
 
@@ -42,39 +45,48 @@ if TYPE_CHECKING:
 PIECE = 64 << 10
 #: and the most when it asks for more (read() of a large body): what one read holds
 MOST = 1 << 20
+#: the answer's words when the client ends its side before the body
+ENDED_EARLY = "client closed before the body ended"
 
 
-def lendable(ex: Exchange) -> int:
-    """The bytes left of `ex`'s body when its reads may be lent to a thread (a
-    Content-Length body on plain TCP, no upload speed limit, nothing queued behind
-    it); 0 when not."""
+def lend(cycle: WSGICycle, ex: Exchange) -> LentBody | None:
+    """The reads of the rest of `ex`'s body, lent to the thread that will run
+    `cycle`, when they may be (a Content-Length body still coming, on plain TCP,
+    without an upload speed limit, nothing queued behind it, a descriptor to spare);
+    None when not: the loop reads it for the thread then."""
     p: HTTPProtocol = ex.protocol
-    info = p.info
-    if p.upload_rate or info is None or info.secure or p.pending or p.reading is not ex \
-            or p.reads_lent is not None or p.transport is None:
-        return 0
+    info, t = p.info, p.transport
+    if p.closed or p.upload_rate or info is None or info.secure or p.pending \
+            or p.reading is not ex or p.reads_lent is not None or t is None \
+            or ex._ended or ex._error is not None:
+        return None
     left: int | None = p.parser.body_left
-    if not left or p.transport.get_extra_info("socket") is None:
-        return 0
-    return left
+    own = t.get_extra_info("socket")
+    if not left or own is None or own.fileno() < 0:
+        return None
+    try:
+        sock = socket.socket(fileno=os.dup(own.fileno()))
+    except OSError:
+        return None  # (out of descriptors: the loop's way needs none)
+    ex.send_continue()  # (a client may wait for it: the read ahead may have read nothing)
+    return LentBody(cycle, ex, left, sock)
 
 
 class LentBody:
-    """The reads of one request body, lent to the application's thread."""
+    """The reads of one request body, lent to the application's thread (see lend)."""
 
-    def __init__(self, cycle: WSGICycle, ex: Exchange, left: int) -> None:
+    def __init__(self, cycle: WSGICycle, ex: Exchange, left: int, sock: socket.socket
+                 ) -> None:
         self.cycle = cycle
         self.ex = ex
         self.left = left  # of the body, in the socket
         self.read = 0  # by the thread
+        self.sock = sock
         self._timeout = -1.0
         self._lock = threading.Lock()
-        self._busy = False  # the thread is in a read
+        self._busy = False  # a thread is in a read
         self._cut = False
         p: HTTPProtocol = ex.protocol
-        assert p.transport is not None
-        own = p.transport.get_extra_info("socket")
-        self.sock = socket.socket(fileno=os.dup(own.fileno()))
         p.reads_lent = self
         p.update_reading()  # (paused while lent)
 
@@ -118,8 +130,8 @@ class LentBody:
             data = self.sock.recv(size)
         except (TimeoutError, BlockingIOError):
             ex.protocol.state.logger.info("timed out waiting for %s", what)
-            error = self.cycle.input_error = RequestTimeout(0, "recv timeout")
-            raise error from None
+            timed_out = self.cycle.input_error = RequestTimeout(0, "recv timeout")
+            raise timed_out from None
         except OSError as exc:
             raise ClientDisconnected(f"the connection failed: {exc}") from None
         finally:
@@ -127,7 +139,12 @@ class LentBody:
             with self._lock:
                 self._busy = False
         if not data:
-            raise ClientDisconnected("client closed before the body ended")
+            if self._cut:
+                raise ClientDisconnected("the request was given up")
+            # the client ended its side before the body: that is the answer (400),
+            # not the application's failure (500)
+            ended = self.cycle.input_error = BadRequest(ENDED_EARLY)
+            raise ended
         return data
 
     def _close(self) -> None:
@@ -139,7 +156,14 @@ class LentBody:
     def give_back(self) -> None:
         """The thread is done with the request: what it read is counted as parsed
         (the body's end, if it read that far) and the loop reads the connection
-        again."""
+        again. Unless another thread the application gave wsgi.input to still
+        reads it: then the connection ends with this request (two readers of one
+        socket could each take a part of what follows)."""
+        with self._lock:
+            busy = self._busy
+        if busy:
+            self.cut()
+            return
         self._close()
         p: HTTPProtocol = self.ex.protocol
         if p.reads_lent is not self:
