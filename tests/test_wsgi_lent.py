@@ -184,6 +184,21 @@ def closes_within(s: socket.socket, seconds: float) -> bytes:
         got += data
 
 
+def assert_served(port: int, seconds: float) -> None:
+    """A request on a new connection is answered within `seconds`: a thread is free."""
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"GET /free HTTP/1.1\r\nHost: t\r\n\r\n")
+        [(_, _, body)] = answers(s, 1, timeout=seconds)
+    assert body == b"/free"
+
+
+def wait_for_failure() -> None:
+    """Until the application's read fails (at most 5 s)."""
+    deadline = time.monotonic() + 5
+    while not failures and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def test_a_body_that_stops_after_the_hand_over_is_408_and_the_thread_freed() -> None:
     with serve(request_timeout=0.5, thread_pool_size=1) as (_, port):
         start = time.monotonic()
@@ -191,10 +206,7 @@ def test_a_body_that_stops_after_the_hand_over_is_408_and_the_thread_freed() -> 
             answer = closes_within(s, 5)
         assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
         assert time.monotonic() - start < 3
-        with socket.create_connection(("127.0.0.1", port)) as s2:
-            s2.sendall(b"GET /free HTTP/1.1\r\nHost: t\r\n\r\n")
-            [(_, _, body)] = answers(s2, 1, timeout=3)
-        assert body == b"/free"
+        assert_served(port, 3)
 
 
 def test_a_trickle_after_the_hand_over_is_408_at_body_min_rate() -> None:
@@ -224,16 +236,11 @@ def test_a_client_gone_mid_body_ends_the_read_and_leaks_no_descriptor() -> None:
     with serve(thread_pool_size=1) as (_, port):
         with stall(port):
             pass  # closed: the thread's read sees the end
-        deadline = time.monotonic() + 5
-        while not failures and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for_failure()
         # (the client ended its side: the application is told as a 400, which no
         # one reads here)
         assert failures and getattr(failures[0], "code", None) == 400, failures
-        with socket.create_connection(("127.0.0.1", port)) as s2:
-            s2.sendall(b"GET /free HTTP/1.1\r\nHost: t\r\n\r\n")
-            [(_, _, body)] = answers(s2, 1, timeout=3)
-        assert body == b"/free"
+        assert_served(port, 3)
     deadline = time.monotonic() + 5
     while len(os.listdir("/proc/self/fd")) > fds and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -247,15 +254,10 @@ def test_app_handler_timeout_cuts_a_read_in_progress() -> None:
         start = time.monotonic()
         with stall(port) as s:
             closes_within(s, 5)
-        deadline = time.monotonic() + 5
-        while not failures and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for_failure()
         assert failures, "the thread's read went on"
         assert time.monotonic() - start < 5
-        with socket.create_connection(("127.0.0.1", port)) as s2:
-            s2.sendall(b"GET /free HTTP/1.1\r\nHost: t\r\n\r\n")
-            [(_, _, body)] = answers(s2, 1, timeout=3)
-        assert body == b"/free"
+        assert_served(port, 3)
 
 
 def test_stopping_ends_a_read_in_progress() -> None:
@@ -264,9 +266,7 @@ def test_stopping_ends_a_read_in_progress() -> None:
         s = stall(port)
     try:
         assert time.monotonic() - start < 5  # the worker stopped: its read ended
-        deadline = time.monotonic() + 5
-        while not failures and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for_failure()
         assert failures, "the thread's read went on"
     finally:
         s.close()
@@ -307,10 +307,7 @@ def test_a_client_ending_its_side_mid_body_is_answered_400_at_once(how: str) -> 
         answer = closes_within(s, 3)
         assert answer.startswith(b"HTTP/1.1 400 "), answer[:100]
         assert b"client closed before the body ended" in answer
-        with socket.create_connection(("127.0.0.1", port)) as s2:  # the thread is free
-            s2.sendall(b"GET /free HTTP/1.1\r\nHost: t\r\n\r\n")
-            [(_, _, body)] = answers(s2, 1, timeout=2)
-        assert body == b"/free"
+        assert_served(port, 2)  # the thread is free
 
 
 def test_100_continue_with_nothing_read_ahead(counted: list[int]) -> None:
