@@ -159,12 +159,13 @@ class LentBody:
         again. Unless another thread the application gave wsgi.input to still
         reads it: then the connection ends with this request (two readers of one
         socket could each take a part of what follows)."""
-        with self._lock:
-            busy = self._busy
-        if busy:
+        with self._lock:  # (checked and closed at once: no read starts between)
+            reading = self._busy
+            if not reading:
+                self.sock.close()
+        if reading:
             self.cut()
             return
-        self._close()
         p: HTTPProtocol = self.ex.protocol
         if p.reads_lent is not self:
             return
