@@ -76,7 +76,7 @@ def venv(request: pytest.FixtureRequest, dist: Path,
     subprocess.run([PYTHONS[request.param], "-m", "venv", str(home / "v")], check=True,
                    env=env, timeout=300)
     python = home / "v" / "bin" / "python"
-    (wheel,) = dist.glob(f"tremolo-*-cp{major}{minor}-*.whl")
+    (wheel,) = dist.glob(f"tremolo_server-*-cp{major}{minor}-*.whl")
     installed = subprocess.run([str(python), "-m", "pip", "install", "--quiet",
                                 "--only-binary", ":all:", str(wheel)],
                                capture_output=True, text=True, timeout=600,
@@ -87,14 +87,14 @@ def venv(request: pytest.FixtureRequest, dist: Path,
 
 
 def test_the_wheels_are_manylinux_and_the_sdist_is_whole(dist: Path) -> None:
-    wheels = sorted(dist.glob("tremolo-*.whl"))
+    wheels = sorted(dist.glob("tremolo_server-*.whl"))
     assert [w.name.split("-")[2] for w in wheels] == [f"cp{a}{b}" for a, b in sorted(PYTHONS)]
     for wheel in wheels:
         assert "manylinux_2_17_x86_64" in wheel.name
         shown = subprocess.run([sys.executable, "-m", "auditwheel", "show", str(wheel)],
                                capture_output=True, text=True, timeout=120)
         assert '"manylinux_2_17_x86_64"' in shown.stdout.replace("\n", " "), shown.stdout
-    (sdist,) = dist.glob("tremolo-*.tar.gz")
+    (sdist,) = dist.glob("tremolo_server-*.tar.gz")
     with tarfile.open(sdist) as tar:
         names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
     for needed in ("Cargo.toml", "Cargo.lock", "pyproject.toml", "README.md",

@@ -70,7 +70,7 @@ def main() -> int:
     subprocess.run([sys.executable, "-m", "maturin", "sdist", "--out", str(out)], cwd=ROOT,
                    check=True)
     failed = []
-    for wheel in sorted(out.glob("tremolo-*.whl")):
+    for wheel in sorted(out.glob("tremolo_server-*.whl")):
         shown = subprocess.run([sys.executable, "-m", "auditwheel", "show", str(wheel)],
                                capture_output=True, text=True)
         ok = f'"{TAG}"' in shown.stdout.replace("\n", " ")

@@ -22,7 +22,7 @@ LAYERS: list[list[str]] = [
     ["tremolo.framework", "tremolo.asgi", "tremolo.wsgi"],
     ["tremolo.protocols", "tremolo.tls"],
     ["tremolo.config", "tremolo.exceptions", "tremolo.locks", "tremolo.utils",
-     "tremolo.logs"],
+     "tremolo.logs", "tremolo.installed"],
     ["tremolo._core"],
 ]
 ROOT = Path(__file__).resolve().parent.parent / "python"

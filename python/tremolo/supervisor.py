@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from . import logs
+from . import installed, logs
 from ._core import __version__
 from .config import ConfigError, Options
 from .listening import listeners, open_sockets, per_worker, slot_sockets
@@ -58,6 +58,9 @@ def serve(factory: AdapterFactory, options: Options,
                        options.log_config)
     except ValueError as exc:
         raise ConfigError(f"log_config: {exc}") from None
+    warning = installed.clash()
+    if warning:
+        logger.warning("%s", warning)
     if options.access_log:
         try:
             logs.check_format(options.access_log_format)
