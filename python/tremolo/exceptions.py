@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "BadRequest", "ExpectationFailed", "Forbidden", "HTTPException", "HTTPRedirect",
-    "InternalServerError", "MethodNotAllowed", "NotFound", "PayloadTooLarge",
+    "BadRequest", "ClientDisconnected", "ExpectationFailed", "Forbidden", "HTTPException",
+    "HTTPRedirect", "InternalServerError", "MethodNotAllowed", "NotFound", "PayloadTooLarge",
     "PreconditionFailed", "RangeNotSatisfiable", "RequestTimeout", "ServiceUnavailable",
     "TooManyRequests", "TremoloException", "Unauthorized", "UpgradeRequired",
     "WebSocketClientClosed", "WebSocketException", "WebSocketServerClosed",
@@ -23,6 +23,15 @@ class TremoloException(Exception):
         if rest and isinstance(first, int):
             return f"{first}: {' '.join(map(str, rest))}"
         return " ".join(map(str, self.args))
+
+
+class ClientDisconnected(ConnectionError, RuntimeError):
+    """The client went away before the exchange was over: raised by a write to it
+    (`response.write()`, `sse.send()`) once its connection is closed.
+
+    A ConnectionError, and a RuntimeError too: the original raises RuntimeError
+    ('protocol object has been closed') there, and programs written for it catch
+    that."""
 
 
 class HTTPException(TremoloException):

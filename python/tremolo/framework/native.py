@@ -30,35 +30,11 @@ from .request import Request
 from .response import Response
 from .routing import Handler
 from .sse import SSE
+from .streams import BODY_TYPES, iterate_in_thread, send_stream, to_bytes
 from .syncwrap import SyncProxy
 
 if TYPE_CHECKING:
     from .app import App, Registered
-
-_STR_TYPES = (bytes, bytearray, memoryview, str, tuple)
-
-
-def to_bytes(data: Any) -> bytes:
-    """bytes, str (UTF-8), or a tuple of them as the original takes it: `(str,
-    encoding)`, or bytes first (`(request.ip, b'latin-1')`: the encoding is for a str
-    only)."""
-    if isinstance(data, bytes):
-        return data
-    if isinstance(data, str):
-        return data.encode()
-    if isinstance(data, tuple) and data:
-        first = data[0]
-        if isinstance(first, str):
-            encoding = data[1] if len(data) > 1 else "utf-8"
-            if isinstance(encoding, bytes):
-                encoding = encoding.decode("latin-1")
-            return first.encode(encoding)
-        if isinstance(first, bytes | bytearray | memoryview):
-            return bytes(first)
-    if isinstance(data, bytearray | memoryview):
-        return bytes(data)
-    raise TypeError(f"a handler must return or yield bytes or str, not {type(data).__name__}")
-
 
 #: the fields the server itself puts in error answers, spelled as the original does
 _SPELLED = {"allow": "Allow", "location": "Location"}
@@ -243,6 +219,10 @@ class NativeAdapter(Adapter):
             await self._call(handler, view, server, groups)
         except ClientDisconnected:
             raise
+        except asyncio.CancelledError:
+            if ex.cancel_when_gone and ex.protocol.eof and not ex.started:
+                ex.abort()  # cancelled because its client left: no one to answer
+            raise
         except Exception as exc:
             ws = server.get("websocket")
             if ws is not None and ws.protocol is not None:
@@ -283,7 +263,7 @@ class NativeAdapter(Adapter):
             if data is None:
                 continue
             after, response.before_send = response.before_send, None
-            if isinstance(data, _STR_TYPES):
+            if isinstance(data, BODY_TYPES):
                 self._apply_head(response, request.ctx.options)
                 await response.end(to_bytes(data))
             if after is not None:
@@ -308,7 +288,7 @@ class NativeAdapter(Adapter):
                 data = await data
             if data is None:
                 continue
-            if isinstance(data, _STR_TYPES):
+            if isinstance(data, BODY_TYPES):
                 body = to_bytes(data)
                 options = request._options if request._ctx is None else request.ctx.options
                 if options:
@@ -379,9 +359,10 @@ class NativeAdapter(Adapter):
             else:
                 await response.end(result)
         elif kind is types.AsyncGeneratorType:
-            await self._stream(response, result)
+            await send_stream(response, result)
         elif kind is types.GeneratorType:
-            await self._stream(response, self._iterate_in_thread(result))
+            assert self.executor is not None
+            await send_stream(response, iterate_in_thread(result, self.executor))
         elif isinstance(result, bytearray | memoryview):
             await response.end(to_bytes(result))
         elif result is None:
@@ -399,30 +380,6 @@ class NativeAdapter(Adapter):
             raise TypeError(f"handler {getattr(handler.func, '__qualname__', handler.func)} "
                             f"returned {type(result).__name__}, which cannot be sent: "
                             "return bytes or str, or yield them")
-
-    async def _stream(self, response: Response, chunks: Any) -> None:
-        try:
-            first = await chunks.__anext__()
-        except StopAsyncIteration:
-            first = b""
-        await response.write(None)
-        if response.replaced:  # a response middleware answered instead
-            await chunks.aclose()
-            return
-        await response.write(to_bytes(first) or None)
-        async for chunk in chunks:
-            data = to_bytes(chunk)
-            if data:
-                await response.write(data)
-        await response.write(b"")
-
-    async def _iterate_in_thread(self, gen: Any) -> Any:
-        end = object()
-        while True:
-            chunk = await self.loop.run_in_executor(self.executor, next, gen, end)
-            if chunk is end:
-                return
-            yield chunk
 
     # -- errors --------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .. import _core
-from ..exceptions import HTTPRedirect, InternalServerError
+from ..exceptions import ClientDisconnected, HTTPRedirect, InternalServerError
 
 if TYPE_CHECKING:
     from .request import Request
@@ -189,15 +189,22 @@ class Response(_core.ResponseCore):
     async def write(self, data: bytes | str | None = None, *, chunked: bool | None = None,
                     **_: Any) -> None:
         """Streams part of the body; the first call sends the head (chunked on
-        HTTP/1.1 unless `chunked=False`), b"" ends the body."""
+        HTTP/1.1 unless `chunked=False`), b"" ends the body. Raises
+        ClientDisconnected once the client is gone."""
         ex = self.exchange
         if isinstance(data, str):
             data = data.encode()
         if self.replaced:
             return  # a response middleware's body was sent instead
+        if ex.flow.closed:
+            # a stream must learn that no one listens any more (the transport
+            # would drop every write without a word)
+            raise ClientDisconnected("client disconnected")
         if not ex.started:
             if await self._prepare():
                 return
+            # what it streams from now on is for this client only
+            ex.cancel_when_gone = True
             if not self.keepalive:
                 ex.keep_alive = False
             if chunked is not None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import TYPE_CHECKING
 
-from ..exceptions import InternalServerError
+from ..exceptions import ClientDisconnected, InternalServerError
 
 if TYPE_CHECKING:
     from .request import Request
@@ -30,13 +31,18 @@ class SSE:
         response.set_content_type(b"text/event-stream")
         response.set_header(b"Cache-Control", b"no-cache, must-revalidate")
         response.set_header(b"Expires", b"Thu, 01 Jan 1970 00:00:00 GMT")
+        # a handler of events, even one still waiting for its first, only serves
+        # this client: once it left, the handler is cancelled (its finally runs)
+        response.exchange.cancel_when_gone = True
 
     async def send(self, data: bytes | str = b"", event: bytes | str | None = None,
                    event_id: bytes | str | None = None, retry: int = 0) -> None:
         """One event: each line of `data` becomes a `data:` line (line breaks at its
         ends are dropped, as the original does), then `event` and `id` unless empty,
         and `retry` unless 0. A lone CR breaks a line too, as it does for the client
-        (the original leaves it, and the client reads what follows it as a field)."""
+        (the original leaves it, and the client reads what follows it as a field).
+        Raises ClientDisconnected once the client is gone (code that sends to many
+        clients, such as a broadcast, drops that one)."""
         text = _bytes(data).strip(b"\r\n")
         out = [b"data: " + line for line in _LINES.split(text)]
         if event:
@@ -55,5 +61,7 @@ class SSE:
         return data
 
     async def close(self) -> None:
-        """Ends the stream; the connection serves the next request."""
-        await self.response.write(b"")
+        """Ends the stream; the connection serves the next request. A stream whose
+        client left is over already: nothing to do (as the original)."""
+        with contextlib.suppress(ClientDisconnected):
+            await self.response.write(b"")

@@ -66,6 +66,9 @@ class Exchange(_core.ExchangeCore):
     _bucket: _core.TokenBucket | None = None
     #: a stop ends this response (an event stream) rather than waiting for it
     ending = False
+    #: its handler only streams to the client: once the client left (or half-closed)
+    #: it is cancelled at once, not after app_close_timeout (set by the adapter)
+    cancel_when_gone = False
     #: a route's own speed limit (see `rate`)
     _rate: int | None = None
     if TYPE_CHECKING:

@@ -21,6 +21,7 @@ import termios
 from typing import TYPE_CHECKING, Any
 
 from .. import _core
+from ..exceptions import ClientDisconnected as ClientDisconnected  # (its old home)
 from ..exceptions import RequestTimeout
 
 if TYPE_CHECKING:
@@ -35,10 +36,6 @@ RELEASE_INTERVAL = 1.0
 #: the client's) reads and drops at most, and for how long
 LINGER_BYTES = 1 << 20
 LINGER_SECONDS = 2.0
-
-
-class ClientDisconnected(ConnectionError):
-    """The client went away before the exchange was over."""
 
 
 def time_out(waiter: asyncio.Future[None]) -> None:

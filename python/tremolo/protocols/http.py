@@ -335,10 +335,18 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
         if task is not None and not task.done():
             # a closed client and a half-closed one look the same: the answer may
             # still be wanted, but not for longer than app_close_timeout
-            cancel_later(self.loop, self.state.options.app_close_timeout, task)
+            cancel_later(self.loop, self._grace(), task)
         if self.current is None and not self.pending:
             self.close()
         return half_open
+
+    def _grace(self) -> float:
+        """How long the handler may go on once its client left: app_close_timeout,
+        none for one that only streams to it (Exchange.cancel_when_gone)."""
+        ex = self.current
+        if ex is not None and ex.cancel_when_gone:
+            return 0.0
+        return self.state.options.app_close_timeout
 
     def connection_lost(self, exc: Exception | None) -> None:
         phase = self.phase
@@ -358,7 +366,7 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
             self.reading._end(gone)
         task = self.task
         if task is not None and not task.done():
-            cancel_later(self.loop, self.state.options.app_close_timeout, task)
+            cancel_later(self.loop, self._grace(), task)
         if phase is HTTP or phase is LINGER:  # else the application never saw it
             self.adapter.connection_lost(self)
 

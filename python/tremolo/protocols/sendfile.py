@@ -77,10 +77,14 @@ async def _native_sendfile(flow: Flow, loop: asyncio.AbstractEventLoop, f: Binar
     try:
         await flow.drain_all()
         sending = loop.create_task(loop.sendfile(transport, f, start, count, fallback=False))
+    except ClientDisconnected:
+        raise  # (a RuntimeError too, for the original's programs: not a loop's refusal)
     except (NotImplementedError, RuntimeError):
         return False
     try:
         await _watch(flow, sending, sock)
+    except ClientDisconnected:
+        raise
     except (NotImplementedError, RuntimeError, asyncio.SendfileNotAvailableError):
         return False
     return True
