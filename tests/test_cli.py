@@ -66,7 +66,7 @@ def test_help_and_version() -> None:
 def test_bad_input_gives_one_line_errors(tmp_path: Path) -> None:
     (tmp_path / "myapp.py").write_text(ASGI_APP)
     cases = [
-        (["--no-such-flag", "x:app"], "unrecognized arguments: --no-such-flag"),
+        (["--no-such-flag", "x:app"], "unknown flag --no-such-flag"),
         (["--buffer-size", "big", "x:app"], "argument --buffer-size"),
         (["--interface", "cgi", "x:app"], "argument --interface"),
         (["--bind", "nowhere", "myapp:app"], "argument --bind"),
@@ -187,7 +187,7 @@ def test_every_documented_option_is_a_flag_with_help_and_a_variable() -> None:
         assert flag in text, flag
         assert f"$TREMOLO_{name.upper()}" in " ".join(text.split()), name
     for action in build_parser()._actions:
-        if action.option_strings and action.dest not in ("help", "version"):
+        if action.option_strings and action.dest not in ("help", "version", "habits"):
             assert action.help, action.option_strings
             assert "default" in action.help or action.dest == "factory", action.option_strings
 
@@ -412,8 +412,11 @@ SAMPLES = {"SIZE": ("2K", 2048), "RATE": ("1M", 1 << 20), "SECONDS": ("1.5m", 90
 def test_every_option_flag_and_variable_sets_it() -> None:
     from tremolo.cli_options import FLAGS, env_name, flag
 
-    for name, (kind, _) in FLAGS.items():
+    for name, spec in FLAGS.items():
+        kind = spec.kind
         text, value = SAMPLES[kind.metavar]
+        if spec.choices:
+            text = value = spec.choices[-1]
         assert settings([], {env_name(name): text})[name] == value, name
         argv = [f"--no-{flag(name)[2:]}"] if kind.metavar == "" else [flag(name), text]
         assert settings(argv, {env_name(name): "junk"})[name] == value, name

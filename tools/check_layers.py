@@ -15,7 +15,8 @@ from pathlib import Path
 LAYERS: list[list[str]] = [
     ["tremolo", "tremolo.__main__"],
     ["tremolo.application", "tremolo.cli", "tremolo.testing", "tremolo.lib"],
-    ["tremolo.supervisor", "tremolo.loading", "tremolo.cli_options", "tremolo.reload"],
+    ["tremolo.supervisor", "tremolo.loading", "tremolo.cli_options", "tremolo.cli_habits",
+     "tremolo.reload"],
     ["tremolo.worker_process"],
     ["tremolo.listening", "tremolo.metrics", "tremolo.signals"],
     ["tremolo.server"],

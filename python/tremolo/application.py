@@ -4,9 +4,10 @@ the layers that run it."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-from .config import Options
+from .config import ConfigError, Options
 from .framework import App
 from .locks import ServerLock
 
@@ -16,15 +17,17 @@ __all__ = ["Application", "Tremolo"]
 class Tremolo(App):
     """A web application: routes, hooks and middlewares (see `App`), and `run()`."""
 
-    def run(self, host: str | None = None, port: int = 0, *, worker_num: int = 1,
+    def run(self, host: str | None = None, port: int = 8000, *, worker_num: int = 1,
             **options: Any) -> None:
         """Serves until interrupted (Ctrl-C or SIGTERM), draining in-flight requests.
 
         worker_num=0 serves in this process; N starts N worker processes sharing
-        each port with SO_REUSEPORT. reload=True (with reload_dirs, reload_includes,
-        reload_excludes) restarts the program when its code changes."""
-        from . import loading, logs, reload
-        from .supervisor import serve
+        each port with SO_REUSEPORT. port is 8000 unless given, as on the command
+        line (the original's was 0: any free port). reload=True (with reload_dirs,
+        reload_includes, reload_excludes) restarts the program when its code
+        changes. A setting that cannot work (a bad value, a port in use) ends the
+        program with one line that names it, exit 2, as on the command line."""
+        from . import loading
 
         if self.mounted_in is not None:
             raise RuntimeError("cannot run this application: it is mounted in another; "
@@ -34,13 +37,22 @@ class Tremolo(App):
                              "run() a host, e.g. app.run('127.0.0.1', 8000))")
         if loading.rerunning():
             raise loading.Rerun(self)  # a new worker runs the script again (SIGHUP)
+        try:
+            self._run(host, {"port": port, "worker_num": worker_num, **options})
+        except ConfigError as exc:
+            # the fault is the setting's, not the program's: no traceback
+            print(f"tremolo: error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    def _run(self, host: str | None, options: dict[str, Any]) -> None:
+        from . import loading, logs, reload
+        from .supervisor import serve
 
         watching = options.pop("reload", False)
         dirs = options.pop("reload_dirs", ())
         includes = options.pop("reload_includes", ())
         excludes = options.pop("reload_excludes", reload.DEFAULT_EXCLUDES)
-        opts = Options.from_kwargs({"host": host, "port": port, "worker_num": worker_num,
-                                    **options})
+        opts = Options.from_kwargs({"host": host, **options})
         if watching and not reload.is_child():
             # this process watches; a copy of the program serves, and is replaced
             # when a watched file changes
@@ -48,15 +60,13 @@ class Tremolo(App):
             argv, env = reload.child_argv(), dict[str, str]()
             if reload.started_by_multiprocessing():
                 argv, env = reload.app_command(self, {
-                    "host": host, "port": port, "worker_num": worker_num, "reload": True,
-                    "reload_dirs": dirs, "reload_includes": includes,
-                    "reload_excludes": excludes, **options})
+                    "host": host, "reload": True, "reload_dirs": dirs,
+                    "reload_includes": includes, "reload_excludes": excludes, **options})
             raise SystemExit(reload.run(argv, reload.Watch(dirs, includes, excludes), env))
         rerun = loading.script_reloader()
         # host=None: the listeners alone (as the original)
         serve(self.make_adapter, opts, self.listeners, ServerLock.create(opts.locks),
-              primary=host is not None,
-              what=f"{self.name or 'the application'} (Tremolo)",
+              primary=host is not None, what=f"{self.name or _program()} (Tremolo)",
               renew=None if rerun is None else lambda: rerun().make_adapter)
 
     def __reduce_ex__(self, protocol: Any) -> Any:
@@ -69,6 +79,13 @@ class Tremolo(App):
         if where is None:
             return super().__reduce_ex__(protocol)
         return variable, where
+
+
+def _program() -> str:
+    """What the start line calls an application without a name: its program."""
+    import os
+
+    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "the application"
 
 
 Application = Tremolo

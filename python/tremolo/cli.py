@@ -9,30 +9,34 @@ be loaded shows why with its traceback, exit 1."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 from . import logs, reload
 from ._core import __version__
+from .cli_habits import HABITS, NEGATIONS, OPTIONAL_VALUES, PEERS
 from .cli_options import (
-    ALIASES,
+    CERT_REQS,
+    CLI_ONLY,
     FLAGS,
-    NOT_OPTIONS,
-    SWITCH,
-    TLS_FLAGS,
+    TLS_KEYS,
     describe,
     env_name,
     flag,
+    flag_names,
     from_environment,
     read_list,
+    spec_of,
     web_concurrency,
 )
 from .config import UNLIMITED, ConfigError, Options
-from .loading import INTERFACES, AppLoadError, detect_interface, load_app, reloader
+from .config.kinds import SWITCH
+from .loading import AppLoadError, detect_interface, load_app, reloader
 
-LIFESPAN = ("auto", "on", "off")
 EXAMPLES = """\
 Serve a Tremolo, ASGI or WSGI application. Every option can also be set with the
 environment variable in brackets; a flag wins over it.
@@ -100,7 +104,7 @@ class HelpFormat(argparse.RawDescriptionHelpFormatter):
 
 
 def _reader(name: str) -> Any:
-    kind = FLAGS[name][0]
+    kind = spec_of(name).kind
 
     def read(text: str) -> Any:
         try:
@@ -111,91 +115,137 @@ def _reader(name: str) -> Any:
     return read
 
 
+#: settings whose flag may be given again for more (and whose values may be
+#: comma-separated): gunicorn's `-b A -b B` is `--bind A,B`
+APPENDED = ("bind", "fd", "reload_dirs", "reload_includes", "reload_excludes")
+
+
+class Habit(argparse.Action):
+    """Another server's flag (cli_habits.py): noted, acted on after parsing."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        value = values if isinstance(values, str) else ""
+        namespace.habits = [*(getattr(namespace, "habits", None) or []), (option_string, value)]
+
+
+def _add(group: Any, name: str, defaults: Options) -> None:
+    spec = spec_of(name)
+    names = flag_names(name)
+    text = describe(name, defaults)
+    if name == "experimental":
+        group.add_argument(*names, dest=name, action="store_true", default=None,
+                           help=text.split(" [$")[0])
+    elif spec.kind is SWITCH:
+        group.add_argument(*names, dest=name, action=argparse.BooleanOptionalAction,
+                           help=text)
+    elif name in APPENDED:
+        group.add_argument(*names, dest=name, action="append", help=text,
+                           metavar=spec.kind.metavar if name != "bind" else "ADDRS")
+    elif spec.choices:
+        group.add_argument(*names, dest=name, choices=spec.choices, help=text)
+    else:
+        group.add_argument(*names, dest=name, metavar=spec.kind.metavar,
+                           type=_reader(name), help=text)
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="python3 -m tremolo", usage="%(prog)s [OPTIONS] APP",
-                    description=EXAMPLES, formatter_class=HelpFormat)
-    parser.add_argument("app", metavar="APP", nargs="?",
-                        help="module:attr, module (attr 'app'), or path/to/file.py[:attr]: "
-                             "a Tremolo application, an ASGI 3 or a WSGI callable "
-                             f"[${env_name('app')}]")
+                    description=EXAMPLES, formatter_class=HelpFormat,
+                    epilog="uvicorn's, gunicorn's and granian's flags work too, or say "
+                           "what to use instead (docs/asgi-wsgi.md).")
+    parser.add_argument("app", metavar="APP", nargs="?", help=describe("app"))
     parser.add_argument("--version", action="version", version=version_text())
-    where = parser.add_argument_group("where and what to serve")
-    where.add_argument("--host", help="address to listen on; '::' for IPv6 and IPv4 "
-                                      f"(default: 127.0.0.1) [${env_name('host')}]")
-    where.add_argument("--port", type=int,
-                       help=f"TCP port (default: 8000) [${env_name('port')}]")
-    where.add_argument("--bind", metavar="ADDRS",
-                       help="listeners instead of --host and --port, comma-separated: "
-                            "host:port, [::]:port, :port (127.0.0.1), or a UNIX socket: "
-                            "/path, unix:path, name.sock (default: none) "
-                            f"[${env_name('bind')}]")
-    where.add_argument("--fd", metavar="N", action="append",
-                       help="serve a listening socket handed in as file descriptor N "
-                            "(again for more); systemd's socket activation (LISTEN_FDS) "
-                            f"is used without it; default: none [${env_name('fd')}]")
-    where.add_argument("--interface", choices=INTERFACES,
-                       help="what APP is (default: auto, told from APP; asgi3 is asgi) "
-                            f"[${env_name('interface')}]")
-    where.add_argument("--factory", action=argparse.BooleanOptionalAction,
-                       help=f"APP is a function that returns the application "
-                            f"[${env_name('factory')}]")
-    where.add_argument("--app-dir", metavar="DIR",
-                       help="directory to import APP from (default: the current one) "
-                            f"[${env_name('app_dir')}]")
-    where.add_argument("--root-path", metavar="PATH",
-                       help=f"the ASGI root_path (default: '') [${env_name('root_path')}]")
-    where.add_argument("--lifespan", choices=LIFESPAN,
-                       help="ASGI lifespan: auto (used when the app supports it), on "
-                            "(required), off (default: auto) "
-                            f"[${env_name('lifespan')}]")
-    tls = parser.add_argument_group("TLS")
-    for name, (_, text) in TLS_FLAGS.items():
-        metavar = {"ssl_keyfile_password": "VALUE", "ssl_cert_reqs": None,
-                   "ssl_ciphers": "LIST"}.get(name, "PATH")
-        tls.add_argument(flag(name), *ALIASES.get(name, ()), metavar=metavar,
-                         choices=("none", "optional", "required")
-                         if name == "ssl_cert_reqs" else None,
-                         help=f"{text}{'' if 'default' in text else '; default: none'} "
-                              f"[${env_name(name)}]")
-    dev = parser.add_argument_group("development")
-    dev.add_argument("--reload", action=argparse.BooleanOptionalAction,
-                     help="restart the server when a watched file changes (watchfiles "
-                          "when installed, else polling); a change that does not compile "
-                          f"keeps the old code serving; default: off [${env_name('reload')}]")
-    dev.add_argument("--experimental", action="store_true", default=None,
-                     help="the original Tremolo's switch for keeping a connection open "
-                          "after a chunked request body; tremolo always does (it reads such "
-                          "a body to its end, trailers included), so this only sets "
-                          "options['experimental'] for handlers that look; default: off")
-    dev.add_argument("--reload-dir", dest="reload_dirs", metavar="DIR", action="append",
-                     help="a directory to watch (again for more); default: the current one "
-                          f"[${env_name('reload_dirs')}, comma-separated]")
-    dev.add_argument("--reload-include", dest="reload_includes", metavar="GLOB",
-                     action="append", help="files to watch (again for more); default: *.py "
-                                           f"[${env_name('reload_includes')}]")
-    dev.add_argument("--reload-exclude", dest="reload_excludes", metavar="GLOB",
-                     action="append", help="names never watched; default: .*, *~, "
-                                           "__pycache__, *.pyc, .git, node_modules "
-                                           f"[${env_name('reload_excludes')}]")
-    server = parser.add_argument_group("server options (docs/configuration.md)")
     defaults = Options()
-    for name, (kind, _) in FLAGS.items():
-        names = [flag(name), *ALIASES.get(name, ())]
-        if kind is SWITCH:
-            server.add_argument(*names, dest=name, action=argparse.BooleanOptionalAction,
-                                help=describe(name, defaults))
-        else:
-            server.add_argument(*names, dest=name, metavar=kind.metavar, type=_reader(name),
-                                help=describe(name, defaults))
+    groups: dict[str, Any] = {}
+    for name, (title, _) in CLI_ONLY.items():
+        if name != "app":
+            _add(groups.get(title) or groups.setdefault(
+                title, parser.add_argument_group(title)), name, defaults)
+    server = parser.add_argument_group("server options (docs/configuration.md)")
+    for name in FLAGS:
+        _add(server, name, defaults)
+    for name, habit in HABITS.items():
+        parser.add_argument(name, action=Habit, nargs=None if habit.value else 0,
+                            dest="habits", help=argparse.SUPPRESS)
     return parser
 
 
-def gather(args: argparse.Namespace, environ: dict[str, str] | os._Environ[str]
-           ) -> dict[str, Any]:
+def rewrite(argv: list[str]) -> tuple[list[str], list[str]]:
+    """The flags whose value is optional because another server's takes none, given
+    their value; and the notes for uvicorn's `--ws IMPL` (tremolo's `--ws` is a
+    switch)."""
+    out: list[str] = []
+    notes: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg, after = argv[i], argv[i + 1] if i + 1 < len(argv) else None
+        i += 1
+        if arg in NEGATIONS:
+            name, value = NEGATIONS[arg]
+            out.append(f"{flag(name)}={value}")
+        elif arg == "--ws" and after in OPTIONAL_VALUES["--ws"][0]:
+            i += 1
+            if after == "none":
+                out.append("--no-ws")
+            else:
+                notes.append(f"--ws {after} (uvicorn) has no effect: tremolo has its own WebSocket "
+                             "implementation")
+        elif arg in OPTIONAL_VALUES and arg != "--ws":
+            words, default = OPTIONAL_VALUES[arg]
+            given = after is not None and (after in words or (
+                not words and re.fullmatch(r".*:\d+", after) is not None))
+            out.append(arg if given else f"{arg}={default}")
+        else:
+            out.append(arg)
+    return out, notes
+
+
+def _unknown(parser: Parser, extra: list[str], app: str | None) -> NoReturn:
+    """What parse_known_args left: a flag nobody knows (with the nearest ones), or an
+    argument too many."""
+    flags = [a for a in extra if a.startswith("-")]
+    if not flags:
+        parser.error(f"unexpected argument {extra[0]!r} (APP is {app!r}; one APP only)")
+    name = flags[0].split("=", 1)[0]
+    known = [s for action in parser._actions for s in action.option_strings]
+    near = difflib.get_close_matches(name, known, n=3, cutoff=0.7)
+    hint = f"; did you mean {' or '.join(near)}?" if near else \
+        " (python3 -m tremolo --help lists them)"
+    parser.error(f"unknown flag {name}{hint}")
+
+
+def _habits(args: argparse.Namespace) -> tuple[dict[str, Any], list[str], str | None]:
+    """What other servers' flags set, the notes to print, and the first refusal."""
+    settings: dict[str, Any] = {}
+    notes: list[str] = []
+    for name, value in getattr(args, "habits", None) or []:
+        habit = HABITS[name]
+        whose = next((peer for peer, flags in PEERS.items() if name in flags.split()),
+                     "another server")
+        shown = f"{name} {value}".strip()
+        if habit.refused:
+            return settings, notes, f"{whose}'s {name} is not supported: {habit.note}"
+        if habit.sets is None:
+            notes.append(f"{shown} ({whose}) has no effect: {habit.note}")
+            continue
+        try:
+            settings.update(habit.sets(value))
+        except ValueError as exc:
+            return settings, notes, f"argument {name}: {exc}"
+    return settings, notes, None
+
+
+def gather(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
     """Every setting: a flag, else its variable, else WEB_CONCURRENCY for the worker
     count. ValueError names the variable at fault."""
-    given = {name: value for name, value in vars(args).items() if value is not None}
-    missing = [n for n in [*FLAGS, *NOT_OPTIONS] if n not in given]
+    given = {name: value for name, value in vars(args).items()
+             if value is not None and name != "habits"}
+    for name in APPENDED:
+        if name in given:
+            items = read_list(",".join(given[name]))
+            given[name] = ",".join(items) if name == "bind" else items
+    missing = [n for n in [*FLAGS, *CLI_ONLY] if n not in given]
     settings = {**from_environment(environ, missing), **given}
     if "worker_num" not in settings:
         workers = web_concurrency(environ)
@@ -210,9 +260,10 @@ def serve(app: Any, *, interface: str = "auto", host: str | None = "127.0.0.1",
           port: int = 8000, bind: list[tuple[str | None, int | str]] | None = None,
           root_path: str = "", lifespan: str = "auto",
           reload_app: Callable[[Callable[[Any], Any]], Any] | None = None,
-          **options: Any) -> None:
+          name: str | None = None, **options: Any) -> None:
     """Serves `app` until interrupted. `reload_app(make)`, given how to make the
-    adapter factory from an app, gives what imports the app again on SIGHUP."""
+    adapter factory from an app, gives what imports the app again on SIGHUP; `name`
+    is what the start line calls it (APP as given)."""
     from .locks import ServerLock
     from .supervisor import serve as supervise
 
@@ -240,7 +291,7 @@ def serve(app: Any, *, interface: str = "auto", host: str | None = "127.0.0.1",
         options.setdefault("client_max_body_size", UNLIMITED)
     # the supervisor checks the loop, logging and certificates before binding
     opts = Options.from_kwargs({"host": host, "port": port, **options})
-    name = getattr(app, "__qualname__", None) or type(app).__name__
+    name = name or getattr(app, "__qualname__", None) or type(app).__name__
     kind = {"tremolo": "Tremolo", "asgi": "ASGI 3", "wsgi": "WSGI"}[interface]
     supervise(factory, opts, listeners, ServerLock.create(opts.locks),
               primary=not (bind and host is None), what=f"{name} ({kind})",
@@ -291,24 +342,51 @@ def _fail(message: str, code: int = 2) -> int:
 
 def _config_error(exc: ConfigError) -> int:
     """One line naming the flag (and its variable) of the option at fault."""
-    name = str(exc).split(" ", 1)[0].rstrip(":")
-    if name in FLAGS or name in ("host", "port"):
+    name = exc.option
+    if name in FLAGS:
         return _fail(f"argument {flag(name)} (or ${env_name(name)}): {exc}")
     if name == "ssl":
         return _fail(f"TLS (--ssl-*): {exc}")
     return _fail(str(exc))
 
 
-def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> int:
+class CommandLineError(Exception):
+    """What is wrong with the command line, in one line (exit 2)."""
+
+
+def read(argv: list[str], environ: Mapping[str, str]
+         ) -> tuple[dict[str, Any], argparse.Namespace]:
+    """The settings a command line and the environment give, the notes for other
+    servers' flags printed; CommandLineError (or argparse's exit 2) says why not."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv, notes = rewrite(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _unknown(parser, extra, args.app)
+    habits, more, refused = _habits(args)
+    if refused:
+        raise CommandLineError(refused)
+    for note in notes + more:
+        print(f"tremolo: note: {note}", file=sys.stderr)
     try:
-        settings = gather(args, os.environ if environ is None else environ)
+        settings = gather(args, environ)
     except ValueError as exc:
-        return _fail(str(exc))
-    spec = settings.pop("app", None)
-    if not spec:
+        raise CommandLineError(str(exc)) from None
+    if "bind" in habits and "bind" in settings:  # --uds beside --bind: both listen
+        habits["bind"] = f"{settings.pop('bind')},{habits['bind']}"
+    settings = {**habits, **settings}
+    if not settings.get("app"):
         parser.error("the APP argument is required (module:attr)")
+    return settings, args
+
+
+def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> int:
+    try:
+        settings, args = read(sys.argv[1:] if argv is None else argv,
+                              os.environ if environ is None else environ)
+    except CommandLineError as exc:
+        return _fail(str(exc))
+    spec = settings.pop("app")
     watch = _watch(settings)
     if watch is not None and not reload.is_child():
         defaults = Options()
@@ -346,7 +424,9 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     except AppLoadError as exc:
         return _fail(f"APP: {exc}", 1)
     settings.setdefault("access_log", True)  # as uvicorn and gunicorn do
-    tls = {key: settings.pop(name) for name, (key, _) in TLS_FLAGS.items() if name in settings}
+    tls = {key: settings.pop(name) for name, key in TLS_KEYS.items() if name in settings}
+    tls["cert_reqs"] = CERT_REQS.get(tls.get("cert_reqs", ""), tls.get("cert_reqs"))
+    tls = {key: value for key, value in tls.items() if value is not None}
     if tls:
         if "cert" not in tls:
             return _fail("TLS (--ssl-*): the other --ssl-* flags need --ssl-certfile "
@@ -360,7 +440,7 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
               root_path=settings.pop("root_path", ""),
               lifespan=settings.pop("lifespan", "auto"),
               reload_app=lambda make: reloader(spec, factory=made, app_dir=app_dir,
-                                               make=make),
+                                               make=make), name=spec,
               **settings)
     except ConfigError as exc:
         return _config_error(exc)

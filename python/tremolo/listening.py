@@ -65,7 +65,7 @@ def open_sockets(specs: list[Listener], worker_num: int) -> list[tuple[socket.so
         if exc.errno == errno.EADDRINUSE:
             why = "address already in use (by another program, or another tremolo"
             why += ")" if spec.path is not None else \
-                "; --share-port shares it with another tremolo on purpose)"
+                "; share_port=True, or --share-port, shares it on purpose)"
         raise ConfigError(f"cannot listen on {spec.display}: {why}") from exc
     return out
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import reprlib
 import runpy
 import sys
 import sysconfig
@@ -42,11 +43,12 @@ def _failure(module_name: str, exc: BaseException) -> str:
     own = [i for i, f in enumerate(frames)
            if f.filename != __file__ and not f.filename.startswith("<frozen")
            and "importlib" not in f.filename]
-    if own:
-        frames = frames[own[0]:]
-    lines = "".join(traceback.format_list(frames))
-    lines += "".join(traceback.format_exception_only(type(exc), exc))
-    return f"importing {module_name!r} failed:\nTraceback (most recent call last):\n{lines}"
+    # none of them for a SyntaxError: where it is is in the exception itself
+    trace = "".join(traceback.format_list(frames[own[0]:])) if own else ""
+    if trace:
+        trace = f"Traceback (most recent call last):\n{trace}"
+    trace += "".join(traceback.format_exception_only(type(exc), exc))
+    return f"importing {module_name!r} failed:\n{trace}"
 
 
 def _locate(spec: str, app_dir: str | None) -> tuple[str, str, str, bool]:
@@ -87,7 +89,9 @@ def load_app(spec: str, *, factory: bool = False, app_dir: str | None = None) ->
             raise AppLoadError(_failure(f"{spec}()", exc)) from exc
     if not callable(target) and not isinstance(target, App):
         hint = " (is it a factory? then --factory)" if inspect.isfunction(target) else ""
-        raise AppLoadError(f"{spec} is a {type(target).__name__}, not an application{hint}")
+        kind = type(target).__name__
+        raise AppLoadError(f"{spec} is {'an' if kind[0] in 'aeiouAEIOU' else 'a'} {kind} "
+                           f"({reprlib.repr(target)}), not an application{hint}")
     return target
 
 

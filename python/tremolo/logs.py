@@ -30,10 +30,21 @@ PRESETS = {
 _OURS = "_tremolo_handler"
 
 
-def configure(level: str, fmt: str, log_config: str | None = None) -> None:
-    """Sets up the server's loggers (once per process): messages to stderr in `fmt`,
-    access lines to stdout as they are. With `log_config`, that file (JSON, or YAML
-    when PyYAML is installed) configures logging instead."""
+class LogFileError(ValueError):
+    """A log file that cannot be opened; `which` is "error" or "access"."""
+
+    def __init__(self, which: str, message: str) -> None:
+        super().__init__(message)
+        self.which = which
+
+
+def configure(level: str, fmt: str, log_config: str | None = None,
+              error_file: str | None = None, access_file: str | None = None) -> None:
+    """Sets up the server's loggers (once per process): messages to stderr (or
+    appended to `error_file`) in `fmt`, access lines to stdout (or appended to
+    `access_file`) as they are. With `log_config`, that file (JSON, or YAML when
+    PyYAML is installed) configures logging instead (ValueError says what is wrong
+    with it); LogFileError names a log file that cannot be opened."""
     if log_config:
         # (imported only for a log_config: it is a MiB of every worker)
         from logging.config import dictConfig
@@ -42,20 +53,31 @@ def configure(level: str, fmt: str, log_config: str | None = None) -> None:
         return
     server = logging.getLogger(SERVER)
     server.setLevel(level.upper())
-    if not any(getattr(h, _OURS, False) for h in server.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(fmt))
-        setattr(handler, _OURS, True)
-        server.addHandler(handler)
-        server.propagate = False
+    _attach(server, "error", error_file, sys.stderr, logging.Formatter(fmt))
     access = logging.getLogger(ACCESS)
-    if not any(getattr(h, _OURS, False) for h in access.handlers):
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        setattr(handler, _OURS, True)
-        access.addHandler(handler)
-        access.propagate = False
+    _attach(access, "access", access_file, sys.stdout, logging.Formatter("%(message)s"))
     access.setLevel(logging.INFO)
+
+
+def _attach(logger: logging.Logger, which: str, path: str | None, stream: Any,
+            formatter: logging.Formatter) -> None:
+    """Our handler on `logger`, once: appending to `path` (workers inherit it, and
+    O_APPEND keeps their lines whole and in order), else on `stream`."""
+    if any(getattr(h, _OURS, False) for h in logger.handlers):
+        return
+    handler: logging.Handler
+    if path is None:
+        handler = logging.StreamHandler(stream)
+    else:
+        try:
+            handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+        except OSError as exc:
+            raise LogFileError(which, f"cannot open {path!r}: {exc.strerror or exc}") \
+                from None
+    handler.setFormatter(formatter)
+    setattr(handler, _OURS, True)
+    logger.addHandler(handler)
+    logger.propagate = False
 
 
 def load_config(path: str) -> dict[str, Any]:

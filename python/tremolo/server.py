@@ -88,14 +88,15 @@ def new_event_loop(name: str) -> asyncio.AbstractEventLoop:
     module, _, attr = name.rpartition(".")
     if not module:
         raise ConfigError(f"loop must be uvloop, asyncio, or a dotted path to an event loop "
-                          f"class (module.Class), not {name!r}")
+                          f"class (module.Class), not {name!r}", "loop")
     try:
         cls = getattr(importlib.import_module(module), attr)
         loop = cls()
     except Exception as exc:
-        raise ConfigError(f"loop: cannot load {name!r}: {type(exc).__name__}: {exc}") from exc
+        raise ConfigError(f"loop: cannot load {name!r}: {type(exc).__name__}: {exc}",
+                          "loop") from exc
     if not isinstance(loop, asyncio.AbstractEventLoop):
-        raise ConfigError(f"loop: {name!r} did not make an event loop")
+        raise ConfigError(f"loop: {name!r} did not make an event loop", "loop")
     return loop
 
 
@@ -237,6 +238,7 @@ class Worker:
         self.servers: list[asyncio.Server] = []
         self.stopping = loop.create_future()
         self.forced = False
+        self.interrupted = False
 
     async def start(self, sockets: list[tuple[socket.socket, Options]]) -> None:
         try:
@@ -260,11 +262,13 @@ class Worker:
             server = await self.loop.create_server(protocol, sock=sock, backlog=opts.backlog)
             self.servers.append(server)
 
-    def stop(self, restarting: bool = False) -> None:
+    def stop(self, restarting: bool = False, interrupted: bool = False) -> None:
         """The first call stops gracefully; a second one (CTRL+C again) closes every
         connection at once. `restarting`: this worker is being replaced (its
-        WebSockets are closed with 1012, service restart, instead of 1001)."""
+        WebSockets are closed with 1012, service restart, instead of 1001);
+        `interrupted`: by CTRL+C (SIGINT), which may come again to force it."""
         if not self.stopping.done():
+            self.interrupted = interrupted
             for state in self.states:
                 state.restarting = restarting
             self.stopping.set_result(None)
@@ -315,8 +319,9 @@ class Worker:
             conn.close_when_idle()
         busy = len(self.connections())
         if busy:
-            logger.info("waiting up to %gs for %d connection(s) to finish (CTRL+C again "
-                        "to force)", self.options.shutdown_timeout, busy)
+            logger.info("waiting up to %gs for %d connection(s) to finish%s",
+                        self.options.shutdown_timeout, busy,
+                        " (CTRL+C again to force)" if self.interrupted else "")
         while self.connections() and self.loop.time() < deadline and not self.forced:
             for conn in self.connections():
                 conn.close_when_idle()

@@ -55,9 +55,11 @@ def serve(factory: AdapterFactory, options: Options,
     a new worker, on SIGHUP) and makes the factory from it."""
     try:
         logs.configure("DEBUG" if options.debug else options.log_level, options.log_fmt,
-                       options.log_config)
+                       options.log_config, options.error_log_file, options.access_log_file)
+    except logs.LogFileError as exc:
+        raise ConfigError(f"{exc.which}_log_file: {exc}", f"{exc.which}_log_file") from None
     except ValueError as exc:
-        raise ConfigError(f"log_config: {exc}") from None
+        raise ConfigError(f"log_config: {exc}", "log_config") from None
     warning = installed.clash()
     if warning:
         logger.warning("%s", warning)
@@ -65,7 +67,7 @@ def serve(factory: AdapterFactory, options: Options,
         try:
             logs.check_format(options.access_log_format)
         except ValueError as exc:
-            raise ConfigError(f"access_log_format: {exc}") from None
+            raise ConfigError(f"access_log_format: {exc}", "access_log_format") from None
     new_event_loop(options.loop).close()  # a loop that cannot load fails here, not in workers
     specs = listeners(options, extra, primary)
     for spec in specs:
@@ -83,12 +85,14 @@ def serve(factory: AdapterFactory, options: Options,
         if options.worker_num == 0:
             run_worker(factory, options, [(s, spec.options) for s, spec in opened], lock,
                        lambda: announce([os.getpid()]))
+            logger.info("stopped")
             return
         supervisor = Supervisor(factory, options, opened, lock, announce, renew)
         if options.metrics:
             supervisor.endpoint = Endpoint(options.metrics_address, supervisor.render)
             logger.info("metrics on http://%s/metrics", options.metrics)
         code = supervisor.run()
+        logger.info("stopped%s", f" (exit status {code})" if code else "")
         if code:
             sys.exit(code)
     finally:
@@ -282,7 +286,8 @@ class Supervisor:
         self.interrupted |= signum == signal.SIGINT
         if not self.stopping:
             self.stopping = True
-            logger.info("stopping %d worker(s)", len(self.children))
+            logger.info("stopping %d worker(s)%s", len(self.children),
+                        " (CTRL+C again to force)" if signum == signal.SIGINT else "")
             for slot in list(self.owned):
                 # the workers' copies are closed as they stop: nothing more is
                 # queued for them once the last one is

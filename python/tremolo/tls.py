@@ -28,16 +28,17 @@ def check(cfg: Any) -> dict[str, Any]:
     """The `ssl` option's shape (files are loaded by `context`)."""
     if not isinstance(cfg, dict) or not cfg.get("cert"):
         raise ConfigError("ssl must be a dict with 'cert' (and 'key', 'password', "
-                          "'ca_certs', 'cert_reqs', 'ciphers')")
+                          "'ca_certs', 'cert_reqs', 'ciphers')", "ssl")
     unknown = sorted(set(cfg) - set(KEYS))
     if unknown:
-        raise ConfigError(f"ssl: unknown keys {', '.join(unknown)} (known: {', '.join(KEYS)})")
+        raise ConfigError(f"ssl: unknown keys {', '.join(unknown)} (known: "
+                          f"{', '.join(KEYS)})", "ssl")
     reqs = cfg.get("cert_reqs", "none")
     if reqs not in CERT_REQS:
-        raise ConfigError(f"ssl: cert_reqs must be none, optional or required, not {reqs!r}")
+        raise ConfigError(f"ssl: cert_reqs must be none, optional or required, not {reqs!r}", "ssl")
     if reqs != "none" and not cfg.get("ca_certs"):
         raise ConfigError("ssl: cert_reqs optional or required needs ca_certs, the "
-                          "authorities client certificates are checked against")
+                          "authorities client certificates are checked against", "ssl")
     return cfg
 
 
@@ -50,18 +51,19 @@ def context(cfg: dict[str, Any]) -> ssl.SSLContext:
         ctx.set_ciphers(cfg.get("ciphers") or INTERMEDIATE_CIPHERS)
     except ssl.SSLError:
         raise ConfigError(f"ssl: no cipher suite in {cfg.get('ciphers')!r} is "
-                          "available") from None
+                          "available", "ssl") from None
     ctx.set_alpn_protocols(["http/1.1"])
     try:
         ctx.load_cert_chain(cfg["cert"], cfg.get("key"), cfg.get("password"))
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"ssl: cannot load the certificate {cfg['cert']!r} (key "
-                          f"{cfg.get('key')!r}): {exc}") from exc
+                          f"{cfg.get('key')!r}): {exc}", "ssl") from exc
     if cfg.get("ca_certs"):
         try:
             ctx.load_verify_locations(cfg["ca_certs"])
         except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"ssl: cannot load ca_certs {cfg['ca_certs']!r}: {exc}") from exc
+            raise ConfigError(f"ssl: cannot load ca_certs {cfg['ca_certs']!r}: {exc}",
+                              "ssl") from exc
     ctx.verify_mode = CERT_REQS[cfg.get("cert_reqs", "none")]
     return ctx
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from . import logs
 from .config import Options
-from .metrics import Board, Endpoint, Totals, render
+from .metrics import Board, Endpoint, Totals, published, render
 from .protocols.exchange import Exchange
 from .server import AdapterFactory, StartupFailed, Worker, new_event_loop
 from .signals import FORK_BLOCKED
@@ -63,7 +63,8 @@ def run_worker(factory: AdapterFactory, options: Options,
     endpoint = None
     if options.metrics and board is None:
         endpoint = Endpoint(options.metrics_address,
-                            lambda: render([(0, worker.snapshot())], Totals(), 1))
+                            lambda: render([(0, published(worker.snapshot()))], Totals(), 1,
+                                           master=False))
         loop.add_reader(endpoint.fileno(), endpoint.poll, 0)
         ticking = endpoint
 
@@ -80,7 +81,7 @@ def run_worker(factory: AdapterFactory, options: Options,
             # how late this timer runs is how long the loop was busy elsewhere
             counters.loop_lag = max(loop.time() - expected[0], 0.0)
             if board is not None:
-                board.write(worker.snapshot())
+                board.write(published(worker.snapshot()))
             expected[0] = loop.time() + PUBLISH_EVERY
             loop.call_later(PUBLISH_EVERY, publish)
         loop.call_later(PUBLISH_EVERY, publish)
@@ -114,7 +115,9 @@ def run_worker(factory: AdapterFactory, options: Options,
             logger.warning("the master process is gone: stopping now")
         elif signum != signal.SIGQUIT and len(interrupts) < 2:
             if not worker.stopping.done():
-                worker.stop(restarting=signum == REPLACED)
+                # (under a master, the master says that CTRL+C again forces)
+                worker.stop(restarting=signum == REPLACED,
+                            interrupted=signum == signal.SIGINT and master is None)
             return
         while not worker.forced:
             worker.stop()
@@ -170,7 +173,7 @@ def run_worker(factory: AdapterFactory, options: Options,
         raise SystemExit(STARTUP_FAILED) from None
     finally:
         if board is not None and worker.counters is not None:
-            board.write(worker.snapshot())  # the last word: what a stop counted
+            board.write(published(worker.snapshot()))  # the last word: what a stop counted
         if endpoint is not None:
             loop.remove_reader(endpoint.fileno())
             endpoint.close()
