@@ -14,6 +14,7 @@ import pytest
 
 from tremolo import Tremolo
 from tremolo.exceptions import (
+    BadRequest,
     Forbidden,
     HTTPException,
     InternalServerError,
@@ -194,12 +195,71 @@ def options_app() -> Tremolo:
     return app
 
 
+def cors_app() -> Tremolo:
+    """Fields every response needs (CORS, a request id), set by middlewares, and
+    error answers."""
+    app = Tremolo()
+
+    @app.on_request
+    async def cors(request: Any, response: Any, **server: Any) -> None:
+        response.set_header("Access-Control-Allow-Origin", "*")
+        response.set_header("X-Request-Id", "r-1")
+        if request.path == b"/refused":
+            raise Forbidden("refused by a middleware")
+
+    @app.on_response
+    async def stamp(request: Any, response: Any, **server: Any) -> Any:
+        seen.append(("stamp", request.path, response.get_status()[0]))
+        if request.path.startswith(b"/stamp-fails"):
+            raise RuntimeError("a response middleware's bug")
+        if request.path == b"/stamp-answers":
+            return b"the middleware's own body"
+        response.set_header("X-Stamp", "ran")
+        return None
+
+    @app.route("/ok")
+    async def ok(**server: Any) -> bytes:
+        return b"ok"
+
+    @app.route("/forbidden")
+    async def forbidden(response: Any, **server: Any) -> bytes:
+        response.set_header("X-Handler", "for the answer it was making")
+        raise Forbidden("go away")
+
+    @app.route("/bad")
+    async def bad(**server: Any) -> bytes:
+        raise BadRequest("bad")
+
+    @app.route("/bug")
+    async def bug(**server: Any) -> bytes:
+        raise ValueError("a bug")
+
+    @app.route("/stamp-fails")
+    async def stamp_fails(**server: Any) -> bytes:
+        raise Forbidden("go away")
+
+    @app.route("/stamp-fails-ok")
+    async def stamp_fails_ok(**server: Any) -> bytes:
+        return b"not sent"
+
+    @app.route("/stamp-answers", status=201)
+    async def stamp_answers(**server: Any) -> bytes:
+        raise Forbidden("go away")
+
+    class OnlyPost:
+        async def post(self, **server: Any) -> bytes:
+            return b"posted"
+
+    app.add_route(OnlyPost, "/only-post")
+    return app
+
+
 @pytest.fixture(scope="module")
 def ports() -> Iterator[dict[str, int]]:
     with serve_in_thread(plain_app()) as (_, a), serve_in_thread(handled_app()) as (_, b), \
             serve_in_thread(middleware_app()) as (_, c), \
-            serve_in_thread(options_app()) as (_, d):
-        yield {"plain": a, "handled": b, "middleware": c, "options": d}
+            serve_in_thread(options_app()) as (_, d), serve_in_thread(cors_app()) as (_, e):
+        yield {"plain": a, "handled": b, "middleware": c, "options": d, "cors": e}
 
 
 def get(port: int, path: str, method: str = "GET") -> httpx.Response:
@@ -315,6 +375,46 @@ def test_a_request_middlewares_answer_is_sent_as_it_is(ports: dict[str, int]) ->
     assert (line2, body2) == (b"HTTP/1.1 201 Made", b"middleware body")
     # the response middlewares ran after the answer was sent, as in the original
     assert seen == [("response", b"FOO", b"405"), ("response", b"GET", b"201")]
+
+
+@pytest.mark.parametrize(("path", "method", "status"), [
+    ("/nowhere", "GET", 404), ("/forbidden", "GET", 403), ("/bad", "GET", 400),
+    ("/bug", "GET", 500), ("/only-post", "GET", 405), ("/refused", "GET", 403),
+    ("/ok", "GET", 200)])
+def test_an_error_answer_keeps_the_request_middlewares_fields(
+        ports: dict[str, int], path: str, method: str, status: int) -> None:
+    seen.clear()
+    r = get(ports["cors"], path, method)
+    assert r.status_code == status
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert r.headers["x-request-id"] == "r-1"
+    assert "x-handler" not in r.headers  # the handler's fields were for its own answer
+    # and the response middlewares ran for it, once
+    assert r.headers["x-stamp"] == "ran"
+    assert seen == [("stamp", path.encode(), status)]
+
+
+def test_a_response_middleware_failing_on_an_error_answer_does_not_loop(
+        ports: dict[str, int]) -> None:
+    seen.clear()
+    r = get(ports["cors"], "/stamp-fails")
+    # the error is answered as it was, without the failed middlewares
+    assert (r.status_code, r.content) == (403, b"go away")
+    assert r.headers["access-control-allow-origin"] == "*" and "x-stamp" not in r.headers
+    assert seen == [("stamp", b"/stamp-fails", 403)]
+    seen.clear()
+    # failing on a handler's answer: that is a 500, answered without them
+    r = get(ports["cors"], "/stamp-fails-ok")
+    assert (r.status_code, r.content) == (500, b"Internal Server Error")
+    assert seen == [("stamp", b"/stamp-fails-ok", 200)]
+
+
+def test_a_response_middleware_body_replaces_an_error_answers_body(
+        ports: dict[str, int]) -> None:
+    r = get(ports["cors"], "/stamp-answers")
+    # the route's status option is for its own answer, not the error's
+    assert (r.status_code, r.content) == (403, b"the middleware's own body")
+    assert r.headers["content-length"] == str(len(r.content))
 
 
 def test_a_mounted_application_runs_only_its_own_middlewares(

@@ -286,12 +286,27 @@ SENDFILE_ETAG = Difference("sendfile() adds a strong ETag", fields=ETAG)
 RANGE_FIELDS = Difference("a 206 keeps ETag, Accept-Ranges and Last-Modified",
                           fields=ETAG_AND_206)
 
+#: what the middlewares of the main application set
+MIDDLEWARE_FIELDS = ("x-request-middleware", "x-response-middleware", "x-sub-middleware")
+_KEPT = ("an error answer keeps the fields the request middlewares set and runs the "
+         "response middlewares; the original drops those fields and skips them")
+
+
+def kept(d: Difference | None = None) -> Difference:
+    """An error answer of the main application (whose middlewares set fields on
+    every response), with `d`'s own difference besides."""
+    if d is None:
+        return Difference(_KEPT, fields=MIDDLEWARE_FIELDS)
+    return Difference(f"{d.reason}; and {_KEPT}", fields=d.fields + MIDDLEWARE_FIELDS,
+                      status=d.status, body=d.body, everything=d.everything)
+
+
 EXPECTED: dict[str, Difference] = {
-    "not-found": PAGE_404,
-    "regex-no-match": PAGE_404,
-    "mount-missing": PAGE_404,
+    "not-found": kept(PAGE_404),
+    "regex-no-match": kept(PAGE_404),
+    "mount-missing": kept(PAGE_404),
     "example-static-missing": PAGE_404,
-    "view-put-405": ALLOW_HEAD,
+    "view-put-405": kept(ALLOW_HEAD),
     "example-module-view-405": ALLOW_HEAD,
     "yield": Difference("a yielded str is sent as UTF-8; the original stops at it",
                         body=True),
@@ -321,9 +336,9 @@ EXPECTED: dict[str, Difference] = {
     "sendfile-if-modified-since": Difference(
         "a 304 keeps ETag and Last-Modified (RFC 9110 §15.4.5)",
         fields=("etag", "last-modified")),
-    "sendfile-range-416": Difference(
+    "sendfile-range-416": kept(Difference(
         "416 says `Content-Range: bytes */size` (RFC 9110 §15.5.17)",
-        fields=("content-range",)),
+        fields=("content-range",))),
     "sendfile-ranges": Difference(
         "several ranges come in the order asked (the original reverses them), with a "
         "boundary of tremolo's own", fields=(*ETAG_AND_206, "content-type"), body=True),
@@ -331,10 +346,11 @@ EXPECTED: dict[str, Difference] = {
                                    "the OS error", everything=True),
     "middleware-replaces": Difference("one Content-Type; the original sends it twice",
                                       fields=("content-type",)),
-    "error-not-found-message": Difference("NotFound('message') answers its message; the "
-                                          "original shows its generic page", body=True),
-    "error-bug": BUG_MESSAGE,
-    "websocket-plain-get": BUG_MESSAGE,
+    "error-not-found-message": kept(Difference(
+        "NotFound('message') answers its message; the original shows its generic page",
+        body=True)),
+    "error-bug": kept(BUG_MESSAGE),
+    "websocket-plain-get": kept(BUG_MESSAGE),
     "redirect-307": Difference("response.redirect() takes 307 (and 308); the original "
                                "turns them into 302", status=True),
     "limit-over": Difference("a body over client_max_body_size is 413 Payload Too Large "
@@ -349,4 +365,16 @@ EXPECTED: dict[str, Difference] = {
     "example-chat": Difference("a close without a code is answered without one (RFC 6455 "
                                "§5.5.1: the client's code is echoed); the original sends "
                                "1000", body=True),
+    "files-not-multipart": kept(),
+    "middleware-raises": kept(),
+    "error-forbidden": kept(),
+    "error-teapot": kept(),
+    "error-with-headers": kept(),
+    "error-bare": kept(),
+    "error-bad-request": kept(),
+    "error-too-large": kept(),
+    "error-unavailable": kept(),
+    "error-internal": kept(),
+    "error-timeout": kept(),
+    "error-recaused": kept(),
 }

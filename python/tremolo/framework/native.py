@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import traceback
 import types
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .. import _core
 from ..exceptions import (
-    HTTPException,
     MethodNotAllowed,
     NotFound,
     WebSocketClientClosed,
@@ -25,6 +24,7 @@ from ..protocols.task import cancel_later
 from . import websocket
 from .app import in_order
 from .context import Context
+from .errors import ErrorAnswers
 from .executor import MultiThreadExecutor
 from .request import Request
 from .response import Response
@@ -35,25 +35,6 @@ from .syncwrap import SyncProxy
 
 if TYPE_CHECKING:
     from .app import App, Registered
-
-#: the fields the server itself puts in error answers, spelled as the original does
-_SPELLED = {"allow": "Allow", "location": "Location"}
-
-# statuses with a default error handler of their own; the others fall back to the
-# application's 500 handler, as in the original
-DEFAULT_HANDLED = (400, 404, 405)
-
-
-
-#: what html.escape replaces, `&` first so that nothing is escaped twice (the html
-#: module is not imported for it: its table of entities is half a MiB of every worker)
-_ESCAPES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&#x27;"))
-
-
-def _escape(text: str) -> str:
-    for raw, entity in _ESCAPES:
-        text = text.replace(raw, entity)
-    return text
 
 
 class NativeAdapter(Adapter):
@@ -73,7 +54,8 @@ class NativeAdapter(Adapter):
         # what handlers get besides: `prefix`, the mount point, () when there is one
         self.handler_shared = {**self.shared, "prefix": ()}
         state.close_unread = True  # as the original: a body left unread ends the connection
-        self.signature = _escape(opts.server_name_bytes.decode("latin-1"))
+        self.errors = ErrorAnswers(app, self.logger, self.debug,
+                                   opts.server_name_bytes.decode("latin-1"))
         self.executor: ThreadPoolExecutor | None = None
         self.threads: MultiThreadExecutor | None = None  # globals.executor
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -254,21 +236,25 @@ class NativeAdapter(Adapter):
         change or return is not sent."""
         request: Request = server["request"]
         response: Response = server["response"]
-        for mw in middlewares:
-            if mw.handler.options:
-                request.ctx.options.update(mw.handler.options)
-            data = mw.handler.func(**mw.handler.kwargs(server, {}))
-            if asyncio.iscoroutine(data):
-                data = await data
-            if data is None:
-                continue
-            after, response.before_send = response.before_send, None
-            if isinstance(data, BODY_TYPES):
-                self._apply_head(response, request.ctx.options)
-                await response.end(to_bytes(data))
-            if after is not None:
-                await after()
-            return True
+        try:
+            for mw in middlewares:
+                if mw.handler.options:
+                    request.ctx.options.update(mw.handler.options)
+                data = mw.handler.func(**mw.handler.kwargs(server, {}))
+                if asyncio.iscoroutine(data):
+                    data = await data
+                if data is None:
+                    continue
+                after, response.before_send = response.before_send, None
+                if isinstance(data, BODY_TYPES):
+                    self._apply_head(response, request.ctx.options)
+                    await response.end(to_bytes(data))
+                if after is not None:
+                    await after()
+                return True
+        finally:
+            # what they set is for every response, an error answer too (see errors.py)
+            response.kept_fields = list(response.fields)
         return False
 
     async def _response_middlewares(self, middlewares: list[Registered],
@@ -291,7 +277,9 @@ class NativeAdapter(Adapter):
             if isinstance(data, BODY_TYPES):
                 body = to_bytes(data)
                 options = request._options if request._ctx is None else request.ctx.options
-                if options:
+                # (an error answer keeps its status: the options are the route's own
+                # answer's, which the error replaced)
+                if options and server["response"].error is None:
                     self._apply_head(server["response"], options)
                 return body
             if data:
@@ -383,83 +371,6 @@ class NativeAdapter(Adapter):
 
     # -- errors --------------------------------------------------------------
 
-    async def _fail(self, exc: Exception, server: dict[str, Any]) -> None:
-        """Answers an exception as the original does: the error handler registered
-        for its status (or the 500 one, for statuses without a default handler)
-        receives it as an HTTPException (`exc.code`; a bug arrives as an
-        InternalServerError whose `__cause__` is the bug) and its return value is the
-        body; None means the exception's own message, with its content_type."""
-        response: Response = server["response"]
-        ex = response.exchange
-        error = HTTPException(cause=exc)
-        if error is not exc:
-            self.logger.error("unhandled error on %s", server["request"].path.decode(
-                "latin-1"), exc_info=exc)
-        if ex.started:
-            ex.abort()  # a body cut short: closing the connection says so
-            return
-        response.before_send = None
-        self._error_head(response, error)
-        handler = self.app.error_handlers.get(error.code)
-        if handler is None and error.code not in DEFAULT_HANDLED:
-            handler = self.app.error_handlers.get(500)
-        body = None
-        if handler is not None:
-            try:
-                result = handler.func(**handler.kwargs({**server, "exc": error}, {}))
-                if asyncio.iscoroutine(result):
-                    result = await result
-                body = None if result is None else to_bytes(result)
-            except Exception as inner:  # the error handler's own bug
-                self.logger.error("error handler for %d failed", error.code, exc_info=inner)
-                exc = inner
-                error = HTTPException(cause=inner)
-                self._error_head(response, error)
-        if ex.started:  # the error handler answered by itself
-            return
-        if body is None:
-            # the exception's own answer, as it is now: a handler may have changed
-            # its code, message or content_type (the fields it set are dropped, as
-            # the original drops them)
-            self._error_head(response, error)
-            body = self._default_body(error, exc, server["request"])
-        for name, value in error.options.items():
-            name = name.replace("_", "-")
-            response.set_header(_SPELLED.get(name, name), value)
-        await response.end(body, keepalive=error.code < 400)
-
-    @staticmethod
-    def _error_head(response: Response, error: HTTPException) -> None:
-        if error.code >= 400:
-            response.fields.clear()
-        response.set_status(error.code, error.message)
-        response.set_content_type(error.content_type)
-
-    def _default_body(self, error: HTTPException, exc: Exception, request: Request) -> bytes:
-        """The original's default answers: a page for a bare 404, the exception's
-        message for the others. A bug's own message is not shown (it may hold internals) unless
-        debug is on, which shows the traceback."""
-        if error.code == 404 and not error.args:
-            path = _escape(request.path.decode("latin-1"))
-            return (f"<!DOCTYPE html><html><head><title>404 Not Found</title></head><body>"
-                    f"<h1>Not Found</h1><p>Unable to find handler for {path}.</p><hr />"
-                    f"<address>{self.signature}</address></body></html>").encode()
-        if error is not exc:
-            if not self.debug:
-                return _text(error, error.message)
-            lines = traceback.format_exception(exc)
-            return ("<pre>" + _escape("".join(lines)) + "</pre>").encode()
-        return _text(error, str(error))
-
-
-#: media types a browser renders as a page
-_HTML = ("text/html", "application/xhtml+xml")
-
-
-def _text(error: HTTPException, message: str) -> bytes:
-    """An exception's message as its body: HTML-escaped when the body is HTML, since
-    a message often holds what the client sent (`NotFound(f"no user {name}")`), and
-    unescaped it would run as the page's script (the original sends it as it is)."""
-    if error.content_type.partition(";")[0].strip().lower() in _HTML:
-        message = _escape(message)
-    return message.encode(error.encoding, "replace")
+    def _fail(self, exc: Exception, server: dict[str, Any]) -> Awaitable[None]:
+        """Answers an exception (see errors.py); PlainRoutes calls it too."""
+        return self.errors.answer(exc, server)

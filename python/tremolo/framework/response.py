@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .. import _core
-from ..exceptions import ClientDisconnected, HTTPRedirect, InternalServerError
+from ..exceptions import ClientDisconnected, HTTPException, HTTPRedirect, InternalServerError
 
 if TYPE_CHECKING:
     from .request import Request
@@ -54,6 +54,10 @@ class Response(_core.ResponseCore):
     before_send: Callable[[], Awaitable[bytes | None]] | None = None
     #: a response middleware answered with its own body: the handler's is dropped
     replaced = False
+    #: the fields an error answer keeps: those the request middlewares set
+    kept_fields: list[tuple[bytes, bytes]] | tuple[()] = ()
+    #: the error being answered instead of the handler's response (see errors.py)
+    error: HTTPException | None = None
 
     @property
     def exchange(self) -> Any:
