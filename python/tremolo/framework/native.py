@@ -28,6 +28,7 @@ from .errors import ErrorAnswers
 from .executor import MultiThreadExecutor
 from .request import Request
 from .response import Response
+from .route_check import log_unread_options
 from .routing import Handler
 from .sse import SSE
 from .streams import BODY_TYPES, iterate_in_thread, send_stream, to_bytes
@@ -84,6 +85,7 @@ class NativeAdapter(Adapter):
         self.app.globals["executor"] = self.threads
         await self._run_hooks(self.app.hooks["worker_start"],
                               {**self.shared, "context": self.app.globals})
+        log_unread_options(self.app, self.logger)  # (routes a hook added too)
 
     async def shutdown(self) -> None:
         for task in list(self.tasks):

@@ -18,9 +18,11 @@ from typing import Any
 
 #: Keyword arguments the server itself provides to handlers.
 SERVER_ARGS = ("request", "response", "app", "loop", "logger", "globals", "context", "lock")
-#: Handler keyword defaults that tune how the response is sent.
-RESPONSE_OPTIONS = ("status", "content_type", "chunked", "stream", "rate", "buffer_size")
+#: The route options the server reads (native.py and here); any other reaches
+#: `request.ctx.options` (and a class view's `__init__`) for the application's code.
+ROUTE_OPTIONS = ("methods", "status", "content_type", "chunked", "rate", "sse", "websocket")
 HTTP_METHODS = ("get", "head", "post", "put", "delete", "patch", "options", "trace", "connect")
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 class Handler:
@@ -55,21 +57,47 @@ class Handler:
         return args
 
 
-class Route:
-    """What a path leads to: one handler for every method, or a view with one
-    handler per method."""
+def allowed_methods(value: Any) -> frozenset[bytes]:
+    """The `methods=` route option: method names (str or bytes, any case), as the
+    uppercase bytes a request's method is compared with."""
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple | set | frozenset):
+        raise ValueError(f"methods= takes a list of HTTP methods, e.g. methods=['GET', "
+                         f"'POST'], not {value!r}")
+    if not value:
+        raise ValueError("methods= is empty: the route would answer nothing but 405")
+    names = set()
+    for name in value:
+        raw = name.encode("latin-1") if isinstance(name, str) else name
+        if not isinstance(raw, bytes) or not _TOKEN.fullmatch(raw):
+            raise ValueError(f"{name!r} in methods= is not an HTTP method name")
+        names.add(raw.upper())
+    return frozenset(names)
 
-    __slots__ = ("handler", "merged", "methods", "options", "pattern", "plain", "view")
+
+class Route:
+    """What a path leads to: one handler for every method (or for those `methods=`
+    allows), or a view with one handler per method."""
+
+    __slots__ = ("handler", "merged", "methods", "only", "options", "pattern", "plain",
+                 "view")
 
     def __init__(self, target: Any, options: dict[str, Any],
                  pattern: re.Pattern[bytes] | None = None) -> None:
         self.pattern = pattern
-        self.options = options
         self.view: Any = None
         self.handler: Handler | None = None
         self.methods: dict[bytes, Handler] = {}
-        if isinstance(target, (type, types.ModuleType)) \
-                or not callable(target):
+        #: the methods a function route serves (None: every one)
+        self.only: frozenset[bytes] | None = None
+        is_view = isinstance(target, (type, types.ModuleType)) or not callable(target)
+        if "methods" in options:
+            if is_view:
+                raise ValueError(f"methods= is for a function route; {target!r} serves the "
+                                 "methods it has functions for (get, post, ...)")
+            options = dict(options)
+            self.only = allowed_methods(options.pop("methods"))
+        self.options = options
+        if is_view:
             self.view = target
             for name in HTTP_METHODS:
                 func = getattr(target, name, None)
@@ -86,10 +114,11 @@ class Route:
         #: for every method, without options (see NativeAdapter.handle)
         self.plain = self.handler if (
             self.handler is not None and self.handler.is_coroutine and pattern is None
-            and not self.merged[self.handler]) else None
+            and not self.merged[self.handler] and self.only is None) else None
 
     def allowed(self) -> bytes:
-        names = set(self.methods)
+        """The Allow field of its 405: HEAD wherever GET is (GET serves it)."""
+        names = set(self.methods if self.only is None else self.only)
         if b"GET" in names:
             names.add(b"HEAD")
         return b", ".join(sorted(names))
@@ -97,7 +126,10 @@ class Route:
     def resolve(self, method: bytes) -> tuple[Handler | None, Any]:
         """(handler, bound instance) for a method; (None, None) when not allowed."""
         if self.handler is not None:
-            return self.handler, None
+            only = self.only
+            if only is None or method in only or (method == b"HEAD" and b"GET" in only):
+                return self.handler, None
+            return None, None
         h = self.methods.get(method) or (self.methods.get(b"GET") if method == b"HEAD"
                                           else None)
         if h is None:
