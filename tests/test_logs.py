@@ -311,6 +311,35 @@ def test_stopping_says_what_it_waits_for_and_ctrl_c_again_forces(
             proc.wait(5)
 
 
+def test_a_reload_drains_without_offering_ctrl_c_and_a_stop_ends_with_stopped(
+        tmp_path: Path) -> None:
+    import socket
+
+    (tmp_path / "slow.py").write_text(SLOW)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tremolo", "--port", str(port),
+                             "--workers", "1", "--shutdown-timeout", "1", "slow:app"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        read_until(proc.stderr, "press CTRL+C to quit")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as busy:
+            busy.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            time.sleep(0.5)  # the handler is running
+            proc.send_signal(signal.SIGHUP)
+            said = read_until(proc.stderr, "waiting up to 1s for 1 connection(s) to finish")
+            assert "reload done" in said and "CTRL+C" not in said.splitlines()[-1], said
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        rest = proc.stderr.read() if proc.stderr else ""
+        assert rest.splitlines()[-1].endswith("supervisor: INFO: stopped"), rest
+        assert "CTRL+C" not in rest, rest  # SIGTERM: nobody is at a keyboard
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+
+
 def test_connections_cut_at_the_deadline_are_counted(tmp_path: Path) -> None:
     import socket
 

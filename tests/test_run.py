@@ -150,18 +150,26 @@ def test_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         script = tmp_path / "serve.py"
-        script.write_text(APP + f"app.run('127.0.0.1', {port}, reuse_port=False)\n")
-        proc = subprocess.run([sys.executable, str(script)], capture_output=True, timeout=30)
-    assert proc.returncode != 0
-    assert f"cannot listen on http://127.0.0.1:{port}" in proc.stderr.decode()
+        for reuse in (False, True):
+            script.write_text(APP + f"app.run('127.0.0.1', {port}, reuse_port={reuse})\n")
+            proc = subprocess.run([sys.executable, str(script)], capture_output=True,
+                                  text=True, timeout=30)
+            # one line, no traceback (the program is not at fault), and the way to share
+            assert proc.returncode == 2
+            assert proc.stderr.splitlines() == [
+                f"tremolo: error: cannot listen on http://127.0.0.1:{port}: address already "
+                "in use (by another program, or another tremolo; share_port=True, or "
+                "--share-port, shares it on purpose)"], proc.stderr
 
 
 def test_bad_options_name_the_option(tmp_path: Path) -> None:
     script = tmp_path / "serve.py"
     script.write_text(APP + "app.run('127.0.0.1', 0, buffer_size='big')\n")
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, timeout=30)
-    assert proc.returncode != 0
-    assert "buffer_size must be an integer" in proc.stderr.decode()
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "tremolo: error: buffer_size must be an integer, not 'big'"], proc.stderr
 
 
 def test_log_level_and_format(tmp_path: Path) -> None:
