@@ -341,7 +341,9 @@ def test_a_body_over_the_limit_is_413_and_the_log_names_the_option(
             # the original's words; the option and its value go to the log
             assert status == b"HTTP/1.1 413 Payload Too Large", (interface, extra, status)
             assert text == b"Payload Too Large"
-            assert any("client_max_body_size: 1000 bytes" in r.getMessage()
+            assert any("larger than client_max_body_size (1000 bytes): raise it with "
+                       "--client-max-body-size or $TREMOLO_CLIENT_MAX_BODY_SIZE (python3 -m "
+                       "tremolo), or app.run(client_max_body_size=...)" in r.getMessage()
                        for r in caplog.records), (interface, extra)
         status, _, text, _ = request(port, b"POST /length HTTP/1.1\r\nHost: t\r\n"
                                      b"Connection: close\r\nContent-Length: 1000\r\n\r\n"

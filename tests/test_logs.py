@@ -4,10 +4,12 @@ and stopping."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -93,6 +95,93 @@ def test_the_websocket_handshake_is_logged(port: int, caplog: pytest.LogCaptureF
     assert any('"GET /ws HTTP/1.1" 101 ' in line for line in wait_for(caplog, 1))
 
 
+@native.route("/echo")
+async def echo(websocket: Any = None, **server: Any) -> None:
+    async for message in websocket:
+        await websocket.send(message)
+
+
+async def talk(port: int) -> None:
+    import websockets
+
+    async with websockets.connect(f"ws://127.0.0.1:{port}/echo", compression=None) as ws:
+        await ws.send("x" * 100)
+        assert await ws.recv() == "x" * 100
+        await ws.close(4001, "bye")
+
+
+@pytest.mark.parametrize("fmt", ["default", "json", "%(r)s %(s)s %(I)s %(b)s"])
+async def test_a_websocket_is_logged_when_it_closes(
+        fmt: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    with serve_in_thread(native, access_log=True, access_log_format=fmt,
+                         shutdown_timeout=2) as (_, p):
+        started = time.monotonic()
+        await talk(p)
+        lasted = time.monotonic() - started
+        handshake, closed = await asyncio.to_thread(wait_for, caplog, 2)
+    # the client sent 100 bytes of text in a masked frame (6 bytes of head) and a
+    # close (2 + 4 mask + 2 code + 3 reason); the server 102 and its close (2 + 2 code)
+    if fmt == "json":
+        record = json.loads(closed)
+        assert json.loads(handshake)["status"] == 101
+        assert (record["websocket"], record["status"], record["bytes_in"], record["bytes"],
+                record["target"]) == (True, 4001, 117, 106, "/echo")
+        assert 0 <= record["duration_ms"] <= lasted * 1000 + 1
+    elif fmt == "default":
+        assert '"GET /echo HTTP/1.1" 101 - ' in handshake
+        assert re.fullmatch(r'127\.0\.0\.1 \[.+\] "GET /echo HTTP/1\.1" 4001 106 \d+ms '
+                            r'\(WebSocket closed, 117 bytes in\)', closed), closed
+    else:
+        assert closed == "GET /echo HTTP/1.1 4001 117 106"
+
+
+@pytest.mark.parametrize("fmt", ["default", "combined", "json"])
+def test_requests_the_server_refuses_are_in_the_access_log(
+        fmt: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    sent = [(b"GET / HTTP/1.1\r\nHost: t\r\nBad Field: x\r\n\r\n", 400),
+            (b"POST /hello HTTP/1.1\r\nHost: t\r\nContent-Length: 99999\r\n\r\n", 413),
+            (b"GET /" + b"a" * 300 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414),
+            (b"GET / HTTP/1.1\r\nHost: t\r\nX: " + b"b" * 600 + b"\r\n\r\n", 431),
+            (b"GET / HTTP/1.1\r\nHost: t\r\n", 408)]  # and never the rest of the head
+    with serve_in_thread(native, access_log=True, access_log_format=fmt, shutdown_timeout=2,
+                         client_max_body_size=1000, max_request_line=256,
+                         client_max_header_size=512, request_timeout=0.5) as (_, p):
+        for data, _ in sent:
+            exchange(p, data, timeout=5)
+        got = wait_for(caplog, len(sent))
+    assert len(got) == len(sent), got
+    for line, (_, status) in zip(got, sent, strict=True):
+        if fmt == "json":
+            record = json.loads(line)
+            assert (record["status"], record["client"], record["target"], record["refused"]
+                    ) == (status, "127.0.0.1", None, True), line
+            assert record["bytes"] > 0
+        elif fmt == "default":
+            assert re.fullmatch(rf'127\.0\.0\.1 \[[^]]+\] "-" {status} \d+ 0ms', line), line
+        else:
+            assert re.fullmatch(rf'127\.0\.0\.1 - - \[[^]]+\] "-" {status} \d+ "-" "-"',
+                                line), line
+
+
+def test_a_connection_over_the_limit_is_in_the_access_log(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import socket
+
+    caplog.set_level(logging.INFO)
+    with serve_in_thread(native, access_log=True, shutdown_timeout=2,
+                         limit_concurrency=1) as (_, p), \
+            socket.create_connection(("127.0.0.1", p), timeout=5) as first:
+        first.sendall(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert first.recv(4096).startswith(b"HTTP/1.1 200 ")  # it holds the one place
+        with socket.create_connection(("127.0.0.1", p), timeout=5) as second:
+            # answered on arrival, before it sends anything
+            assert second.recv(4096).startswith(b"HTTP/1.1 503 ")
+        got = wait_for(caplog, 2)
+    assert re.fullmatch(r'127\.0\.0\.1 \[[^]]+\] "-" 503 \d+ 0ms', got[1]), got
+
+
 def test_atoms_and_json(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     fmt = "%(m)s %(U)s %(q)s %(H)s %(s)s %(B)s %({x-trace}o)s %({x-in}i)s %(D)s %(L)s"
@@ -113,6 +202,14 @@ def test_atoms_and_json(caplog: pytest.LogCaptureFixture) -> None:
     assert {k: record[k] for k in ("client", "method", "target", "status", "bytes")} == {
         "client": "127.0.0.1", "method": "GET", "target": "/hello", "status": 200,
         "bytes": 5}
+    assert record["user"] is None
+    caplog.clear()
+    auth = "Basic " + base64.b64encode("zoë:secret".encode()).decode()
+    with serve_in_thread(native, access_log=True, access_log_format="json",
+                         shutdown_timeout=2) as (_, p):
+        httpx.get(f"http://127.0.0.1:{p}/hello", headers={"Authorization": auth}, timeout=5)
+        [line] = wait_for(caplog, 1)
+    assert json.loads(line)["user"] == "zoë"
 
 
 def test_a_forwarded_client_is_logged_from_a_trusted_proxy(
@@ -122,7 +219,9 @@ def test_a_forwarded_client_is_logged_from_a_trusted_proxy(
         httpx.get(f"http://127.0.0.1:{p}/hello", headers={"X-Forwarded-For": "203.0.113.9"},
                   timeout=5)
         [line] = wait_for(caplog, 1)
-    assert line.startswith('203.0.113.9 "GET /hello HTTP/1.1" 200 5 ')
+    # the default format: with the time, as gunicorn's and nginx's
+    assert re.fullmatch(r'203\.0\.113\.9 \[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] '
+                        r'"GET /hello HTTP/1\.1" 200 5 \d+ms', line), line
 
 
 def test_bad_formats_are_refused() -> None:
@@ -233,7 +332,8 @@ def test_no_access_log_and_a_log_config_file(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=20)
     text = logfile.read_text()
-    assert 'tremolo.access 127.0.0.1 "GET /configured HTTP/1.1" 200' in text
+    assert re.search(r'tremolo\.access 127\.0\.0\.1 \[[^]]+\] "GET /configured HTTP/1\.1" '
+                     r'200', text), text
 
 
 def test_a_yaml_log_config(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 SERVER = "tremolo"
@@ -22,11 +23,14 @@ ACCESS = "tremolo.access"
 
 #: access log formats by name; any other value is a format of atoms (see AccessLog)
 PRESETS = {
-    "default": '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
+    "default": '%(h)s %(t)s "%(r)s" %(s)s %(b)s %(M)sms',
     "common": '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s',
     "combined": '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"',
     "json": "json",
 }
+#: what a WebSocket's line says besides the format's atoms when it closes (the
+#: presets have no atom for bytes received)
+CLOSED = " (WebSocket closed, %(I)s bytes in)"
 _OURS = "_tremolo_handler"
 
 
@@ -158,6 +162,8 @@ def _client(ex: Any, _: float) -> str:
     info = ex.protocol.info
     if info is None:
         return "-"
+    if type(ex) is _Refused:  # no head to read a proxy's fields from: the peer
+        return info.peer[0] if info.peer else "unix"
     client = info.forwarded(ex.head)[0]
     return client[0] if client else "unix"
 
@@ -174,11 +180,27 @@ def _user(ex: Any, seconds: float) -> str:
     return user.decode("utf-8", "replace") or "-"
 
 
+_clock = [0, ""]  # the second last written, and how
+
+
+def _json_user(ex: Any) -> str | None:
+    user = _user(ex, 0.0)
+    return None if user == "-" else user
+
+
 def _time(_: Any, __: float) -> str:
-    return datetime.datetime.now().astimezone().strftime("[%d/%b/%Y:%H:%M:%S %z]")
+    """`[06/Dec/2026:22:20:07 +0000]`, made once a second (it is a third of the cost
+    of a line made each time)."""
+    now = time.time()
+    if int(now) != _clock[0]:
+        _clock[:] = [int(now), datetime.datetime.fromtimestamp(now).astimezone().strftime(
+            "[%d/%b/%Y:%H:%M:%S %z]")]
+    return str(_clock[1])
 
 
 def _request_line(ex: Any, _: float) -> str:
+    if type(ex) is _Refused:
+        return "-"
     return (f"{ex.method.decode('latin-1')} {ex.head.target.decode('latin-1')} "
             f"HTTP/1.{0 if ex.http10 else 1}")
 
@@ -209,6 +231,7 @@ _ATOMS = {
     "f": _header(b"referer"),
     "a": _header(b"user-agent"),
     "p": lambda ex, s: f"<{os.getpid()}>",
+    "I": lambda ex, s: str(getattr(ex, "received", "-")),
 }
 
 
@@ -241,8 +264,9 @@ class AccessLog:
     %(q)s query, %(H)s protocol, %(s)s status, %(b)s body bytes ('-' for none),
     %(B)s body bytes, %(D)s microseconds, %(M)s milliseconds, %(L)s seconds,
     %(f)s referer, %(a)s user agent, %(p)s pid, %({name}i)s a request field,
-    %({name}o)s a response field, each escaped (see `escape`). `json` writes one JSON
-    object per line."""
+    %({name}o)s a response field, %(I)s bytes received (a WebSocket's), each escaped
+    (see `escape`). `json` writes one JSON object per line. A WebSocket gets a second
+    line when it closes (`closed`)."""
 
     def __init__(self, fmt: str) -> None:
         self.fmt = check_format(fmt)
@@ -270,20 +294,88 @@ class AccessLog:
             return
         seconds = max(now - ex.t0, 0.0)
         if self.fmt == "json":
-            line = json.dumps({
-                "time": datetime.datetime.now().astimezone().isoformat(timespec="milliseconds"),
-                "client": _client(ex, seconds), "method": ex.method.decode("latin-1"),
-                "target": ex.head.target.decode("latin-1"),
-                "protocol": f"HTTP/1.{0 if ex.http10 else 1}", "status": ex.status,
-                "bytes": ex.sent, "duration_ms": round(seconds * 1000, 3),
-                "referer": _header(b"referer")(ex, seconds),
-                "user_agent": _header(b"user-agent")(ex, seconds),
-            })
+            line = json.dumps(self._fields(ex, seconds))
         else:
             line = self.fmt % _Atoms(ex, seconds)
+        self._write(line, ex.protocol.loop)
+
+    def closed(self, ex: Any, code: int, received: int, sent: int, seconds: float) -> None:
+        """A WebSocket's line when it closes: `ex` its handshake, `code` the close
+        code (in the status's place: 1000-4999 are never HTTP's), bytes each way
+        (those sent in the body's place) and how long it lasted."""
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        closed = _Closed(ex, code, sent, received)
+        if self.fmt == "json":
+            line = json.dumps({**self._fields(closed, seconds), "websocket": True,
+                               "bytes_in": received})
+        else:
+            line = (self.fmt + CLOSED if self.fmt == PRESETS["default"] else self.fmt) \
+                % _Atoms(closed, seconds)
+        self._write(line, ex.protocol.loop)
+
+    def refused(self, protocol: Any, status: int, sent: int) -> None:
+        """A request the server refused before any handler saw it (the parser, a
+        limit, a clock): its peer, status and the bytes of the answer; no request line
+        (there was none, or none that could be trusted)."""
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        refused = _Refused(protocol, status, sent)
+        if self.fmt == "json":
+            line = json.dumps({**self._fields(refused, 0.0), "method": None,
+                               "target": None, "protocol": None, "refused": True})
+        else:
+            line = self.fmt % _Atoms(refused, 0.0)
+        self._write(line, protocol.loop)
+
+    def _fields(self, ex: Any, seconds: float) -> dict[str, Any]:
+        return {
+            "time": datetime.datetime.now().astimezone().isoformat(timespec="milliseconds"),
+            "client": _client(ex, seconds), "user": _json_user(ex),
+            "method": ex.method.decode("latin-1"),
+            "target": ex.head.target.decode("latin-1"),
+            "protocol": f"HTTP/1.{0 if ex.http10 else 1}", "status": ex.status,
+            "bytes": ex.sent, "duration_ms": round(seconds * 1000, 3),
+            "referer": _header(b"referer")(ex, seconds),
+            "user_agent": _header(b"user-agent")(ex, seconds),
+        }
+
+    def _write(self, line: str, loop: Any) -> None:
         if self.stream is None:
             self.logger.info(line)
             return
         if not self.pending:
-            ex.protocol.loop.call_soon(self._flush)
+            loop.call_soon(self._flush)
         self.pending.append(line)
+
+
+class _NoHead:
+    target = b"-"
+
+    def get(self, name: bytes) -> None:
+        return None
+
+
+class _Refused:
+    """A refused request as the atoms read it: no head, no fields."""
+
+    __slots__ = ("protocol", "sent", "status")
+    head = _NoHead()
+    method = b"-"
+    http10 = False
+    fields: tuple[tuple[bytes, bytes], ...] = ()
+
+    def __init__(self, protocol: Any, status: int, sent: int) -> None:
+        self.protocol, self.status, self.sent = protocol, status, sent
+
+
+class _Closed:
+    """A WebSocket's handshake as its close line reads it."""
+
+    __slots__ = ("ex", "received", "sent", "status")
+
+    def __init__(self, ex: Any, status: int, sent: int, received: int) -> None:
+        self.ex, self.status, self.sent, self.received = ex, status, sent, received
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.ex, name)

@@ -11,6 +11,7 @@ precise account of what went wrong goes to the log instead.
 from __future__ import annotations
 
 from .. import _core
+from ..config.reference import env_name, flag
 from ..exceptions import (
     BadRequest,
     ExpectationFailed,
@@ -30,6 +31,15 @@ _BY_STATUS: dict[int, type[HTTPException]] = {
                               ExpectationFailed, UpgradeRequired, InternalServerError,
                               ServiceUnavailable)
 }
+
+
+def too_large(limit: int) -> str:
+    """Why a 413, for the log: the limit, and every way to set it. Under `python3 -m
+    tremolo` what a program's `app.run(...)` passes does not apply (it does not run),
+    and a browser's upload refused there and not under `python app.py` was a puzzle."""
+    return (f"request body larger than client_max_body_size ({limit} bytes): raise it with "
+            f"{flag('client_max_body_size')} or ${env_name('client_max_body_size')} "
+            f"(python3 -m tremolo), or app.run(client_max_body_size=...)")
 
 
 def refusal(status: int, text: str = "") -> HTTPException:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 from .. import _core
 from ..exceptions import HTTPException
 from .adapter import Adapter
-from .answers import answer_parts, refusal
+from .answers import answer_parts, refusal, too_large
 from .bodyreads import BodyReads
 from .connection import ConnectionInfo, fit_send_buffer
 from .exchange import Exchange, burst
@@ -146,8 +146,9 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
             self.phase = REFUSED
             state.refused += 1
             if state.ssl is None:
-                self.answer(refusal(503, f"the server is at its limit of connections "
-                                         f"({limit})"), (b"Retry-After", b"1"))
+                self.refused(503, self.answer(refusal(
+                    503, f"the server is at its limit of connections ({limit})"),
+                    (b"Retry-After", b"1")))
             if counters is not None:
                 counters.reject(503, "limit_concurrency")
             self.close()
@@ -585,12 +586,23 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
         else:
             self.close_gently()  # answered before its body was read
 
-    def answer(self, error: HTTPException, *fields: tuple[bytes, bytes]) -> None:
+    def answer(self, error: HTTPException, *fields: tuple[bytes, bytes]) -> int:
         """Writes the server's own answer to `error` (see answers.py); the connection
-        then closes."""
+        then closes. Returns how many bytes it was."""
         headers, body, reason = answer_parts(error)
-        self.write(_encode_response(error.code, [*headers, *fields], body, False, False,
-                                    self.state.date, self.state.server_name, reason)[0])
+        data = _encode_response(error.code, [*headers, *fields], body, False, False,
+                                self.state.date, self.state.server_name, reason)[0]
+        self.write(data)
+        return len(data)
+
+    def refused(self, status: int, sent: int) -> None:
+        """The access log's line for a request refused before any handler."""
+        access = self.state.access
+        if access is not None:
+            try:
+                access.refused(self, status, sent)
+            except Exception:
+                self.state.logger.exception("logging a refused request failed")
 
     def parse_error_status(self, status: int, reason: str, answer: str) -> None:
         """Refuses the request: answers `status` with the text `answer`, logs
@@ -605,7 +617,7 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
         self.state.logger.info("refused a request from %s: %d %s: %s",
                                f"{peer[0]}:{peer[1]}" if peer else "a UNIX socket peer",
                                status, _core.reason_phrase(status), reason)
-        self.answer(refusal(status, answer))
+        self.refused(status, self.answer(refusal(status, answer)))
         if status == 413:
             self.close_gently()  # the client may be sending the body it announced
         else:
@@ -634,9 +646,10 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
         self.loop.call_later(LINGER_SECONDS, self.close)
 
     def _explained(self, status: int, reason: str) -> str:
-        """A parse error's reason, naming the option behind a limit (for the log)."""
+        """A parse error's reason, naming the option behind a limit (for the log: the
+        client gets the original's words)."""
         if status == 413:
-            return f"{reason} (client_max_body_size: {self.parser.max_body_size} bytes)"
+            return too_large(self.parser.max_body_size)
         return reason
 
     def parse_error(self, err: _core.HTTPParseError) -> None:
@@ -790,7 +803,7 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
         takeover = Takeover(transport=self.transport, flow=self.flow, state=self.state,
                             info=self.info, buffered=self.parser.take_buffered(),
                             task=task, eof=self.eof,
-                            lost=self._lost_after_takeover)
+                            lost=self._lost_after_takeover, exchange=ex)
         self.task = None
         if self.state.access is not None:
             self.state.access.log(ex, perf_counter())  # the 101

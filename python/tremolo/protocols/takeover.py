@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .connection import ConnectionInfo
 from .flow import Flow
@@ -31,3 +31,5 @@ class Takeover:
     eof: bool
     #: tells the application adapter that the connection is gone, once
     lost: Callable[[], None]
+    #: the handshake's exchange (the access log's line when the WebSocket closes)
+    exchange: Any = None

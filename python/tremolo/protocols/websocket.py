@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from time import perf_counter
 from typing import Any
 
 from .. import _core
@@ -111,6 +112,10 @@ class WebSocketProtocol(asyncio.Protocol):
         #: protocol held before the takeover is let go at the first update)
         self._paused = True
         self.state.connections.add(self)
+        #: the handshake's exchange, and the bytes each way, for the access log
+        self.exchange = t.exchange
+        self.opened = perf_counter()
+        self.received = self.sent = 0
         self.counters = t.state.counters
         if self.counters is not None:
             self.counters.ws_opened += 1
@@ -130,6 +135,7 @@ class WebSocketProtocol(asyncio.Protocol):
             return
         self.idle_since = self.loop.time()
         self.ping_sent = None  # anything from the client shows it is alive
+        self.received += len(data)
         if self.counters is not None:
             self.counters.bytes_in += len(data)
         self._decode(data)
@@ -141,7 +147,7 @@ class WebSocketProtocol(asyncio.Protocol):
         reply, size, messages, end = self.codec.feed_into(data, room if room > 0 else 0,
                                                           self.events)
         if reply is not None:
-            self.flow.write(reply)
+            self._out(reply)
         self.queued += size
         if size >= RELEASE_AFTER:
             self.held_big = True
@@ -175,6 +181,13 @@ class WebSocketProtocol(asyncio.Protocol):
             self.counters.ws_closed += 1
         if self.closed_by is None:
             self.closed_by = ConnectionClosed(ABNORMAL, "the connection was lost")
+        access = self.state.access
+        if access is not None and self.exchange is not None:
+            try:
+                access.closed(self.exchange, self.closed_by.code, self.received, self.sent,
+                              perf_counter() - self.opened)
+            except Exception:
+                self.state.logger.exception("logging a WebSocket's close failed")
         self._wake()
         task = self.task
         if task is not None and not task.done():
@@ -183,6 +196,10 @@ class WebSocketProtocol(asyncio.Protocol):
         self._lost()
         if self.held_big:
             release_memory_soon(self.loop)
+
+    def _out(self, frame: bytes) -> None:
+        self.sent += len(frame)
+        self.flow.write(frame)
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()
@@ -274,8 +291,10 @@ class WebSocketProtocol(asyncio.Protocol):
             raise self.closed_by or ConnectionClosed(ABNORMAL, "the WebSocket is closed")
         if self.counters is not None and fin and (opcode is None or opcode < 8):
             self.counters.ws_out += 1
+        frame = self.codec.send(data, opcode, fin)
+        self.sent += len(frame)
         f = self.flow
-        f.write(self.codec.send(data, opcode, fin))
+        f.write(frame)
         return f.write_paused
 
     async def close_handshake(self, code: int = 1000, reason: str = "") -> None:
@@ -306,7 +325,7 @@ class WebSocketProtocol(asyncio.Protocol):
             return
         frame = self.codec.close(code, reason)
         if frame:
-            self.flow.write(frame)
+            self._out(frame)
             self.close_deadline = self.loop.time() + self.close_timeout
 
     # -- the sweeper (state.py) ----------------------------------------------
@@ -335,7 +354,7 @@ class WebSocketProtocol(asyncio.Protocol):
                     self._closing(why, (NORMAL, ""))
         elif self.ping_interval and now - self.idle_since > self.ping_interval \
                 and not self.codec.close_sent:
-            self.flow.write(self.codec.send(b"", PING))
+            self._out(self.codec.send(b"", PING))
             self.ping_sent = now
         return False
 
@@ -378,7 +397,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if self._answer is not None:
             code, reason = self._answer
             self._answer = None
-            self.flow.write(self.codec.close(code, reason))
+            self._out(self.codec.close(code, reason))
         closed_by = self.closed_by
         if closed_by is None:
             return
