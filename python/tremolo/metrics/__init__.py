@@ -6,23 +6,30 @@ Board, a piece of shared memory, twice a second; the master reads the boards whe
 is scraped. Nothing is sent between processes on the hot path, and a master that is
 slow to scrape never holds up a worker. A worker that goes has its counters kept, so
 that no counter goes backwards; what a worker killed outright counted in its last
-half second is lost."""
+half second is lost.
+
+With the counters goes what Prometheus's process collectors report (process_*, read
+from /proc): per process, labelled with the worker's slot (or "master"), and
+unlabelled for the server as a whole."""
 
 from __future__ import annotations
 
 import errno
 import json
 import logging
+import platform
 import selectors
 import socket
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import logs
-from .config import ConfigError
-from .protocols.counters import DURATION_BUCKETS
-from .server import bind
+from .. import logs
+from .._core import __version__
+from ..config import ConfigError
+from ..protocols.counters import DURATION_BUCKETS
+from ..server import bind
+from .process import figures
 
 #: the bytes a worker's snapshot may take
 BOARD_SIZE = 1 << 16
@@ -41,6 +48,24 @@ CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 #: counters that add up across workers, dead ones included
 SUMMED = ("connections", "bytes_in", "bytes_out", "duration_sum", "ws_opened", "ws_closed",
           "ws_in", "ws_out")
+#: the process series: snapshot key, name, type, help (the names and meanings of
+#: Prometheus's process collectors, so that dashboards made for them work)
+PROCESS = (
+    ("cpu", "process_cpu_seconds_total", "counter", "CPU time used, user and system, in "
+     "seconds; unlabelled: every process's, workers gone included."),
+    ("rss", "process_resident_memory_bytes", "gauge", "Resident memory in bytes; "
+     "unlabelled: every process's added up (pages they share counted in each)."),
+    ("vms", "process_virtual_memory_bytes", "gauge", "Virtual memory in bytes; "
+     "unlabelled: every process's added up."),
+    ("fds", "process_open_fds", "gauge", "File descriptors open; unlabelled: every "
+     "process's added up."),
+    ("max_fds", "process_max_fds", "gauge", "The limit of open file descriptors (soft "
+     "RLIMIT_NOFILE); unlabelled: every process's added up."),
+    ("start", "process_start_time_seconds", "gauge", "When the process started, in "
+     "seconds since the epoch; unlabelled: the server's first process."),
+)
+BUILD_LABELS = (f'{{version="{__version__}",python="{platform.python_version()}",'
+                f'implementation="{platform.python_implementation()}"}}')
 
 logger = logging.getLogger(logs.SERVER)
 
@@ -95,7 +120,8 @@ class Totals:
 
 def empty() -> dict[str, Any]:
     out: dict[str, Any] = {name: 0 for name in SUMMED}
-    out.update(requests={}, durations=[0] * (len(DURATION_BUCKETS) + 1), rejected={})
+    out.update(requests={}, durations=[0] * (len(DURATION_BUCKETS) + 1), rejected={},
+               cpu=0.0)
     return out
 
 
@@ -111,24 +137,41 @@ def add(total: dict[str, Any], snap: dict[str, Any]) -> None:
                                                   snap.get("durations", ()), strict=False)]
     for reason, count in snap.get("rejected", {}).items():
         total["rejected"][reason] = total["rejected"].get(reason, 0) + count
+    total["cpu"] += snap.get("process", {}).get("cpu", 0.0)
 
 
-def render(live: Iterable[tuple[int, dict[str, Any]]], totals: Totals, workers: int) -> str:
-    """The text exposition format: `live` are (slot, snapshot) of the workers now."""
+def published(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """A worker's snapshot with its process's figures, as it publishes it."""
+    snapshot["process"] = figures()
+    return snapshot
+
+
+def render(live: Iterable[tuple[int, dict[str, Any]]], totals: Totals, workers: int, *,
+           master: bool = True) -> str:
+    """The text exposition format: `live` are (slot, snapshot) of the worker processes
+    now, in the order they started; `master`: this process is the master of those
+    workers (its own figures are the master's), not the one worker of a server without
+    a master."""
+    live = list(live)
+    # During a reload or recycling, the worker draining and its successor share a
+    # slot: the per-worker series are the successor's (the later one), so that no
+    # series is there twice; the sums count both.
+    latest = dict(live)
     total: dict[str, Any] = {name: value.copy() if isinstance(value, dict | list) else value
              for name, value in totals.gone.items()}
     open_connections = 0
-    lag = []
-    for slot, snap in live:
+    for _, snap in live:
         add(total, snap)
         open_connections += snap.get("open", 0)
-        lag.append((slot, snap.get("loop_lag", 0.0)))
     out: list[str] = []
 
-    def metric(name: str, kind: str, text: str, samples: Iterable[tuple[str, float]]) -> None:
-        out.append(f"# HELP tremolo_{name} {text}\n# TYPE tremolo_{name} {kind}\n")
-        out.extend(f"tremolo_{name}{labels} {_number(value)}\n" for labels, value in samples)
+    def metric(name: str, kind: str, text: str, samples: Iterable[tuple[str, float]],
+               prefix: str = "tremolo_") -> None:
+        out.append(f"# HELP {prefix}{name} {text}\n# TYPE {prefix}{name} {kind}\n")
+        out.extend(f"{prefix}{name}{labels} {_number(value)}\n" for labels, value in samples)
 
+    metric("build_info", "gauge", "The version of tremolo serving, and of the Python that "
+           "runs it.", [(BUILD_LABELS, 1)])
     metric("workers", "gauge", "Worker processes serving.", [("", workers)])
     metric("connections_open", "gauge", "Connections open (HTTP and WebSocket).",
            [("", open_connections)])
@@ -141,7 +184,7 @@ def render(live: Iterable[tuple[int, dict[str, Any]]], totals: Totals, workers: 
     for bound, count in zip([*DURATION_BUCKETS, float("inf")], total["durations"],
                             strict=False):
         running += count
-        buckets.append((f'_bucket{{le="{_number(bound)}"}}', running))
+        buckets.append((f'_bucket{{le="{_bound(bound)}"}}', running))
     metric("request_duration_seconds", "histogram",
            "Time from a request's head to the end of its answer.",
            [*buckets, ("_sum", total["duration_sum"]), ("_count", running)])
@@ -165,14 +208,48 @@ def render(live: Iterable[tuple[int, dict[str, Any]]], totals: Totals, workers: 
     metric("worker_restarts_total", "counter", "Workers started to replace another, by "
            "cause.", [(f'{{cause="{c}"}}', n) for c, n in sorted(totals.restarts.items())])
     metric("event_loop_lag_seconds", "gauge", "How late a worker's event loop last ran a "
-           "timer.", [(f'{{worker="{slot}"}}', value) for slot, value in sorted(lag)])
+           "timer.", [(f'{{worker="{slot}"}}', snap.get("loop_lag", 0.0))
+                      for slot, snap in sorted(latest.items())])
+
+    # per process: each slot's worker, then the master (the unlabelled series are
+    # the server's: every process, including a worker draining beside its successor)
+    own = figures() if master else None
+    each = [(f'{{worker="{slot}"}}', snap.get("process", {}))
+            for slot, snap in sorted(latest.items())]
+    every = [snap.get("process", {}) for _, snap in live]
+    if own is not None:
+        each.append(('{worker="master"}', own))
+        every.append(own)
+    metric("process_id", "gauge", "The process id of each worker and of the master.",
+           [(labels, figures["pid"]) for labels, figures in each if "pid" in figures])
+    for key, name, kind, text in PROCESS:
+        samples = [(labels, figures[key]) for labels, figures in each if key in figures]
+        if not samples:
+            continue  # not measured here (no /proc)
+        if key == "cpu":
+            whole: float = total["cpu"] + (own or {}).get("cpu", 0.0)
+        elif key == "start":
+            whole = min(figures[key] for figures in every if key in figures)
+        else:
+            whole = sum(figures[key] for figures in every if key in figures)
+        metric(name, kind, text, [("", whole), *samples], prefix="")
     return "".join(out)
 
 
 def _number(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
     if value == float("inf"):
         return "+Inf"
-    return repr(value) if isinstance(value, float) else str(value)
+    # a microsecond is finer than anything measured here, and this drops the noise
+    # of float sums (0.30000000000000004)
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def _bound(value: float) -> str:
+    # a bucket's bound is a label: written as before, so that the series stay the same
+    return "+Inf" if value == float("inf") else repr(value)
 
 
 def _label(text: str) -> str:
@@ -185,7 +262,7 @@ def respond(head: bytes, render: Callable[[], str]) -> bytes:
     if len(line) != 3 or not line[2].startswith(b"HTTP/1."):
         return _answer(400, b"Bad Request", b"malformed request\n")
     method, target = line[0], line[1].split(b"?", 1)[0]
-    if target not in (b"/metrics", b"/"):
+    if target != b"/metrics":
         return _answer(404, b"Not Found", b"the metrics are at /metrics\n")
     if method not in (b"GET", b"HEAD"):
         return _answer(405, b"Method Not Allowed", b"GET /metrics\n", b"Allow: GET, HEAD\r\n")
