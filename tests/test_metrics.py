@@ -1,12 +1,15 @@
 """The Prometheus endpoint (--metrics): scraped with a real client, parsed with the
 official prometheus_client parser, and checked against the requests sent, across
 worker processes, a worker killed, and a single-process server; the process series
-against what /proc says of each process."""
+against what /proc says of each process; the Grafana dashboard against what the
+endpoint serves."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import re
 import signal
 import socket
 import subprocess
@@ -450,3 +453,72 @@ def test_descriptors_listed_on_older_kernels_are_counted_seldom(
         for fd in extra:
             os.close(fd)
 
+
+# -- the Grafana dashboard -----------------------------------------------------------
+
+DASHBOARD = Path(__file__).parent.parent / "docs" / "grafana-dashboard.json"
+#: PromQL words that are not metric names
+PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool",
+                "and", "or", "unless", "offset", "inf", "nan"}
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression reads."""
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # strings
+    expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]", " ", expr)  # label matchers, ranges
+    expr = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ",
+                  expr)  # label lists
+    names = set()
+    for word in re.finditer(r"(?<![\w$.])[A-Za-z_:][\w:]*", expr):
+        if expr[word.end():].lstrip().startswith("("):
+            continue  # a function, or an aggregation
+        if word.group() not in PROMQL_WORDS:
+            names.add(word.group())
+    return names
+
+
+def test_metric_names_are_found_in_promql() -> None:
+    assert metric_names('histogram_quantile(0.9, sum by (le) (rate(a_bucket{x="y(z)",'
+                        'w=~"$w"}[$__rate_interval])))') == {"a_bucket"}
+    assert metric_names("sum(rate(a_sum[5m])) / sum(rate(a_count[5m])) > bool 2") == \
+        {"a_sum", "a_count"}
+    assert metric_names("time() - max(b{c=\"\"}) and on (d) e offset 5m") == {"b", "e"}
+
+
+def test_the_dashboard_shows_what_the_endpoint_serves(tmp_path: Path) -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    # importable: a datasource input that every panel and query uses
+    assert [i["name"] for i in dashboard["__inputs"]] == ["DS_PROMETHEUS"]
+    assert dashboard["uid"] and dashboard["title"] and dashboard["schemaVersion"] >= 36
+    panels = dashboard["panels"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    exprs = []
+    for p in panels:
+        assert {"x", "y", "w", "h"} <= set(p["gridPos"]) and p["gridPos"]["x"] + \
+            p["gridPos"]["w"] <= 24, p["title"]
+        if p["type"] == "row":
+            continue
+        assert p["datasource"]["uid"] == "${DS_PROMETHEUS}", p["title"]
+        assert p["targets"], p["title"]
+        for t in p["targets"]:
+            assert t["datasource"]["uid"] == "${DS_PROMETHEUS}", p["title"]
+            exprs.append(t["expr"])
+    for variable in dashboard["templating"]["list"]:
+        assert variable["datasource"]["uid"] == "${DS_PROMETHEUS}"
+        exprs.append(re.sub(r"^label_values\((.*), *\w+\)$", r"\1",
+                            variable["query"]["query"]))
+    used = set().union(*map(metric_names, exprs))
+
+    # what a real server serves, its families' sample names by type
+    with server(tmp_path, "--workers", "2") as (_, _port, metrics):
+        until(lambda: "process_open_fds" in httpx.get(
+            f"http://127.0.0.1:{metrics}/metrics").text, "no process series")
+        text = httpx.get(f"http://127.0.0.1:{metrics}/metrics").text
+    families = {}
+    for family in text_string_to_metric_families(text):
+        suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}
+        families[family.name] = {family.name + s for s in suffixes.get(family.type, [""])}
+    served = set().union(*families.values())
+    assert used <= served, f"not served: {sorted(used - served)}"
+    # and every family is on the dashboard
+    assert [name for name, names in families.items() if not names & used] == []
