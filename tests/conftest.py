@@ -107,3 +107,13 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out["stranger"], out["stranger_key"] = _write(
         d, "stranger", *_issue("stranger", (other.subject, other_key)))
     return out
+
+
+#: folders whose every test takes seconds (real processes, clocks that run out, floods)
+SLOW_FOLDERS = {"hostile", "deploy", "process"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.parent.name in SLOW_FOLDERS:
+            item.add_marker(pytest.mark.slow)

@@ -4,7 +4,8 @@ DIR, unless it is there already; prints its python.
     python3 tools/original_env.py .venv-tremolo053
 
 The original shares our package name, so it gets an environment of its own: the
-differential tests (tests/test_differential.py) and the benchmarks run it from there.
+differential tests (tests/framework/test_against_the_original.py) and the benchmarks
+run it from there.
 """
 
 from __future__ import annotations

@@ -171,6 +171,10 @@ def build_parser() -> Parser:
     return parser
 
 
+#: what APP looks like: module:attr (not host:port), or a file
+_APP = re.compile(r"[\w.]+:[A-Za-z_][\w.]*|.+\.py(:[\w.]+)?")
+
+
 def rewrite(argv: list[str]) -> tuple[list[str], list[str]]:
     """The flags whose value is optional because another server's takes none, given
     their value; and the notes for uvicorn's `--ws IMPL` (tremolo's `--ws` is a
@@ -193,8 +197,9 @@ def rewrite(argv: list[str]) -> tuple[list[str], list[str]]:
                              "implementation")
         elif arg in OPTIONAL_VALUES and arg != "--ws":
             words, default = OPTIONAL_VALUES[arg]
+            # granian's --metrics is a switch: what follows it is ours unless it is APP
             given = after is not None and (after in words or (
-                not words and re.fullmatch(r".*:\d+", after) is not None))
+                not words and not after.startswith("-") and _APP.fullmatch(after) is None))
             out.append(arg if given else f"{arg}={default}")
         else:
             out.append(arg)

@@ -1,5 +1,5 @@
 """Applications written with the public Tremolo API only, served by this tremolo and
-by the original (tremolo==0.5.3) alike, for tests/test_differential.py.
+by the original (tremolo==0.5.3) alike, for tests/framework/test_against_the_original.py.
 
     python apps.py PORT VARIANT
 

@@ -120,7 +120,7 @@ def test_access_log_escapes_every_atom(tmp_path: Path, fmt: str) -> None:
             assert entry["referer"] == nasty
             continue
         if fmt == "default":
-            m = re.fullmatch(r"\S+ " + QUOTED + r" 200 2 \d+ms", line)
+            m = re.fullmatch(r"\S+ \[[^]]+\] " + QUOTED + r" 200 2 \d+ms", line)
             assert m and unescape(m[1]) == f"GET {target} HTTP/1.1", line
             continue
         m = re.fullmatch(PATTERNS[fmt], line)

@@ -37,6 +37,8 @@ from tests.helpers import eventually, free_port, start_nginx, stop_process
 
 from .server import Server, serve
 
+pytestmark = pytest.mark.external  # nginx
+
 # -- smuggling -----------------------------------------------------------------------
 
 #: logs every request it is given: method, path, body length, connection

@@ -386,7 +386,7 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
             # has refilled that much, and it is taken then (the pause's tokens must
             # not go to the next read as well: with reads smaller than the burst, as
             # a long body's pieces of 64 KiB are under a rate above 640 KiB/s, that
-            # let uploads through at ~1.5x the rate; test_rates.py measures it)
+            # let uploads through at ~1.5x the rate; protocols/test_rates.py measures it)
             self.rate_paused = True
             self._owe(size - allowed)
             self.update_reading()

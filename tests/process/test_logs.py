@@ -1,0 +1,443 @@
+"""Logs: the access log and its atoms, refused requests, the server's own loggers
+(the root logger is the application's), --log-config, and the messages of starting
+and stopping."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tremolo import Tremolo
+from tremolo.asgi import ASGIAdapter
+from tremolo.logs import AccessLog, check_format
+from tremolo.testing import serve_in_thread
+
+from ..helpers import exchange, free_port
+
+native = Tremolo()
+
+
+@native.route("/hello")
+async def hello(response: Any, **server: Any) -> bytes:
+    response.set_header("X-Trace", "t-1")
+    return b"hello"
+
+
+@native.route("/stream")
+async def stream(**server: Any) -> Any:
+    yield b"abc"
+    yield b"de"
+
+
+@native.route("/ws")
+async def ws(websocket: Any = None, **server: Any) -> None:
+    await websocket.accept()
+    await websocket.close()
+
+
+@pytest.fixture(scope="module")
+def port() -> Iterator[int]:
+    with serve_in_thread(native, shutdown_timeout=2, access_log=True,
+                         access_log_format="combined") as (_, p):
+        yield p
+
+
+def lines(caplog: pytest.LogCaptureFixture, name: str = "tremolo.access") -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == name]
+
+
+def wait_for(caplog: pytest.LogCaptureFixture, count: int, name: str = "tremolo.access"
+             ) -> list[str]:
+    deadline = time.monotonic() + 5
+    while len(lines(caplog, name)) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return lines(caplog, name)
+
+
+def test_combined_lines(port: int, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    auth = "Basic " + base64.b64encode(b"ann:secret").decode()
+    httpx.get(f"http://127.0.0.1:{port}/hello?q=1", timeout=5,
+              headers={"Referer": "http://ref.test/", "User-Agent": "agent/1",
+                       "Authorization": auth})
+    httpx.head(f"http://127.0.0.1:{port}/hello", timeout=5)
+    httpx.get(f"http://127.0.0.1:{port}/stream", timeout=5)
+    httpx.get(f"http://127.0.0.1:{port}/nothing", timeout=5)
+    got = wait_for(caplog, 4)
+    first, head, streamed, missing = got[:4]
+    assert first.startswith("127.0.0.1 - ann [")
+    assert first.endswith('"GET /hello?q=1 HTTP/1.1" 200 5 "http://ref.test/" "agent/1"')
+    assert '"HEAD /hello HTTP/1.1" 200 - ' in head  # no body bytes were sent
+    assert '"GET /stream HTTP/1.1" 200 5 ' in streamed
+    assert '"GET /nothing HTTP/1.1" 404 ' in missing
+
+
+def test_the_websocket_handshake_is_logged(port: int, caplog: pytest.LogCaptureFixture
+                                           ) -> None:
+    caplog.set_level(logging.INFO)
+    exchange(port, b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
+             b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+             b"Sec-WebSocket-Version: 13\r\n\r\n", timeout=2)
+    assert any('"GET /ws HTTP/1.1" 101 ' in line for line in wait_for(caplog, 1))
+
+
+@native.route("/echo")
+async def echo(websocket: Any = None, **server: Any) -> None:
+    async for message in websocket:
+        await websocket.send(message)
+
+
+async def talk(port: int) -> None:
+    import websockets
+
+    async with websockets.connect(f"ws://127.0.0.1:{port}/echo", compression=None) as ws:
+        await ws.send("x" * 100)
+        assert await ws.recv() == "x" * 100
+        await ws.close(4001, "bye")
+
+
+@pytest.mark.parametrize("fmt", ["default", "json", "%(r)s %(s)s %(I)s %(b)s"])
+async def test_a_websocket_is_logged_when_it_closes(
+        fmt: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    with serve_in_thread(native, access_log=True, access_log_format=fmt,
+                         shutdown_timeout=2) as (_, p):
+        started = time.monotonic()
+        await talk(p)
+        lasted = time.monotonic() - started
+        handshake, closed = await asyncio.to_thread(wait_for, caplog, 2)
+    # the client sent 100 bytes of text in a masked frame (6 bytes of head) and a
+    # close (2 + 4 mask + 2 code + 3 reason); the server 102 and its close (2 + 2 code)
+    if fmt == "json":
+        record = json.loads(closed)
+        assert json.loads(handshake)["status"] == 101
+        assert (record["websocket"], record["status"], record["bytes_in"], record["bytes"],
+                record["target"]) == (True, 4001, 117, 106, "/echo")
+        assert 0 <= record["duration_ms"] <= lasted * 1000 + 1
+    elif fmt == "default":
+        assert '"GET /echo HTTP/1.1" 101 - ' in handshake
+        assert re.fullmatch(r'127\.0\.0\.1 \[.+\] "GET /echo HTTP/1\.1" 4001 106 \d+ms '
+                            r'\(WebSocket closed, 117 bytes in\)', closed), closed
+    else:
+        assert closed == "GET /echo HTTP/1.1 4001 117 106"
+
+
+@pytest.mark.parametrize("fmt", ["default", "combined", "json"])
+def test_requests_the_server_refuses_are_in_the_access_log(
+        fmt: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    sent = [(b"GET / HTTP/1.1\r\nHost: t\r\nBad Field: x\r\n\r\n", 400),
+            (b"POST /hello HTTP/1.1\r\nHost: t\r\nContent-Length: 99999\r\n\r\n", 413),
+            (b"GET /" + b"a" * 300 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414),
+            (b"GET / HTTP/1.1\r\nHost: t\r\nX: " + b"b" * 600 + b"\r\n\r\n", 431),
+            (b"GET / HTTP/1.1\r\nHost: t\r\n", 408)]  # and never the rest of the head
+    with serve_in_thread(native, access_log=True, access_log_format=fmt, shutdown_timeout=2,
+                         client_max_body_size=1000, max_request_line=256,
+                         client_max_header_size=512, request_timeout=0.5) as (_, p):
+        for data, _ in sent:
+            exchange(p, data, timeout=5)
+        got = wait_for(caplog, len(sent))
+    assert len(got) == len(sent), got
+    for line, (_, status) in zip(got, sent, strict=True):
+        if fmt == "json":
+            record = json.loads(line)
+            assert (record["status"], record["client"], record["target"], record["refused"]
+                    ) == (status, "127.0.0.1", None, True), line
+            assert record["bytes"] > 0
+        elif fmt == "default":
+            assert re.fullmatch(rf'127\.0\.0\.1 \[[^]]+\] "-" {status} \d+ 0ms', line), line
+        else:
+            assert re.fullmatch(rf'127\.0\.0\.1 - - \[[^]]+\] "-" {status} \d+ "-" "-"',
+                                line), line
+
+
+def test_a_connection_over_the_limit_is_in_the_access_log(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import socket
+
+    caplog.set_level(logging.INFO)
+    with serve_in_thread(native, access_log=True, shutdown_timeout=2,
+                         limit_concurrency=1) as (_, p), \
+            socket.create_connection(("127.0.0.1", p), timeout=5) as first:
+        first.sendall(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert first.recv(4096).startswith(b"HTTP/1.1 200 ")  # it holds the one place
+        with socket.create_connection(("127.0.0.1", p), timeout=5) as second:
+            # answered on arrival, before it sends anything
+            assert second.recv(4096).startswith(b"HTTP/1.1 503 ")
+        got = wait_for(caplog, 2)
+    assert re.fullmatch(r'127\.0\.0\.1 \[[^]]+\] "-" 503 \d+ 0ms', got[1]), got
+
+
+def test_atoms_and_json(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    fmt = "%(m)s %(U)s %(q)s %(H)s %(s)s %(B)s %({x-trace}o)s %({x-in}i)s %(D)s %(L)s"
+    with serve_in_thread(native, access_log=True, access_log_format=fmt,
+                         shutdown_timeout=2) as (_, p):
+        httpx.get(f"http://127.0.0.1:{p}/hello?a=b", headers={"X-In": "v"}, timeout=5)
+        [line] = wait_for(caplog, 1)
+    method, path, query, proto, status, size, trace, given, micros, seconds = line.split()
+    assert (method, path, query, proto, status, size, trace, given) == (
+        "GET", "/hello", "a=b", "HTTP/1.1", "200", "5", "t-1", "v")
+    assert int(micros) >= 0 and float(seconds) < 5
+    caplog.clear()
+    with serve_in_thread(native, access_log=True, access_log_format="json",
+                         shutdown_timeout=2) as (_, p):
+        httpx.get(f"http://127.0.0.1:{p}/hello", timeout=5)
+        [line] = wait_for(caplog, 1)
+    record = json.loads(line)
+    assert {k: record[k] for k in ("client", "method", "target", "status", "bytes")} == {
+        "client": "127.0.0.1", "method": "GET", "target": "/hello", "status": 200,
+        "bytes": 5}
+    assert record["user"] is None
+    caplog.clear()
+    auth = "Basic " + base64.b64encode("zoë:secret".encode()).decode()
+    with serve_in_thread(native, access_log=True, access_log_format="json",
+                         shutdown_timeout=2) as (_, p):
+        httpx.get(f"http://127.0.0.1:{p}/hello", headers={"Authorization": auth}, timeout=5)
+        [line] = wait_for(caplog, 1)
+    assert json.loads(line)["user"] == "zoë"
+
+
+def test_a_forwarded_client_is_logged_from_a_trusted_proxy(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    with serve_in_thread(native, access_log=True, shutdown_timeout=2) as (_, p):
+        httpx.get(f"http://127.0.0.1:{p}/hello", headers={"X-Forwarded-For": "203.0.113.9"},
+                  timeout=5)
+        [line] = wait_for(caplog, 1)
+    # the default format: with the time, as gunicorn's and nginx's
+    assert re.fullmatch(r'203\.0\.113\.9 \[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] '
+                        r'"GET /hello HTTP/1\.1" 200 5 \d+ms', line), line
+
+
+def test_bad_formats_are_refused() -> None:
+    assert check_format("combined").endswith('"%(f)s" "%(a)s"')
+    for bad in ("%(zz)s", "%(h)d %", "%(h)s %(r"):
+        with pytest.raises(ValueError):
+            AccessLog(bad)
+
+
+def test_refused_requests_are_logged_once_without_a_traceback(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    with serve_in_thread(lambda s: ASGIAdapter(_asgi, s), shutdown_timeout=2,
+                         access_log=True) as (_, p):
+        exchange(p, b"GET / HTTP/1.1\r\nHost: t\r\nX: a\r\n b\r\n\r\n")
+        exchange(p, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+        found = wait_for(caplog, 2, "tremolo.error")
+    assert len(found) == 2
+    assert "refused a request from 127.0.0.1:" in found[0]
+    assert found[0].endswith("400 Bad Request: obsolete line folding")
+    assert "414 URI Too Long" in found[1]
+    records = [r for r in caplog.records if r.name == "tremolo.error"]
+    assert all(r.levelno == logging.INFO and r.exc_info is None for r in records)
+
+
+async def _asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+# -- under python3 -m tremolo ------------------------------------------------------
+
+APP = """
+import logging
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    logging.getLogger("myapp").warning("from the application")
+    body = repr([type(h).__name__ for h in logging.getLogger().handlers]).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+"""
+
+
+def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], int]:
+    (tmp_path / "logapp.py").write_text(APP)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tremolo", "--port", str(port), *args,
+                             "logapp:app"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return proc, port
+
+
+def read_until(stream: Any, text: str, timeout: float = 15) -> str:
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while text not in seen:
+        line = stream.readline()
+        assert line, f"no {text!r} in {seen!r}"
+        assert time.monotonic() < deadline, seen
+        seen += line
+    return seen
+
+
+def test_startup_access_log_and_stopping_under_the_cli(tmp_path: Path) -> None:
+    proc, port = start(tmp_path, "--workers", "2")
+    try:
+        banner = read_until(proc.stderr, "press CTRL+C to quit")
+        assert "tremolo " in banner and "serving logapp:app (ASGI 3)" in banner
+        assert f"on http://127.0.0.1:{port}, uvloop loop, 2 workers (pid " in banner
+        r = httpx.get(f"http://127.0.0.1:{port}/x", timeout=5)
+        assert r.text == "[]"  # the root logger is the application's: no handler set
+        assert '"GET /x HTTP/1.1" 200' in read_until(proc.stdout, "GET /x")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and "stopping 2 worker(s)" in err
+
+
+def test_no_access_log_and_a_log_config_file(tmp_path: Path) -> None:
+    proc, port = start(tmp_path, "--no-access-log", "--workers", "0")
+    try:
+        read_until(proc.stderr, "press CTRL+C to quit")
+        httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+    assert "GET /" not in out
+    logfile = tmp_path / "access.log"
+    (tmp_path / "logging.json").write_text(json.dumps({
+        "version": 1, "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "%(name)s %(message)s"}},
+        "handlers": {"file": {"class": "logging.FileHandler", "filename": str(logfile),
+                              "formatter": "plain"}},
+        "loggers": {"tremolo": {"handlers": ["file"], "level": "INFO",
+                                "propagate": False}},
+    }))
+    proc, port = start(tmp_path, "--log-config", "logging.json", "--workers", "0")
+    try:
+        deadline = time.monotonic() + 15
+        while "press CTRL+C" not in (logfile.read_text() if logfile.exists() else ""):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        httpx.get(f"http://127.0.0.1:{port}/configured", timeout=5)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+    text = logfile.read_text()
+    assert re.search(r'tremolo\.access 127\.0\.0\.1 \[[^]]+\] "GET /configured HTTP/1\.1" '
+                     r'200', text), text
+
+
+def test_a_yaml_log_config(tmp_path: Path) -> None:
+    logfile = tmp_path / "server.log"
+    (tmp_path / "logging.yaml").write_text(
+        "version: 1\n"
+        "disable_existing_loggers: false\n"
+        "handlers:\n"
+        f"  file: {{class: logging.FileHandler, filename: '{logfile}'}}\n"
+        "loggers:\n"
+        "  tremolo: {handlers: [file], level: INFO, propagate: false}\n")
+    proc, _ = start(tmp_path, "--log-config", "logging.yaml", "--workers", "0")
+    try:
+        deadline = time.monotonic() + 15
+        while "press CTRL+C" not in (logfile.read_text() if logfile.exists() else ""):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--access-log-format", "%(nope)s"], "argument --access-log-format"),
+    (["--log-config", "missing.json"],
+     "argument --log-config (or $TREMOLO_LOG_CONFIG): log_config: cannot read 'missing.json'"),
+])
+def test_bad_log_settings_are_one_line(tmp_path: Path, args: list[str], message: str
+                                       ) -> None:
+    (tmp_path / "logapp.py").write_text(APP)
+    r = subprocess.run([sys.executable, "-m", "tremolo", "--port", "0", *args,
+                        "logapp:app"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 2 and message in r.stderr.strip().splitlines()[-1], r.stderr
+
+
+SLOW = """
+import asyncio
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await asyncio.sleep(30)
+"""
+
+
+@contextmanager
+def serving_a_busy_request(tmp_path: Path, *args: str
+                           ) -> Iterator[subprocess.Popen[str]]:
+    """`python3 -m tremolo ARGS slow:app`, serving one request whose handler runs for
+    30 s; killed at the end if it is still there."""
+    import socket
+
+    (tmp_path / "slow.py").write_text(SLOW)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tremolo", "--port", str(port), *args,
+                             "slow:app"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        read_until(proc.stderr, "press CTRL+C to quit")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as busy:
+            busy.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            time.sleep(0.5)  # the handler is running
+            yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_stopping_says_what_it_waits_for_and_ctrl_c_again_forces(
+        tmp_path: Path, workers: str) -> None:
+    with serving_a_busy_request(tmp_path, "--workers", workers) as proc:
+        proc.send_signal(signal.SIGINT)
+        said = read_until(proc.stderr, "waiting up to 30s for 1 connection(s) to finish")
+        # said once: by the master, or by the one process serving
+        assert said.count("(CTRL+C again to force)") == 1, said
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        read_until(proc.stderr, "forced to stop: closing 1 connection(s) now")
+        proc.wait(10)
+        assert time.monotonic() - started < 5
+
+
+def test_a_reload_drains_without_offering_ctrl_c_and_a_stop_ends_with_stopped(
+        tmp_path: Path) -> None:
+    with serving_a_busy_request(tmp_path, "--workers", "1", "--shutdown-timeout", "1"
+                                ) as proc:
+        proc.send_signal(signal.SIGHUP)
+        said = read_until(proc.stderr, "waiting up to 1s for 1 connection(s) to finish")
+        assert "reload done" in said and "CTRL+C" not in said.splitlines()[-1], said
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        rest = proc.stderr.read() if proc.stderr else ""
+    assert rest.splitlines()[-1].endswith("supervisor: INFO: stopped"), rest
+    assert "CTRL+C" not in rest, rest  # SIGTERM: nobody is at a keyboard
+
+
+def test_connections_cut_at_the_deadline_are_counted(tmp_path: Path) -> None:
+    with serving_a_busy_request(tmp_path, "--workers", "0", "--shutdown-timeout", "1"
+                                ) as proc:
+        proc.send_signal(signal.SIGINT)
+        read_until(proc.stderr, "closing 1 connection(s) still busy after "
+                                "shutdown_timeout (1s)")
+        assert proc.wait(10) == 0
