@@ -438,7 +438,8 @@ class Options:
         None, TEXT, "HOST:PORT of a Prometheus endpoint (/metrics) with the figures of "
                     "every worker", check=_metrics, shown="None (off)",
         doc="`HOST:PORT` of a Prometheus endpoint (`GET /metrics`, `--metrics "
-            "127.0.0.1:9090`) with the figures of every worker added up, served by the "
+            "127.0.0.1:9090`; every other path is 404) with the figures of every worker "
+            "added up and each process's own (CPU, memory, descriptors), served by the "
             "master (by the process itself with `worker_num=0`); see "
             "[deployment.md](deployment.md#metrics)")
     extra: dict[str, Any] = field(default_factory=dict)

@@ -294,7 +294,7 @@ class Endpoint:
             self.sock = bind(address[0], address[1], reuse_port=False, backlog=64)
         except OSError as exc:
             raise ConfigError(f"metrics: cannot listen on {address[0]}:{address[1]}: "
-                              f"{exc.strerror or exc}") from None
+                              f"{exc.strerror or exc}", "metrics") from None
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.sock, selectors.EVENT_READ, None)
         #: connection -> [deadline, bytes read, bytes to send]
