@@ -10,6 +10,7 @@ loads it), so the hand-off's cost per batch is shared as it is under load.
     python3 bench/micro.py [--app native|asgi|protocol|ws-native|ws-asgi|wsgi]
                            [--requests 200000] [--profile]
                            [--metrics]   (counting for --metrics on)
+                           [--access-log] (the default format, to /dev/null)
                            [--proxied]   (each request as nginx forwards it, from a
                                           trusted peer: X-Forwarded-For, -Proto, -Host)
 """
@@ -110,8 +111,12 @@ class Sink(asyncio.Transport):
 
 
 async def run(n: int, kind: str, profile: bool, metrics: bool = False,
-              proxied: bool = False) -> None:
-    state = ServerState(Options(), asyncio.get_running_loop())
+              proxied: bool = False, access_log: bool = False) -> None:
+    if access_log:  # the server's own handler, writing to /dev/null
+        from tremolo import logs
+
+        logs.configure("INFO", "%(message)s", access_file="/dev/null")
+    state = ServerState(Options(access_log=access_log), asyncio.get_running_loop())
     if metrics:
         state.counters = Counters(kind)
     if kind == "wsgi":
@@ -272,9 +277,11 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--metrics", action="store_true")
     ap.add_argument("--proxied", action="store_true")
+    ap.add_argument("--access-log", action="store_true")
     args = ap.parse_args()
     import uvloop
-    uvloop.run(run(args.requests, args.app, args.profile, args.metrics, args.proxied))
+    uvloop.run(run(args.requests, args.app, args.profile, args.metrics, args.proxied,
+                   args.access_log))
 
 
 if __name__ == "__main__":

@@ -91,7 +91,8 @@ def servers(port: int) -> list[Server]:
         Server("tremolo-wsgi", [*cli, str(BENCH / "apps" / "wsgi_hello.py") + ":app"]),
         Server("tremolo-asgi-metrics", [*cli, "--metrics", f"127.0.0.1:{port + 1}",
                                         asgi_hello]),
-        Server("tremolo-asgi-accesslog", [*cli[:-1], asgi_hello]),
+        # (above INFO the access log is off, as uvicorn's: --log-level info, as there)
+        Server("tremolo-asgi-accesslog", [*cli[:-3], "--log-level", "info", asgi_hello]),
         Server("uvicorn-accesslog", [*[a for a in uv if a != "--no-access-log"][:-1],
                                      "--log-level", "info", "--http", "httptools",
                                      "apps.asgi_hello:app"]),

@@ -13,8 +13,10 @@ import datetime
 import json
 import logging
 import os
+import re
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 SERVER = "tremolo"
@@ -235,6 +237,68 @@ _ATOMS = {
 }
 
 
+#: atoms whose text is the server's own (numbers, a method the parser checked is a
+#: token): nothing to escape
+_PLAIN = frozenset("ltmHsbBDMLpI")
+#: the atoms of the presets as expressions, written into the compiled line (a call
+#: each is a tenth of a microsecond, and a line is a few microseconds in all)
+_INLINE = {
+    "h": "escape(_client(ex, s))",
+    "t": "_time(ex, s)",
+    "r": "escape(_request_line(ex, s))",
+    "s": "(str(ex.status) if ex.status else '-')",
+    "b": "(str(ex.sent) if ex.sent else '-')",
+    "M": "str(int(s * 1000))",
+    "l": "'-'",
+}
+_PIECE = re.compile(r"%\((\{[^}]*\}[io]|[A-Za-z])\)s|%%|%")
+
+
+def _getter(key: str) -> Callable[[Any, float], str]:
+    """An atom's text, escaped unless it is the server's own."""
+    atom = _ATOMS.get(key)
+    if atom is not None and key in _PLAIN:
+        return atom  # type: ignore[no-any-return]
+    if key == "u":
+        return lambda ex, s: escape(_user(ex, s)).replace(" ", "\\x20")
+
+    def escaped(ex: Any, seconds: float) -> str:
+        return escape(_Atoms(ex, seconds)._value(key))
+    return escaped if atom is None else lambda ex, s: escape(atom(ex, s))
+
+
+def compile_format(fmt: str) -> Callable[[Any, float], str] | None:
+    """A function that writes a line of `fmt` (checked) for an exchange: the pieces
+    joined, with no mapping looked up per atom (a third of the cost of `fmt % atoms`).
+    None when `fmt` uses a conversion other than `%(atom)s` (then `%` does it)."""
+    namespace: dict[str, Any] = {}
+    exprs = []
+    pos = 0
+    for i, m in enumerate(_PIECE.finditer(fmt)):
+        literal = fmt[pos:m.start()] + ("%" if m.group(0) == "%%" else "")
+        pos = m.end()
+        if m.group(0) == "%":
+            return None
+        if literal:
+            namespace[f"c{i}"] = literal
+            exprs.append(f"c{i}")
+        key = m.group(1)
+        if key in _INLINE:
+            exprs.append(_INLINE[key])
+        elif key is not None:
+            namespace[f"a{i}"] = _getter(key)
+            exprs.append(f"a{i}(ex, s)")
+    if fmt[pos:]:
+        namespace["tail"] = fmt[pos:]
+        exprs.append("tail")
+    # (the source holds only names and _INLINE's: the format's text is in the namespace)
+    namespace.update(_time=_time, _client=_client, _request_line=_request_line, str=str,
+                     int=int, escape=escape)
+    exec(f"def line(ex, s):\n    return ''.join(({', '.join(exprs)},))", namespace)
+    line: Callable[[Any, float], str] = namespace["line"]
+    return line
+
+
 def check_format(fmt: str) -> str:
     """The format a preset name stands for, checked; ValueError names a bad atom."""
     fmt = PRESETS.get(fmt, fmt)
@@ -280,6 +344,7 @@ class AccessLog:
             and not self.logger.filters
         self.stream: Any = getattr(handlers[0], "stream", None) if ours else None
         self.pending: list[str] = []
+        self.line = None if self.fmt == "json" else compile_format(self.fmt)
 
     def _flush(self) -> None:
         lines, self.pending = self.pending, []
@@ -290,10 +355,19 @@ class AccessLog:
             pass  # a closed or broken stream must not break serving
 
     def log(self, ex: Any, now: float) -> None:
+        make = self.line
+        if make is not None and self.stream is not None:
+            # the server's own handler, INFO at most (Options turns the log off above)
+            if not self.pending:
+                ex.protocol.loop.call_soon(self._flush)
+            self.pending.append(make(ex, now - ex.t0))
+            return
         if not self.logger.isEnabledFor(logging.INFO):
             return
         seconds = max(now - ex.t0, 0.0)
-        if self.fmt == "json":
+        if make is not None:
+            line = make(ex, seconds)
+        elif self.fmt == "json":
             line = json.dumps(self._fields(ex, seconds))
         else:
             line = self.fmt % _Atoms(ex, seconds)
