@@ -273,7 +273,9 @@ class Options:
         30, SECONDS, "how long a handler may run after its client left",
         doc="seconds a handler, and the `on_close` hooks, may run after the client left "
             "(or half-closed: the two look the same) before they are cancelled (0: at "
-            "their first wait)")
+            "their first wait); a native handler that streams to the client (yields, "
+            "wrote with `response.write()`, serves SSE) has none: it is cancelled at "
+            "once, its `finally:` runs")
     shutdown_timeout: float = option(
         30, SECONDS, "how long a graceful stop waits for busy connections",
         aliases=("--timeout-graceful-shutdown", "--graceful-timeout",
