@@ -74,6 +74,8 @@ def parse_bind(value: str) -> list[tuple[str | None, int | str]]:
     out: list[tuple[str | None, int | str]] = []
     for item in filter(None, (v.strip() for v in value.split(","))):
         if item.startswith("unix:"):
+            if not item.removeprefix("unix:"):
+                raise ValueError("unix: needs a path (unix:/run/app.sock)")
             out.append((None, item.removeprefix("unix:")))
             continue
         if _is_path(item):
@@ -235,21 +237,31 @@ def _habits(args: argparse.Namespace) -> tuple[dict[str, Any], list[str], str | 
             notes.append(f"{shown} ({whose}) has no effect: {habit.note}")
             continue
         try:
-            settings.update(habit.sets(value))
+            for key, setting in habit.sets(value).items():
+                if key == "bind" and "bind" in settings:
+                    setting = f"{settings['bind']},{setting}"
+                settings[key] = setting
         except ValueError as exc:
             return settings, notes, f"argument {name}: {exc}"
     return settings, notes, None
 
 
-def gather(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
-    """Every setting: a flag, else its variable, else WEB_CONCURRENCY for the worker
-    count. ValueError names the variable at fault."""
+def gather(args: argparse.Namespace, environ: Mapping[str, str],
+           habits: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every setting: a flag (ours, or another server's in `habits`), else its
+    variable, else WEB_CONCURRENCY for the worker count. ValueError names the
+    variable at fault."""
     given = {name: value for name, value in vars(args).items()
              if value is not None and name != "habits"}
     for name in APPENDED:
         if name in given:
             items = read_list(",".join(given[name]))
             given[name] = ",".join(items) if name == "bind" else items
+    for name, value in (habits or {}).items():
+        if name == "bind" and "bind" in given:  # --uds beside --bind: both listen
+            given["bind"] = f"{given['bind']},{value}"
+        else:
+            given.setdefault(name, value)  # (our own flag for it wins)
     missing = [n for n in [*FLAGS, *CLI_ONLY] if n not in given]
     settings = {**from_environment(environ, missing), **given}
     if "worker_num" not in settings:
@@ -374,12 +386,9 @@ def read(argv: list[str], environ: Mapping[str, str]
     for note in notes + more:
         print(f"tremolo: note: {note}", file=sys.stderr)
     try:
-        settings = gather(args, environ)
+        settings = gather(args, environ, habits)
     except ValueError as exc:
         raise CommandLineError(str(exc)) from None
-    if "bind" in habits and "bind" in settings:  # --uds beside --bind: both listen
-        habits["bind"] = f"{settings.pop('bind')},{habits['bind']}"
-    settings = {**habits, **settings}
     if not settings.get("app"):
         parser.error("the APP argument is required (module:attr)")
     return settings, args

@@ -57,6 +57,15 @@ def _sets(value: str | None, note: str, sets: Callable[[str], dict[str, Any]]) -
     return Habit(value, note, sets)
 
 
+def _tls_min(version: str) -> dict[str, Any]:
+    """granian's --ssl-protocol-min: tls1.2 is what is offered anyway; anything
+    higher asks for something tremolo does not do, and must not be ignored."""
+    if version.lower().replace(".", "").replace("v", "") != "tls12":
+        raise ValueError(f"{version!r}: TLS 1.2 is the least offered and cannot be raised "
+                         "here (a TLS-terminating proxy can)")
+    return {}
+
+
 HABITS: dict[str, Habit] = {
     # uvicorn
     "--uds": _sets("PATH", "--bind unix:PATH", lambda v: {"bind": f"unix:{v}"}),
@@ -191,7 +200,9 @@ HABITS: dict[str, Habit] = {
     "--log": _note("logging is on (--log-level)"),
     "--no-log": _sets(None, "--log-level critical --no-access-log",
                       lambda v: {"log_level": "CRITICAL", "access_log": False}),
-    "--ssl-protocol-min": _note(TLS, "VERSION"),
+    "--ssl-protocol-min": _sets("VERSION", "TLS 1.2 is the least offered; a higher "
+                                "minimum is refused (a TLS-terminating proxy can)",
+                                lambda v: _tls_min(v)),
     "--access-log-fmt": _refused("--access-log-format takes gunicorn's atoms "
                                  "(docs/configuration.md), not granian's", "FORMAT"),
     "--ssl-crl": _refused("certificate revocation lists are not checked: a "
@@ -214,7 +225,7 @@ HABITS: dict[str, Habit] = {
     "--static-path-mount": _refused(STATIC, "DIR"),
     "--static-path-dir-to-file": _refused(STATIC, "FILE"),
     "--static-path-expires": _refused(STATIC, "SECONDS"),
-    "--no-metrics": _sets(None, "--metrics is off unless given", lambda v: {}),
+    "--no-metrics": _sets(None, "--metrics off", lambda v: {"metrics": None}),
     "--metrics-scrape-interval": _note("workers publish their figures twice a second",
                                        "SECONDS"),
     "--metrics-address": _refused(METRICS, "ADDRESS"),

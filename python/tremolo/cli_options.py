@@ -120,10 +120,14 @@ def from_environment(environ: Mapping[str, str], names: list[str]) -> dict[str, 
         text = environ.get(env_name(name))
         if text is None:
             continue
+        spec = spec_of(name)
         try:
-            out[name] = spec_of(name).kind.read(text)
+            out[name] = spec.kind.read(text)
         except ValueError as exc:
             raise ValueError(f"${env_name(name)}: {exc}") from None
+        if spec.choices and out[name] not in spec.choices:
+            raise ValueError(f"${env_name(name)}: {text!r} is not one of "
+                             f"{', '.join(spec.choices)}")
     return out
 
 

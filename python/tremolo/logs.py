@@ -288,7 +288,7 @@ def compile_format(fmt: str) -> Callable[[Any, float], str] | None:
         elif key is not None:
             namespace[f"a{i}"] = _getter(key)
             exprs.append(f"a{i}(ex, s)")
-    if fmt[pos:]:
+    if fmt[pos:] or not exprs:
         namespace["tail"] = fmt[pos:]
         exprs.append("tail")
     # (the source holds only names and _INLINE's: the format's text is in the namespace)
@@ -304,6 +304,15 @@ def check_format(fmt: str) -> str:
     fmt = PRESETS.get(fmt, fmt)
     if fmt == "json":
         return fmt
+    if not fmt.strip():
+        raise ValueError("empty (--no-access-log turns the access log off)")
+    for m in _PIECE.finditer(fmt):
+        if m.group(0) == "%":  # %s, %d, %(h)d, a lone %: not an atom
+            raise ValueError(f"only %(atom)s and %% are atoms, not {fmt[m.start():][:6]!r}")
+        key = m.group(1) or ""
+        if key.startswith("{") and not (key[1:-2].isascii() and key[1:-2].isprintable()
+                                        and key[1:-2]):
+            raise ValueError(f"%({key})s: a field's name is printable ASCII")
     try:
         fmt % _Probe()
     except KeyError as exc:

@@ -70,6 +70,15 @@ def serve(factory: AdapterFactory, options: Options,
             raise ConfigError(f"access_log_format: {exc}", "access_log_format") from None
     new_event_loop(options.loop).close()  # a loop that cannot load fails here, not in workers
     specs = listeners(options, extra, primary)
+    if options.metrics:
+        host, port = options.metrics_address
+        for spec in specs:
+            if port and spec.port == port and spec.path is None and (
+                    spec.host == host or spec.host in ("", "0.0.0.0", "::", None)
+                    or host in ("0.0.0.0", "::")):
+                raise ConfigError(f"metrics: {options.metrics} is where the application "
+                                  f"is served ({spec.display}): give it a port of its own",
+                                  "metrics")
     for spec in specs:
         ssl_context(spec.options)  # certificates that do not load fail here too
     opened = open_sockets(specs, options.worker_num)

@@ -189,6 +189,23 @@ async def works(**server: Any) -> bytes:
         state["done"].set()
 
 
+cleanups: list[str] = []
+
+
+@app.route("/cleans-up")
+async def cleans_up(**server: Any) -> Any:
+    try:
+        yield b"first\n"
+        await asyncio.sleep(60)
+    finally:
+        try:
+            await asyncio.sleep(0.05)  # a cleanup that waits (closing a cursor, a file)
+            cleanups.append("done")
+        except asyncio.CancelledError:
+            cleanups.append("cancelled")
+            raise
+
+
 @pytest.fixture(scope="module")
 def port() -> Iterator[int]:
     with serve_in_thread(app, shutdown_timeout=2) as (_, p):
@@ -308,3 +325,23 @@ def test_a_handler_that_has_not_streamed_keeps_app_close_timeout(port: int) -> N
     sock.close()
     assert state["done"].wait(5)
     assert state["ended"] == "finished"  # not cancelled: app_close_timeout is 30 s
+
+
+@pytest.mark.parametrize("how", ["close", "reset", "end-then-reset"])
+def test_a_cleanup_that_waits_is_not_cancelled_a_second_time(port: int, how: str) -> None:
+    """The client's EOF and then the connection's loss each ended the handler: the
+    second cancel landed in the generator's `finally` (from a hostile review: a third
+    of such cleanups were cut)."""
+    cleanups.clear()
+    for _ in range(20):
+        sock = start(port, "/cleans-up", until=b"first\n")
+        if how == "end-then-reset":  # the EOF ends the handler; then the loss comes
+            sock.shutdown(socket.SHUT_WR)
+            time.sleep(0.02)
+        if how != "close":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+        sock.close()
+    deadline = time.monotonic() + 5
+    while len(cleanups) < 20 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert cleanups == ["done"] * 20

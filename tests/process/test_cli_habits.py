@@ -56,8 +56,8 @@ def a_value(name: str) -> list[str]:
     """A value the flag takes (none for a switch)."""
     habit = HABITS.get(name)
     if habit is not None:
-        return [] if habit.value is None else [{"PATH": "/tmp/x.sock", "BOOL": "true",
-                                               "MiB": "100"}.get(habit.value, "1")]
+        values = {"PATH": "/tmp/x.sock", "BOOL": "true", "MiB": "100", "VERSION": "tls1.2"}
+        return [] if habit.value is None else [values.get(habit.value, "1")]
     return []
 
 
@@ -215,3 +215,38 @@ def test_a_log_level_above_info_silences_the_access_log(tmp_path: Path, level: s
         assert stop_process(proc) == 0
     out = proc.stdout.read() if proc.stdout else ""
     assert ("GET /seen" in out) is logged, out
+
+
+# -- from a hostile review -----------------------------------------------------------
+
+def test_their_flags_win_over_our_variables_as_ours_do() -> None:
+    env = {"TREMOLO_SSL_CERT_REQS": "none", "TREMOLO_METRICS": "127.0.0.1:9311"}
+    got = read(["--ssl-client-verify", "--no-metrics", "app:app"], env)[0]
+    assert got["ssl_cert_reqs"] == "required" and got["metrics"] is None
+    # and our own flag wins over theirs
+    got = read(["--ssl-client-verify", "--ssl-cert-reqs", "optional", "app:app"], {})[0]
+    assert got["ssl_cert_reqs"] == "optional"
+
+
+def test_what_must_not_be_ignored_is_not() -> None:
+    assert settings("--ssl-protocol-min", "tls1.2")["app"] == "app:app"
+    with pytest.raises(CommandLineError, match=r"TLS 1\.2 is the least offered"):
+        settings("--ssl-protocol-min", "tls1.3")
+    assert settings("--uds", "/tmp/a.sock", "--uds", "/tmp/b.sock")["bind"] == \
+        "unix:/tmp/a.sock,unix:/tmp/b.sock"
+    with pytest.raises(CommandLineError, match="TREMOLO_INTERFACE: 'junk' is not one of"):
+        read(["app:app"], {"TREMOLO_INTERFACE": "junk"})
+    with pytest.raises(CommandLineError, match=r"TREMOLO_PORT: .*ASCII digits"):
+        read(["app:app"], {"TREMOLO_PORT": "\uff18\uff10"})
+
+
+def test_metrics_on_the_applications_own_port_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "wapp.py").write_text(APP)
+    port = free_port()
+    r = subprocess.run([sys.executable, "-m", "tremolo", "--port", str(port), "--metrics",
+                        f"127.0.0.1:{port}", "wapp:app"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 2 and r.stderr.splitlines() == [
+        f"tremolo: error: argument --metrics (or $TREMOLO_METRICS): metrics: 127.0.0.1:"
+        f"{port} is where the application is served (http://127.0.0.1:{port}): give it a "
+        "port of its own"], r.stderr

@@ -230,6 +230,14 @@ def test_bad_formats_are_refused() -> None:
     for bad in ("%(zz)s", "%(h)d %", "%(h)s %(r"):
         with pytest.raises(ValueError):
             AccessLog(bad)
+    # from a hostile review: each passed the check, then failed on every request (a
+    # worker's SyntaxError, a traceback per line, an object's repr per line)
+    for bad, said in [("", "empty"), ("  ", "empty"), ("%s", "only %(atom)s and %%"),
+                      ("%(h)s %(s)d", "only %(atom)s and %%"),
+                      ("%({\u00fc\u20ac}i)s", "printable ASCII"), ("%({}o)s", "ASCII")]:
+        with pytest.raises(ValueError, match=re.escape(said)):
+            check_format(bad)
+    assert AccessLog("100%% %(s)s").line is not None
 
 
 def test_refused_requests_are_logged_once_without_a_traceback(

@@ -169,3 +169,35 @@ def test_listener_options_keep_unknown_options_flat() -> None:
     [_, extra] = listeners(base, [(None, 0, {"client_max_body_size": 4})])
     assert extra.options.extra == {"my_knob": 1}
     assert extra.options.client_max_body_size == 4
+
+
+# -- from a hostile review: values that looked fine and were not ------------------
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"debug": "false"}, "debug must be True or False, not 'false'"),
+    ({"reuse_port": "no"}, "reuse_port must be True or False"),
+    ({"backlog": 1 << 70}, "backlog must be at most 65535"),
+    ({"client_max_header_size": 1 << 70}, "client_max_header_size must be at most"),
+    ({"upload_rate": 1 << 70}, "upload_rate must be at most"),
+    ({"locks": 99_999_999}, "locks must be at most 1024"),
+    ({"buffer_size": 1 << 40}, "buffer_size must be at most"),
+    ({"host": "\uff10"}, "host must be an address or a name in ASCII"),
+    ({"metrics": "\uff10:9091"}, "metrics must be HOST:PORT"),
+    ({"metrics": "127.0.0.1:\uff19\uff10"}, "metrics must be HOST:PORT"),
+    ({"server_name": "a\r\nSet-Cookie: x=1"}, "server_name must be printable ASCII"),
+    ({"server_name": "\u00e9\u20ac"}, "server_name must be printable ASCII"),
+    ({"log_config": "x.json", "access_log_file": "a.log"},
+     "access_log_file does not apply with log_config"),
+])
+def test_values_that_cannot_work_are_refused_by_name(kwargs: dict[str, object],
+                                                     message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as refused:
+        Options.from_kwargs(kwargs)
+    assert refused.value.option == next(iter(kwargs)) or "log_config" in kwargs
+
+
+def test_a_log_file_asked_for_is_written_at_any_level() -> None:
+    opts = Options.from_kwargs({"log_level": "WARNING", "access_log_file": "/tmp/a.log"})
+    assert opts.access_log is True
+    assert Options.from_kwargs({"log_level": "WARNING", "access_log": True}).access_log \
+        is False

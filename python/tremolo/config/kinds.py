@@ -22,9 +22,9 @@ class ConfigError(ValueError):
         self.option = option
 
 
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?", re.I)
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([kmg]i?b?|b)?", re.I)
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": MiB, "g": 1024 * MiB}
-_TIME = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h)?", re.I)
+_TIME = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?", re.I)
 _TIME_UNITS = {"": 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "h": 3600.0}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -52,8 +52,12 @@ def read_optional_seconds(text: str) -> float | None:
 
 
 def read_count(text: str) -> int:
+    # (ASCII only: int() reads '８０' as 80, which a look-alike could hide)
+    value = text.strip()
+    if not value.isascii():
+        raise ValueError(f"{text!r} is not a whole number (ASCII digits)")
     try:
-        return int(text.strip())
+        return int(value)
     except ValueError:
         raise ValueError(f"{text!r} is not a whole number") from None
 
@@ -83,12 +87,27 @@ def read_list(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
+#: the largest number an option takes unless it says less: what the core's 64-bit
+#: sizes hold (past it: an OverflowError on every connection)
+MOST = (1 << 63) - 1
+
+
 def _integer(spec: Spec, name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{name} must be an integer, not {value!r}", name)
     least = spec.minimum if spec.minimum is not None else 0
     if value < least:
         raise ConfigError(f"{name} must be at least {least}, not {value}", name)
+    most = spec.maximum if spec.maximum is not None else MOST
+    if value > most:
+        raise ConfigError(f"{name} must be at most {most}, not {value}", name)
+    return value
+
+
+def _switch(spec: Spec, name: str, value: Any) -> Any:
+    # (a string is refused: debug="false" would turn tracebacks on)
+    if isinstance(value, str | bytes):
+        raise ConfigError(f"{name} must be True or False, not {value!r}", name)
     return value
 
 
@@ -133,7 +152,7 @@ SECONDS = Kind("SECONDS", "seconds; ms, m, h suffixes", read_seconds, _seconds)
 OPTIONAL_SECONDS = Kind("SECONDS", "seconds; ms, m, h suffixes", read_optional_seconds,
                         _seconds)
 COUNT = Kind("N", "", read_count, _integer)
-SWITCH = Kind("", "", read_bool, _as_is)
+SWITCH = Kind("", "", read_bool, _switch)
 TEXT = Kind("TEXT", "", read_text, _word)
 LIST = Kind("LIST", "comma-separated", read_list, _as_is)
 MODE = Kind("MODE", "octal", read_mode, _as_is)
@@ -152,6 +171,8 @@ class Spec:
     doc: str = ""
     #: the least value (for seconds: the value must be greater than it)
     minimum: float | None = None
+    #: the largest (integers: MOST unless given)
+    maximum: int | None = None
     #: the only words allowed
     choices: tuple[str, ...] = ()
     #: a check beyond the kind's: (name, value) -> the value to keep

@@ -94,7 +94,8 @@ def address(name: str, value: Any) -> tuple[str, int]:
     """(host, port) of HOST:PORT, [IPv6]:PORT or :PORT (127.0.0.1)."""
     text = value if isinstance(value, str) else ""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535 \
+            or not host.isascii():
         raise ConfigError(f"{name} must be HOST:PORT (e.g. 127.0.0.1:9090), not {value!r}",
                           name)
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
@@ -119,6 +120,19 @@ def _ssl(name: str, value: Any) -> dict[str, Any] | None:
 def _server_name(name: str, value: Any) -> Any:
     if not isinstance(value, str | bytes):
         raise ConfigError(f"{name} must be a string, not {value!r}", name)
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    # a field value: visible ASCII and spaces (CR or LF would split the answer)
+    if not all(" " <= c <= "~" for c in text):
+        raise ConfigError(f"{name} must be printable ASCII (a field's value), not "
+                          f"{value!r}", name)
+    return value
+
+
+def _host(name: str, value: Any) -> Any:
+    # (ASCII only: getaddrinfo reads '０' as 0.0.0.0, every address)
+    if value is not None and not (isinstance(value, str) and value.isascii()):
+        raise ConfigError(f"{name} must be an address or a name in ASCII, not {value!r}",
+                          name)
     return value
 
 
@@ -131,7 +145,7 @@ def _log_file(name: str, value: Any) -> str | None:
 @dataclass
 class Options:
     host: str | None = option(
-        None, TEXT, "address to listen on; '::' for IPv6 and IPv4",
+        None, TEXT, "address to listen on; '::' for IPv6 and IPv4", check=_host,
         shown="None (127.0.0.1 under python3 -m tremolo)",
         doc="address to listen on; `'::'` for IPv6 and IPv4. `app.run()` needs one unless "
             "`app.listen()` named the listeners (then it serves those alone), as the "
@@ -153,11 +167,12 @@ class Options:
             "created")
     worker_num: int = option(
         1, COUNT, "worker processes ($WEB_CONCURRENCY too); 0: serve in the master "
-                  "process; -1: one per CPU", minimum=-(1 << 31), check=_workers,
+                  "process; -1: one per CPU", minimum=-(1 << 31), maximum=1024,
+        check=_workers,
         aliases=("--workers", "-w"),
         doc="worker processes sharing each port with SO_REUSEPORT; 0: serve in this "
             "process; negative: one per CPU this process may run on (as the original)")
-    backlog: int = option(100, COUNT, "listen backlog")
+    backlog: int = option(100, COUNT, "listen backlog", maximum=65535)
     debug: bool = option(False, SWITCH, "show tracebacks on 500 pages and log at DEBUG")
     log_level: str = option(
         "INFO", TEXT, "DEBUG, INFO, WARNING, ERROR or CRITICAL (any case; trace is DEBUG); "
@@ -219,6 +234,7 @@ class Options:
                        aliases=("--asgi-loop",))
     buffer_size: int = option(
         16384, SIZE, "the unit of buffering: body pieces, write watermarks", minimum=1024,
+        maximum=1 << 30,
         doc="the unit of buffering: a body longer than max(buffer_size, 64 KiB) is read "
             "in pieces of that size (request.stream()'s pieces), body buffered before "
             "reading pauses min(4x, that piece), write watermarks 4x and /2, file "
@@ -285,6 +301,7 @@ class Options:
                                       check=_server_name)
     thread_pool_size: int = option(
         5, COUNT, "threads for WSGI apps and plain (non-async) handlers", minimum=1,
+        maximum=4096,
         aliases=("--threads", "--blocking-threads"),
         doc="threads for plain (non-async) handlers, and for a WSGI application (how "
             "many of its requests run at once)")
@@ -361,6 +378,7 @@ class Options:
         True, SWITCH, "offer permessage-deflate to clients that ask",
         doc="accept permessage-deflate when a client offers it (`--no-ws-compression`)")
     locks: int = option(16, COUNT, "inter-process locks offered to handlers", minimum=1,
+                        maximum=1024,
                         doc="how many inter-process locks the `lock` argument offers")
     max_requests: int = option(
         0, COUNT, "replace a worker after this many requests (its successor serves "
@@ -456,13 +474,18 @@ class Options:
     def validate(self) -> None:
         for name, spec in SPECS.items():
             setattr(self, name, spec.validate(name, getattr(self, name)))
-        if self.access_log_file is not None:
-            self.access_log = True
         if self.log_level not in ("DEBUG", "INFO") and not self.debug \
                 and self.log_config is None:
             # its lines are INFO: uvicorn's --log-level warning silences it too, and
             # nothing is formatted for lines nobody writes
             self.access_log = False
+        if self.access_log_file is not None:
+            self.access_log = True  # a file asked for is a log asked for, at any level
+        if self.log_config is not None:
+            for given in ("access_log_file", "error_log_file"):
+                if getattr(self, given) is not None:
+                    raise ConfigError(f"{given} does not apply with log_config (its "
+                                      "handlers say where lines go)", given)
 
     @property
     def ping_interval(self) -> float:

@@ -73,6 +73,8 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
     #: which does not read while it is set (a WSGI application's thread reading from
     #: the socket: wsgi/lent.py)
     reads_lent: object | None = None
+    #: the handler whose cancel is planned already (see _cancel_later)
+    _cancel_planned: Any = None
 
     def __init__(self, state: ServerState, adapter: Adapter) -> None:
         self.state = state
@@ -336,10 +338,18 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
         if task is not None and not task.done():
             # a closed client and a half-closed one look the same: the answer may
             # still be wanted, but not for longer than app_close_timeout
-            cancel_later(self.loop, self._grace(), task)
+            self._cancel_later(task)
         if self.current is None and not self.pending:
             self.close()
         return half_open
+
+    def _cancel_later(self, task: Any) -> None:
+        """Cancels the handler once its grace is over, once: the EOF and then the
+        connection's loss must not cancel it twice (the second cancel would land in
+        the cleanup the first one started: a generator's `finally` that awaits)."""
+        if self._cancel_planned is not task:
+            self._cancel_planned = task
+            cancel_later(self.loop, self._grace(), task)
 
     def _grace(self) -> float:
         """How long the handler may go on once its client left: app_close_timeout,
@@ -367,7 +377,7 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
             self.reading._end(gone)
         task = self.task
         if task is not None and not task.done():
-            cancel_later(self.loop, self._grace(), task)
+            self._cancel_later(task)
         if phase is HTTP or phase is LINGER:  # else the application never saw it
             self.adapter.connection_lost(self)
 
