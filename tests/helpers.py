@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import time
@@ -67,11 +68,31 @@ def run_parser(pieces: list[bytes], **limits: int) -> Outcome:
     return Outcome(reqs, error, parser.paused, answer)
 
 
+#: each pytest-xdist worker takes its ports from a range of its own, below the
+#: kernel's ephemeral ones: a port the kernel picks for one worker (bind to port 0,
+#: then closed) could otherwise be picked for another before the first server binds it
+_PORTS = 2000
+_next_port = [0]
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+    base = 10000 + int(worker[2:]) % 8 * _PORTS
+    for _ in range(_PORTS):
+        port = base + _next_port[0] % _PORTS
+        _next_port[0] += 1
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # held by something else: the next one
+            return port
+    raise AssertionError(f"no free port from {base} to {base + _PORTS}")
 
 
 def wait_up(url: str, proc: subprocess.Popen[Any] | None = None, timeout: float = 15,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .. import _core
-from ..exceptions import ClientDisconnected, HTTPException, HTTPRedirect, InternalServerError
+from ..exceptions import HTTPException, HTTPRedirect, InternalServerError
 
 if TYPE_CHECKING:
     from .request import Request
@@ -203,7 +203,7 @@ class Response(_core.ResponseCore):
         if ex.flow.closed:
             # a stream must learn that no one listens any more (the transport
             # would drop every write without a word)
-            raise ClientDisconnected("client disconnected")
+            raise ex.flow.gone()
         if not ex.started:
             if await self._prepare():
                 return

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from .. import _core
 from ..exceptions import RequestTimeout
 from .answers import answer_parts, refusal
-from .flow import ClientDisconnected, time_out
+from .flow import time_out
 from .lifecycle import DETACHED, DONE, RECEIVED, SENDING
 
 if TYPE_CHECKING:
@@ -358,7 +358,7 @@ class Exchange(_core.ExchangeCore):
             if view:
                 await asyncio.sleep(wait)
                 if self.flow.closed:
-                    raise ClientDisconnected("client disconnected")
+                    raise self.flow.gone()
 
     async def _write(self, data: bytes) -> None:
         f = self.flow

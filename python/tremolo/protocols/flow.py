@@ -68,6 +68,9 @@ class Flow(_core.FlowCore):
         self._waiters: list[asyncio.Future[None]] = []
         #: the protocol's own reason to stop reading (see `hold`)
         self.held = False
+        #: a writer was told the client is gone (ClientDisconnected): its handler is
+        #: unwinding, and a cancel now would land in its cleanup
+        self.told = False
 
     def attach(self, transport: asyncio.Transport) -> None:
         self.transport = transport
@@ -119,7 +122,7 @@ class Flow(_core.FlowCore):
         take its time; one that reads nothing for `timeout` seconds is dropped by the
         worker's sweeper (write_stalled), and the wait ends with ClientDisconnected."""
         if self.closed:
-            raise ClientDisconnected("client disconnected")
+            raise self.gone()
         if self.write_paused:
             w = self.loop.create_future()
             self._waiters.append(w)
@@ -195,14 +198,22 @@ class Flow(_core.FlowCore):
                 release_memory_soon(self.loop)
             t.abort()
 
-    def lost(self) -> None:
-        """The connection is gone: writers waiting in drain() learn it."""
+    def lost(self) -> bool:
+        """The connection is gone: writers waiting in drain() learn it. Says whether
+        one was waiting (it is told: ClientDisconnected)."""
         self.closed = True
-        gone = ClientDisconnected("client disconnected")
+        told = False
         for w in self._waiters:
             if not w.done():
-                w.set_exception(gone)
+                w.set_exception(self.gone())
+                told = True
         self._waiters.clear()
+        return told
+
+    def gone(self, why: str = "client disconnected") -> ClientDisconnected:
+        """What tells a writer that the client is gone (and notes that it was told)."""
+        self.told = True
+        return ClientDisconnected(why)
 
 
 def _kernel_queue(sock: Any) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from time import perf_counter
@@ -343,13 +344,30 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
             self.close()
         return half_open
 
-    def _cancel_later(self, task: Any) -> None:
-        """Cancels the handler once its grace is over, once: the EOF and then the
-        connection's loss must not cancel it twice (the second cancel would land in
-        the cleanup the first one started: a generator's `finally` that awaits)."""
+    def _cancel_later(self, task: Any, told: bool = False) -> None:
+        """Cancels the handler once its grace is over, and once: the EOF and then the
+        connection's loss must not cancel it twice. A handler `told` already (a
+        write or a read of it raised ClientDisconnected) is unwinding: a cancel now
+        would land in its cleanup (a generator's `finally` that awaits), so it gets
+        app_close_timeout to finish, as any handler whose client left."""
         if self._cancel_planned is not task:
             self._cancel_planned = task
-            cancel_later(self.loop, self._grace(), task)
+            if told:
+                cancel_later(self.loop, self.state.options.app_close_timeout, task)
+            else:
+                self.loop.call_later(self._grace(), self._cancel_unless_told,
+                                     weakref.ref(task))
+
+    def _cancel_unless_told(self, ref: weakref.ref[Any]) -> None:
+        """The grace is over: the handler is cancelled, unless a write told it the
+        client is gone meanwhile (it is unwinding: app_close_timeout more)."""
+        task = ref()
+        if task is None or task.done():
+            return
+        if self.flow.told:
+            cancel_later(self.loop, self.state.options.app_close_timeout, task)
+        else:
+            task.cancel()
 
     def _grace(self) -> float:
         """How long the handler may go on once its client left: app_close_timeout,
@@ -367,7 +385,7 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
         # (the bound handler_done refers to this protocol: let go of it, so the
         # protocol goes when its last reference does, not at a collection)
         self.on_done = None
-        self.flow.lost()
+        told = self.flow.lost()
         self.state.connections.discard(self)
         if phase is REFUSED:
             self.state.refused -= 1
@@ -375,9 +393,10 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
         self._closed_now()
         if self.reading is not None and not self.reading.body_complete:
             self.reading._end(gone)
+            told = True
         task = self.task
         if task is not None and not task.done():
-            self._cancel_later(task)
+            self._cancel_later(task, told)
         if phase is HTTP or phase is LINGER:  # else the application never saw it
             self.adapter.connection_lost(self)
 

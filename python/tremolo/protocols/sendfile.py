@@ -118,7 +118,7 @@ async def _watch(flow: Flow, sending: asyncio.Task[int], sock: socket.socket) ->
             await asyncio.wait((sending,))
     if stalled:
         flow.abort()
-        raise ClientDisconnected("the client stopped reading")
+        raise flow.gone("the client stopped reading")
     if sending.cancelled():
-        raise ClientDisconnected("client disconnected")
+        raise flow.gone()
     sending.result()
