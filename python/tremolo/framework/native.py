@@ -240,11 +240,7 @@ class NativeAdapter(Adapter):
         response: Response = server["response"]
         try:
             for mw in middlewares:
-                if mw.handler.options:
-                    request.ctx.options.update(mw.handler.options)
-                data = mw.handler.func(**mw.handler.kwargs(server, {}))
-                if asyncio.iscoroutine(data):
-                    data = await data
+                data = await self._call_middleware(mw, request, server)
                 if data is None:
                     continue
                 after, response.before_send = response.before_send, None
@@ -259,6 +255,16 @@ class NativeAdapter(Adapter):
             response.kept_fields = list(response.fields)
         return False
 
+    @staticmethod
+    async def _call_middleware(mw: Registered, request: Request,
+                               server: dict[str, Any]) -> Any:
+        """What a middleware returns, its keyword defaults joining the request's
+        options first (as the original's)."""
+        if mw.handler.options:
+            request.ctx.options.update(mw.handler.options)
+        data = mw.handler.func(**mw.handler.kwargs(server, {}))
+        return await data if asyncio.iscoroutine(data) else data
+
     async def _response_middlewares(self, middlewares: list[Registered],
                                     server: dict[str, Any]) -> bytes | None:
         """Runs on_response middlewares just before the head is sent. One that
@@ -269,11 +275,7 @@ class NativeAdapter(Adapter):
         chain."""
         request: Request = server["request"]
         for mw in reversed(middlewares):  # (kept in the original's order)
-            if mw.handler.options:
-                request.ctx.options.update(mw.handler.options)
-            data = mw.handler.func(**mw.handler.kwargs(server, {}))
-            if asyncio.iscoroutine(data):
-                data = await data
+            data = await self._call_middleware(mw, request, server)
             if data is None:
                 continue
             if isinstance(data, BODY_TYPES):
