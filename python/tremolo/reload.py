@@ -130,6 +130,14 @@ def run(argv: list[str], watch: Watch, env_extra: dict[str, str] | None = None) 
 
     def forward(signum: int, _frame: object) -> None:
         child.send_signal(signum)  # SIGHUP: the server reloads as it would without us
+    first = child
+
+    def refused() -> None:
+        # a first child that refuses its settings (exit 2: a bad flag, a port in use)
+        # is not mended by editing the code: the watcher ends too, instead of waiting
+        if first.wait() == 2 and child is first:
+            stop.set()
+    threading.Thread(target=refused, daemon=True).start()
     previous = {sig: signal.signal(sig, finish) for sig in (signal.SIGINT, signal.SIGTERM)}
     previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, forward)
     logger.info("reloading on changes to %s in %s", ", ".join(watch.includes),

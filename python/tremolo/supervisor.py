@@ -99,7 +99,7 @@ def serve(factory: AdapterFactory, options: Options,
         supervisor = Supervisor(factory, options, opened, lock, announce, renew)
         if options.metrics:
             supervisor.endpoint = Endpoint(options.metrics_address, supervisor.render)
-            logger.info("metrics on http://%s/metrics", options.metrics)
+            logger.info("metrics on http://%s/metrics", supervisor.endpoint.url)
         code = supervisor.run()
         logger.info("stopped%s", f" (exit status {code})" if code else "")
         if code:

@@ -66,6 +66,7 @@ def run_worker(factory: AdapterFactory, options: Options,
                             lambda: render([(0, published(worker.snapshot()))], Totals(), 1,
                                            master=False))
         loop.add_reader(endpoint.fileno(), endpoint.poll, 0)
+        logger.info("metrics on http://%s/metrics", endpoint.url)
         ticking = endpoint
 
         def tick_endpoint() -> None:

@@ -170,9 +170,13 @@ def test_the_endpoint_answers_only_scrapes_and_drops_abuse(tmp_path: Path) -> No
         for method in ("POST", "PUT", "DELETE", "OPTIONS"):
             r = httpx.request(method, base + "/metrics")
             assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD", method
-        head = httpx.head(base + "/metrics")
-        get = httpx.get(base + "/metrics")
-        assert head.status_code == 200 and head.content == b""
+        for _ in range(20):  # (the first scrapes may come before the worker's figures)
+            head = httpx.head(base + "/metrics")
+            get = httpx.get(base + "/metrics")
+            assert head.status_code == 200 and head.content == b""
+            if abs(int(head.headers["content-length"]) - len(get.content)) < 200:
+                break
+            time.sleep(0.25)
         assert abs(int(head.headers["content-length"]) - len(get.content)) < 200
         assert head.headers["content-type"] == get.headers["content-type"]
         # what runs: tremolo's version (the crate's, which the package takes) and Python's
@@ -522,3 +526,28 @@ def test_the_dashboard_shows_what_the_endpoint_serves(tmp_path: Path) -> None:
     assert used <= served, f"not served: {sorted(used - served)}"
     # and every family is on the dashboard
     assert [name for name, names in families.items() if not names & used] == []
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_the_start_says_where_the_metrics_are_even_on_port_0(tmp_path: Path,
+                                                            workers: str) -> None:
+    """`--metrics 127.0.0.1:0` was announced as :0; with one process, not at all."""
+    (tmp_path / "mapp.py").write_text(APP)
+    proc = subprocess.Popen([sys.executable, "-m", "tremolo", "--port", "0", "--worker-num",
+                             workers, "--metrics", "127.0.0.1:0", "mapp:app"], cwd=tmp_path,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        seen = ""
+        deadline = time.monotonic() + 15
+        while (m := re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", seen)) is None:
+            assert time.monotonic() < deadline and proc.stderr is not None, seen
+            line = proc.stderr.readline()
+            assert line, seen
+            seen += line
+        port = int(m[1])
+        assert port != 0
+        eventually(lambda: httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2
+                                     ).status_code == 200, "the endpoint", proc)
+    finally:
+        assert stop_process(proc) == 0

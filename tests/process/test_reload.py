@@ -198,3 +198,16 @@ def test_sighup_to_the_watcher_reaches_the_server(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
     assert proc.returncode == 0
+
+
+def test_a_setting_refused_ends_the_watcher_too(tmp_path: Path) -> None:
+    """A bad flag (exit 2) is not mended by an edit: the watcher does not wait for one
+    (it did, for ever, after printing the error)."""
+    (tmp_path / "wapp.py").write_text("def app(environ, start_response):\n"
+                                      "    start_response('200 OK', [])\n"
+                                      "    return [b'ok']\n")
+    r = subprocess.run([sys.executable, "-m", "tremolo", "--reload", "--port", "99999",
+                        "wapp:app"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 2
+    assert "port must be an integer from 0 to 65535" in r.stderr

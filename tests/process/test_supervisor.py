@@ -184,7 +184,9 @@ def test_max_requests_replaces_a_worker_without_a_failed_request(tmp_path: Path)
         while len(set(seen)) < 3:
             assert time.monotonic() < deadline, seen
             seen += pids_seen(port, 5)
-        assert len(children(proc.pid)) <= 2  # an old one may still be draining
+        # an old one may still be draining, another just exiting (on a loaded
+        # machine a process takes a moment to end): they do not pile up
+        until(lambda: len(children(proc.pid)) <= 2, "replaced workers gone", 5)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     assert "it served max_requests (5)" in err

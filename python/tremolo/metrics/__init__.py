@@ -308,6 +308,12 @@ class Endpoint:
     def port(self) -> int:
         return int(self.sock.getsockname()[1])
 
+    @property
+    def url(self) -> str:
+        """HOST:PORT as bound (the port a `:0` was given), IPv6 in brackets."""
+        host, port = self.sock.getsockname()[:2]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
     def fileno(self) -> int:
         return self.selector.fileno()
 
