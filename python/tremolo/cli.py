@@ -135,7 +135,7 @@ def _add(group: Any, name: str, defaults: Options) -> None:
     spec = spec_of(name)
     names = flag_names(name)
     text = describe(name, defaults)
-    if name == "experimental":
+    if not spec.flag:  # a switch with no variable and no --no- form
         group.add_argument(*names, dest=name, action="store_true", default=None,
                            help=text.split(" [$")[0])
     elif spec.kind is SWITCH:
@@ -161,9 +161,11 @@ def build_parser() -> Parser:
     defaults = Options()
     groups: dict[str, Any] = {}
     for name, (title, _) in CLI_ONLY.items():
-        if name != "app":
-            _add(groups.get(title) or groups.setdefault(
-                title, parser.add_argument_group(title)), name, defaults)
+        if name == "app":
+            continue
+        if title not in groups:
+            groups[title] = parser.add_argument_group(title)
+        _add(groups[title], name, defaults)
     server = parser.add_argument_group("server options (docs/configuration.md)")
     for name in FLAGS:
         _add(server, name, defaults)

@@ -118,9 +118,9 @@ def from_environment(environ: Mapping[str, str], names: list[str]) -> dict[str, 
     out: dict[str, Any] = {}
     for name in names:
         text = environ.get(env_name(name))
-        if text is None:
-            continue
         spec = spec_of(name)
+        if text is None or not spec.flag:
+            continue
         try:
             out[name] = spec.kind.read(text)
         except ValueError as exc:
