@@ -7,6 +7,7 @@ from typing_extensions import disjoint_base
 
 __all__ = [
     "RUNNING",
+    "AccessLogCore",
     "AsgiHandle",
     "CycleCore",
     "ExchangeCore",
@@ -32,6 +33,7 @@ __all__ = [
     "WsgiHandle",
     "WsgiPool",
     "__version__",
+    "access_format",
     "encode_chunk",
     "encode_head",
     "encode_response",
@@ -105,6 +107,22 @@ class Proxies:
     def __new__(cls, networks: list[tuple[str, int]], *, everyone: bool = False,
                 rfc7239: bool = False) -> Proxies: ...
     def __call__(self, peer: str | None) -> bool: ...
+
+def access_format(fmt: str) -> str: ...
+
+@disjoint_base
+class AccessLogCore:
+    """The access log's formats and the lines waiting for the next flush."""
+    stream: Any
+    loop: Any
+    def __new__(cls, fmt: str, *args: Any, **kwargs: Any) -> Self: ...
+    @property
+    def fmt(self) -> str: ...
+    def log(self, ex: Any) -> None: ...
+    def closed(self, ex: Any, code: int, received: int, sent: int, seconds: float
+               ) -> None: ...
+    def refused(self, protocol: Any, status: int, sent: int) -> None: ...
+    def take(self) -> str: ...
 
 _Event: TypeAlias = RequestHead | bytes | list[tuple[bytes, bytes]] | HTTPParseError | None
 

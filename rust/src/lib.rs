@@ -10,8 +10,10 @@
 //! - [`ratelimit`]: token buckets for download and upload speed limits.
 //! - [`proxy`]: the PROXY protocol header (v1 and v2) a load balancer sends first.
 //! - [`forwarded`]: what a trusted proxy's X-Forwarded-* or Forwarded fields say.
+//! - [`access`]: the access log's formats and lines.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod forwarded;
 pub mod h1;
 pub mod proxy;

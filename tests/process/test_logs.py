@@ -242,7 +242,77 @@ def test_bad_formats_are_refused() -> None:
                       ("%({\u00fc\u20ac}i)s", "printable ASCII"), ("%({}o)s", "ASCII")]:
         with pytest.raises(ValueError, match=re.escape(said)):
             check_format(bad)
-    assert AccessLog("100%% %(s)s").line is not None
+    assert check_format("100%% %(s)s") == AccessLog("100%% %(s)s").fmt == "100%% %(s)s"
+    assert AccessLog("json").fmt == "json"
+
+
+class _Lines(AccessLog):
+    """An access log whose lines are kept (as with a logging setup of the user's own)."""
+
+    def __init__(self, fmt: str) -> None:
+        super().__init__(fmt)
+        self.stream = None
+        self.got: list[str] = []
+
+    def _emit(self, line: str) -> None:
+        self.got.append(line)
+
+
+class _Peer:
+    """A connection as a refused request's line reads it: its peer."""
+
+    def __init__(self, peer: str) -> None:
+        self.info = type("Info", (), {"peer": (peer, 1)})()
+
+
+def test_a_stream_that_cannot_be_written_is_said_once(caplog: pytest.LogCaptureFixture
+                                                     ) -> None:
+    """A full disk (/dev/full) used to cost a traceback per line in the error log."""
+    class Full:
+        def __init__(self) -> None:
+            self.full = True
+            self.written: list[str] = []
+
+        def write(self, text: str) -> None:
+            if self.full:
+                raise OSError(28, "No space left on device")
+            self.written.append(text)
+
+        def flush(self) -> None:
+            pass
+
+    log = AccessLog("%(h)s %(s)s")
+    log.stream = stream = Full()
+    caplog.set_level(logging.INFO)
+    for _ in range(3):
+        log.refused(_Peer("192.0.2.1"), 400, 0)  # no loop: each line flushed at once
+    said = [r.getMessage() for r in caplog.records if r.name == "tremolo.error"]
+    assert said == ["the access log cannot be written ([Errno 28] No space left on "
+                    "device); its lines are dropped until it can"]
+    stream.full = False
+    log.refused(_Peer("192.0.2.1"), 431, 0)
+    assert stream.written == ["192.0.2.1 431\n"] and not log.failing
+
+
+def test_every_unprintable_character_is_escaped_as_python_sees_it() -> None:
+    # the core's table against Python's str.isprintable, over every code point (the
+    # peer is the one atom a test can fill with anything): the same verdict but for
+    # code points Unicode has not assigned (written as they are)
+    import unicodedata
+    log = _Lines("%(h)s")
+    step = 4096
+    for start in range(0, 0x110000, step):
+        chars = [chr(c) for c in range(start, start + step) if not 0xd800 <= c < 0xe000]
+        log.refused(_Peer("".join(chars)), 400, 0)
+        written = log.got.pop()
+        pieces = re.findall(r'\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8}|["\\])|.', written,
+                            re.S)
+        assert len(pieces) == len(chars), hex(start)
+        for c, piece in zip(chars, pieces, strict=True):
+            escaped = piece != c
+            expected = not c.isprintable() or c in '"\\'
+            if escaped != expected:
+                assert unicodedata.category(c) == "Cn", (hex(ord(c)), piece)
 
 
 def test_refused_requests_are_logged_once_without_a_traceback(

@@ -225,7 +225,9 @@ class Options:
             "limit_concurrency) have a line too. An unknown atom is refused "
             "at start. Every atom is escaped as it is written, so no client can forge "
             "or break a line: `\"` as `\\\"`, `\\` as `\\\\`, control characters (C0, "
-            "DEL, C1) as `\\xHH`, other unprintable ones as `\\uHHHH`, and a space in "
+            "DEL, C1) as `\\xHH`, other unprintable ones (other spaces, line and "
+            "paragraph separators, bidi and zero-width controls, private use) as "
+            "`\\uHHHH`, and a space in "
             "`%(u)s` (left unquoted by `common` and `combined`) as `\\x20` (`json` "
             "escapes as JSON does)")
     loop: str = option("uvloop", TEXT, "uvloop (asyncio when missing; auto is uvloop), "

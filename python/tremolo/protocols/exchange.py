@@ -444,11 +444,9 @@ class Exchange(_core.ExchangeCore):
 
     def _account(self, state: ServerState) -> None:
         """Logs and counts the finished request."""
-        if self.head_only:
-            self.sent = 0
         try:
             if state.access is not None:
-                state.access.log(self, perf_counter())
+                state.access.log(self)
             if state.counters is not None:
                 state.counters.request(self.status, perf_counter() - self.t0)
         except Exception:

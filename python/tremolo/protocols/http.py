@@ -835,7 +835,7 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
                             lost=self._lost_after_takeover, exchange=ex)
         self.task = None
         if self.state.access is not None:
-            self.state.access.log(ex, perf_counter())  # the 101
+            self.state.access.log(ex)  # the 101
         counters = self.state.counters
         if counters is not None:
             counters.request(ex.status, perf_counter() - ex.t0)

@@ -64,8 +64,8 @@ class ServerState(_core.StateCore):
         self.loop = loop
         self.logger = logger or logging.getLogger(logs.ERROR)
         #: the access log, when it is on
-        self.access = logs.AccessLog(options.access_log_format) if options.access_log \
-            else None
+        self.access = logs.AccessLog(options.access_log_format, loop) \
+            if options.access_log else None
         #: what the metrics endpoint counts, when it is on (--metrics; see Worker)
         self.counters = None
         self.server_name = options.server_name_bytes

@@ -1,7 +1,7 @@
 //! IMF-fixdate (RFC 9110 §5.6.7) from a time passed in: the core never reads a clock.
 
 const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
-const MONTHS: [&[u8; 3]; 12] = [
+pub(crate) const MONTHS: [&[u8; 3]; 12] = [
     b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
 ];
 
@@ -32,7 +32,7 @@ fn two(out: &mut [u8], n: u64) {
 
 /// (year, month 1-12, day 1-31) of a day count since 1970-01-01, by the proleptic
 /// Gregorian calendar: shift to a year starting in March so leap days fall last.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
+pub(crate) fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468; // days since 0000-03-01
     let era = z / 146_097;
     let doe = z % 146_097;

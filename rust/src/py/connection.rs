@@ -227,7 +227,7 @@ pub struct ProtocolCore {
 static PERF_COUNTER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// time.perf_counter(), for the access log's and the metrics' durations.
-fn perf_counter(py: Python<'_>) -> PyResult<f64> {
+pub(super) fn perf_counter(py: Python<'_>) -> PyResult<f64> {
     PERF_COUNTER
         .get_or_try_init(py, || {
             Ok::<_, PyErr>(py.import("time")?.getattr("perf_counter")?.unbind())

@@ -8,6 +8,7 @@
 //! finishes in one call. The rest of the exchange (the body, streamed responses,
 //! the speed limit) is the Python subclass's.
 
+use super::access::AccessLogCore;
 use super::connection::{FlowCore, ProtocolCore};
 use super::parser::RequestHead;
 use pyo3::exceptions::PyRuntimeError;
@@ -15,7 +16,7 @@ use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::{IntoPyDict, PyBytes, PyList, PyTuple};
 use pyo3::PyTraverseError;
 
 /// collections.deque, the body queue's type
@@ -70,11 +71,11 @@ pub struct ExchangeCore {
     _error: Option<Py<PyAny>>,
     /// what the access log reads: the status and fields sent, body bytes sent
     #[pyo3(get, set)]
-    status: u16,
+    pub status: u16,
     #[pyo3(get, set)]
-    fields: Option<Py<PyAny>>,
+    pub fields: Option<Py<PyAny>>,
     #[pyo3(get, set)]
-    sent: u64,
+    pub sent: u64,
     /// the handler's task while it waits, and when app_handler_timeout ends it
     /// (the loop's time; 0: no clock): the sweeper looks, once a tick, rather than a
     /// timer being made and cancelled per request (1.5 us on uvloop)
@@ -274,12 +275,13 @@ impl ExchangeCore {
                 )
                 .map(|_| ());
         }
-        let (date, server, accounted) = {
+        let (date, server, access, counted) = {
             let s = state.borrow();
             (
                 s.date.clone_ref(py),
                 s.server_name.clone_ref(py),
-                s.access.is_some() || s.counters.is_some(),
+                s.access.as_ref().map(|a| a.clone_ref(py)),
+                s.counters.is_some(),
             )
         };
         // encoded before anything changes: a refused header leaves room for a 500
@@ -311,8 +313,25 @@ impl ExchangeCore {
                 slf.setattr(intern!(py, "_body_size"), 0)?;
             }
         }
-        if accounted {
+        if counted {
             slf.call_method1(intern!(py, "_account"), (state,))?;
+        } else if let Some(access) = access {
+            // the usual case logged here, with no Python frame (see access.rs)
+            let logged = match access.bind(py).cast::<AccessLogCore>() {
+                Ok(log) => AccessLogCore::log_exchange(log, slf),
+                Err(_) => access
+                    .bind(py)
+                    .call_method1(intern!(py, "log"), (slf,))
+                    .map(|_| ()),
+            };
+            if let Err(err) = logged {
+                // what is logged never costs the connection its next request
+                state.getattr(intern!(py, "logger"))?.call_method(
+                    intern!(py, "error"),
+                    ("logging or counting a request failed",),
+                    Some(&[("exc_info", err.into_value(py))].into_py_dict(py)?),
+                )?;
+            }
         }
         ProtocolCore::exchange_finished(&protocol, slf)
     }

@@ -2,6 +2,7 @@
 //!
 //! Conversions happen here and nowhere else; the core types know nothing of Python.
 
+mod access;
 mod asgi;
 mod call;
 mod connection;
@@ -70,5 +71,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode::reason_phrase, m)?)?;
     m.add_function(wrap_pyfunction!(proxy::proxy_header, m)?)?;
     m.add_class::<forwarded::Proxies>()?;
+    m.add_class::<access::AccessLogCore>()?;
+    m.add_function(wrap_pyfunction!(access::access_format, m)?)?;
     Ok(())
 }

@@ -273,6 +273,11 @@ impl RequestHead {
         Ok(list)
     }
 
+    /// The parsed head, for the core's readers of it.
+    pub fn inner(&self) -> &h1::RequestHead {
+        &self.inner
+    }
+
     /// A HEAD request: its response's body is left out.
     pub fn is_head(&self) -> bool {
         self.inner.method() == b"HEAD"
