@@ -113,7 +113,7 @@ def access_format(fmt: str) -> str: ...
 @disjoint_base
 class AccessLogCore:
     """The access log's formats and the lines waiting for the next flush."""
-    stream: Any
+    gather: bool
     loop: Any
     def __new__(cls, fmt: str, *args: Any, **kwargs: Any) -> Self: ...
     @property

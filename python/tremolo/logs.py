@@ -9,8 +9,10 @@ dictConfig file)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import sys
 from typing import Any
 
@@ -60,10 +62,10 @@ def _attach(logger: logging.Logger, which: str, path: str | None, stream: Any,
         return
     handler: logging.Handler
     if path is None:
-        handler = logging.StreamHandler(stream)
+        handler = _StreamHandler(stream)
     else:
         try:
-            handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+            handler = _FileHandler(path, mode="a", encoding="utf-8")
         except OSError as exc:
             raise LogFileError(which, f"cannot open {path!r}: {exc.strerror or exc}") \
                 from None
@@ -71,6 +73,60 @@ def _attach(logger: logging.Logger, which: str, path: str | None, stream: Any,
     setattr(handler, _OURS, True)
     logger.addHandler(handler)
     logger.propagate = False
+
+
+class _SaysOnce(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler that says once, on stderr, that it cannot write (a full disk, a
+    closed stream), rather than a traceback per message, and again only after it
+    wrote once more."""
+
+    failing = False
+    failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.failed = False
+        super().emit(record)
+        if not self.failed:
+            self.failing = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self.failed = True
+        if self.failing:
+            return
+        self.failing = True
+        exc = sys.exc_info()[1]
+        where = getattr(self, "baseFilename", None) or getattr(self.stream, "name", "?")
+        with contextlib.suppress(Exception):
+            sys.stderr.write(f"tremolo[{os.getpid()}]: cannot write the log {where} "
+                                 f"({exc}); its messages are dropped until it can\n")
+
+
+class _StreamHandler(_SaysOnce):
+    pass
+
+
+class _FileHandler(_SaysOnce, logging.FileHandler):
+    pass
+
+
+def reopen() -> None:
+    """Reopens the log files of the server's own handlers, by name (logrotate moved
+    them: SIGUSR1, see signals.REOPEN); each process its own. A file that cannot be
+    opened keeps the old one, and says why."""
+    for name in (SERVER, ACCESS):
+        for handler in logging.getLogger(name).handlers:
+            if not (getattr(handler, _OURS, False) and isinstance(handler, logging.FileHandler)):
+                continue
+            try:
+                stream = open(handler.baseFilename, "a", encoding="utf-8")  # noqa: SIM115
+            except OSError as exc:
+                logging.getLogger(ERROR).error("cannot reopen %r: %s", handler.baseFilename,
+                                               exc.strerror or exc)
+                continue
+            old = handler.setStream(stream)
+            if old is not None:
+                with contextlib.suppress(OSError):
+                    old.close()
 
 
 def load_config(path: str) -> dict[str, Any]:
@@ -125,7 +181,10 @@ class AccessLog(_core.AccessLogCore):
         handlers = self.logger.handlers
         ours = len(handlers) == 1 and getattr(handlers[0], _OURS, False) \
             and not self.logger.filters
-        self.stream = getattr(handlers[0], "stream", None) if ours else None
+        #: the server's own handler, whose stream the lines are written to (its
+        #: stream now: reopen() replaces it)
+        self.handler: Any = handlers[0] if ours else None
+        self.gather = ours
         self.loop = loop
         #: the stream failed and said so; said again only once it has worked again
         self.failing = False
@@ -133,8 +192,9 @@ class AccessLog(_core.AccessLogCore):
     def _flush(self) -> None:
         lines = self.take()
         try:
-            self.stream.write(lines)
-            self.stream.flush()
+            stream = self.handler.stream
+            stream.write(lines)
+            stream.flush()
         except (OSError, ValueError) as exc:
             # a full disk or a closed stream must not break serving, nor fill the
             # error log with a line per request

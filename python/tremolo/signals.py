@@ -19,12 +19,19 @@ from typing import Any
 
 #: what stops the master (SIGINT twice or SIGQUIT force it)
 STOP = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
+#: what reopens the log files (logrotate's postrotate), as nginx's and gunicorn's
+#: SIGUSR1: sent to the master, or to a server of one process
+REOPEN = signal.SIGUSR1
+#: what the master sends its workers to reopen theirs (a worker's SIGUSR1 means
+#: "replaced": see worker_process.REPLACED)
+REOPEN_WORKER = signal.SIGUSR2
 #: what the master handles: the stops, SIGHUP (reload), SIGTTIN and SIGTTOU (one
-#: worker more, one fewer)
-HANDLED = (*STOP, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
-#: what a fork blocks: those, and SIGUSR1, with which the master replaces a worker
-#: (whose default action would kill a worker that has no handler for it yet)
-FORK_BLOCKED = (*HANDLED, signal.SIGUSR1)
+#: worker more, one fewer), REOPEN
+HANDLED = (*STOP, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, REOPEN)
+#: what a fork blocks: those, and REOPEN_WORKER, whose default action would kill a
+#: worker that has no handler for it yet (SIGUSR1, with which the master replaces a
+#: worker, is REOPEN)
+FORK_BLOCKED = (*HANDLED, REOPEN_WORKER)
 
 
 def _recorded(_signum: int, _frame: Any) -> None:

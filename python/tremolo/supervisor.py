@@ -24,7 +24,7 @@ from .config import ConfigError, Options
 from .listening import listeners, open_sockets, per_worker, slot_sockets
 from .metrics import Board, Endpoint, Totals, render
 from .server import AdapterFactory, Listener, new_event_loop, ssl_context
-from .signals import STOP, Inbox, blocked
+from .signals import REOPEN, REOPEN_WORKER, STOP, Inbox, blocked
 from .worker_process import REPLACED, STARTUP_FAILED, child, run_worker
 
 logger = logging.getLogger(logs.SERVER)
@@ -281,12 +281,23 @@ class Supervisor:
                 target += 1
             elif signum == signal.SIGTTOU:
                 target = max(target - 1, 1)  # never none
+        if REOPEN in signals:
+            self.reopen()
         if signal.SIGHUP in signals:
             self.reload()
         if target > self.options.worker_num:
             self.more(target - self.options.worker_num)
         elif target < self.options.worker_num:
             self.fewer(self.options.worker_num - target)
+
+    def reopen(self) -> None:
+        """SIGUSR1: the log files reopened, here and by every worker (logrotate moved
+        them; the workers' descriptors are their own, inherited at the fork)."""
+        logs.reopen()
+        logger.info("log files reopened (SIGUSR1)")
+        for c in self.children.values():
+            if c.proc.is_alive():
+                os.kill(c.pid, REOPEN_WORKER)
 
     def stop(self, signum: int) -> None:
         """SIGTERM or SIGINT: a graceful stop (SIGTERM again changes nothing); a

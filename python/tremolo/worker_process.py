@@ -22,7 +22,7 @@ from .config import Options
 from .metrics import Board, Endpoint, Totals, published, render
 from .protocols.exchange import Exchange
 from .server import AdapterFactory, StartupFailed, Worker, new_event_loop
-from .signals import FORK_BLOCKED
+from .signals import FORK_BLOCKED, REOPEN, REOPEN_WORKER
 
 logger = logging.getLogger(logs.SERVER)
 #: a worker's exit code when the application's startup failed: never restarted
@@ -33,7 +33,7 @@ REPLACED = signal.SIGUSR1
 #: what stops a worker: SIGTERM, SIGINT and REPLACED gracefully, SIGQUIT at once
 STOPS = (signal.SIGINT, signal.SIGTERM, REPLACED, signal.SIGQUIT)
 #: what only the master acts on (a worker ignores them)
-MASTERS = tuple(sig for sig in FORK_BLOCKED if sig not in STOPS)
+MASTERS = tuple(sig for sig in FORK_BLOCKED if sig not in (*STOPS, REOPEN_WORKER))
 PR_SET_PDEATHSIG = 1
 #: how often a worker publishes its counters (and measures its loop's lag)
 PUBLISH_EVERY = 0.5
@@ -55,7 +55,7 @@ def run_worker(factory: AdapterFactory, options: Options,
     # uvloop acts on a signal that came between add_signal_handler() and the
     # loop's start only once another one comes. In a worker they are blocked since
     # the fork (signals.blocked): one sent while it started is acted on then.
-    waiting = (*STOPS, signal.SIGHUP)
+    waiting = (*STOPS, signal.SIGHUP, REOPEN_WORKER)
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, waiting)
     loop = new_event_loop(options.loop)
     asyncio.set_event_loop(loop)
@@ -106,6 +106,10 @@ def run_worker(factory: AdapterFactory, options: Options,
 
     interrupts: list[int] = []
 
+    def reopen_alone() -> None:
+        logs.reopen()
+        logger.info("log files reopened (SIGUSR1)")
+
     def on_signal(signum: int = signal.SIGTERM) -> None:
         # SIGTERM and SIGUSR1 stop gracefully however often they come (systemd
         # signals every process of a unit, and the master forwards its own): only
@@ -126,7 +130,11 @@ def run_worker(factory: AdapterFactory, options: Options,
     def listen() -> None:  # the loop's first callback
         for sig in STOPS:
             loop.add_signal_handler(sig, on_signal, sig)
+        loop.add_signal_handler(REOPEN_WORKER, logs.reopen)
         if master is None:
+            # one process: SIGUSR1 is the user's, to reopen the log files (as the
+            # master's; "replaced" comes only from a master)
+            loop.add_signal_handler(REOPEN, reopen_alone)
             # one process, no master to start a successor: SIGHUP (systemctl
             # reload) must not end the server, as its default action would
             loop.add_signal_handler(signal.SIGHUP, logger.warning,

@@ -251,12 +251,13 @@ MANAGEMENT = [signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGTTIN,
 
 
 def test_signal_storms_during_scrapes_leave_the_master_supervising(tmp_path: Path) -> None:
-    """SIGHUP, SIGTTIN and SIGTTOU storms while two clients scrape without pause (the
-    old master died of `dictionary changed size during iteration`, or deadlocked in
-    a handler nested in the multiprocessing heap's lock), then a SIGTERM storm."""
+    """SIGHUP, SIGTTIN, SIGTTOU and SIGUSR1 (reopen the logs, passed on to every
+    worker) storms while two clients scrape without pause (the old master died of
+    `dictionary changed size during iteration`, or deadlocked in a handler nested in
+    the multiprocessing heap's lock), then a SIGTERM storm."""
     with running(tmp_path, "--workers", "2") as (server, metrics):
         with background(lambda: get(metrics, "/metrics")) as scrapes:
-            sent = storm(server.pid, MANAGEMENT)
+            sent = storm(server.pid, [*MANAGEMENT, signal.SIGUSR1])
         assert sent > 1000 and scrapes[0] > 20, (sent, scrapes)
         supervising(server, metrics, lambda: stated(server, 2))
         exact_counts(server, metrics)

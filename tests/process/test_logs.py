@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -251,7 +252,7 @@ class _Lines(AccessLog):
 
     def __init__(self, fmt: str) -> None:
         super().__init__(fmt)
-        self.stream = None
+        self.gather = False
         self.got: list[str] = []
 
     def _emit(self, line: str) -> None:
@@ -282,7 +283,8 @@ def test_a_stream_that_cannot_be_written_is_said_once(caplog: pytest.LogCaptureF
             pass
 
     log = AccessLog("%(h)s %(s)s")
-    log.stream = stream = Full()
+    stream = Full()
+    log.handler, log.gather = SimpleNamespace(stream=stream), True
     caplog.set_level(logging.INFO)
     for _ in range(3):
         log.refused(_Peer("192.0.2.1"), 400, 0)  # no loop: each line flushed at once
@@ -292,6 +294,19 @@ def test_a_stream_that_cannot_be_written_is_said_once(caplog: pytest.LogCaptureF
     stream.full = False
     log.refused(_Peer("192.0.2.1"), 431, 0)
     assert stream.written == ["192.0.2.1 431\n"] and not log.failing
+
+
+def test_a_log_file_that_cannot_be_written_is_said_once() -> None:
+    """An error log on a full disk used to print a traceback per message."""
+    code = ("import logging; from tremolo import logs\n"
+            "logs.configure('INFO', '%(message)s', error_file='/dev/full')\n"
+            "for n in range(5): logging.getLogger('tremolo').info('message %d', n)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 0
+    assert re.fullmatch(r"tremolo\[\d+\]: cannot write the log /dev/full \(\[Errno 28\] No "
+                        r"space left on device\); its messages are dropped until it can\n",
+                        done.stderr), done.stderr
 
 
 def test_every_unprintable_character_is_escaped_as_python_sees_it() -> None:
@@ -385,6 +400,52 @@ def test_startup_access_log_and_stopping_under_the_cli(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0 and "stopping 2 worker(s)" in err
+
+
+def _until(check: Any, what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"no {what} in {timeout} s"
+        time.sleep(0.05)
+
+
+def _text(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_sigusr1_reopens_the_log_files(tmp_path: Path, workers: str) -> None:
+    """logrotate's postrotate: the files moved away, SIGUSR1 to the master (or the one
+    process) and every process writes to new ones by the same names, as nginx and
+    gunicorn do. SIGUSR1 used to kill the master."""
+    access, errors = tmp_path / "access.log", tmp_path / "error.log"
+    proc, port = start(tmp_path, "--workers", workers, "--access-log-file", str(access),
+                       "--error-log-file", str(errors))
+    try:
+        _until(lambda: "press CTRL+C to quit" in _text(errors), "serving line")
+        httpx.get(f"http://127.0.0.1:{port}/before", timeout=5)
+        _until(lambda: "GET /before" in _text(access), "access line")
+        access.rename(tmp_path / "access.log.1")
+        errors.rename(tmp_path / "error.log.1")
+        proc.send_signal(signal.SIGUSR1)
+        _until(lambda: "log files reopened (SIGUSR1)" in _text(errors), "reopened line")
+        # the workers reopen theirs as the signal reaches them: in a row, requests
+        # that each worker answers all land in the new file
+        landed = 0
+        for n in range(200):
+            if landed == 8:
+                break
+            httpx.get(f"http://127.0.0.1:{port}/after-{n}", timeout=5)
+            time.sleep(0.02)
+            landed = landed + 1 if f"GET /after-{n} " in _text(access) else 0
+        assert landed == 8, _text(access)
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert "GET /before" in _text(tmp_path / "access.log.1")  # nothing lost before
+    assert "stopped" in _text(errors) and "reopened" not in _text(tmp_path / "error.log.1")
 
 
 def test_no_access_log_and_a_log_config_file(tmp_path: Path) -> None:

@@ -191,7 +191,8 @@ class Options:
         None, TEXT, "file the server's log lines are appended to; '-': stderr",
         check=_log_file, aliases=("--error-logfile", "--log-file"), shown="None (stderr)",
         doc="file the server's log lines (`tremolo`, `tremolo.error`) are appended to, "
-            "by every process; `-` or None: stderr")
+            "by every process and reopened by name on SIGUSR1 (logrotate); `-` or None: "
+            "stderr")
     access_log: bool = option(
         False, SWITCH, "one line per answered request, on stdout (tremolo.access)",
         shown="False (True under python3 -m tremolo)",
@@ -201,7 +202,8 @@ class Options:
         None, TEXT, "file the access log is appended to; '-': stdout", check=_log_file,
         aliases=("--access-logfile",), shown="None (stdout)",
         doc="file the access log is appended to, by every process (lines are written "
-            "whole, so workers' lines never interleave); `-` or None: stdout. Giving one "
+            "whole, so workers' lines never interleave), reopened by name on SIGUSR1 "
+            "(logrotate); `-` or None: stdout. Giving one "
             "turns the access log on")
     access_log_format: str = option(
         "default", TEXT, "default, common, combined, json, or a format of gunicorn-like "

@@ -63,10 +63,10 @@ pub struct AccessLogCore {
     second: i64,
     common: String,
     pending: String,
-    /// the stream lines are written to, when logging is the server's own (else each
-    /// line goes to `_emit`)
+    /// lines are gathered for `_flush` (logging is the server's own), else each
+    /// goes to `_emit`
     #[pyo3(get, set)]
-    stream: Option<Py<PyAny>>,
+    gather: bool,
     /// the loop whose next turn writes what is pending
     #[pyo3(get, set, name = "loop")]
     loop_: Option<Py<PyAny>>,
@@ -164,7 +164,7 @@ impl AccessLogCore {
                 response: &response,
             };
             let format = if closing { &this.closing } else { &this.format };
-            if this.stream.is_none() {
+            if !this.gather {
                 let mut line = String::new();
                 format.write(&mut line, &entry);
                 Written::Alone(line)
@@ -281,7 +281,7 @@ impl AccessLogCore {
             second: i64::MIN,
             common: String::new(),
             pending: String::new(),
-            stream: None,
+            gather: false,
             loop_: None,
         })
     }
@@ -349,13 +349,11 @@ impl AccessLogCore {
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&self.stream)?;
         visit.call(&self.loop_)?;
         Ok(())
     }
 
     fn __clear__(&mut self) {
-        self.stream = None;
         self.loop_ = None;
     }
 }
