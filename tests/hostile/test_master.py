@@ -299,8 +299,9 @@ def test_a_flood_of_idle_metrics_clients_under_a_low_fd_limit(tmp_path: Path,
                                                               workers: str) -> None:
     """300 idle connections to the metrics endpoint of a process limited to 128
     descriptors: it keeps at most MAX_CLIENTS of them (it held every one for 5 s,
-    ran out of descriptors and spun at 100% CPU), scrapes work again once they
-    leave, and the workers serve throughout."""
+    ran out of descriptors and spun at 100% CPU), a scrape is answered while they
+    are there (the oldest idle one makes way: they kept scrapes out for a minute),
+    and the workers serve throughout."""
     with running(tmp_path, "--workers", workers) as (server, metrics):
         resource.prlimit(server.pid, resource.RLIMIT_NOFILE, (128, 128))
         time.sleep(0.3)
@@ -321,6 +322,9 @@ def test_a_flood_of_idle_metrics_clients_under_a_low_fd_limit(tmp_path: Path,
             used = (cpu_seconds(server.pid) - cpu) / 3.0
             answer = get(server.port)
             assert answer is not None and answer.startswith(b"HTTP/1.1 200")
+            started = time.monotonic()
+            assert workers_gauge(metrics) is not None, "a scrape among idle clients"
+            assert time.monotonic() - started < 2.0
         finally:
             for s in idle:
                 s.close()

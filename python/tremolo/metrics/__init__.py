@@ -36,8 +36,9 @@ BOARD_SIZE = 1 << 16
 #: a scrape's request head may be this long, and take this long to come
 MAX_REQUEST = 8192
 REQUEST_TIMEOUT = 5.0
-#: scrapes served at once; further connections wait in the listening socket's queue
-#: (they cost the process no descriptor) until one of these ends
+#: connections held at once; one more takes the place of the oldest still sending its
+#: request (idle connections cannot keep a scrape out), or waits in the listening
+#: socket's queue (costing the process no descriptor) while all are being answered
 MAX_CLIENTS = 8
 #: out of descriptors (EMFILE, ENFILE...), the endpoint stops accepting this long
 #: instead of trying again at once (the socket stays readable: that was a busy loop)
@@ -284,9 +285,11 @@ class Endpoint:
     loop calls it when its selector is readable and after every wait; a
     single-process server's event loop does the same). Every connection answers one
     request and closes; a head longer than MAX_REQUEST, or slower than
-    REQUEST_TIMEOUT, is dropped. At most MAX_CLIENTS at once: the listening socket
-    leaves the selector while they are there, and for ACCEPT_PAUSE when the
-    process is out of descriptors."""
+    REQUEST_TIMEOUT, is dropped. At most MAX_CLIENTS at once: a new one takes the
+    place of the oldest that has not sent its whole request (80 idle connections
+    held for REQUEST_TIMEOUT each used to keep scrapes out for a minute); the
+    listening socket leaves the selector while all are being answered, and for
+    ACCEPT_PAUSE when the process is out of descriptors."""
 
     def __init__(self, address: tuple[str, int], render: Callable[[], str]) -> None:
         self.render = render
@@ -327,7 +330,7 @@ class Endpoint:
         for client, (deadline, _, _) in list(self.clients.items()):
             if now > deadline:
                 self._drop(client)
-        accept = len(self.clients) < MAX_CLIENTS and now >= self.paused_until
+        accept = self._room() and now >= self.paused_until
         if accept != self.accepting:
             self.accepting = accept
             if accept:
@@ -335,8 +338,20 @@ class Endpoint:
             else:
                 self.selector.unregister(self.sock)
 
+    def _room(self) -> bool:
+        """Whether a new connection can be held: under MAX_CLIENTS, or one of those
+        held is still sending its request (the oldest such makes way)."""
+        return len(self.clients) < MAX_CLIENTS or any(
+            answer is None for _, _, answer in self.clients.values())
+
+    def _make_way(self) -> None:
+        for client, (_, _, answer) in self.clients.items():
+            if answer is None:
+                self._drop(client)
+                return
+
     def _accept(self) -> None:
-        while len(self.clients) < MAX_CLIENTS:
+        while self._room():
             try:
                 client, _ = self.sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -354,6 +369,8 @@ class Endpoint:
                                    "%gs", errno.errorcode.get(exc.errno or 0, exc),
                                    ACCEPT_PAUSE)
                 return
+            if len(self.clients) >= MAX_CLIENTS:
+                self._make_way()
             client.setblocking(False)
             self.clients[client] = [time.monotonic() + REQUEST_TIMEOUT, b"", None]
             self.selector.register(client, selectors.EVENT_READ, True)
