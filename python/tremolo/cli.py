@@ -210,10 +210,21 @@ def rewrite(argv: list[str]) -> tuple[list[str], list[str]]:
     return out, notes
 
 
+#: other servers' variables read for an option (when TREMOLO_<NAME> is not set)
+PEER_VARIABLES = {"trusted_proxies": ("FORWARDED_ALLOW_IPS",)}
+#: dashes a flag may have been written with by a word processor or a web page
+_DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"
+
+
 def _unknown(parser: Parser, extra: list[str], app: str | None) -> NoReturn:
     """What parse_known_args left: a flag nobody knows (with the nearest ones), or an
     argument too many."""
     flags = [a for a in extra if a.startswith("-")]
+    for word in [app or "", *extra]:
+        if word[:1] in _DASHES:
+            # (a flag copied from a page whose typography turned -- into a dash)
+            parser.error(f"{word!r} starts with {word[0]!r} (U+{ord(word[0]):04X}), not "
+                         f"'-': write --{word.lstrip(_DASHES)}")
     if not flags:
         parser.error(f"unexpected argument {extra[0]!r} (APP is {app!r}; one APP only)")
     name = flags[0].split("=", 1)[0]
@@ -270,8 +281,10 @@ def gather(args: argparse.Namespace, environ: Mapping[str, str],
         workers = web_concurrency(environ)
         if workers is not None:
             settings["worker_num"] = workers
-    if "trusted_proxies" not in settings and environ.get("FORWARDED_ALLOW_IPS"):
-        settings["trusted_proxies"] = read_list(environ["FORWARDED_ALLOW_IPS"])
+    for name, variables in PEER_VARIABLES.items():
+        given_by = next((v for v in variables if environ.get(v)), None)
+        if name not in settings and given_by is not None:
+            settings[name] = read_list(environ[given_by])
     return settings
 
 
@@ -363,7 +376,8 @@ def _config_error(exc: ConfigError) -> int:
     """One line naming the flag (and its variable) of the option at fault."""
     name = exc.option
     if name in FLAGS:
-        return _fail(f"argument {flag(name)} (or ${env_name(name)}): {exc}")
+        peers = "".join(f", ${v}" for v in PEER_VARIABLES.get(name, ()))
+        return _fail(f"argument {flag(name)} (or ${env_name(name)}{peers}): {exc}")
     if name == "ssl":
         return _fail(f"TLS (--ssl-*): {exc}")
     return _fail(str(exc))

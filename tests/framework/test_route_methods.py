@@ -107,7 +107,9 @@ def test_the_405_is_answered_as_every_error(port: int) -> None:
 @pytest.mark.parametrize(("value", "message"), [
     ("POST", "takes a list of HTTP methods"), (b"POST", "takes a list of HTTP methods"),
     ([], "is empty"), (["GET", "BAD METHOD"], "is not an HTTP method name"),
-    ([1], "is not an HTTP method name"), (None, "takes a list of HTTP methods")])
+    ([1], "is not an HTTP method name"), (None, "takes a list of HTTP methods"),
+    # from a hostile review: a codec's error, and '*' taken as a method named *
+    (["\u20ac"], "is not an HTTP method name"), (["*"], "leave methods= out")])
 def test_methods_that_are_not_a_list_of_names_are_refused(value: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Tremolo().route("/x", methods=value)(any_method)

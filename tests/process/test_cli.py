@@ -82,6 +82,13 @@ def test_bad_input_gives_one_line_errors(tmp_path: Path) -> None:
         assert r.returncode != 0, args
         lines = r.stderr.strip().splitlines()
         assert message in lines[-1], (args, r.stderr)
+    # uvicorn's variable, named as one read too
+    r = subprocess.run([sys.executable, "-m", "tremolo", "myapp:app"], capture_output=True,
+                       text=True, timeout=30, cwd=tmp_path,
+                       env={**os.environ, "FORWARDED_ALLOW_IPS": "bad"})
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith(
+        "tremolo: error: argument --trusted-proxies (or $TREMOLO_TRUSTED_PROXIES, "
+        "$FORWARDED_ALLOW_IPS): trusted_proxies: 'bad' is not"), r.stderr
 
 
 def serve(tmp_path: Path, *args: str) -> subprocess.Popen[str]:

@@ -150,7 +150,11 @@ def test_an_unknown_flag_is_named_with_the_nearest_ones(
                         "--workers"),
                        (["--frobnicate", "2", "app:app"], "unknown flag --frobnicate "
                         "(python3 -m tremolo --help lists them)"),
-                       (["app:app", "other:app"], "unexpected argument 'other:app'")]:
+                       (["app:app", "other:app"], "unexpected argument 'other:app'"),
+                       # flags pasted from a page that made their -- a dash
+                       (["\u2014workers", "2", "app:app"], "'\u2014workers' starts with "
+                        "'\u2014' (U+2014), not '-': write --workers"),
+                       (["app:app", "\u2013reload"], "write --reload")]:
         with pytest.raises(SystemExit) as exited:
             read(argv, {})
         assert exited.value.code == 2

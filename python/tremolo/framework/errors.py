@@ -106,10 +106,12 @@ class ErrorAnswers:
         except Exception as inner:
             if ex.started:
                 raise
-            # a response middleware failed on this answer: they have run (and
-            # never run twice), so it goes without them, and without what they did
-            self.logger.error("a response middleware failed while %d was answered; "
-                              "answered without the response middlewares", error.code,
+            # a response middleware failed on this answer, or a field set before
+            # could not be encoded: the middlewares have run (and never run twice),
+            # so it goes without them, and without the fields they or others set
+            self.logger.error("answering %d failed in a response middleware or a "
+                              "field set for it (%s: %s); answered without the response "
+                              "middlewares", error.code, type(inner).__name__, inner,
                               exc_info=inner)
             _head(response, error)
             _fields(response, error)

@@ -67,7 +67,10 @@ def allowed_methods(value: Any) -> frozenset[bytes]:
         raise ValueError("methods= is empty: the route would answer nothing but 405")
     names = set()
     for name in value:
-        raw = name.encode("latin-1") if isinstance(name, str) else name
+        if name in ("*", b"*"):
+            raise ValueError("'*' in methods= is not a method: leave methods= out for a "
+                             "route that serves every method")
+        raw = name.encode("latin-1", "replace") if isinstance(name, str) else name
         if not isinstance(raw, bytes) or not _TOKEN.fullmatch(raw):
             raise ValueError(f"{name!r} in methods= is not an HTTP method name")
         names.add(raw.upper())
