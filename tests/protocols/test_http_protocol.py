@@ -412,3 +412,4 @@ async def test_a_client_that_half_closes_after_its_answer_is_closed() -> None:
     release.set()
     await asyncio.sleep(0.01)
     assert split_responses(bytes(t.out))[0][2] == b"late" and t.closed
+
