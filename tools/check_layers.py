@@ -1,8 +1,14 @@
-"""Fails when an import in python/tremolo points up or sideways between layers.
+"""Fails when an import in python/tremolo points up or sideways between layers, or
+when an application adapter reaches past the Exchange into the connection.
 
 Every import counts: at module level, inside functions, and under TYPE_CHECKING. A
 module may import its own group (a package or module listed below) and any group in a
 lower layer; groups that share a layer never import each other.
+
+The adapters (ADAPTERS) see a connection only as protocols.Connection (an Exchange's
+`connection`, or what connection_made/lost get): they never import HTTPProtocol,
+never read an attribute named `protocol` (but `request.protocol`, the original's API
+for programs), and never read an Exchange's private attributes (`ex._body`).
 """
 
 from __future__ import annotations
@@ -27,6 +33,10 @@ LAYERS: list[list[str]] = [
     ["tremolo._core"],
 ]
 ROOT = Path(__file__).resolve().parent.parent / "python"
+#: the application adapters, which use the protocols' Connection and Exchange only
+ADAPTERS = ("tremolo.framework", "tremolo.asgi", "tremolo.wsgi")
+#: the names an Exchange goes by in the adapters
+EXCHANGES = {"ex", "exchange"}
 
 
 def module_name(path: Path) -> str:
@@ -73,7 +83,43 @@ def place(module: str) -> tuple[int, str] | None:
     return best
 
 
-def main() -> int:
+def _last_name(node: ast.expr) -> str | None:
+    """`ex` of `ex`, `self.ex`, `request.exchange`: the name an expression ends in."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
+
+
+def seam(path: Path) -> list[str]:
+    """An adapter's reaches past the seam (see the module docs)."""
+    errors = []
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom | ast.Import) and any(
+                alias.name == "HTTPProtocol" for alias in node.names):
+            errors.append(f"{path}:{node.lineno}: an adapter imports HTTPProtocol (use "
+                          "protocols.Connection)")
+        if not isinstance(node, ast.Attribute):
+            continue
+        owner = _last_name(node.value)
+        if node.attr == "protocol" and owner != "request":
+            errors.append(f"{path}:{node.lineno}: an adapter reads .protocol (use "
+                          "Exchange.connection, or what Exchange offers)")
+        elif node.attr.startswith("_") and not node.attr.startswith("__") \
+                and owner in EXCHANGES:
+            errors.append(f"{path}:{node.lineno}: an adapter reads {owner}.{node.attr}, "
+                          "an Exchange's private attribute")
+    return errors
+
+
+def main(argv: list[str]) -> int:
+    """`--root DIR` checks the package under DIR instead (the tests plant violations
+    in a copy)."""
+    global ROOT
+    if argv[:1] == ["--root"]:
+        ROOT = Path(argv[1]).resolve()
     errors = []
     for path in sorted(ROOT.joinpath("tremolo").rglob("*.py")):
         source = module_name(path)
@@ -81,7 +127,12 @@ def main() -> int:
         if here is None:
             errors.append(f"{path}: module {source} is in no layer (add it to LAYERS)")
             continue
+        if source.startswith(ADAPTERS):
+            errors += seam(path)
         for line, target in imports(path):
+            if source.startswith(ADAPTERS) and target == "tremolo.protocols.http":
+                errors.append(f"{path}:{line}: an adapter imports protocols.http (use "
+                              "protocols.Connection)")
             there = place(target)
             if there is None:
                 errors.append(f"{path}:{line}: {target} is in no layer")
@@ -95,4 +146,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

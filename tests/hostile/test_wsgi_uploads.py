@@ -1,5 +1,5 @@
 """Clients uploading long bodies to a WSGI application as fast as they can (the
-bodies its threads read from the socket, wsgi/lent.py): the worker's descriptors
+bodies its threads read from the socket, protocols/lending.py): the worker's descriptors
 and memory come back to where they were once they stop.
 
 The threads' reads leave glibc's heaps fragmented (pieces freed by other threads

@@ -10,7 +10,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from .. import _core, tls
-from ..protocols import Adapter, Exchange, HTTPProtocol, ServerState
+from ..protocols import Adapter, Connection, Exchange, ServerState
 from ..protocols.handshake import Handshake, HandshakeError, subprotocols, wants_websocket
 from . import http, websocket
 from .lifespan import ASGI, Lifespan
@@ -47,7 +47,7 @@ class ASGIAdapter(Adapter):
     async def shutdown(self) -> None:
         await self.lifespan.shutdown()
 
-    def _connection(self, p: HTTPProtocol
+    def _connection(self, p: Connection
                     ) -> tuple[dict[str, Any], dict[str, Any], _core.Proxies | None]:
         """What every request on a connection shares, worked out once: the scope
         fields that do not change, the extensions, and the trusted proxies when its
@@ -69,7 +69,7 @@ class ASGIAdapter(Adapter):
 
     def scope(self, ex: Exchange) -> dict[str, Any]:
         head = ex.head
-        p = ex.protocol
+        p = ex.connection
         base, extensions, proxies = p.context.get("asgi") or self._connection(p)
         # the request's own fields (method, path decoded, raw_path, query_string,
         # headers, http_version), what a trusted proxy's fields say, and the

@@ -80,9 +80,9 @@ class Cycle(_core.CycleCore):
             return {"type": "http.request", "body": data, "more_body": not self.body_done}
         # the body was read: the next event is the end of the exchange
         if self.finished is None:
-            self.finished = ex.protocol.loop.create_future()
-        if not (self.complete or ex.protocol.closed):
-            ex.protocol.watch_close(self.finished)
+            self.finished = ex.connection.loop.create_future()
+        if not (self.complete or ex.closed):
+            ex.watch_close(self.finished)
             await self.finished
         return {"type": "http.disconnect"}
 
@@ -131,7 +131,7 @@ class Cycle(_core.CycleCore):
     async def _send_message(self, message: Message) -> None:
         kind = message["type"]
         ex = self.ex
-        if ex.protocol.closed:
+        if ex.closed:
             raise ClientDisconnected("client disconnected")
         if kind == "http.response.start":
             raise AppError(ALREADY_STARTED)
@@ -144,11 +144,8 @@ class Cycle(_core.CycleCore):
             await self._trailers(message.get("headers", ()),
                                  bool(message.get("more_trailers", False)))
         elif kind == "http.response.early_hint":
-            if self.head is None and not ex.http10:
-                links = [(b"Link", bytes(link)) for link in message.get("links", ())]
-                state = ex.protocol.state
-                ex.protocol.write(_core.encode_head(103, links, None, False, True, False,
-                                                    state.date, b"")[0])
+            if self.head is None:
+                ex.inform(103, [(b"Link", bytes(link)) for link in message.get("links", ())])
         else:
             raise AppError("unexpected ASGI message type")
 

@@ -55,8 +55,8 @@ class Session:
         if self.state in (CONNECTING, RESPONDING):
             # the application has not answered yet: it can only learn that the
             # client went away
-            gone = self.ex.protocol.loop.create_future()
-            self.ex.protocol.watch_close(gone)
+            gone = self.ex.connection.loop.create_future()
+            self.ex.watch_close(gone)
             await gone
             self._end(ConnectionClosed(ABNORMAL, "the client went away"))
         ws = self.ws

@@ -18,7 +18,7 @@ from ..exceptions import (
     WebSocketClientClosed,
     WebSocketException,
 )
-from ..protocols import Adapter, ClientDisconnected, Exchange, HTTPProtocol, ServerState
+from ..protocols import Adapter, ClientDisconnected, Connection, Exchange, ServerState
 from ..protocols.lifecycle import RECEIVED
 from ..protocols.task import cancel_later
 from . import websocket
@@ -112,17 +112,18 @@ class NativeAdapter(Adapter):
         if not task.cancelled() and task.exception() is not None:
             self.logger.error("hook failed", exc_info=task.exception())
 
-    def connection_made(self, protocol: HTTPProtocol) -> None:
-        protocol.context["ctx"] = Context()
+    def connection_made(self, connection: Connection) -> None:
+        context = connection.context
+        context["ctx"] = Context()
         if self.app.hooks["connect"]:
             # requests on this connection wait for it (see handle)
-            protocol.context["connecting"] = self._spawn(self._run_hooks(
-                self.app.hooks["connect"], {**self.shared, "context": protocol.context["ctx"]}))
+            context["connecting"] = self._spawn(self._run_hooks(
+                self.app.hooks["connect"], {**self.shared, "context": context["ctx"]}))
 
-    def connection_lost(self, protocol: HTTPProtocol) -> None:
+    def connection_lost(self, connection: Connection) -> None:
         if self.app.hooks["close"]:
             coro = self._run_hooks(in_order(self.app.hooks["close"], "close"),
-                                   {**self.shared, "context": protocol.context["ctx"]})
+                                   {**self.shared, "context": connection.context["ctx"]})
             # cancelled app_close_timeout after the close (0: at its first wait)
             cancel_later(self.loop, self.state.options.app_close_timeout, self._spawn(coro))
 
@@ -158,10 +159,11 @@ class NativeAdapter(Adapter):
 
     async def _handle(self, ex: Exchange) -> None:
         app = self.app
+        context = ex.connection.context
         if app.hooks["connect"]:
-            connecting = ex.protocol.context.get("connecting")
+            connecting = context.get("connecting")
             if connecting is not None:
-                del ex.protocol.context["connecting"]
+                del context["connecting"]
                 await asyncio.shield(connecting)
         route, groups, path_params = app.router.find(ex.head.target)
         request = Request(ex)
@@ -170,11 +172,11 @@ class NativeAdapter(Adapter):
         if len(app.middlewares) == 1:
             middlewares = app.own_middlewares
             server = dict(self.handler_shared, request=request, response=response,
-                          context=ex.protocol.context["ctx"])
+                          context=context["ctx"])
         else:
             prefix, middlewares = app.middlewares_for(request.path)
             server = dict(self.shared, request=request, response=response,
-                          context=ex.protocol.context["ctx"], prefix=prefix)
+                          context=context["ctx"], prefix=prefix)
         if middlewares["response"]:
             response.before_send = functools.partial(
                 self._response_middlewares, middlewares["response"], server)
@@ -204,18 +206,18 @@ class NativeAdapter(Adapter):
         except ClientDisconnected:
             raise
         except asyncio.CancelledError:
-            if ex.cancel_when_gone and ex.protocol.eof and not ex.started:
+            if ex.cancel_when_gone and ex.connection.eof and not ex.started:
                 ex.abort()  # cancelled because its client left: no one to answer
             raise
         except Exception as exc:
             ws = server.get("websocket")
-            if ws is not None and ws.protocol is not None:
+            if ws is not None and ws.session is not None:
                 await self._close_websocket(ws, exc)
                 return
             await self._fail(exc, server)
         else:
             ws = server.get("websocket")
-            if ws is not None and ws.protocol is not None:
+            if ws is not None and ws.session is not None:
                 await ws.close()  # the handler is done with it
 
     async def _close_websocket(self, ws: websocket.WebSocket, exc: Exception) -> None:

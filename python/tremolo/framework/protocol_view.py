@@ -9,21 +9,20 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..protocols import HTTPProtocol
+    from ..protocols import Connection
 
 
-def _max_queue_size(protocol: HTTPProtocol, value: Any) -> None:
+def _max_queue_size(protocol: Connection, value: Any) -> None:
     protocol.set_queue_limit(int(value))
 
 
-def _upload_rate(protocol: HTTPProtocol, value: Any) -> None:
-    protocol.upload_rate = int(value)
-    protocol.upload_bucket = None  # a new rate starts a new bucket
+def _upload_rate(protocol: Connection, value: Any) -> None:
+    protocol.set_upload_rate(int(value))
 
 
 #: options this connection reads again after a write (the others are the listener's,
 #: read where the listener's clocks and limits are kept)
-LIVE: dict[str, Callable[[HTTPProtocol, Any], None]] = {
+LIVE: dict[str, Callable[[Connection, Any], None]] = {
     "max_queue_size": _max_queue_size,
     "upload_rate": _upload_rate,
 }
@@ -43,8 +42,8 @@ class ConnectionOptions(dict[str, Any]):
     is seen by later code of the connection (a later middleware of the same request),
     and `max_queue_size` and `upload_rate` take effect on it."""
 
-    def __init__(self, protocol: HTTPProtocol) -> None:
-        opts = protocol.state.options
+    def __init__(self, protocol: Connection) -> None:
+        opts = protocol.options
         super().__init__(vars(opts) | opts.extra)
         self._protocol = protocol
 
@@ -70,7 +69,7 @@ class ConnectionView:
 
     __slots__ = ("_options", "_protocol", "_tasks")
 
-    def __init__(self, protocol: HTTPProtocol) -> None:
+    def __init__(self, protocol: Connection) -> None:
         self._protocol = protocol
         self._options: ConnectionOptions | None = None
         self._tasks: set[asyncio.Task[Any]] | None = None
@@ -139,6 +138,6 @@ class ConnectionView:
         if self._tasks is not None:
             self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            self._protocol.state.logger.error("a task of the connection failed: closing it",
+            self._protocol.logger.error("a task of the connection failed: closing it",
                                               exc_info=task.exception())
             self._protocol.close()

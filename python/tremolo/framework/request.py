@@ -204,7 +204,7 @@ class Request(_core.RequestCore):
 
     @property
     def transport(self) -> Any:
-        return self.exchange.protocol.transport
+        return self.exchange.connection.transport
 
     @property
     def socket(self) -> Any:
@@ -214,7 +214,7 @@ class Request(_core.RequestCore):
     @property
     def client(self) -> tuple[str, int] | None:
         """The peer address (host, port); None on a UNIX socket."""
-        return self.exchange.protocol.peer
+        return self.exchange.connection.peer
 
     @property
     def protocol(self) -> ConnectionView:
@@ -222,10 +222,10 @@ class Request(_core.RequestCore):
         `options` (the listener's, by the original's names; a write is this
         connection's), `create_task(coro)` (cancelled when the connection closes),
         `context`, `globals`, `loop`, `transport`, `close()`."""
-        context = self.exchange.protocol.context
+        context = self.exchange.connection.context
         view = context.get("protocol")
         if view is None:
-            view = context["protocol"] = ConnectionView(self.exchange.protocol)
+            view = context["protocol"] = ConnectionView(self.exchange.connection)
         return view
 
     @property
@@ -236,13 +236,13 @@ class Request(_core.RequestCore):
 
     @property
     def is_secure(self) -> bool:
-        info = self.exchange.protocol.info
+        info = self.exchange.info
         return info is not None and info.secure
 
     def _forwarded(self) -> tuple[tuple[str, int] | None, str, str | None]:
         """(client, scheme, host): the connection's, or a trusted proxy's word."""
         if "forwarded" not in self.ctx:
-            info = self.exchange.protocol.info
+            info = self.exchange.info
             self.ctx["forwarded"] = info.forwarded(self.exchange.head) if info is not None \
                 else (None, "http", None)
         return self.ctx["forwarded"]  # type: ignore[no-any-return]

@@ -44,17 +44,17 @@ class WebSocket:
     def __init__(self, request: Request, response: Response) -> None:
         self.request = request
         self.response = response
-        opts = request.exchange.protocol.state.options
+        opts = request.exchange.options
         self.max_payload_size = opts.ws_max_payload_size
         self.ping_interval = opts.ping_interval
-        self.protocol: WebSocketProtocol | None = None
+        self.session: WebSocketProtocol | None = None
 
     def __aiter__(self) -> WebSocket:
         return self
 
     async def __anext__(self) -> str | bytearray:
         # receive() written out: one coroutine fewer for every message
-        protocol = self.protocol
+        protocol = self.session
         if protocol is None:
             await self.accept()
             protocol = self._open()
@@ -71,7 +71,7 @@ class WebSocket:
     async def accept(self) -> None:
         """Answers the handshake with 101 Switching Protocols; a request that is not
         a valid one is answered 400 (or 426 for another version) instead."""
-        if self.protocol is not None:
+        if self.session is not None:
             return
         try:
             handshake = Handshake(self.request.exchange)
@@ -85,17 +85,17 @@ class WebSocket:
         # the handshake's own are the server's
         fields = [(n, v) for n, v in self.response.fields
                   if not n.lower().startswith(_HANDSHAKE_FIELDS)]
-        self.protocol = handshake.switch(headers=fields)
+        self.session = handshake.switch(headers=fields)
 
     def _open(self) -> WebSocketProtocol:
-        if self.protocol is None:
+        if self.session is None:
             raise RuntimeError("the WebSocket is not accepted yet: call accept() first")
-        return self.protocol
+        return self.session
 
     async def recv(self) -> bytes:
         """The payload of the next frame (pings are answered by the server, pings and
         pongs give b''). Raises WebSocketClientClosed when the client closes."""
-        if self.protocol is None:
+        if self.session is None:
             await self.accept()
         try:
             ev = await self._open().receive()
@@ -107,7 +107,7 @@ class WebSocket:
 
     async def receive(self) -> str | bytearray:
         """The next whole message: str for text, bytearray for binary."""
-        if self.protocol is None:
+        if self.session is None:
             await self.accept()
         try:
             message = await self._open().receive_message()
@@ -126,7 +126,7 @@ class WebSocket:
             code = int.from_bytes(raw[:2], "big") if raw else 1000
             await self.close(code)
             return
-        protocol = self.protocol
+        protocol = self.session
         if protocol is None:
             protocol = self._open()  # (which raises)
         try:
@@ -143,10 +143,10 @@ class WebSocket:
 
     async def close(self, code: int = 1000) -> None:
         """The closing handshake with `code`, then the connection closes."""
-        if self.protocol is None:
+        if self.session is None:
             self.response.close()
             return
-        await self.protocol.close_handshake(code)
+        await self.session.close_handshake(code)
 
     @staticmethod
     def create_frame(payload_data: str | bytes | bytearray, fin: int = 1,
@@ -161,7 +161,7 @@ def offered(request: Request) -> bool:
     """Whether a request asks for a WebSocket as the original decides: no body, an
     Upgrade: websocket field and a Sec-WebSocket-Key."""
     ex = request.exchange
-    return bool(ex.body_complete and not ex._body and ex.head.get(b"sec-websocket-key")
+    return bool(ex.body_complete and not ex.has_unread_body and ex.head.get(b"sec-websocket-key")
                 and (ex.head.get(b"upgrade") or b"").strip().lower() == b"websocket")
 
 

@@ -3,7 +3,7 @@ application adapter, one concern a module (adapter interface, connection facts, 
 control, worker state and clocks, the HTTP exchange, HTTP, WebSocket, the takeover
 seam between them, file transfer, the handler task)."""
 
-from .adapter import Adapter, FunctionAdapter, Handler
+from .adapter import Adapter, Connection, FunctionAdapter, Handler
 from .connection import ConnectionInfo
 from .exchange import Exchange
 from .flow import ClientDisconnected, Flow
@@ -12,6 +12,6 @@ from .state import ServerState
 from .takeover import Takeover
 
 __all__ = [
-    "Adapter", "ClientDisconnected", "ConnectionInfo", "Exchange", "Flow", "FunctionAdapter",
-    "HTTPProtocol", "Handler", "ServerState", "Takeover",
+    "Adapter", "ClientDisconnected", "Connection", "ConnectionInfo", "Exchange", "Flow",
+    "FunctionAdapter", "HTTPProtocol", "Handler", "ServerState", "Takeover",
 ]

@@ -3,14 +3,57 @@ framework, ASGI and WSGI each implement."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from ..config import Options
+    from .connection import ConnectionInfo
     from .exchange import Exchange
-    from .http import HTTPProtocol
 
 Handler = Callable[["Exchange"], Coroutine[Any, Any, None]]
+
+
+class Connection(Protocol):
+    """What an adapter may use of a connection (an HTTPProtocol is one): its facts,
+    the dict adapters keep what its requests share in, and its end. An adapter gets
+    it as `Exchange.connection` and in connection_made/lost, and uses nothing else
+    of the protocol (tools/check_layers.py sees to it)."""
+
+    #: the worker's loop, the adapter serving the connection, what adapters keep
+    #: per connection (by their own keys), and whether the client ended its side
+    loop: asyncio.AbstractEventLoop
+    adapter: Adapter
+    context: dict[str, Any]
+    eof: bool
+
+    @property
+    def info(self) -> ConnectionInfo | None: ...
+
+    @property
+    def transport(self) -> asyncio.Transport | None: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def peer(self) -> tuple[str, int] | None: ...
+
+    @property
+    def options(self) -> Options: ...
+
+    @property
+    def logger(self) -> logging.Logger: ...
+
+    def watch_close(self, future: asyncio.Future[None]) -> None: ...
+
+    def close(self) -> None: ...
+
+    def set_queue_limit(self, events: int) -> None: ...
+
+    def set_upload_rate(self, rate: int) -> None: ...
 
 
 class Adapter:
@@ -26,10 +69,10 @@ class Adapter:
     async def handle(self, ex: Exchange) -> None:
         raise NotImplementedError
 
-    def connection_made(self, protocol: HTTPProtocol) -> None:
+    def connection_made(self, connection: Connection) -> None:
         pass
 
-    def connection_lost(self, protocol: HTTPProtocol) -> None:
+    def connection_lost(self, connection: Connection) -> None:
         pass
 
     async def startup(self) -> None:

@@ -22,7 +22,10 @@ from .flow import time_out
 from .lifecycle import DETACHED, DONE, RECEIVED, SENDING
 
 if TYPE_CHECKING:
+    from ..config import Options
     from ..exceptions import HTTPException
+    from .adapter import Connection
+    from .connection import ConnectionInfo
     from .http import HTTPProtocol
     from .state import ServerState
     from .task import RequestTask
@@ -128,7 +131,38 @@ class Exchange(_core.ExchangeCore):
         if self.phase == SENDING:
             self.phase = DETACHED
 
+    # -- what an adapter uses of the connection --------------------------------
+
+    @property
+    def connection(self) -> Connection:
+        """The connection, as much of it as an adapter may use (see Connection)."""
+        return self.protocol
+
+    @property
+    def options(self) -> Options:
+        """The listener's options."""
+        return self.protocol.state.options
+
+    @property
+    def info(self) -> ConnectionInfo | None:
+        """The connection's facts: its ends, TLS, whether its peer is trusted."""
+        return self.protocol.info
+
+    @property
+    def closed(self) -> bool:
+        """The connection is closed: nothing written reaches the client."""
+        return bool(self.flow.closed)
+
+    def watch_close(self, future: asyncio.Future[None]) -> None:
+        """Resolves `future` when the connection closes."""
+        self.protocol.watch_close(future)
+
     # -- request body --------------------------------------------------------
+
+    @property
+    def has_unread_body(self) -> bool:
+        """Body bytes have arrived that the handler has not read yet."""
+        return bool(self._body)
 
     @property
     def body_complete(self) -> bool:
@@ -181,6 +215,13 @@ class Exchange(_core.ExchangeCore):
                 self._waited += loop.time() - start
         # (the next piece, counted off, and a paused read let go on: the core's)
         return self.take_body(1)[0]
+
+    def inform(self, status: int, fields: list[Header]) -> None:
+        """An interim response (103 Early Hints) before the answer: none once the
+        answer started, nor to HTTP/1.0 (which has none)."""
+        if self.phase == RECEIVED and not self.http10:
+            self.flow.write(_encode_head(status, fields, None, False, True, False,
+                                         self.protocol.state.date, b"")[0])
 
     def send_continue(self) -> None:
         """Tells a client waiting for it (Expect: 100-continue) to send the body:

@@ -31,6 +31,12 @@ from .state import ServerState
 from .takeover import Takeover
 from .task import RUNNING, RequestTask, cancel_later
 
+if TYPE_CHECKING:
+    import logging
+
+    from ..config import Options
+    from .lending import LentBody
+
 _RequestHead = _core.RequestHead
 _encode_response = _core.encode_response
 #: in a graceful stop, how long a connection idle since its last answer may still
@@ -72,8 +78,8 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
     lingering = 0
     #: who reads the rest of the body being received instead of this protocol,
     #: which does not read while it is set (a WSGI application's thread reading from
-    #: the socket: wsgi/lent.py)
-    reads_lent: object | None = None
+    #: the socket: lending.py)
+    reads_lent: LentBody | None = None
     #: the handler whose cancel is planned already (see _cancel_later)
     _cancel_planned: Any = None
 
@@ -394,6 +400,8 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
         if self.reading is not None and not self.reading.body_complete:
             self.reading._end(gone)
             told = True
+        if self.reads_lent is not None:
+            self.reads_lent.cut()  # a thread reading the body from the socket stops now
         task = self.task
         if task is not None and not task.done():
             self._cancel_later(task, told)
@@ -453,6 +461,12 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
         `request.protocol.options`)."""
         self._max_queue = events
         self.update_reading()
+
+    def set_upload_rate(self, rate: int) -> None:
+        """upload_rate for this connection from now on (a handler's write to
+        `request.protocol.options`): a new rate starts a new bucket."""
+        self.upload_rate = rate
+        self.upload_bucket = None
 
     def watch_close(self, future: asyncio.Future[None]) -> None:
         """Resolves `future` when the connection closes."""
@@ -711,6 +725,16 @@ class HTTPProtocol(_core.ProtocolCore, asyncio.Protocol):
     def peer(self) -> tuple[str, int] | None:
         """The peer (host, port); None on a UNIX socket."""
         return self.info.peer if self.info is not None else None
+
+    @property
+    def options(self) -> Options:
+        """The listener's options."""
+        return self.state.options
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The worker's error logger (tremolo.error)."""
+        return self.state.logger
 
     def write(self, data: bytes) -> None:
         self.flow.write(data)

@@ -7,7 +7,7 @@ the methods below for what it does not do itself. Before a thread is given a req
 with a body, the loop reads the body up to wsgi_input_buffer (the whole of a small
 one): a client sending slowly holds no thread while it does. The rest of a longer
 body streams through `wsgi.input` as the application reads it: read by the thread
-from the socket itself (lent.py), or, over TLS, chunked or at upload_rate, read by the
+from the socket itself (protocols/lending.py), or, over TLS, chunked or at upload_rate, read by the
 loop and handed over. A full pool's queue (wsgi_queue_size) answers 503.
 """
 
@@ -20,10 +20,10 @@ from typing import Any
 
 from .. import _core
 from ..exceptions import HTTPException, ServiceUnavailable
-from ..protocols import Adapter, ClientDisconnected, Exchange, ServerState
+from ..protocols import Adapter, ClientDisconnected, Connection, Exchange, ServerState
 from ..protocols.answers import answer_parts
+from ..protocols.lending import lend
 from .cycle import WSGICycle
-from .lent import lend
 from .streams import FileWrapper, InputStream
 
 _signal = _core.signal
@@ -56,7 +56,7 @@ class WSGIAdapter(Adapter):
     async def shutdown(self) -> None:
         self.pool.close()
 
-    def _connection(self, p: Any) -> tuple[dict[str, Any], _core.Proxies | None]:
+    def _connection(self, p: Connection) -> tuple[dict[str, Any], _core.Proxies | None]:
         """What every request on a connection shares, worked out once: the environ's
         keys that do not change, and the trusted proxies when its peer is one whose
         fields are believed."""
@@ -84,7 +84,7 @@ class WSGIAdapter(Adapter):
         return known
 
     def environ(self, ex: Exchange) -> dict[str, Any]:
-        p = ex.protocol
+        p = ex.connection
         base, proxies = p.context.get("wsgi") or self._connection(p)
         # the request's own keys, and what a trusted proxy's fields say, are the
         # core's (rust/src/py/wsgi.rs)
@@ -153,11 +153,6 @@ class WSGIAdapter(Adapter):
                 lent.give_back()
             else:
                 lent.cut()
-
-    def connection_lost(self, p: Any) -> None:
-        lent = p.reads_lent
-        if lent is not None:
-            lent.cut()  # a thread reading the body stops now
 
     async def _finish(self, cycle: WSGICycle) -> None:
         """Everything after the thread's first piece or its end, but a body given

@@ -12,8 +12,8 @@ and not written, where the thread waits (a slow client slows the application). T
 application's `close()` runs in its thread after the last piece is written.
 
 A body longer than the loop read before the request was handed over, when the
-thread cannot read it from the socket itself (lent.py: chunked, TLS, upload_rate),
-comes on through `wsgi.input` the same way the other way round: a task on the loop
+thread cannot read it from the socket itself (protocols/lending.py: chunked, TLS,
+upload_rate), comes on through `wsgi.input` the same way the other way round: a task on the loop
 (`pump`) reads it and queues its pieces for the thread, until 4 x wsgi_input_buffer
 bytes are queued and not read, where the pump waits for the application to read.
 
@@ -38,8 +38,8 @@ from ..protocols.sendfile import copy_file
 from .streams import FileWrapper
 
 if TYPE_CHECKING:
+    from ..protocols.lending import LentBody
     from .adapter import WSGIAdapter
-    from .lent import LentBody
 
 _signal = _core.signal
 
@@ -68,7 +68,7 @@ class WSGICycle(_core.WsgiCycleCore):
     _wake_posted = False
     _pump_signal: _core.Signal | None = None  # what the pump waits on
     #: the task reading the rest of the body for the thread (see pump), or the
-    #: body's reads lent to the thread (lent.py)
+    #: body's reads lent to the thread (protocols/lending.py)
     pump_task: asyncio.Task[None] | None = None
     lent: LentBody | None = None
 
@@ -224,7 +224,7 @@ class WSGICycle(_core.WsgiCycleCore):
                 # is about to wait (nothing more read yet) or to stop (at its
                 # bound), not for every piece: it could not run before the loop
                 # lets the GIL go anyway, and each early wake was a switch
-                if queued >= self._want and (not ex._body or queued >= bound):
+                if queued >= self._want and (not ex.has_unread_body or queued >= bound):
                     self._unpark()
         except (HTTPException, ClientDisconnected) as exc:
             # (a client that ended its side before the body, or went: the answer,
@@ -278,7 +278,7 @@ class WSGICycle(_core.WsgiCycleCore):
         """Answers or ends the response once the thread is done; what to await when
         a body goes at download_rate."""
         ex = self.ex
-        if ex.finished or ex.protocol.closed:
+        if ex.finished or ex.closed:
             return None
         if self.status is None:
             self.adapter.state.logger.error("WSGI application returned without start_response")

@@ -1,4 +1,5 @@
-"""The rest of a request body read by the application's own thread, from the socket.
+"""The rest of a request body read by the application's own thread, from the socket
+(WSGI's: the reads of the connection lent to it).
 
 A body longer than what the loop reads before the request is handed over
 (wsgi_input_buffer) would otherwise come to the thread piece by piece through the
@@ -30,15 +31,14 @@ import os
 import socket
 import threading
 from time import monotonic
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from ..exceptions import BadRequest, RequestTimeout
-from ..protocols import ClientDisconnected, Exchange
-from ..protocols.flow import RELEASE_AFTER, release_memory_soon
+from ..exceptions import BadRequest, HTTPException, RequestTimeout
+from .exchange import Exchange
+from .flow import RELEASE_AFTER, ClientDisconnected, release_memory_soon
 
 if TYPE_CHECKING:
-    from ..protocols.http import HTTPProtocol
-    from .cycle import WSGICycle
+    from .http import HTTPProtocol
 
 #: the most a read asks the socket for at once when the application asks for less
 #: (a readline() asks for a byte): what one read costs stays small beside its bytes
@@ -49,7 +49,16 @@ MOST = 1 << 20
 ENDED_EARLY = "client closed before the body ended"
 
 
-def lend(cycle: WSGICycle, ex: Exchange) -> LentBody | None:
+class Borrower(Protocol):
+    """The request a thread runs, as the lent reads see it (WSGI's cycle): given up
+    (`cancelled`), and where the reads' own failure goes (`input_error`: it is the
+    answer, not the application's)."""
+
+    cancelled: bool
+    input_error: HTTPException | None
+
+
+def lend(cycle: Borrower, ex: Exchange) -> LentBody | None:
     """The reads of the rest of `ex`'s body, lent to the thread that will run
     `cycle`, when they may be (a Content-Length body still coming, on plain TCP,
     without an upload speed limit, nothing queued behind it, a descriptor to spare);
@@ -75,7 +84,7 @@ def lend(cycle: WSGICycle, ex: Exchange) -> LentBody | None:
 class LentBody:
     """The reads of one request body, lent to the application's thread (see lend)."""
 
-    def __init__(self, cycle: WSGICycle, ex: Exchange, left: int, sock: socket.socket
+    def __init__(self, cycle: Borrower, ex: Exchange, left: int, sock: socket.socket
                  ) -> None:
         self.cycle = cycle
         self.ex = ex
@@ -198,3 +207,4 @@ class LentBody:
                 return
             with contextlib.suppress(OSError):  # (not connected any more)
                 self.sock.shutdown(socket.SHUT_RD)  # (the thread closes it then)
+

@@ -1,5 +1,5 @@
 """A long request body read by the application's thread from the socket
-(wsgi/lent.py): every byte in any read size, never a byte of the next request, the
+(protocols/lending.py): every byte in any read size, never a byte of the next request, the
 body's clocks, and a read in progress ended when the connection is lost, the request
 given up or the worker stopped. Bodies the loop reads for the thread (chunked, at
 upload_rate) are checked to go the other way."""
@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
+from tremolo.protocols import lending as lent
 from tremolo.testing import serve_in_thread
-from tremolo.wsgi import WSGIAdapter, lent
+from tremolo.wsgi import WSGIAdapter
 
 from ..helpers import split_responses
 
@@ -345,7 +346,7 @@ def test_out_of_descriptors_the_loop_reads_for_the_thread(
     def no_more(fd: int) -> int:
         raise OSError(24, "Too many open files")
 
-    monkeypatch.setattr("tremolo.wsgi.lent.os.dup", no_more)
+    monkeypatch.setattr("tremolo.protocols.lending.os.dup", no_more)
     with serve() as (_, port), socket.create_connection(("127.0.0.1", port)) as s:
         s.sendall(post("/sum?65536", BIG))
         [(status, _, body)] = answers(s, 1)
