@@ -6,6 +6,7 @@ from typing import Any, Self, TypeAlias, final
 from typing_extensions import disjoint_base
 
 __all__ = [
+    "CHUNK_END",
     "RUNNING",
     "AccessLogCore",
     "AsgiHandle",
@@ -34,10 +35,12 @@ __all__ = [
     "WsgiPool",
     "__version__",
     "access_format",
+    "chunk_head",
     "encode_chunk",
     "encode_head",
     "encode_response",
     "http_date",
+    "interim",
     "last_chunk",
     "proxy_header",
     "reason_phrase",
@@ -195,6 +198,10 @@ def encode_head(
 ) -> tuple[bytes, bool]: ...
 def encode_chunk(data: bytes) -> bytes: ...
 def last_chunk(trailers: list[tuple[bytes, bytes]] | None = None) -> bytes: ...
+def chunk_head(size: int) -> bytes: ...
+def interim(status: int, fields: list[tuple[bytes, bytes]] | None = None) -> bytes: ...
+
+CHUNK_END: bytes
 def http_date(unix_time: float) -> bytes: ...
 def reason_phrase(code: int) -> str: ...
 

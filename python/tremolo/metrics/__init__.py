@@ -14,38 +14,22 @@ unlabelled for the server as a whole."""
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import platform
-import selectors
-import socket
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from .. import logs
 from .._core import __version__
-from ..config import ConfigError
 from ..protocols.counters import DURATION_BUCKETS
-from ..server import bind
+from .endpoint import MAX_CLIENTS, Endpoint
 from .process import figures
+
+__all__ = ["MAX_CLIENTS", "Board", "Endpoint", "Totals", "published", "render"]
 
 #: the bytes a worker's snapshot may take
 BOARD_SIZE = 1 << 16
-#: a scrape's request head may be this long, and take this long to come
-MAX_REQUEST = 8192
-REQUEST_TIMEOUT = 5.0
-#: connections held at once; one more takes the place of the oldest still sending its
-#: request (idle connections cannot keep a scrape out), or waits in the listening
-#: socket's queue (costing the process no descriptor) while all are being answered
-MAX_CLIENTS = 8
-#: out of descriptors (EMFILE, ENFILE...), the endpoint stops accepting this long
-#: instead of trying again at once (the socket stays readable: that was a busy loop)
-ACCEPT_PAUSE = 0.5
-#: seconds between two warnings that the endpoint paused
-WARN_EVERY = 60.0
-CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 #: counters that add up across workers, dead ones included
 SUMMED = ("connections", "bytes_in", "bytes_out", "duration_sum", "ws_opened", "ws_closed",
           "ws_in", "ws_out")
@@ -255,164 +239,3 @@ def _bound(value: float) -> str:
 
 def _label(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def respond(head: bytes, render: Callable[[], str]) -> bytes:
-    """The whole answer to a scrape's request head."""
-    line = head.split(b"\r\n", 1)[0].split(b" ")
-    if len(line) != 3 or not line[2].startswith(b"HTTP/1."):
-        return _answer(400, b"Bad Request", b"malformed request\n")
-    method, target = line[0], line[1].split(b"?", 1)[0]
-    if target != b"/metrics":
-        return _answer(404, b"Not Found", b"the metrics are at /metrics\n")
-    if method not in (b"GET", b"HEAD"):
-        return _answer(405, b"Method Not Allowed", b"GET /metrics\n", b"Allow: GET, HEAD\r\n")
-    body = render().encode()
-    return _answer(200, b"OK", b"" if method == b"HEAD" else body, length=len(body),
-                   content_type=CONTENT_TYPE)
-
-
-def _answer(status: int, reason: bytes, body: bytes, extra: bytes = b"", *,
-            length: int | None = None, content_type: bytes = b"text/plain") -> bytes:
-    return (b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s"
-            b"Connection: close\r\n\r\n" % (status, reason, content_type,
-                                            len(body) if length is None else length,
-                                            extra)) + body
-
-
-class Endpoint:
-    """A small HTTP/1.1 server for scrapes, driven by `poll()` (the master's watch
-    loop calls it when its selector is readable and after every wait; a
-    single-process server's event loop does the same). Every connection answers one
-    request and closes; a head longer than MAX_REQUEST, or slower than
-    REQUEST_TIMEOUT, is dropped. At most MAX_CLIENTS at once: a new one takes the
-    place of the oldest that has not sent its whole request (80 idle connections
-    held for REQUEST_TIMEOUT each used to keep scrapes out for a minute); the
-    listening socket leaves the selector while all are being answered, and for
-    ACCEPT_PAUSE when the process is out of descriptors."""
-
-    def __init__(self, address: tuple[str, int], render: Callable[[], str]) -> None:
-        self.render = render
-        try:
-            self.sock = bind(address[0], address[1], reuse_port=False, backlog=64)
-        except OSError as exc:
-            raise ConfigError(f"metrics: cannot listen on {address[0]}:{address[1]}: "
-                              f"{exc.strerror or exc}", "metrics") from None
-        self.selector = selectors.DefaultSelector()
-        self.selector.register(self.sock, selectors.EVENT_READ, None)
-        #: connection -> [deadline, bytes read, bytes to send]
-        self.clients: dict[socket.socket, list[Any]] = {}
-        self.accepting = True
-        #: when accepting may start again after running out of descriptors
-        self.paused_until = 0.0
-        self.warned = -WARN_EVERY
-
-    @property
-    def port(self) -> int:
-        return int(self.sock.getsockname()[1])
-
-    @property
-    def url(self) -> str:
-        """HOST:PORT as bound (the port a `:0` was given), IPv6 in brackets."""
-        host, port = self.sock.getsockname()[:2]
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-    def fileno(self) -> int:
-        return self.selector.fileno()
-
-    def poll(self, timeout: float) -> None:
-        for key, _ in self.selector.select(timeout):
-            if key.data is None:
-                self._accept()
-            else:
-                self._serve(key.fileobj)  # type: ignore[arg-type]
-        now = time.monotonic()
-        for client, (deadline, _, _) in list(self.clients.items()):
-            if now > deadline:
-                self._drop(client)
-        accept = self._room() and now >= self.paused_until
-        if accept != self.accepting:
-            self.accepting = accept
-            if accept:
-                self.selector.register(self.sock, selectors.EVENT_READ, None)
-            else:
-                self.selector.unregister(self.sock)
-
-    def _room(self) -> bool:
-        """Whether a new connection can be held: under MAX_CLIENTS, or one of those
-        held is still sending its request (the oldest such makes way)."""
-        return len(self.clients) < MAX_CLIENTS or any(
-            answer is None for _, _, answer in self.clients.values())
-
-    def _make_way(self) -> None:
-        for client, (_, _, answer) in self.clients.items():
-            if answer is None:
-                self._drop(client)
-                return
-
-    def _accept(self) -> None:
-        while self._room():
-            try:
-                client, _ = self.sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except ConnectionAbortedError:
-                continue  # gone before it was accepted
-            except OSError as exc:
-                # out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM):
-                # the socket stays readable, so trying again at once would spin
-                now = time.monotonic()
-                self.paused_until = now + ACCEPT_PAUSE
-                if now - self.warned >= WARN_EVERY:
-                    self.warned = now
-                    logger.warning("metrics: cannot accept a scrape (%s); pausing for "
-                                   "%gs", errno.errorcode.get(exc.errno or 0, exc),
-                                   ACCEPT_PAUSE)
-                return
-            if len(self.clients) >= MAX_CLIENTS:
-                self._make_way()
-            client.setblocking(False)
-            self.clients[client] = [time.monotonic() + REQUEST_TIMEOUT, b"", None]
-            self.selector.register(client, selectors.EVENT_READ, True)
-
-    def _serve(self, client: socket.socket) -> None:
-        state = self.clients.get(client)
-        if state is None:
-            return
-        try:
-            if state[2] is None:
-                data = client.recv(4096)
-                state[1] += data
-                if not data or len(state[1]) > MAX_REQUEST:
-                    self._drop(client)
-                    return
-                if b"\r\n\r\n" not in state[1]:
-                    return
-                state[2] = respond(state[1], self.render)
-                self.selector.modify(client, selectors.EVENT_WRITE, True)
-            sent = client.send(state[2])
-            state[2] = state[2][sent:]
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self._drop(client)
-            return
-        if not state[2]:
-            self._drop(client)
-
-    def _drop(self, client: socket.socket) -> None:
-        self.clients.pop(client, None)
-        self.selector.unregister(client)
-        client.close()
-
-    def closeables(self) -> list[Any]:
-        """What a forked worker must close: the listening socket, the selector, the
-        scrapes in progress."""
-        return [self.sock, self.selector, *self.clients]
-
-    def close(self) -> None:
-        for client in list(self.clients):
-            self._drop(client)
-        self.selector.close()
-        self.sock.close()
-

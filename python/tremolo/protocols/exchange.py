@@ -3,8 +3,8 @@
 An Exchange reads the request body as the parser delivers it (reading pauses while
 too much waits), and writes the response: whole with Content-Length, or streamed
 (chunked on HTTP/1.1, else delimited by closing), at the speed limit, waiting while
-the client does not read. The core encodes every head, so framing is decided in one
-place.
+the client does not read. The core encodes every head, chunk and interim answer, so
+framing is decided in one place.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ Header = tuple[bytes, bytes]
 _encode_response = _core.encode_response
 _encode_head = _core.encode_head
 _encode_chunk = _core.encode_chunk
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_chunk_head = _core.chunk_head
+_CHUNK_END = _core.CHUNK_END
+_CONTINUE = _core.interim(100)
 # Bodies this size or larger are written beside the head (writev), not copied into it.
 _COPY_LIMIT = 16384
 
@@ -220,8 +222,7 @@ class Exchange(_core.ExchangeCore):
         """An interim response (103 Early Hints) before the answer: none once the
         answer started, nor to HTTP/1.0 (which has none)."""
         if self.phase == RECEIVED and not self.http10:
-            self.flow.write(_encode_head(status, fields, None, False, True, False,
-                                         self.protocol.state.date, b"")[0])
+            self.flow.write(_core.interim(status, fields))
 
     def send_continue(self) -> None:
         """Tells a client waiting for it (Expect: 100-continue) to send the body:
@@ -408,7 +409,7 @@ class Exchange(_core.ExchangeCore):
         elif len(data) < _COPY_LIMIT:
             f.write(_encode_chunk(data))
         else:
-            f.writelines(b"%x\r\n" % len(data), data, b"\r\n")
+            f.writelines(_chunk_head(len(data)), data, _CHUNK_END)
         if f.write_paused:
             await f.drain()
 

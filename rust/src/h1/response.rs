@@ -13,6 +13,7 @@ use std::io::Write;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EncodeError {
     InvalidStatus,
+    NotInterim,
     InvalidReason,
     InvalidHeaderName,
     InvalidHeaderValue,
@@ -24,6 +25,7 @@ impl fmt::Display for EncodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             EncodeError::InvalidStatus => "status code must be 100-999",
+            EncodeError::NotInterim => "an interim response's status is 1xx, and not 101",
             EncodeError::InvalidReason => "reason phrase holds a control character",
             EncodeError::InvalidHeaderName => "header name is not a token",
             EncodeError::InvalidHeaderValue => {
@@ -290,9 +292,37 @@ pub fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
     if data.is_empty() {
         return;
     }
-    let _ = write!(out, "{:x}\r\n", data.len());
+    push_chunk_head(out, data.len());
     out.extend_from_slice(data);
+    out.extend_from_slice(CHUNK_END);
+}
+
+/// What ends a chunk's data.
+pub const CHUNK_END: &[u8] = b"\r\n";
+
+/// Appends a chunk's size line, for `size` bytes of data written after it (a large
+/// piece goes out beside its framing, not copied into it). A size of 0 would end
+/// the body: [`last_chunk`] does that.
+pub fn push_chunk_head(out: &mut Vec<u8>, size: usize) {
+    let _ = write!(out, "{size:x}\r\n");
+}
+
+/// An interim response (RFC 9110 §15.2): `100 Continue`, `103 Early Hints` with its
+/// fields. No Date and no framing: it has no body, and the final response follows.
+/// 101 is not one here: switching protocols is the final answer of its request.
+pub fn interim(status: u16, fields: &[(&[u8], &[u8])]) -> Result<Vec<u8>, EncodeError> {
+    if !(100..200).contains(&status) || status == 101 {
+        return Err(EncodeError::NotInterim);
+    }
+    let mut out = match status_line(status) {
+        Some(line) => line.to_vec(),
+        None => format!("HTTP/1.1 {status} \r\n").into_bytes(),
+    };
+    for (name, value) in fields {
+        push_field(&mut out, name, value)?;
+    }
     out.extend_from_slice(b"\r\n");
+    Ok(out)
 }
 
 /// Appends `name: value` CRLF after checking both: a field is written whole and
@@ -349,6 +379,26 @@ mod tests {
     use super::*;
 
     const DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
+
+    #[test]
+    fn interim_responses_carry_their_fields_only() {
+        assert_eq!(interim(100, &[]).unwrap(), b"HTTP/1.1 100 Continue\r\n\r\n");
+        assert_eq!(
+            interim(103, &[(b"Link", b"</a.css>; rel=preload")]).unwrap(),
+            b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+        );
+        assert_eq!(interim(199, &[]).unwrap(), b"HTTP/1.1 199 \r\n\r\n");
+        for status in [99, 101, 200, 404] {
+            assert_eq!(interim(status, &[]), Err(EncodeError::NotInterim));
+        }
+        assert_eq!(
+            interim(103, &[(b"Link", b"a\r\nX: y")]),
+            Err(EncodeError::InvalidHeaderValue)
+        );
+        let mut head = Vec::new();
+        push_chunk_head(&mut head, 16384);
+        assert_eq!(head, b"4000\r\n");
+    }
 
     #[test]
     fn simple_head() {

@@ -3,7 +3,8 @@
 use super::errors::encode_error;
 use crate::h1::date;
 use crate::h1::response::{
-    last_chunk as core_last_chunk, push_chunk, EncodeError, Framing, HeadWriter,
+    interim as core_interim, last_chunk as core_last_chunk, push_chunk, push_chunk_head,
+    EncodeError, Framing, HeadWriter,
 };
 use crate::h1::status;
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -189,6 +190,34 @@ pub fn encode_chunk<'py>(py: Python<'py>, data: &[u8]) -> Bound<'py, PyBytes> {
     let mut out = Vec::with_capacity(data.len() + 20);
     push_chunk(&mut out, data);
     PyBytes::new(py, &out)
+}
+
+/// A chunk's size line, for `size` bytes of data written after it (with CHUNK_END
+/// after the data): a large piece goes out beside its framing, not copied into it.
+#[pyfunction]
+pub fn chunk_head(py: Python<'_>, size: usize) -> Bound<'_, PyBytes> {
+    let mut out = Vec::with_capacity(18);
+    push_chunk_head(&mut out, size);
+    PyBytes::new(py, &out)
+}
+
+/// An interim response (100 Continue, 103 Early Hints) with its fields: no Date,
+/// no framing. ResponseEncodeError for a status that is not 1xx (or is 101) or a
+/// field that cannot be written.
+#[pyfunction]
+#[pyo3(signature = (status, fields=None))]
+pub fn interim<'py>(
+    py: Python<'py>,
+    status: u16,
+    fields: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let fields = fields.unwrap_or_default();
+    let refs: Vec<(&[u8], &[u8])> = fields
+        .iter()
+        .map(|(n, v)| (n.as_slice(), v.as_slice()))
+        .collect();
+    let out = core_interim(status, &refs).map_err(encode_error)?;
+    Ok(PyBytes::new(py, &out))
 }
 
 /// The end of a chunked body, with optional trailer fields.

@@ -67,6 +67,12 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode::encode_head, m)?)?;
     m.add_function(wrap_pyfunction!(encode::encode_chunk, m)?)?;
     m.add_function(wrap_pyfunction!(encode::last_chunk, m)?)?;
+    m.add_function(wrap_pyfunction!(encode::chunk_head, m)?)?;
+    m.add_function(wrap_pyfunction!(encode::interim, m)?)?;
+    m.add(
+        "CHUNK_END",
+        pyo3::types::PyBytes::new(py, crate::h1::response::CHUNK_END),
+    )?;
     m.add_function(wrap_pyfunction!(encode::http_date, m)?)?;
     m.add_function(wrap_pyfunction!(encode::reason_phrase, m)?)?;
     m.add_function(wrap_pyfunction!(proxy::proxy_header, m)?)?;

@@ -2,7 +2,7 @@
 //! the error that fails a connection.
 
 use super::errors::websocket_error;
-use crate::ws::{deflate, frame, handshake, Event, Outgoing, Session};
+use crate::ws::{deflate, frame, handshake, Event, Outgoing, SendError, Session};
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -228,16 +228,10 @@ impl WebSocketCodec {
             )));
         }
         let payload = bytes_of(data)?;
-        if frame::is_control(opcode) && payload.len() > 125 {
-            return Err(PyValueError::new_err(
-                "a ping or pong carries at most 125 bytes",
-            ));
-        }
         match self.session.send(opcode, &payload, fin) {
             Ok(out) => frame_bytes(py, &out),
-            Err(_) => Err(PyRuntimeError::new_err(
-                "the WebSocket is closing: nothing more may be sent",
-            )),
+            Err(e @ SendError::ControlTooLong) => Err(PyValueError::new_err(e.to_string())),
+            Err(e) => Err(PyRuntimeError::new_err(e.to_string())),
         }
     }
 

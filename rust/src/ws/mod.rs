@@ -16,7 +16,7 @@ mod utf8;
 
 pub use decoder::{Decoder, Event};
 pub use error::Error;
-pub use session::{Closed, Outgoing, Session};
+pub use session::{Outgoing, SendError, Session};
 
 #[cfg(test)]
 mod tests;

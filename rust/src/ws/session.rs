@@ -67,9 +67,26 @@ pub struct Session {
     close_received: bool,
 }
 
-/// Sending after the server's Close went out.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Closed;
+/// Why a message cannot be sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// the server's Close went out: nothing may follow it
+    Closed,
+    /// a ping or pong longer than 125 bytes (RFC 6455 §5.5): refused, not cut short
+    ControlTooLong,
+    /// compressing the message failed
+    Compress,
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SendError::Closed => "the WebSocket is closing: nothing more may be sent",
+            SendError::ControlTooLong => "a ping or pong carries at most 125 bytes",
+            SendError::Compress => "the message could not be compressed",
+        })
+    }
+}
 
 impl Session {
     pub fn new(max_message: usize, deflate: Option<Params>) -> Self {
@@ -143,13 +160,15 @@ impl Session {
         opcode: u8,
         data: &'a [u8],
         fin: bool,
-    ) -> Result<Outgoing<'a>, Closed> {
+    ) -> Result<Outgoing<'a>, SendError> {
         if self.close_sent {
-            return Err(Closed);
+            return Err(SendError::Closed);
         }
         if frame::is_control(opcode) {
-            let payload = Cow::Borrowed(&data[..data.len().min(125)]);
-            return Ok(Outgoing::new(opcode, true, false, payload));
+            if data.len() > 125 {
+                return Err(SendError::ControlTooLong);
+            }
+            return Ok(Outgoing::new(opcode, true, false, Cow::Borrowed(data)));
         }
         let opcode = if self.fragmenting {
             CONTINUATION
@@ -165,7 +184,7 @@ impl Session {
             Some(bits) => {
                 let mut z = Vec::with_capacity(data.len() / 2 + 16);
                 if deflate::compress_message(bits, data, &mut z).is_err() {
-                    return Err(Closed);
+                    return Err(SendError::Compress);
                 }
                 Ok(Outgoing::new(opcode, true, true, Cow::Owned(z)))
             }

@@ -290,7 +290,10 @@ fn the_answer_to_a_close_waits_for_the_caller() {
         s.answer(events.last(), None),
         encode(CLOSE, true, false, b"\x03\xe8", None)
     );
-    assert!(matches!(s.send(TEXT, b"late", true), Err(Closed)));
+    assert!(matches!(
+        s.send(TEXT, b"late", true),
+        Err(SendError::Closed)
+    ));
 }
 
 #[test]
@@ -309,7 +312,10 @@ fn server_sends_and_closes_once() {
         encode(CLOSE, true, false, b"\x03\xe8bye", None)
     );
     assert_eq!(s.close(Some(1000), ""), b"");
-    assert!(matches!(s.send(TEXT, b"late", true), Err(Closed)));
+    assert!(matches!(
+        s.send(TEXT, b"late", true),
+        Err(SendError::Closed)
+    ));
 }
 
 #[test]
@@ -376,4 +382,21 @@ fn compressed_bombs_are_inflated_one_at_a_time() {
         }
     }
     assert_eq!(feeds, 40);
+}
+
+#[test]
+fn a_ping_or_pong_over_125_bytes_is_refused_not_cut_short() {
+    let mut s = Session::new(1 << 20, None);
+    assert_eq!(
+        s.send(PING, &[b'p'; 125], true).unwrap().to_vec()[..2],
+        [0x89, 125]
+    );
+    assert!(matches!(
+        s.send(PONG, &[b'p'; 126], true),
+        Err(SendError::ControlTooLong)
+    ));
+    assert!(matches!(
+        s.send(PING, &[b'p'; 1000], true),
+        Err(SendError::ControlTooLong)
+    ));
 }
