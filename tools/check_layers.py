@@ -24,6 +24,7 @@ LAYERS: list[list[str]] = [
     ["tremolo.supervisor", "tremolo.loading", "tremolo.cli_options", "tremolo.cli_habits",
      "tremolo.reload"],
     ["tremolo.worker_process"],
+    ["tremolo.watchers"],
     ["tremolo.listening", "tremolo.metrics", "tremolo.signals"],
     ["tremolo.server"],
     ["tremolo.framework", "tremolo.asgi", "tremolo.wsgi"],

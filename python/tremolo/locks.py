@@ -18,7 +18,7 @@ import multiprocessing
 import os
 import time
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -41,12 +41,21 @@ def _waiter(index: int) -> concurrent.futures.ThreadPoolExecutor:
     return _waiters[index]
 
 
-def _wait(lock: Any, deadline: float) -> bool:
+class ProcessLock(Protocol):
+    """A lock of the operating system's that every worker shares (multiprocessing's,
+    made before the fork)."""
+
+    def acquire(self, block: bool = True, timeout: float | None = None) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+def _wait(lock: ProcessLock, deadline: float) -> bool:
     remaining = deadline - time.monotonic()
     return remaining > 0 and bool(lock.acquire(True, remaining))
 
 
-def _give_back(lock: Any) -> Any:
+def _give_back(lock: ProcessLock) -> Any:
     def done(future: concurrent.futures.Future[bool]) -> None:
         if not future.cancelled() and future.exception() is None and future.result():
             lock.release()
@@ -54,7 +63,7 @@ def _give_back(lock: Any) -> Any:
 
 
 class ServerLock:
-    def __init__(self, locks: list[Any], index: int = 0,
+    def __init__(self, locks: list[ProcessLock], index: int = 0,
                  timeout: float = DEFAULT_TIMEOUT) -> None:
         self._locks = locks
         self._index = index % len(locks)

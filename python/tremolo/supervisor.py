@@ -25,7 +25,7 @@ from .listening import listeners, open_sockets, per_worker, slot_sockets
 from .metrics import Board, Endpoint, Totals, render
 from .server import AdapterFactory, Listener, new_event_loop, ssl_context
 from .signals import REOPEN, REOPEN_WORKER, STOP, Inbox, blocked
-from .worker_process import REPLACED, STARTUP_FAILED, child, run_worker
+from .worker_process import REPLACED, STARTUP_FAILED, Message, Recycle, child, run_worker
 
 logger = logging.getLogger(logs.SERVER)
 #: the wait before restarting a worker that died: doubling from the first to the
@@ -495,17 +495,17 @@ class Supervisor:
 
     def read_messages(self) -> None:
         while not self.messages.empty():
-            kind, pid, why = self.messages.get()
+            message: Message = self.messages.get()
+            pid = message.pid
             c = self.children.get(pid)
             if c is None:
                 continue  # gone already
-            if kind == "recycle":
+            if isinstance(message, Recycle):
                 if c.leaving or self.stopping or any(o.replaces == pid
                                                       for o in self.children.values()):
                     continue  # a stop ends it anyway: no successor to start then
-                logger.info("replacing worker %d: it %s", pid, why)
-                self.spawn(c.slot, replaces=pid,
-                           cause="max_requests" if "max_requests" in why else "limit_memory")
+                logger.info("replacing worker %d: it %s", pid, message.why)
+                self.spawn(c.slot, replaces=pid, cause=message.cause)
                 continue
             c.serving = True
             old = self.children.get(c.replaces) if c.replaces is not None else None

@@ -23,7 +23,7 @@ import pytest
 from tremolo import Tremolo
 from tremolo.exceptions import Forbidden
 from tremolo.testing import serve_in_thread
-from tremolo.worker_process import blocking_request
+from tremolo.watchers import blocking_request
 
 from ..helpers import exchange
 
@@ -299,7 +299,7 @@ async def introspect() -> bytes:
 
 
 def test_a_blocked_loop_names_the_plain_route_blocking_it() -> None:
-    # the worker's loop watch (worker_process._watch_loop) names the request whose
+    # the worker's loop watch (watchers._watch_loop) names the request whose
     # handler blocks the loop: a plain route's handler has no frame of the adapter's
     blocked = Tremolo()
     inside = threading.Event()
