@@ -28,7 +28,7 @@ LAYERS: list[list[str]] = [
     ["tremolo.listening", "tremolo.metrics", "tremolo.signals"],
     ["tremolo.server"],
     ["tremolo.framework", "tremolo.asgi", "tremolo.wsgi"],
-    ["tremolo.protocols", "tremolo.tls"],
+    ["tremolo.protocols", "tremolo.tls", "tremolo.sockets"],
     ["tremolo.config", "tremolo.exceptions", "tremolo.locks", "tremolo.utils",
      "tremolo.logs", "tremolo.installed"],
     ["tremolo._core"],

@@ -40,8 +40,8 @@ def bind(value: str = "", **context: Any) -> int | None:
         return 1
     context["options"]["host"] = None
     app = __getattr__("server")
-    for host, port in listeners:
-        app.listen(port, host=host)
+    for address in listeners:
+        app.listen_at(address)
     return None
 
 

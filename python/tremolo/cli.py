@@ -36,6 +36,7 @@ from .cli_options import (
 from .config import UNLIMITED, ConfigError, Options
 from .config.kinds import SWITCH
 from .loading import AppLoadError, detect_interface, load_app, reloader
+from .sockets import Address
 
 EXAMPLES = """\
 Serve a Tremolo, ASGI or WSGI application. Every option can also be set with the
@@ -66,26 +67,26 @@ def _is_path(item: str) -> bool:
     return ":" not in item and ("/" in item or "\\" in item or item.endswith(".sock"))
 
 
-def parse_bind(value: str) -> list[tuple[str | None, int | str]]:
-    """--bind's comma-separated listeners -> [(host, port) | (None, path)]: `host:port`,
+def parse_bind(value: str) -> list[Address]:
+    """--bind's comma-separated listeners: `host:port`,
     `[v6]:port`, `:port` (127.0.0.1, as the original's `localhost`), or a UNIX socket
     path: `unix:PATH` as given, a bare path with `.sock` added when it lacks it (the
     original's spelling keeps the original's meaning)."""
-    out: list[tuple[str | None, int | str]] = []
+    out: list[Address] = []
     for item in filter(None, (v.strip() for v in value.split(","))):
         if item.startswith("unix:"):
             if not item.removeprefix("unix:"):
                 raise ValueError("unix: needs a path (unix:/run/app.sock)")
-            out.append((None, item.removeprefix("unix:")))
+            out.append(Address.unix(item.removeprefix("unix:")))
             continue
         if _is_path(item):
-            out.append((None, item if item.endswith(".sock") else item + ".sock"))
+            out.append(Address.unix(item if item.endswith(".sock") else item + ".sock"))
             continue
         host, sep, port = item.rpartition(":")
         if not sep or not (port.isascii() and port.isdigit()) or int(port) > 65535:
             raise ValueError(f"{item!r} is not host:port, :port, or a UNIX socket path "
                              "(/path, unix:path, or a name ending with .sock)")
-        out.append((host.strip("[]") or "127.0.0.1", int(port)))
+        out.append(Address.tcp(host.strip("[]") or "127.0.0.1", int(port)))
     if not out:
         raise ValueError("empty")
     return out
@@ -289,7 +290,7 @@ def gather(args: argparse.Namespace, environ: Mapping[str, str],
 
 
 def serve(app: Any, *, interface: str = "auto", host: str | None = "127.0.0.1",
-          port: int = 8000, bind: list[tuple[str | None, int | str]] | None = None,
+          port: int = 8000, bind: list[Address] | None = None,
           root_path: str = "", lifespan: str = "auto",
           reload_app: Callable[[Callable[[Any], Any]], Any] | None = None,
           name: str | None = None, **options: Any) -> None:
@@ -302,14 +303,15 @@ def serve(app: Any, *, interface: str = "auto", host: str | None = "127.0.0.1",
     if interface == "auto":
         interface = detect_interface(app)
     interface = "asgi" if interface == "asgi3" else interface
-    listeners: list[tuple[str | None, int | str, dict[str, Any]]] = []
+    listeners: list[tuple[Address, dict[str, Any]]] = []
     if bind:
-        (host, first), *rest = bind
-        port = first if isinstance(first, int) else 0
-        if not isinstance(first, int):
-            listeners.append((None, first, {}))
-            host, port = None, 0
-        listeners.extend((h, p, {}) for h, p in rest)
+        # the first TCP address given is the server's own; a socket first, none
+        first, *rest = bind
+        if first.kind == "tcp":
+            host, port = first.host, first.port
+        else:
+            host, port, rest = None, 0, bind
+        listeners.extend((address, {}) for address in rest)
     def make(app: Any) -> Any:
         if interface == "tremolo":
             return app.make_adapter
@@ -444,7 +446,7 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
         return _fail(f"argument --fd: {exc}")
     if fds:
         # sockets handed in are the listeners (with --bind's, if any)
-        bind = [(None, f"fd:{fd}") for fd in fds] + (bind or [])
+        bind = [Address.handed(fd) for fd in fds] + (bind or [])
     made, app_dir = settings.pop("factory", False), settings.pop("app_dir", None)
     try:
         app = load_app(spec, factory=made, app_dir=app_dir)

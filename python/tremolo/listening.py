@@ -10,32 +10,33 @@ import socket
 from typing import Any
 
 from .config import ConfigError, Options
-from .server import Listener, adopt, bind, bind_unix
+from .sockets import Address, ListenerSpec, adopt, bind, bind_unix
 
 
-def listeners(options: Options, extra: list[tuple[str | None, int | str, dict[str, Any]]],
-              primary: bool = True) -> list[Listener]:
-    out = [Listener(options.host, options.port, None, options)] if primary else []
-    for host, port, opts in extra:
+def listeners(options: Options, extra: list[tuple[Address, dict[str, Any]]],
+              primary: bool = True) -> list[ListenerSpec]:
+    """The listeners: options.host:options.port unless not `primary`, and each of
+    `extra` with options of its own over the server's (a TCP one without a host
+    takes the server's)."""
+    out = [ListenerSpec(Address.tcp(options.host, options.port), options)] \
+        if primary else []
+    for address, opts in extra:
         base = {k: v for k, v in vars(options).items() if k != "extra"}
         merged = Options.from_kwargs({**base, **options.extra, **opts,
-                                      "host": host or options.host})
-        if isinstance(port, int):
-            out.append(Listener(merged.host, port, None, merged))
-        elif port.startswith("fd:"):
-            out.append(Listener(None, None, None, merged, fd=int(port[3:])))
-        else:
-            out.append(Listener(None, None, port, merged))
+                                      "host": address.host or options.host})
+        if address.kind == "tcp":
+            address = Address.tcp(merged.host, address.port)
+        out.append(ListenerSpec(address, merged))
     return out
 
 
-def per_worker(spec: Listener, worker_num: int) -> bool:
+def per_worker(spec: ListenerSpec, worker_num: int) -> bool:
     """Whether each worker listens on a socket of its own (SO_REUSEPORT) there."""
-    return spec.path is None and spec.fd is None and worker_num > 0 \
-        and spec.options.reuse_port
+    return spec.kind == "tcp" and worker_num > 0 and spec.options.reuse_port
 
 
-def open_sockets(specs: list[Listener], worker_num: int) -> list[tuple[socket.socket, Listener]]:
+def open_sockets(specs: list[ListenerSpec], worker_num: int
+                 ) -> list[tuple[socket.socket, ListenerSpec]]:
     """Binds every listener once here. With SO_REUSEPORT and worker processes, the
     master's TCP socket only reserves the address (it never listens, so the kernel
     sends it no connection); each worker slot has its own (slot_sockets). Otherwise
@@ -43,20 +44,20 @@ def open_sockets(specs: list[Listener], worker_num: int) -> list[tuple[socket.so
     out = []
     try:
         for spec in specs:
-            opts = spec.options
-            if spec.fd is not None:
-                out.append((adopt(spec.fd), spec))  # shared by the workers as it is
+            opts, at = spec.options, spec.address
+            if at.kind == "fd":
+                out.append((adopt(at.fd), spec))  # shared by the workers as it is
                 continue
-            if spec.path is not None:
-                out.append((bind_unix(spec.path, opts.backlog, opts.uds_mode), spec))
+            if at.kind == "unix":
+                out.append((bind_unix(at.path, opts.backlog, opts.uds_mode), spec))
                 continue
-            if spec.port and opts.reuse_port and not opts.share_port:
+            if at.port and opts.reuse_port and not opts.share_port:
                 # SO_REUSEPORT is for our own workers: a bind without it fails when
                 # anyone (another tremolo included) listens there already
-                bind(spec.host, spec.port, reuse_port=False, backlog=None).close()
-            sock = bind(spec.host, spec.port or 0, reuse_port=opts.reuse_port,
+                bind(at.host, at.port, reuse_port=False, backlog=None).close()
+            sock = bind(at.host, at.port, reuse_port=opts.reuse_port,
                         backlog=None if per_worker(spec, worker_num) else opts.backlog)
-            spec.port = sock.getsockname()[1]
+            spec.bound(sock.getsockname()[1])
             out.append((sock, spec))
     except OSError as exc:
         for sock, _ in out:
@@ -64,20 +65,20 @@ def open_sockets(specs: list[Listener], worker_num: int) -> list[tuple[socket.so
         why = exc.strerror or str(exc)
         if exc.errno == errno.EADDRINUSE:
             why = "address already in use (by another program, or another tremolo"
-            why += ")" if spec.path is not None else \
+            why += ")" if spec.kind == "unix" else \
                 "; share_port=True, or --share-port, shares it on purpose)"
         raise ConfigError(f"cannot listen on {spec.display}: {why}") from exc
     return out
 
 
-def slot_sockets(opened: list[tuple[socket.socket, Listener]], worker_num: int
+def slot_sockets(opened: list[tuple[socket.socket, ListenerSpec]], worker_num: int
                  ) -> tuple[list[tuple[socket.socket, Options]], list[socket.socket]]:
     """The listening sockets one worker slot serves, and those of them that are the
     slot's own (SO_REUSEPORT: listening from now on) rather than shared."""
     serve, own = [], []
     for sock, spec in opened:
         if per_worker(spec, worker_num):
-            mine = bind(spec.host, spec.port or 0, reuse_port=True,
+            mine = bind(spec.address.host, spec.address.port, reuse_port=True,
                         backlog=spec.options.backlog)
             serve.append((mine, spec.options))
             own.append(mine)

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import gc
 import importlib
 import logging
-import os
 import socket
 import ssl
-import stat
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from . import logs, tls
@@ -51,28 +47,6 @@ def map_large_buffers() -> None:
         ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, LARGE_BUFFER)
 
 
-@dataclass
-class Listener:
-    """Where to listen, with the options that apply there."""
-
-    host: str | None
-    port: int | None  # None: `path` is a UNIX socket, or `fd` a socket handed in
-    path: str | None
-    options: Options
-    #: a listening socket handed in (--fd, systemd's LISTEN_FDS)
-    fd: int | None = None
-
-    @property
-    def display(self) -> str:
-        if self.fd is not None:
-            return f"fd:{self.fd}"
-        if self.path is not None:
-            return f"unix:{self.path}"
-        host = self.host or "127.0.0.1"
-        return f"http{'s' if self.options.ssl else ''}://" + \
-            (f"[{host}]" if ":" in host else host) + f":{self.port}"
-
-
 def new_event_loop(name: str) -> asyncio.AbstractEventLoop:
     """'uvloop' (the default; plain asyncio when uvloop is missing), 'asyncio', or a
     dotted path to an event loop class."""
@@ -98,99 +72,6 @@ def new_event_loop(name: str) -> asyncio.AbstractEventLoop:
     if not isinstance(loop, asyncio.AbstractEventLoop):
         raise ConfigError(f"loop: {name!r} did not make an event loop", "loop")
     return loop
-
-
-def bind(host: str | None, port: int, *, reuse_port: bool, backlog: int | None
-         ) -> socket.socket:
-    """A TCP socket bound to host:port, listening unless `backlog` is None.
-    '::' listens on IPv6 and IPv4 alike."""
-    host = host or "127.0.0.1"
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port and hasattr(socket, "SO_REUSEPORT"):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        sock.bind((host, port))
-        if backlog is not None:
-            sock.listen(backlog)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def _listening(path: str) -> bool:
-    """Whether a server accepts connections on the UNIX socket at `path`."""
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.settimeout(1)
-        probe.connect(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        probe.close()
-
-
-def adopt(fd: int) -> socket.socket:
-    """A listening socket handed in by file descriptor; ConfigError if it is not one."""
-    try:
-        sock = socket.socket(fileno=fd)
-    except OSError as exc:
-        raise ConfigError(f"fd {fd}: not a socket ({exc.strerror or exc})") from None
-    if sock.type != socket.SOCK_STREAM or not sock.getsockopt(socket.SOL_SOCKET,
-                                                             socket.SO_ACCEPTCONN):
-        sock.detach()
-        raise ConfigError(f"fd {fd}: not a listening stream socket")
-    sock.setblocking(False)
-    return sock
-
-
-def bind_unix(path: str, backlog: int, mode: int | None = None) -> socket.socket:
-    """A listening UNIX socket; a stale socket file at `path` is replaced, any other
-    file is not."""
-    with contextlib.suppress(FileNotFoundError):
-        if stat.S_ISSOCK(os.stat(path).st_mode):
-            if _listening(path):
-                raise OSError(errno.EADDRINUSE, "address already in use", path)
-            os.unlink(path)  # stale: left by a server that is gone
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        if mode is None:
-            sock.bind(path)
-        else:
-            _bind_with_mode(sock, path, mode)
-        sock.listen(backlog)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def _bind_with_mode(sock: socket.socket, path: str, mode: int) -> None:
-    """Binds with the socket file never allowing more than `mode` (--uds-mode: who may
-    connect), not even between bind and chmod. Linux creates the file with the
-    socket's own mode less the umask, so the mode is set on the socket first: no
-    process-wide state is touched (a umask set around bind would also apply to files
-    other threads create meanwhile). Elsewhere, where a socket has no mode of its
-    own, the umask is the way. The umask can only take bits away; chmod then gives
-    them back."""
-    try:
-        os.fchmod(sock.fileno(), mode)
-    except OSError:
-        old = os.umask(0o777 & ~mode)
-        try:
-            sock.bind(path)
-        finally:
-            os.umask(old)
-    else:
-        sock.bind(path)
-    os.chmod(path, mode)
 
 
 def ssl_context(options: Options) -> ssl.SSLContext | None:

@@ -22,9 +22,11 @@ from . import installed, logs
 from ._core import __version__
 from .config import ConfigError, Options
 from .listening import listeners, open_sockets, per_worker, slot_sockets
+from .locks import ServerLock
 from .metrics import Board, Endpoint, Totals, render
-from .server import AdapterFactory, Listener, new_event_loop, ssl_context
+from .server import AdapterFactory, new_event_loop, ssl_context
 from .signals import REOPEN, REOPEN_WORKER, STOP, Inbox, blocked
+from .sockets import Address, ListenerSpec
 from .worker_process import REPLACED, STARTUP_FAILED, Message, Recycle, child, run_worker
 
 logger = logging.getLogger(logs.SERVER)
@@ -48,7 +50,7 @@ Renew = Callable[[], AdapterFactory]
 
 
 def serve(factory: AdapterFactory, options: Options,
-          extra: list[tuple[str | None, int | str, dict[str, Any]]], lock: Any,
+          extra: list[tuple[Address, dict[str, Any]]], lock: ServerLock,
           primary: bool = True, what: str = "", renew: Renew | None = None) -> None:
     """Serves until SIGINT or SIGTERM. `what` names the application for the message
     that says the server is ready; `renew` imports the application's code again (in
@@ -73,8 +75,9 @@ def serve(factory: AdapterFactory, options: Options,
     if options.metrics:
         host, port = options.metrics_address
         for spec in specs:
-            if port and spec.port == port and spec.path is None and (
-                    spec.host == host or spec.host in ("", "0.0.0.0", "::", None)
+            at = spec.address
+            if port and at.kind == "tcp" and at.port == port and (
+                    at.host == host or at.host in ("", "0.0.0.0", "::", None)
                     or host in ("0.0.0.0", "::")):
                 raise ConfigError(f"metrics: {options.metrics} is where the application "
                                   f"is served ({spec.display}): give it a port of its own",
@@ -107,9 +110,9 @@ def serve(factory: AdapterFactory, options: Options,
     finally:
         for sock, spec in opened:
             sock.close()
-            if spec.path is not None:
+            if spec.kind == "unix":
                 with contextlib.suppress(OSError):
-                    os.unlink(spec.path)
+                    os.unlink(spec.address.path)
 
 
 @dataclass
@@ -142,7 +145,7 @@ class Child:
 
 class Supervisor:
     def __init__(self, factory: AdapterFactory, options: Options,
-                 opened: list[tuple[socket.socket, Listener]], lock: Any,
+                 opened: list[tuple[socket.socket, ListenerSpec]], lock: ServerLock,
                  announce: Callable[[list[int]], None] = lambda pids: None,
                  renew: Renew | None = None) -> None:
         self.factory = factory

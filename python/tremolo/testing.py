@@ -10,7 +10,8 @@ from typing import Any
 
 from .config import Options
 from .locks import ServerLock
-from .server import AdapterFactory, Worker, bind, new_event_loop
+from .server import AdapterFactory, Worker, new_event_loop
+from .sockets import bind
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.helpers import free_port
-from tremolo import server as tremolo_server
+from tremolo import sockets
 
 from .server import Server, serve, wait_for
 
@@ -288,7 +288,7 @@ def test_uds_mode_holds_from_creation(tmp_path: Path, umask: int,
                                       monkeypatch: pytest.MonkeyPatch, mode: int) -> None:
     path = tmp_path / "app.sock"
     seen = _modes_at_bind(monkeypatch, path)
-    sock = tremolo_server.bind_unix(str(path), 16, mode)
+    sock = sockets.bind_unix(str(path), 16, mode)
     try:
         assert seen, "bind was not seen"
         assert seen[0] & ~mode == 0, f"created {oct(seen[0])}, wider than {oct(mode)}"
@@ -312,7 +312,7 @@ def test_uds_mode_without_a_socket_mode_uses_the_umask(
         umasks.append(current)
         raise OSError(22, "Invalid argument")
     monkeypatch.setattr(os, "fchmod", fchmod)
-    sock = tremolo_server.bind_unix(str(path), 16, 0o600)
+    sock = sockets.bind_unix(str(path), 16, 0o600)
     try:
         assert umasks == [umask] and seen == [0o600]
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600

@@ -72,7 +72,8 @@ for argv in json.load(sys.stdin):
                             if p is None else [h or "127.0.0.1", p] for h, p in server.ports]
         server.ports.clear()
     else:
-        got["listeners"] = [[h, p] for h, p, _ in server.listeners]
+        got["listeners"] = [[a.host, a.port] if a.kind == "tcp" else [None, a.path]
+                            for a, _ in server.listeners]
         server.listeners.clear()
     out.append(got)
 print(json.dumps(out))
@@ -207,9 +208,11 @@ def test_each_original_flag_means_what_it_meant(
 def test_unix_prefix_keeps_the_path_as_given() -> None:
     """Ours beside the original's: `unix:PATH` is not given `.sock`; a bare path is."""
     from tremolo.cli import parse_bind
+    from tremolo.sockets import Address
 
     assert parse_bind("unix:/run/app,/run/app,unix:app.sock,[::]:80") == [
-        (None, "/run/app"), (None, "/run/app.sock"), (None, "app.sock"), ("::", 80)]
+        Address.unix("/run/app"), Address.unix("/run/app.sock"), Address.unix("app.sock"),
+        Address.tcp("::", 80)]
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -15,7 +15,8 @@ import pytest
 from tremolo import Tremolo
 from tremolo.config import ConfigError, Options
 from tremolo.locks import ServerLock
-from tremolo.server import Worker, bind, new_event_loop
+from tremolo.server import Worker, new_event_loop
+from tremolo.sockets import bind
 from tremolo.testing import serve_in_thread
 
 from ..helpers import exchange
@@ -164,9 +165,10 @@ def test_options_are_validated() -> None:
 
 def test_listener_options_keep_unknown_options_flat() -> None:
     from tremolo.listening import listeners
+    from tremolo.sockets import Address
 
     base = Options.from_kwargs({"host": "127.0.0.1", "port": 0, "my_knob": 1})
-    [_, extra] = listeners(base, [(None, 0, {"client_max_body_size": 4})])
+    [_, extra] = listeners(base, [(Address.tcp(None, 0), {"client_max_body_size": 4})])
     assert extra.options.extra == {"my_knob": 1}
     assert extra.options.client_max_body_size == 4
 

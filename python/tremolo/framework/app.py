@@ -8,6 +8,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..sockets import Address
 from .context import Context
 from .routing import Handler, Router, normalize
 
@@ -97,7 +98,8 @@ class App:
             (): {n: [] for n in MIDDLEWARES}}
         #: this application's own middlewares (not those of mounted ones)
         self.own_middlewares = self.middlewares[()]
-        self.listeners: list[tuple[str | None, int | str, dict[str, Any]]] = []
+        #: where app.listen() said to listen, each with its options
+        self.listeners: list[tuple[Address, dict[str, Any]]] = []
         self.globals = Context()
         # where this application is mounted, and what it mounted (see mount)
         self.mounted_in: App | None = None
@@ -221,18 +223,21 @@ class App:
         for name, hooks in app.hooks.items():
             for h in hooks:
                 self.add_hook(h.handler.func, name, h.priority)
-        for listener in app.listeners:
-            self.listen(listener[1], listener[0], **listener[2])
+        for address, options in app.listeners:
+            self.listen_at(address, **options)
 
     # -- serving -------------------------------------------------------------
 
     def listen(self, port: int | str, host: str | None = None, **options: Any) -> bool:
         """Adds a listener: a TCP port (host None: the run() host), or a UNIX socket
         path given as `port`. Options here override run()'s for this listener."""
-        key = (host, port)
-        if any((h, p) == key for h, p, _ in self.listeners):
+        return self.listen_at(Address.listen(port, host), **options)
+
+    def listen_at(self, address: Address, **options: Any) -> bool:
+        """Adds a listener at `address`, unless it is one already."""
+        if any(a == address for a, _ in self.listeners):
             return False
-        self.listeners.append((host, port, options))
+        self.listeners.append((address, options))
         return True
 
     def make_adapter(self, state: Any) -> Any:

@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import _core, logs
 from ..config import ConfigError
-from ..server import bind
+from ..sockets import bind
 
 #: a scrape's request head may be this long, and take this long to come
 MAX_REQUEST = 8192
