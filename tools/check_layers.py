@@ -21,8 +21,9 @@ from pathlib import Path
 LAYERS: list[list[str]] = [
     ["tremolo", "tremolo.__main__"],
     ["tremolo.application", "tremolo.cli", "tremolo.testing", "tremolo.lib"],
+    ["tremolo.launch"],
     ["tremolo.supervisor", "tremolo.loading", "tremolo.cli_options", "tremolo.cli_habits",
-     "tremolo.reload"],
+     "tremolo.autoreload"],
     ["tremolo.worker_process"],
     ["tremolo.watchers"],
     ["tremolo.listening", "tremolo.metrics", "tremolo.signals"],

@@ -26,6 +26,6 @@ def __getattr__(name: str) -> Any:
 def run(app: Any, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
     """Serves an ASGI or WSGI application (as `python3 -m tremolo` does) until
     interrupted; `interface='asgi'|'wsgi'` overrides the detection."""
-    from .cli import serve
+    from .launch import serve_app
 
-    serve(app, host=host, port=port, **options)
+    serve_app(app, host=host, port=port, **options)

@@ -9,7 +9,6 @@ from typing import Any
 
 from .config import ConfigError, Options
 from .framework import App
-from .locks import ServerLock
 
 __all__ = ["Application", "Tremolo"]
 
@@ -45,35 +44,35 @@ class Tremolo(App):
             raise SystemExit(2) from None
 
     def _run(self, host: str | None, options: dict[str, Any]) -> None:
-        from . import loading, logs, reload
-        from .supervisor import serve
+        from . import autoreload, launch, loading
 
         watching = options.pop("reload", False)
         dirs = options.pop("reload_dirs", ())
         includes = options.pop("reload_includes", ())
-        excludes = options.pop("reload_excludes", reload.DEFAULT_EXCLUDES)
+        excludes = options.pop("reload_excludes", autoreload.DEFAULT_EXCLUDES)
         opts = Options.from_kwargs({"host": host, **options})
-        if watching and not reload.is_child():
+        if watching and not autoreload.is_child():
             # this process watches; a copy of the program serves, and is replaced
             # when a watched file changes
-            logs.configure(opts.log_level, opts.log_fmt, opts.log_config)
-            argv, env = reload.child_argv(), dict[str, str]()
-            if reload.started_by_multiprocessing():
-                argv, env = reload.app_command(self, {
+            argv, env = autoreload.child_argv(), dict[str, str]()
+            if autoreload.started_by_multiprocessing():
+                argv, env = autoreload.app_command(self, {
                     "host": host, "reload": True, "reload_dirs": dirs,
                     "reload_includes": includes, "reload_excludes": excludes, **options})
-            raise SystemExit(reload.run(argv, reload.Watch(dirs, includes, excludes), env))
-        rerun = loading.script_reloader()
+            raise SystemExit(launch.restart_on_change(
+                autoreload.Watch(dirs, includes, excludes), argv, opts.log_level,
+                opts.log_fmt, opts.log_config, env))
+        rerun = loading.script_rerunner()
         # host=None: the listeners alone (as the original)
-        serve(self.make_adapter, opts, self.listeners, ServerLock.create(opts.locks),
-              primary=host is not None, what=f"{self.name or _program()} (Tremolo)",
-              renew=None if rerun is None else lambda: rerun().make_adapter)
+        launch.start(self.make_adapter, opts, self.listeners, primary=host is not None,
+                     what=f"{self.name or _program()} (Tremolo)",
+                     renew=None if rerun is None else lambda: rerun().make_adapter)
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         # An application held by a module is pickled as that module's variable (a
         # multiprocessing child then imports it, routes and all, instead of getting
         # a copy made of its pieces).
-        from .reload import locate, variable
+        from .autoreload import locate, variable
 
         where = locate(self)
         if where is None:

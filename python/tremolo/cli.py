@@ -13,10 +13,10 @@ import difflib
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
-from . import logs, reload
+from . import autoreload, launch
 from ._core import __version__
 from .cli_habits import HABITS, NEGATIONS, OPTIONAL_VALUES, PEERS
 from .cli_options import (
@@ -33,9 +33,9 @@ from .cli_options import (
     spec_of,
     web_concurrency,
 )
-from .config import UNLIMITED, ConfigError, Options
+from .config import ConfigError, Options
 from .config.kinds import SWITCH
-from .loading import AppLoadError, detect_interface, load_app, reloader
+from .loading import AppLoadError, detect_interface, load_app, reimporter
 from .sockets import Address
 
 EXAMPLES = """\
@@ -289,58 +289,6 @@ def gather(args: argparse.Namespace, environ: Mapping[str, str],
     return settings
 
 
-def serve(app: Any, *, interface: str = "auto", host: str | None = "127.0.0.1",
-          port: int = 8000, bind: list[Address] | None = None,
-          root_path: str = "", lifespan: str = "auto",
-          reload_app: Callable[[Callable[[Any], Any]], Any] | None = None,
-          name: str | None = None, **options: Any) -> None:
-    """Serves `app` until interrupted. `reload_app(make)`, given how to make the
-    adapter factory from an app, gives what imports the app again on SIGHUP; `name`
-    is what the start line calls it (APP as given)."""
-    from .locks import ServerLock
-    from .supervisor import serve as supervise
-
-    if interface == "auto":
-        interface = detect_interface(app)
-    interface = "asgi" if interface == "asgi3" else interface
-    listeners: list[tuple[Address, dict[str, Any]]] = []
-    if bind:
-        # the first TCP address given is the server's own; a socket first, none
-        first, *rest = bind
-        if first.kind == "tcp":
-            host, port = first.host, first.port
-        else:
-            host, port, rest = None, 0, bind
-        listeners.extend((address, {}) for address in rest)
-    def make(app: Any) -> Any:
-        if interface == "tremolo":
-            return app.make_adapter
-        return _adapter(app, interface, root_path, lifespan)
-    factory = make(app)
-    if interface == "tremolo":
-        listeners.extend(app.listeners)
-    else:
-        # The frameworks set their own body limits, as behind uvicorn and gunicorn;
-        # the native API keeps the original's 2 MiB.
-        options.setdefault("client_max_body_size", UNLIMITED)
-    # the supervisor checks the loop, logging and certificates before binding
-    opts = Options.from_kwargs({"host": host, "port": port, **options})
-    name = name or getattr(app, "__qualname__", None) or type(app).__name__
-    kind = {"tremolo": "Tremolo", "asgi": "ASGI 3", "wsgi": "WSGI"}[interface]
-    supervise(factory, opts, listeners, ServerLock.create(opts.locks),
-              primary=not (bind and host is None), what=f"{name} ({kind})",
-              renew=None if reload_app is None else reload_app(make))
-
-
-def _adapter(app: Any, interface: str, root_path: str, lifespan: str) -> Any:
-    from .asgi import ASGIAdapter
-    from .wsgi import WSGIAdapter
-
-    if interface == "asgi":
-        return lambda state: ASGIAdapter(app, state, root_path, lifespan)
-    return lambda state: WSGIAdapter(app, state, root_path)
-
-
 def handed_in(given: Any, environ: Any) -> list[int]:
     """The listening sockets handed in: --fd N, else systemd's LISTEN_FDS (meant for
     this process: LISTEN_PID), numbered from 3."""
@@ -355,16 +303,16 @@ def handed_in(given: Any, environ: Any) -> list[int]:
     return []
 
 
-def _watch(settings: dict[str, Any]) -> reload.Watch | None:
+def _watch(settings: dict[str, Any]) -> autoreload.Watch | None:
     """The files to watch when reloading is asked for (the settings are taken out)."""
     on = settings.pop("reload", False)
     dirs = settings.pop("reload_dirs", None) or []
     includes = settings.pop("reload_includes", None) or []
-    excludes = settings.pop("reload_excludes", None) or list(reload.DEFAULT_EXCLUDES)
+    excludes = settings.pop("reload_excludes", None) or list(autoreload.DEFAULT_EXCLUDES)
     if not on:
         return None
     try:
-        return reload.Watch([d for item in dirs for d in item.split(",")], includes, excludes)
+        return autoreload.Watch([d for item in dirs for d in item.split(",")], includes, excludes)
     except ValueError as exc:
         raise SystemExit(_fail(f"argument --reload-dir: {exc}")) from None
 
@@ -420,15 +368,14 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
         return _fail(str(exc))
     spec = settings.pop("app")
     watch = _watch(settings)
-    if watch is not None and not reload.is_child():
+    if watch is not None and not autoreload.is_child():
         defaults = Options()
         try:
-            logs.configure(settings.get("log_level", defaults.log_level),
-                           settings.get("log_fmt", defaults.log_fmt),
-                           settings.get("log_config"))
+            return launch.restart_on_change(
+                watch, autoreload.child_argv(), settings.get("log_level", defaults.log_level),
+                settings.get("log_fmt", defaults.log_fmt), settings.get("log_config"))
         except ValueError as exc:
             return _fail(f"argument --log-config: {exc}")
-        return reload.run(reload.child_argv(), watch)
     bind = None
     if "bind" in settings:
         try:
@@ -467,11 +414,11 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     if interface in ("asgi", "asgi3", "wsgi") and not callable(app):
         return _fail(f"APP: {spec} is not callable, so it cannot be served as {interface}", 1)
     try:
-        serve(app, interface=interface, host=settings.pop("host", "127.0.0.1"),
+        launch.serve_app(app, interface=interface, host=settings.pop("host", "127.0.0.1"),
               port=settings.pop("port", 8000), bind=bind,
               root_path=settings.pop("root_path", ""),
               lifespan=settings.pop("lifespan", "auto"),
-              reload_app=lambda make: reloader(spec, factory=made, app_dir=app_dir,
+              reimport=lambda make: reimporter(spec, factory=made, app_dir=app_dir,
                                                make=make), name=spec,
               **settings)
     except ConfigError as exc:

@@ -162,9 +162,9 @@ def forget_modules(directory: str) -> list[str]:
     return gone
 
 
-def reloader(spec: str, *, factory: bool, app_dir: str | None,
-             make: Callable[[Any], Any]) -> Callable[[], Any]:
-    """What a new worker calls after a reload: imports APP's code again (the
+def reimporter(spec: str, *, factory: bool, app_dir: str | None,
+               make: Callable[[Any], Any]) -> Callable[[], Any]:
+    """What a new worker of a rollout (SIGHUP) calls: imports APP's code again (the
     modules of its directory) and makes the adapter factory from the new app."""
     directory = _locate(spec, app_dir)[0]
 
@@ -192,7 +192,7 @@ def rerunning() -> bool:
     return bool(_rerunning)
 
 
-def script_reloader() -> Callable[[], App] | None:
+def script_rerunner() -> Callable[[], App] | None:
     """For an app started by `app.run()` in a script: what a new worker calls after a
     reload, running the script again (as __main__, its code imported again) up to
     its app.run(). None when there is no script to run again (an interactive

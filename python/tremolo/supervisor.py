@@ -6,6 +6,7 @@ loop does the work. It knows processes and sockets, not HTTP."""
 from __future__ import annotations
 
 import contextlib
+import enum
 import logging
 import multiprocessing
 import os
@@ -16,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from . import installed, logs
@@ -27,6 +29,7 @@ from .metrics import Board, Endpoint, Totals, render
 from .server import AdapterFactory, new_event_loop, ssl_context
 from .signals import REOPEN, REOPEN_WORKER, STOP, Inbox, blocked
 from .sockets import Address, ListenerSpec
+from .watchers import Heartbeat
 from .worker_process import REPLACED, STARTUP_FAILED, Message, Recycle, child, run_worker
 
 logger = logging.getLogger(logs.SERVER)
@@ -49,7 +52,7 @@ WATCH_WAIT = 1.0
 Renew = Callable[[], AdapterFactory]
 
 
-def serve(factory: AdapterFactory, options: Options,
+def supervise(factory: AdapterFactory, options: Options,
           extra: list[tuple[Address, dict[str, Any]]], lock: ServerLock,
           primary: bool = True, what: str = "", renew: Renew | None = None) -> None:
     """Serves until SIGINT or SIGTERM. `what` names the application for the message
@@ -115,22 +118,30 @@ def serve(factory: AdapterFactory, options: Options,
                     os.unlink(spec.address.path)
 
 
+class Phase(enum.Enum):
+    """Where a worker is in its life, as the master sees it."""
+
+    #: forked; not serving yet (its application starting)
+    STARTING = "starting"
+    SERVING = "serving"
+    #: stopped on purpose (replaced, SIGTTOU): not restarted when it ends
+    LEAVING = "leaving"
+
+
 @dataclass
 class Child:
     """A worker process, and what the master knows of it."""
 
-    proc: Any  # multiprocessing.Process
+    proc: BaseProcess
     slot: int
     started: float
     #: when its event loop last ticked (time.monotonic, shared memory)
-    beat: Any
-    #: the worker it replaces once it serves (a reload, recycling)
+    beat: Heartbeat
+    #: the worker it replaces once it serves (a rollout, recycling)
     replaces: int | None = None
-    #: started by a reload (SIGHUP), which goes on once it serves
-    reload: bool = False
-    serving: bool = False
-    #: stopped on purpose (replaced, SIGTTOU): not restarted
-    leaving: bool = False
+    #: started by a rollout (SIGHUP), which goes on once it serves
+    in_rollout: bool = False
+    phase: Phase = Phase.STARTING
     #: where it publishes its counters (--metrics)
     board: Board | None = None
     #: why it will have to be replaced, should it die (the metrics' restart cause)
@@ -140,7 +151,9 @@ class Child:
 
     @property
     def pid(self) -> int:
-        return int(self.proc.pid)
+        pid = self.proc.pid
+        assert pid is not None  # (a Child is made once its process started)
+        return pid
 
 
 class Supervisor:
@@ -186,7 +199,7 @@ class Supervisor:
 
     # -- workers and their sockets -------------------------------------------
 
-    def spawn(self, slot: int, replaces: int | None = None, reload: bool = False,
+    def spawn(self, slot: int, replaces: int | None = None, in_rollout: bool = False,
               cause: str = "") -> Child:
         """Starts a worker for `slot`; `cause`: it replaces another (counted for the
         metrics: died, worker_timeout, max_requests, limit_memory, reload)."""
@@ -210,7 +223,7 @@ class Supervisor:
         with blocked():  # the child unblocks them once its handlers are its own
             proc.start()
         self.born += 1
-        new = Child(proc, slot, time.monotonic(), beat, replaces, reload, board=board,
+        new = Child(proc, slot, time.monotonic(), beat, replaces, in_rollout, board=board,
                     born=self.born)
         self.children[new.pid] = new
         self.selector.register(proc.sentinel, selectors.EVENT_READ)  # its exit wakes the watch
@@ -222,7 +235,7 @@ class Supervisor:
         """The metrics: every worker's counters, those of workers gone, restarts."""
         live = [(c.slot, snap) for c in self.children.values()
                 if c.board is not None and (snap := c.board.read()) is not None]
-        serving = sum(c.serving and not c.leaving for c in self.children.values())
+        serving = sum(c.phase is Phase.SERVING for c in self.children.values())
         return render(live, self.totals, serving)
 
     def close_slot(self, slot: int) -> None:
@@ -231,12 +244,13 @@ class Supervisor:
         self.sockets.pop(slot, None)
 
     def in_slot(self, slot: int) -> list[Child]:
-        return [c for c in self.children.values() if c.slot == slot and not c.leaving]
+        return [c for c in self.children.values()
+                if c.slot == slot and c.phase is not Phase.LEAVING]
 
     def retire(self, old: Child) -> None:
         """Stops a worker gracefully because it is replaced: its slot's sockets stay
         open in the master and its successor, so nothing queued is lost."""
-        old.leaving = True
+        old.phase = Phase.LEAVING
         if old.proc.is_alive():
             os.kill(old.pid, REPLACED)
 
@@ -245,7 +259,7 @@ class Supervisor:
         replaces, and any other successor that a reload and recycling both started),
         unless one started after it serves already; then `c` is the one that goes."""
         others = self.in_slot(c.slot)
-        if any(o.serving and o.born > c.born for o in others):
+        if any(o.phase is Phase.SERVING and o.born > c.born for o in others):
             self.retire(c)
             return
         for o in others:
@@ -261,7 +275,7 @@ class Supervisor:
             return
         now = time.monotonic()
         for c in list(self.children.values()):
-            if not c.serving or not c.beat.value:
+            if c.phase is Phase.STARTING or not c.beat.value:
                 continue
             if now - c.beat.value > limit and c.proc.is_alive():
                 logger.error("worker %d has not answered for %.0fs (worker_timeout): a "
@@ -287,7 +301,7 @@ class Supervisor:
         if REOPEN in signals:
             self.reopen()
         if signal.SIGHUP in signals:
-            self.reload()
+            self.roll_out()
         if target > self.options.worker_num:
             self.more(target - self.options.worker_num)
         elif target < self.options.worker_num:
@@ -349,20 +363,20 @@ class Supervisor:
             self.restart_at.pop(slot, None)
             self.close_slot(slot)  # the workers' copies go as they stop
             for c in self.in_slot(slot):
-                c.leaving = True
+                c.phase = Phase.LEAVING
                 if c.proc.is_alive():
                     os.kill(c.pid, signal.SIGTERM)
 
-    def reload(self) -> None:
+    def roll_out(self) -> None:
         """SIGHUP: every worker replaced, one at a time, by one that imported the
-        application's code again; each old one stops accepting only once its
-        successor serves."""
+        application's code again (a rollout); each old one stops accepting only once
+        its successor serves."""
         if self.stopping:
             return
         if self.rollout is not None:
             logger.info("SIGHUP: a reload is under way already")
             return
-        self.rollout = [c.pid for c in self.children.values() if c.serving and not c.leaving]
+        self.rollout = [c.pid for c in self.children.values() if c.phase is Phase.SERVING]
         self.fresh_before = self.fresh
         self.fresh = self.renew is not None
         how = "with the application's code imported again" if self.renew is not None else \
@@ -378,8 +392,8 @@ class Supervisor:
             return
         while self.rollout:
             old = self.children.get(self.rollout.pop(0))
-            if old is not None and not old.leaving and old.proc.is_alive():
-                self.spawn(old.slot, replaces=old.pid, reload=True, cause="reload")
+            if old is not None and old.phase is not Phase.LEAVING and old.proc.is_alive():
+                self.spawn(old.slot, replaces=old.pid, in_rollout=True, cause="reload")
                 return
         if self.rollout is not None:
             logger.info("reload done: every worker runs the new code")
@@ -456,16 +470,16 @@ class Supervisor:
 
     def ended(self, c: Child) -> None:
         """A worker is gone: replaced, removed, failed to start, or died."""
-        if c.leaving:
+        if c.phase is Phase.LEAVING:
             return
         ran = time.monotonic() - c.started
-        if not c.serving and c.replaces is not None:
+        if c.phase is Phase.STARTING and c.replaces is not None:
             # a successor that cannot start: the server goes on as it was
             old = self.children.get(c.replaces)
             keeps = f"worker {old.pid} keeps serving" if old is not None else "the slot waits"
             logger.error("the new worker %d %s before it served; %s", c.pid,
                          _death(c.proc.exitcode), keeps)
-            if c.reload and self.rollout is not None:
+            if c.in_rollout and self.rollout is not None:
                 logger.error("reload abandoned: the workers not replaced yet keep the code "
                              "they run")
                 self.rollout = None
@@ -473,7 +487,7 @@ class Supervisor:
             if old is None and not self.in_slot(c.slot):
                 self.restart(c.slot, ran, c.cause)
             return
-        if not c.serving:
+        if c.phase is Phase.STARTING:
             # the application cannot start: restarting would not help
             logger.error("worker %d %s before it served: stopping", c.pid,
                          _death(c.proc.exitcode))
@@ -504,26 +518,26 @@ class Supervisor:
             if c is None:
                 continue  # gone already
             if isinstance(message, Recycle):
-                if c.leaving or self.stopping or any(o.replaces == pid
+                if c.phase is Phase.LEAVING or self.stopping or any(o.replaces == pid
                                                       for o in self.children.values()):
                     continue  # a stop ends it anyway: no successor to start then
                 logger.info("replacing worker %d: it %s", pid, message.why)
                 self.spawn(c.slot, replaces=pid, cause=message.cause)
                 continue
-            c.serving = True
             old = self.children.get(c.replaces) if c.replaces is not None else None
-            if not c.leaving:
+            if c.phase is Phase.STARTING:  # (one told to leave meanwhile goes on leaving)
+                c.phase = Phase.SERVING
                 self.keep_newest(c)
             if self.announced:
                 logger.info("worker %d serves%s", pid,
                             f" (worker {old.pid} stops)" if old is not None else "")
             else:
                 serving = [o.pid for o in self.children.values()
-                           if o.serving and not o.leaving]
+                           if o.phase is Phase.SERVING]
                 if len(serving) >= self.options.worker_num:
                     self.announced = True
                     self.announce(sorted(serving))
-            if c.reload:
+            if c.in_rollout:
                 self.next_in_rollout()
 
 

@@ -161,13 +161,14 @@ app = Tremolo()
 
 def cli_settings(argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                  ) -> dict[str, Any]:
-    """What `python3 -m tremolo ARGV` would serve with: serve()'s arguments (or
+    """What `python3 -m tremolo ARGV` would serve with: serve_app()'s arguments (or
     {'reload': True} when it would reload), the app loaded but nothing started."""
     import tremolo.cli as cli
 
     got: dict[str, Any] = {}
-    monkeypatch.setattr(cli, "serve", lambda app, **kw: got.update(kw))
-    monkeypatch.setattr(cli.reload, "run", lambda *a: got.update(reload=True) or 0)
+    monkeypatch.setattr(cli.launch, "serve_app", lambda app, **kw: got.update(kw))
+    monkeypatch.setattr(cli.launch, "restart_on_change",
+                        lambda *a: got.update(reload=True) or 0)
     (tmp_path / "capp.py").write_text(CAPTURED)
     code = cli.main([*argv, "--app-dir", str(tmp_path), "capp:app"], {})
     assert code == 0, argv

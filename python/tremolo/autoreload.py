@@ -226,7 +226,7 @@ def app_command(app: object, args: dict[str, object]) -> tuple[list[str], dict[s
                          "application in an importable module (a module-level variable), "
                          "so that the reloaded server can import it again")
     payload = base64.b64encode(pickle.dumps((sys.path, where, args))).decode()
-    return ([sys.executable, "-c", "from tremolo.reload import serve_app; serve_app()"],
+    return ([sys.executable, "-c", "from tremolo.autoreload import serve_app; serve_app()"],
             {APP: payload})
 
 

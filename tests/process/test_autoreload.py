@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tremolo.reload import Watch, compiles
+from tremolo.autoreload import Watch, compiles
 
 from ..helpers import free_port
 
