@@ -61,9 +61,11 @@ def serve_app(app: Any, *, interface: str = "auto", host: str | None = "127.0.0.
         else:
             host, port, rest = None, 0, bind
         listeners.extend((address, {}) for address in rest)
-    def make(app: Any) -> Any:
+
+    def make(app: Any) -> AdapterFactory:
         if interface == "tremolo":
-            return app.make_adapter
+            factory: AdapterFactory = app.make_adapter
+            return factory
         return _adapter(app, interface, root_path, lifespan)
     factory = make(app)
     if interface == "tremolo":
@@ -80,7 +82,7 @@ def serve_app(app: Any, *, interface: str = "auto", host: str | None = "127.0.0.
           what=f"{name} ({kind})", renew=None if reimport is None else reimport(make))
 
 
-def _adapter(app: Any, interface: str, root_path: str, lifespan: str) -> Any:
+def _adapter(app: Any, interface: str, root_path: str, lifespan: str) -> AdapterFactory:
     from .asgi import ASGIAdapter
     from .wsgi import WSGIAdapter
 

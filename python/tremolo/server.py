@@ -15,6 +15,7 @@ from typing import Any
 
 from . import logs, tls
 from .config import ConfigError, Options
+from .locks import ServerLock
 from .protocols import Adapter, HTTPProtocol, ServerState
 from .protocols.counters import Counters
 from .protocols.state import Clocked
@@ -104,7 +105,7 @@ class Worker:
     """Serves connections on the given sockets until `stop()`."""
 
     def __init__(self, factory: AdapterFactory, options: Options,
-                 loop: asyncio.AbstractEventLoop, lock: Any = None) -> None:
+                 loop: asyncio.AbstractEventLoop, lock: ServerLock | None = None) -> None:
         settle_heap()
         self.options = options
         self.loop = loop

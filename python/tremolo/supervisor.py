@@ -30,7 +30,7 @@ from .server import AdapterFactory, new_event_loop, ssl_context
 from .signals import REOPEN, REOPEN_WORKER, STOP, Inbox, blocked
 from .sockets import Address, ListenerSpec
 from .watchers import Heartbeat
-from .worker_process import REPLACED, STARTUP_FAILED, Message, Recycle, child, run_worker
+from .worker_process import REPLACED, STARTUP_FAILED, Closeable, Message, Recycle, child, run_worker
 
 logger = logging.getLogger(logs.SERVER)
 #: the wait before restarting a worker that died: doubling from the first to the
@@ -206,7 +206,7 @@ class Supervisor:
         if slot not in self.sockets:
             self.sockets[slot], self.owned[slot] = slot_sockets(self.opened,
                                                                 self.options.worker_num)
-        foreign: list[Any] = [s for other, socks in self.owned.items() if other != slot
+        foreign: list[Closeable] = [s for other, socks in self.owned.items() if other != slot
                               for s in socks]
         foreign += [s for s, spec in self.opened if per_worker(spec, self.options.worker_num)]
         foreign.append(self.selector)

@@ -16,7 +16,8 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any, Protocol
+from types import FrameType
+from typing import Protocol
 
 from . import logs
 from .metrics import Board, Endpoint, Totals, published, render
@@ -228,7 +229,7 @@ def _watch_loop(beat: Heartbeat, after: float, main: int) -> None:
         faulthandler.cancel_dump_traceback_later()
 
 
-def blocking_request(frame: Any) -> tuple[str, list[traceback.FrameSummary]]:
+def blocking_request(frame: FrameType | None) -> tuple[str, list[traceback.FrameSummary]]:
     """What runs in `frame`: ('the handler of GET /path', the handler's frames, from
     the server's call into it), or ('code outside any request handler', every frame).
     The request is the one the outermost frame of an application adapter holding an
@@ -255,7 +256,7 @@ def blocking_request(frame: Any) -> tuple[str, list[traceback.FrameSummary]]:
             f"{head.target.decode('latin-1')}", list(stack[depth:]))
 
 
-def _task_request(frames: list[Any]) -> tuple[Any, int] | None:
+def _task_request(frames: list[FrameType]) -> tuple[Exchange, int] | None:
     """(the exchange, the depth of its handler's frame) for the request task whose
     coroutine runs in `frames`. The loop is blocked inside that frame, so the
     tasks read here do not change under us."""

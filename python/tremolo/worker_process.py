@@ -12,7 +12,7 @@ import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from . import logs, watchers
 from .config import Options
@@ -79,7 +79,7 @@ def run_worker(factory: AdapterFactory, options: Options,
 
 def child(factory: AdapterFactory, renew: Callable[[], AdapterFactory] | None,
           options: Options, sockets: list[tuple[socket.socket, Options]],
-          foreign: list[Any], lock: ServerLock | None, messages: Outbox,
+          foreign: list[Closeable], lock: ServerLock | None, messages: Outbox,
           beat: watchers.Heartbeat | None = None, board: Board | None = None) -> None:
     """A forked worker. `renew`, after a reload, imports the application's code again
     and makes the factory from it; `foreign` are the sockets of other slots and the
@@ -130,6 +130,13 @@ class Recycle:
 
 #: what workers tell the master
 Message = Serving | Recycle
+
+
+class Closeable(Protocol):
+    """What a new worker closes of the master's (other slots' sockets, the master's
+    selector, its metrics endpoint's sockets)."""
+
+    def close(self) -> None: ...
 
 
 class Outbox(Protocol):

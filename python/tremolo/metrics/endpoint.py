@@ -11,7 +11,6 @@ import selectors
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
 
 from .. import _core, logs
 from ..config import ConfigError
@@ -210,7 +209,7 @@ class Endpoint:
         self.selector.unregister(sock)
         sock.close()
 
-    def closeables(self) -> list[Any]:
+    def closeables(self) -> list[socket.socket | selectors.BaseSelector]:
         """What a forked worker must close: the listening socket, the selector, the
         scrapes in progress."""
         return [self.sock, self.selector, *self.clients]
