@@ -13,6 +13,8 @@ import contextlib
 import json
 import logging
 import os
+import select
+import stat
 import sys
 from typing import Any
 
@@ -109,10 +111,12 @@ class _FileHandler(_SaysOnce, logging.FileHandler):
     pass
 
 
-def reopen() -> None:
+def reopen() -> bool:
     """Reopens the log files of the server's own handlers, by name (logrotate moved
     them: SIGUSR1, see signals.REOPEN); each process its own. A file that cannot be
-    opened keeps the old one, and says why."""
+    opened keeps the old one, and says why; what the old one could not write (a full
+    disk) is dropped with it. Never raises: whether every file was reopened."""
+    done = True
     for name in (SERVER, ACCESS):
         for handler in logging.getLogger(name).handlers:
             if not (getattr(handler, _OURS, False) and isinstance(handler, logging.FileHandler)):
@@ -120,13 +124,36 @@ def reopen() -> None:
             try:
                 stream = open(handler.baseFilename, "a", encoding="utf-8")  # noqa: SIM115
             except OSError as exc:
+                done = False
                 logging.getLogger(ERROR).error("cannot reopen %r: %s", handler.baseFilename,
                                                exc.strerror or exc)
                 continue
-            old = handler.setStream(stream)
+            # (not setStream(): it flushes the old stream first, which raises when its
+            # disk is full, and a master must not end its supervision over a log)
+            handler.acquire()
+            try:
+                old, handler.stream = handler.stream, stream
+            finally:
+                handler.release()
             if old is not None:
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(OSError, ValueError):
                     old.close()
+    return done
+
+
+def reopen_said(loud: bool = True) -> None:
+    """reopen(), and a line that says how it went (SIGUSR1); `loud` False says only
+    a failure (a worker: its master says it for the server)."""
+    try:
+        done = reopen()
+    except Exception:  # (never: but a signal's handler must not take a process down)
+        logging.getLogger(ERROR).exception("reopening the log files failed")
+        return
+    if not done:
+        logging.getLogger(SERVER).warning("log files not all reopened (SIGUSR1): the "
+                                          "others are written where they were")
+    elif loud:
+        logging.getLogger(SERVER).info("log files reopened (SIGUSR1)")
 
 
 def load_config(path: str) -> dict[str, Any]:
@@ -152,9 +179,54 @@ def load_config(path: str) -> dict[str, Any]:
     return data
 
 
+class _Target:
+    """A stream the access log writes to, as it writes there: its descriptor (None:
+    it has none, its own write() then), its encoding, and whether it is a pipe."""
+
+    __slots__ = ("encoding", "fd", "pipe", "stream")
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.encoding = getattr(stream, "encoding", None) or "utf-8"
+        try:
+            self.fd: int | None = stream.fileno()
+            self.pipe = stat.S_ISFIFO(os.fstat(self.fd).st_mode)
+        except (AttributeError, OSError, ValueError):
+            self.fd, self.pipe = None, False
+
+
+def _write_lines(target: _Target, lines: str) -> None:
+    """Writes a turn's lines as the stream's encoding holds them (what it cannot hold
+    as `\\xHH`, rather than the whole batch lost), in pieces that end at a line's
+    end and, on a pipe shared by the workers, fit in one atomic write (PIPE_BUF):
+    lines of two workers never tear each other."""
+    stream, fd = target.stream, target.fd
+    if fd is None:
+        stream.write(lines)
+        stream.flush()
+        return
+    stream.flush()  # what was written to it before goes first
+    data = lines.encode(target.encoding, "backslashreplace")
+    most = select.PIPE_BUF if target.pipe else len(data)
+    start = 0
+    while start < len(data):
+        end = start + most
+        if end < len(data):
+            cut = data.rfind(b"\n", start, end)
+            end = cut + 1 if cut >= start else (data.find(b"\n", end) + 1 or len(data))
+        piece = memoryview(data)[start:end]
+        while piece:
+            piece = piece[os.write(fd, piece):]
+        start = end
+
+
 def check_format(fmt: str) -> str:
     """The format a preset name stands for, checked; ValueError says what is wrong
     (the formats are the core's: rust/src/access)."""
+    try:
+        fmt.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{fmt!r} holds bytes that are not UTF-8 text") from None
     return _core.access_format(fmt)
 
 
@@ -188,13 +260,15 @@ class AccessLog(_core.AccessLogCore):
         self.loop = loop
         #: the stream failed and said so; said again only once it has worked again
         self.failing = False
+        self.target: _Target | None = None
 
     def _flush(self) -> None:
         lines = self.take()
         try:
             stream = self.handler.stream
-            stream.write(lines)
-            stream.flush()
+            if self.target is None or self.target.stream is not stream:  # (reopened)
+                self.target = _Target(stream)
+            _write_lines(self.target, lines)
         except (OSError, ValueError) as exc:
             # a full disk or a closed stream must not break serving, nor fill the
             # error log with a line per request

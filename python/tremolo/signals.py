@@ -20,18 +20,19 @@ from typing import Any
 #: what stops the master (SIGINT twice or SIGQUIT force it)
 STOP = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
 #: what reopens the log files (logrotate's postrotate), as nginx's and gunicorn's
-#: SIGUSR1: sent to the master, or to a server of one process
+#: SIGUSR1, in every process: the master reopens its own and passes it on, a worker
+#: (or a server of one process) reopens its own; sent to the whole group (systemctl
+#: kill's default) it does the same
 REOPEN = signal.SIGUSR1
-#: what the master sends its workers to reopen theirs (a worker's SIGUSR1 means
-#: "replaced": see worker_process.REPLACED)
-REOPEN_WORKER = signal.SIGUSR2
-#: what the master handles: the stops, SIGHUP (reload), SIGTTIN and SIGTTOU (one
+#: what the master sends a worker it replaces (a rollout, recycling): stop
+#: accepting, drain, and close WebSockets with 1012 (service restart) rather than 1001
+REPLACED = signal.SIGUSR2
+#: what the master handles: the stops, SIGHUP (a rollout), SIGTTIN and SIGTTOU (one
 #: worker more, one fewer), REOPEN
 HANDLED = (*STOP, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, REOPEN)
-#: what a fork blocks: those, and REOPEN_WORKER, whose default action would kill a
-#: worker that has no handler for it yet (SIGUSR1, with which the master replaces a
-#: worker, is REOPEN)
-FORK_BLOCKED = (*HANDLED, REOPEN_WORKER)
+#: what a fork blocks: those, and REPLACED, whose default action would kill a worker
+#: that has no handler for it yet
+FORK_BLOCKED = (*HANDLED, REPLACED)
 
 
 def _recorded(_signum: int, _frame: Any) -> None:

@@ -27,10 +27,10 @@ from .listening import listeners, open_sockets, per_worker, slot_sockets
 from .locks import ServerLock
 from .metrics import Board, Endpoint, Totals, render
 from .server import AdapterFactory, new_event_loop, ssl_context
-from .signals import REOPEN, REOPEN_WORKER, STOP, Inbox, blocked
+from .signals import REOPEN, REPLACED, STOP, Inbox, blocked
 from .sockets import Address, ListenerSpec
 from .watchers import Heartbeat
-from .worker_process import REPLACED, STARTUP_FAILED, Closeable, Message, Recycle, child, run_worker
+from .worker_process import STARTUP_FAILED, Closeable, Message, Recycle, child, run_worker
 
 logger = logging.getLogger(logs.SERVER)
 #: the wait before restarting a worker that died: doubling from the first to the
@@ -310,11 +310,10 @@ class Supervisor:
     def reopen(self) -> None:
         """SIGUSR1: the log files reopened, here and by every worker (logrotate moved
         them; the workers' descriptors are their own, inherited at the fork)."""
-        logs.reopen()
-        logger.info("log files reopened (SIGUSR1)")
+        logs.reopen_said()
         for c in self.children.values():
             if c.proc.is_alive():
-                os.kill(c.pid, REOPEN_WORKER)
+                os.kill(c.pid, REOPEN)
 
     def stop(self, signum: int) -> None:
         """SIGTERM or SIGINT: a graceful stop (SIGTERM again changes nothing); a
@@ -466,6 +465,8 @@ class Supervisor:
             waits.append(self.options.worker_timeout / 4)
         if deadline is not None:
             waits.append(deadline - now)
+        if self.endpoint is not None:
+            waits.append(self.endpoint.due(now))
         return max(min(waits), 0.0)
 
     def ended(self, c: Child) -> None:

@@ -23,12 +23,9 @@ from . import logs
 from .metrics import Board, Endpoint, Totals, published, render
 from .protocols.exchange import Exchange
 from .server import Worker
-from .signals import REOPEN, REOPEN_WORKER
+from .signals import REOPEN, REPLACED
 
 logger = logging.getLogger(logs.SERVER)
-#: what the master sends a worker it replaces (a reload, recycling): stop accepting,
-#: drain, and close WebSockets with 1012 (service restart) rather than 1001
-REPLACED = signal.SIGUSR1
 #: what stops a worker: SIGTERM, SIGINT and REPLACED gracefully, SIGQUIT at once
 STOPS = (signal.SIGINT, signal.SIGTERM, REPLACED, signal.SIGQUIT)
 #: how often a worker publishes its counters (and measures its loop's lag)
@@ -155,13 +152,13 @@ def heartbeat(loop: asyncio.AbstractEventLoop, beat: Heartbeat, worker_timeout: 
 class WorkerSignals:
     """The signals a worker obeys, handled on its loop: the stops (SIGTERM and
     REPLACED gracefully however often they come, a second SIGINT or SIGQUIT at
-    once), REOPEN_WORKER (the log files); with one process, SIGUSR1 (the log files,
-    as the master's) and SIGHUP (said to do nothing). They wait, blocked, until the
+    once), REOPEN (the log files) and, with one process, SIGHUP (said to do
+    nothing). They wait, blocked, until the
     loop runs (`install`, its first callback): uvloop acts on a signal that came
     between add_signal_handler() and the loop's start only once another one comes."""
 
     #: what is blocked from the start until `install`
-    WAITING = (*STOPS, signal.SIGHUP, REOPEN_WORKER)
+    WAITING = (*STOPS, signal.SIGHUP, REOPEN)
 
     def __init__(self, loop: asyncio.AbstractEventLoop, worker: Worker,
                  master: int | None) -> None:
@@ -174,11 +171,9 @@ class WorkerSignals:
         loop = self.loop
         for sig in STOPS:
             loop.add_signal_handler(sig, self.stop, sig)
-        loop.add_signal_handler(REOPEN_WORKER, logs.reopen)
+        # (a worker says nothing when all went well: the master said it for all)
+        loop.add_signal_handler(REOPEN, logs.reopen_said, self.master is None)
         if self.master is None:
-            # one process: SIGUSR1 is the user's, to reopen the log files (as the
-            # master's; "replaced" comes only from a master)
-            loop.add_signal_handler(REOPEN, self._reopen_alone)
             # one process, no master to start a successor: SIGHUP (systemctl
             # reload) must not end the server, as its default action would
             loop.add_signal_handler(signal.SIGHUP, logger.warning,
@@ -187,13 +182,8 @@ class WorkerSignals:
                                     "workers (--workers 1 or more) to reload on SIGHUP")
         signal.pthread_sigmask(signal.SIG_UNBLOCK, self.WAITING)
 
-    @staticmethod
-    def _reopen_alone() -> None:
-        logs.reopen()
-        logger.info("log files reopened (SIGUSR1)")
-
     def stop(self, signum: int = signal.SIGTERM) -> None:
-        # SIGTERM and SIGUSR1 stop gracefully however often they come (systemd
+        # SIGTERM and REPLACED stop gracefully however often they come (systemd
         # signals every process of a unit, and the master forwards its own): only
         # a second SIGINT (CTRL+C again) or SIGQUIT forces the stop
         worker, master = self.worker, self.master

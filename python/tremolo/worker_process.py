@@ -19,14 +19,14 @@ from .config import Options
 from .locks import ServerLock
 from .metrics import Board, published
 from .server import AdapterFactory, StartupFailed, Worker, new_event_loop
-from .signals import FORK_BLOCKED, REOPEN_WORKER
-from .watchers import REPLACED, STOPS
+from .signals import FORK_BLOCKED, REOPEN, REPLACED
+from .watchers import STOPS
 
 logger = logging.getLogger(logs.SERVER)
 #: a worker's exit code when the application's startup failed: never restarted
 STARTUP_FAILED = 3
 #: what only the master acts on (a worker ignores them)
-MASTERS = tuple(sig for sig in FORK_BLOCKED if sig not in (*STOPS, REOPEN_WORKER))
+MASTERS = tuple(sig for sig in FORK_BLOCKED if sig not in (*STOPS, REOPEN))
 PR_SET_PDEATHSIG = 1
 __all__ = ["REPLACED", "STARTUP_FAILED", "Message", "Recycle", "Serving", "child",
            "run_worker"]

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import json
 import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -446,6 +449,137 @@ def test_sigusr1_reopens_the_log_files(tmp_path: Path, workers: str) -> None:
     assert proc.returncode == 0
     assert "GET /before" in _text(tmp_path / "access.log.1")  # nothing lost before
     assert "stopped" in _text(errors) and "reopened" not in _text(tmp_path / "error.log.1")
+
+
+def _workers(pid: int) -> set[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return set()
+    return {int(p) for p in text.split()}
+
+
+def _answers(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/x", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_sigusr1_while_the_logs_cannot_be_written_leaves_the_master_supervising(
+        tmp_path: Path) -> None:
+    """From a hostile review: reopening flushed the old file first, which raised on a
+    full disk, out of the master's watch loop; it no longer replaced a worker killed
+    afterwards, and never passed the signal on."""
+    proc, port = start(tmp_path, "--workers", "2", "--error-log-file", "/dev/full",
+                       "--access-log-file", "/dev/full")
+    try:
+        _until(lambda: _answers(port) and len(_workers(proc.pid)) == 2, "two workers")
+        for _ in range(3):
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(0.2)
+        before = _workers(proc.pid)
+        os.kill(min(before), signal.SIGKILL)
+        _until(lambda: len(_workers(proc.pid)) == 2 and _workers(proc.pid) != before,
+               "the killed worker replaced")
+        assert _answers(port) and proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    # said once per process (the master and each of its workers), not per message
+    assert err.count("cannot write the log /dev/full") <= 5, err
+
+
+def test_sigusr1_to_the_whole_group_replaces_no_worker(tmp_path: Path) -> None:
+    """systemctl kill signals every process of a unit unless told otherwise: a
+    worker takes SIGUSR1 as the master does (its logs reopened), not as "replaced"."""
+    (tmp_path / "logapp.py").write_text(APP)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tremolo", "--port", str(port),
+                             "--workers", "2", "logapp:app"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _until(lambda: _answers(port) and len(_workers(proc.pid)) == 2, "two workers")
+        workers = _workers(proc.pid)
+        os.killpg(proc.pid, signal.SIGUSR1)
+        time.sleep(1.0)
+        assert _workers(proc.pid) == workers and _answers(port)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert "log files reopened (SIGUSR1)" in err and "replacing" not in err, err
+
+
+#: an application that logs nothing of its own (its stderr is not read after the start)
+QUIET = """
+async def app(scope, receive, send):
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+"""
+
+
+def _pipelined(port: int, count: int, target: str, agent: bytes = b"t") -> int:
+    """`count` requests sent at once on one connection; the answers counted."""
+    one = (f"GET {target} HTTP/1.1\r\nHost: x\r\nUser-Agent: ").encode() + agent + \
+        b"\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(one * (count - 1) + one.replace(b"Host: x", b"Host: x\r\nConnection: close"))
+        data = b""
+        while chunk := s.recv(1 << 16):
+            data += chunk
+    return data.count(b"HTTP/1.1 200 ")
+
+
+def test_workers_lines_on_one_pipe_never_tear(tmp_path: Path) -> None:
+    """From a hostile review: two workers writing a turn's lines to one stdout pipe
+    at once tore them (a write past PIPE_BUF is not atomic on a pipe): about one
+    line in a hundred under wrk. Each write is now whole lines within PIPE_BUF."""
+    (tmp_path / "quiet.py").write_text(QUIET)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tremolo", "--port", str(port),
+                             "--workers", "2", "--access-log-format", "combined",
+                             "quiet:app"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    target = "/" + "x" * 400
+    try:
+        read_until(proc.stderr, "press CTRL+C to quit")
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answered = sum(pool.map(lambda _: _pipelined(port, 400, target), range(32)))
+        assert answered == 32 * 400
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+        reader.join(10)
+    access = [line for line in out if target in line or "GET" in line]
+    torn = [line for line in access if not re.fullmatch(
+        r'127\.0\.0\.1 - - \[[^]]+\] "GET /x{400} HTTP/1\.1" 200 2 "-" "t"\n', line)]
+    assert len(access) == answered and not torn, torn[:3]
+
+
+def test_a_stdout_that_cannot_hold_a_character_loses_no_line(tmp_path: Path) -> None:
+    """From a hostile review: with stdout in ASCII, one User-Agent of obs-text lost
+    the whole turn's lines; the character is written as the encoding allows."""
+    (tmp_path / "quiet.py").write_text(QUIET)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tremolo", "--port", str(port),
+                             "--workers", "0", "--access-log-format", "combined",
+                             "quiet:app"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, encoding="utf-8",
+                            env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    try:
+        read_until(proc.stderr, "press CTRL+C to quit")
+        assert _pipelined(port, 100, "/a", b"caf\xe9") == 100
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+    lines = [line for line in out.splitlines() if "GET /a " in line]
+    assert len(lines) == 100 and all(line.endswith('"caf\\xe9"') for line in lines), lines[:2]
 
 
 def test_no_access_log_and_a_log_config_file(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from collections.abc import Iterator
@@ -50,6 +51,8 @@ async def app(scope, receive, send):
         end = time.process_time() + 0.2
         while time.process_time() < end:
             pass
+    if scope["path"] == "/block":  # the loop held (a single process's endpoint waits)
+        time.sleep(1.0)
     status = 404 if scope["path"] == "/missing" else 200
     await send({"type": "http.response.start", "status": status, "headers": []})
     await send({"type": "http.response.body", "body": b"hello"})
@@ -195,6 +198,30 @@ def test_the_endpoint_answers_only_scrapes_and_drops_abuse(tmp_path: Path) -> No
         # a scrape that stalls holds nothing up
         with socket.create_connection(("127.0.0.1", metrics), timeout=5):
             assert httpx.get(f"http://127.0.0.1:{metrics}/metrics").status_code == 200
+
+
+def test_a_scrape_that_came_while_the_process_was_busy_is_answered(tmp_path: Path
+                                                                   ) -> None:
+    """From a hostile review: with one process, a handler held the loop while a
+    scrape sent its request and 8 idle connections queued behind it; each accepted
+    one past 8 took the place of the oldest unread, the scrape's among them, and the
+    scrape was reset."""
+    with server(tmp_path, "--workers", "0") as (_, port, metrics):
+        for behind in (8, 20):
+            blocker = threading.Thread(target=httpx.get, args=(f"http://127.0.0.1:{port}/block",),
+                                       kwargs={"timeout": 10})
+            blocker.start()
+            time.sleep(0.2)  # the loop is held for a second now
+            with socket.create_connection(("127.0.0.1", metrics), timeout=5) as s:
+                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                idle = [socket.create_connection(("127.0.0.1", metrics), timeout=5)
+                        for _ in range(behind)]
+                try:
+                    assert s.recv(100).startswith(b"HTTP/1.1 200 "), behind
+                finally:
+                    for c in idle:
+                        c.close()
+            blocker.join(10)
 
 
 def test_wrong_metrics_settings_are_refused_clearly(tmp_path: Path) -> None:

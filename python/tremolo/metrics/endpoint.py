@@ -20,9 +20,14 @@ from ..sockets import bind
 MAX_REQUEST = 8192
 REQUEST_TIMEOUT = 5.0
 #: connections held at once; one more takes the place of the oldest still sending its
-#: request (idle connections cannot keep a scrape out), or waits in the listening
-#: socket's queue (costing the process no descriptor) while all are being answered
+#: request after EVICT_AFTER (idle connections cannot keep a scrape out), or waits in
+#: the listening socket's queue (costing the process no descriptor) meanwhile
 MAX_CLIENTS = 8
+#: how long a connection is held before a newer one may take its place: a flood of
+#: connections cycles through the slots at most MAX_CLIENTS / EVICT_AFTER a second
+#: (each accepted and closed costs the process that serves the endpoint), and one
+#: whose request came while the process was busy is read before it could be evicted
+EVICT_AFTER = 0.05
 #: out of descriptors (EMFILE, ENFILE...), the endpoint stops accepting this long
 #: instead of trying again at once (the socket stays readable: that was a busy loop)
 ACCEPT_PAUSE = 0.5
@@ -68,10 +73,12 @@ class _Client:
     """One connection: its deadline, its parser, and the answer still to send (None
     while its request is coming)."""
 
-    __slots__ = ("answer", "deadline", "parser")
+    __slots__ = ("answer", "deadline", "evictable", "parser")
 
     def __init__(self) -> None:
-        self.deadline = time.monotonic() + REQUEST_TIMEOUT
+        now = time.monotonic()
+        self.deadline = now + REQUEST_TIMEOUT
+        self.evictable = now + EVICT_AFTER
         self.parser = _parser()
         self.answer: bytes | None = None
 
@@ -83,9 +90,10 @@ class Endpoint:
     request and closes; a head longer than MAX_REQUEST is refused as the server
     refuses one (431), one slower than REQUEST_TIMEOUT is dropped. At most
     MAX_CLIENTS at once: a new one takes the place of the oldest that has not sent
-    its whole request (80 idle connections held for REQUEST_TIMEOUT each used to keep
-    scrapes out for a minute); the listening socket leaves the selector while all are
-    being answered, and for ACCEPT_PAUSE when the process is out of descriptors."""
+    its whole request, once it is EVICT_AFTER old and what it sent is read (80 idle
+    connections held for REQUEST_TIMEOUT each used to keep scrapes out for a minute);
+    the listening socket leaves the selector while none can make way, and for
+    ACCEPT_PAUSE when the process is out of descriptors."""
 
     def __init__(self, address: tuple[str, int], render: Callable[[], str]) -> None:
         self.render = render
@@ -133,17 +141,34 @@ class Endpoint:
             else:
                 self.selector.unregister(self.sock)
 
+    def due(self, now: float) -> float:
+        """How soon `poll()` has something to do by the clock: a connection to drop,
+        or one old enough to make way while more wait to be accepted."""
+        dues = [c.deadline for c in self.clients.values()]
+        if not self.accepting:
+            dues += [c.evictable for c in self.clients.values() if c.answer is None]
+        return max(min(dues, default=now + 60.0) - now, 0.0)
+
     def _room(self) -> bool:
         """Whether a new connection can be held: under MAX_CLIENTS, or one of those
-        held is still sending its request (the oldest such makes way)."""
-        return len(self.clients) < MAX_CLIENTS or any(
-            c.answer is None for c in self.clients.values())
+        held may make way (see _make_way)."""
+        if len(self.clients) < MAX_CLIENTS:
+            return True
+        now = time.monotonic()
+        return any(c.answer is None and now >= c.evictable for c in self.clients.values())
 
-    def _make_way(self) -> None:
-        for sock, client in self.clients.items():
-            if client.answer is None:
-                self._drop(sock)
-                return
+    def _make_way(self) -> bool:
+        """Drops the oldest connection held EVICT_AFTER that has not sent a whole
+        request, once what it did send is read (a request that came while the
+        process was busy is answered, not dropped)."""
+        now = time.monotonic()
+        for sock, client in list(self.clients.items()):
+            if client.answer is None and now >= client.evictable:
+                self._serve(sock)  # (what waits in its socket, read now)
+                if sock in self.clients and self.clients[sock].answer is None:
+                    self._drop(sock)
+                    return True
+        return False
 
     def _accept(self) -> None:
         while self._room():
@@ -164,8 +189,9 @@ class Endpoint:
                                    "%gs", errno.errorcode.get(exc.errno or 0, exc),
                                    ACCEPT_PAUSE)
                 return
-            if len(self.clients) >= MAX_CLIENTS:
-                self._make_way()
+            if len(self.clients) >= MAX_CLIENTS and not self._make_way():
+                sock.close()  # (the one that could make way was answered instead)
+                return
             sock.setblocking(False)
             self.clients[sock] = _Client()
             self.selector.register(sock, selectors.EVENT_READ, True)

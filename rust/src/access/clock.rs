@@ -13,16 +13,17 @@ fn civil(local: i64) -> (u64, u64, u64, u64, u64, u64) {
     (year, month, day, rem / 3600, rem / 60 % 60, rem % 60)
 }
 
-/// `+0530`, or with `colon` `+05:30`: the offset in seconds east of UTC, to the minute.
+/// `+0530`, or with `colon` `+05:30`: the offset in seconds east of UTC, with its
+/// seconds when it has some (`+053045`), as Python's `%z` and isoformat write it.
 fn offset_text(out: &mut String, offset: i32, colon: bool) {
     let sign = if offset < 0 { '-' } else { '+' };
-    let minutes = offset.unsigned_abs() / 60;
-    let (h, m) = (minutes / 60 % 100, minutes % 60);
-    let _ = if colon {
-        write!(out, "{sign}{h:02}:{m:02}")
-    } else {
-        write!(out, "{sign}{h:02}{m:02}")
-    };
+    let all = offset.unsigned_abs();
+    let (h, m, s) = (all / 3600 % 100, all / 60 % 60, all % 60);
+    let sep = if colon { ":" } else { "" };
+    let _ = write!(out, "{sign}{h:02}{sep}{m:02}");
+    if s != 0 {
+        let _ = write!(out, "{sep}{s:02}");
+    }
 }
 
 /// `[07/Dec/2026:00:37:24 +0000]`: the common log format's time (gunicorn's and

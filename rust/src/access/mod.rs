@@ -21,6 +21,7 @@ mod json;
 mod tests;
 
 use crate::h1::{target, RequestHead, Version};
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
 use std::fmt::Write;
 
@@ -37,6 +38,12 @@ pub const PRESETS: [(&str, &str); 4] = [
 /// What the default format's line for a WebSocket adds when it closes (no preset
 /// has an atom for the bytes received).
 const CLOSED: &str = " (WebSocket closed, %(I)s bytes in)";
+/// Basic credentials' base64, read as Python's b64decode reads them (and as the
+/// applications that check them do): unused trailing bits need not be zero.
+const BASIC: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+);
 /// The atoms that are one letter, for the message naming an unknown one.
 const LETTERS: &str = "BDHILMUabfhlmpqrstu";
 
@@ -108,6 +115,14 @@ pub enum Time {
 fn quoted(text: &str) -> String {
     let piece: String = text.chars().take(6).collect();
     format!("{piece:?}")
+}
+
+/// A piece of a format in a message: what cannot be printed escaped (a message is
+/// one line, and sends no terminal escape).
+fn shown(text: &str) -> String {
+    let mut out = String::new();
+    escape::text(&mut out, text, false);
+    out
 }
 
 impl Format {
@@ -187,13 +202,15 @@ impl Format {
         let Some((name, request)) = field else {
             let known: Vec<String> = LETTERS.chars().map(String::from).collect();
             return Err(format!(
-                "unknown atom %({key})s (known: {}, {{name}}i, {{name}}o)",
+                "unknown atom %({})s (known: {}, {{name}}i, {{name}}o)",
+                shown(key),
                 known.join(", ")
             ));
         };
         if !crate::h1::chars::is_token(name.as_bytes()) {
             return Err(format!(
-                "%({key})s: a field's name is printable ASCII, a token as HTTP's are"
+                "%({})s: a field's name is printable ASCII, a token as HTTP's are",
+                shown(key)
             ));
         }
         let name = name.to_ascii_lowercase().into_bytes();
@@ -290,9 +307,7 @@ fn user(head: &RequestHead) -> Option<String> {
     if !scheme.eq_ignore_ascii_case(b"basic") {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(token.trim_ascii())
-        .ok()?;
+    let decoded = BASIC.decode(token.trim_ascii()).ok()?;
     let name = decoded.split(|&b| b == b':').next().unwrap_or_default();
     (!name.is_empty()).then(|| String::from_utf8_lossy(name).into_owned())
 }

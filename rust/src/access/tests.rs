@@ -194,6 +194,17 @@ fn client_text_is_escaped() {
 }
 
 #[test]
+fn a_user_is_read_as_python_reads_basic_credentials() {
+    // "dXNlcjpwdx==": unused trailing bits that are not zero, which b64decode takes
+    let h = head(b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic dXNlcjpwdx==\r\n\r\n");
+    let e = Entry {
+        head: Some(&h),
+        ..Entry::default()
+    };
+    assert_eq!(line("%(u)s", &e), "user");
+}
+
+#[test]
 fn a_user_that_does_not_decode_is_none() {
     for auth in [
         &b"Basic !!!"[..],
@@ -232,6 +243,9 @@ fn formats_that_cannot_work_are_refused_by_what_is_wrong() {
         ("%({\u{fc}\u{20ac}}i)s", "a field's name is printable ASCII"),
         ("%({}o)s", "a field's name is printable ASCII"),
         ("%({a b}o)s", "a field's name is printable ASCII"),
+        // one line, no terminal escape, whatever the format holds
+        ("%(\n)s", "unknown atom %(\\x0a)s"),
+        ("%(\u{1b}[2J)s", "unknown atom %(\\x1b[2J)s"),
     ] {
         let err = Format::parse(bad).expect_err(bad);
         assert!(err.contains(said), "{bad:?}: {err}");
@@ -254,4 +268,10 @@ fn times_as_logs_write_them() {
         "2026-12-06T21:14:04.007-03:30"
     );
     assert_eq!(clf(-5, 0), "[01/Jan/1970:00:00:00 +0000]");
+    // (TZ=ABC-5:30:45: Python writes the seconds too)
+    assert_eq!(clf(1_796_604_244, 19_845), "[07/Dec/2026:06:14:49 +053045]");
+    assert_eq!(
+        iso(1_796_604_244_000, -19_845),
+        "2026-12-06T19:13:19.000-05:30:45"
+    );
 }

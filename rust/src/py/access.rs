@@ -19,7 +19,7 @@ use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyByteArray, PyBytes, PyTuple};
 use pyo3::PyTraverseError;
 
 static TIME: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -140,10 +140,7 @@ impl AccessLogCore {
             }
         }
         let response = response_values(slf, closing, facts.fields)?;
-        let response: Vec<Option<&[u8]>> = response
-            .iter()
-            .map(|v| v.as_ref().map(|b| b.as_bytes()))
-            .collect();
+        let response: Vec<Option<&[u8]>> = response.iter().map(Option::as_deref).collect();
         let head_ref = head.map(|h| h.get());
         let written = {
             let mut guard = slf.borrow_mut();
@@ -230,13 +227,22 @@ fn client(protocol: &Bound<'_, PyAny>, head: Option<&Bound<'_, RequestHead>>) ->
     peer.get_item(0)?.extract()
 }
 
+/// A field's name or value as an application gave it: bytes or a bytearray (ASGI
+/// allows both; what else is not a field).
+fn field_bytes(value: &Bound<'_, PyAny>) -> Option<Vec<u8>> {
+    if let Ok(b) = value.cast::<PyBytes>() {
+        return Some(b.as_bytes().to_vec());
+    }
+    value.cast::<PyByteArray>().ok().map(|b| b.to_vec())
+}
+
 /// The values of the response fields the format names, in its order (the first of
 /// each name), None where the response has none.
 fn response_values<'py>(
     slf: &Bound<'py, AccessLogCore>,
     closing: bool,
     fields: Option<&Bound<'py, PyAny>>,
-) -> PyResult<Vec<Option<Bound<'py, PyBytes>>>> {
+) -> PyResult<Vec<Option<Vec<u8>>>> {
     let this = slf.borrow();
     let format = if closing { &this.closing } else { &this.format };
     let names = format.response_fields();
@@ -249,12 +255,11 @@ fn response_values<'py>(
         let (Ok(name), Ok(value)) = (pair.get_item(0), pair.get_item(1)) else {
             continue;
         };
-        let (Ok(name), Ok(value)) = (name.cast_into::<PyBytes>(), value.cast_into::<PyBytes>())
-        else {
+        let (Some(name), Some(value)) = (field_bytes(&name), field_bytes(&value)) else {
             continue;
         };
         for (slot, wanted) in values.iter_mut().zip(names) {
-            if slot.is_none() && name.as_bytes().eq_ignore_ascii_case(wanted) {
+            if slot.is_none() && name.eq_ignore_ascii_case(wanted) {
                 *slot = Some(value.clone());
             }
         }
