@@ -198,7 +198,8 @@ def test_each_original_flag_means_what_it_meant(
             if key == "ssl":
                 assert mine.get("ssl", {}) == value, argv
             elif key == "host" and value is None:  # --bind: its listeners instead
-                assert [list(b) for b in mine["bind"]] == theirs["listeners"], argv
+                assert [[a.host, a.port] if a.kind == "tcp" else [None, a.path]
+                        for a in mine["bind"]] == theirs["listeners"], argv
             elif key != "port" or "bind" not in mine:
                 assert mine[key] == value, (argv, key)
         checked += 1

@@ -46,14 +46,19 @@ async def big(response: Any) -> None:
     await response.sendfile(FILE["big"])
 
 
-@pytest.fixture(scope="module", params=["uvloop", "asyncio"])
-def port(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-         ) -> Iterator[int]:
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The files the routes send (a test that runs alone, on a worker of its own,
+    needs them too)."""
     d = tmp_path_factory.mktemp("files")
     FILE["path"] = d / "data.bin"
     FILE["path"].write_bytes(DATA)
     FILE["big"] = d / "big.bin"
     FILE["big"].write_bytes(os.urandom(1 << 20) * 8)  # 8 MiB
+
+
+@pytest.fixture(scope="module", params=["uvloop", "asyncio"])
+def port(request: pytest.FixtureRequest, files: None) -> Iterator[int]:
     with serve_in_thread(app, loop=request.param, download_rate=1 << 40,
                          shutdown_timeout=2) as (_, p):
         yield p
@@ -248,7 +253,7 @@ def test_big_file_zero_copy(port: int) -> None:
 
 
 @pytest.mark.slow
-def test_paced_by_the_download_rate() -> None:
+def test_paced_by_the_download_rate(files: None) -> None:
     with serve_in_thread(app, download_rate=4 << 20, shutdown_timeout=2) as (_, p):
         start = time.monotonic()
         r = httpx.get(f"http://127.0.0.1:{p}/big", timeout=20)
