@@ -8,7 +8,11 @@ lower layer; groups that share a layer never import each other.
 The adapters (ADAPTERS) see a connection only as protocols.Connection (an Exchange's
 `connection`, or what connection_made/lost get): they never import HTTPProtocol,
 never read an attribute named `protocol` (but `request.protocol`, the original's API
-for programs), and never read an Exchange's private attributes (`ex._body`).
+for programs) or `flow` (the Exchange and the WebSocket session say what an adapter
+needs of it), by name or with getattr, and never read an Exchange's private
+attributes (`ex._body`). The names an Exchange goes by are EXCHANGES: an Exchange
+under another name is for the type checker (Connection is a typed interface), not
+for this check.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent / "python"
 ADAPTERS = ("tremolo.framework", "tremolo.asgi", "tremolo.wsgi")
 #: the names an Exchange goes by in the adapters
 EXCHANGES = {"ex", "exchange"}
+#: what adapters never read: the connection's protocol and its flow control
+SEAM_NAMES = ("protocol", "flow")
 
 
 def module_name(path: Path) -> str:
@@ -103,11 +109,17 @@ def seam(path: Path) -> list[str]:
                 alias.name == "HTTPProtocol" for alias in node.names):
             errors.append(f"{path}:{node.lineno}: an adapter imports HTTPProtocol (use "
                           "protocols.Connection)")
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id in ("getattr", "setattr") and len(node.args) >= 2 \
+                and isinstance(node.args[1], ast.Constant) \
+                and node.args[1].value in SEAM_NAMES:
+            errors.append(f"{path}:{node.lineno}: an adapter reaches .{node.args[1].value} "
+                          f"with {node.func.id}()")
         if not isinstance(node, ast.Attribute):
             continue
         owner = _last_name(node.value)
-        if node.attr == "protocol" and owner != "request":
-            errors.append(f"{path}:{node.lineno}: an adapter reads .protocol (use "
+        if node.attr in SEAM_NAMES and owner != "request":
+            errors.append(f"{path}:{node.lineno}: an adapter reads .{node.attr} (use "
                           "Exchange.connection, or what Exchange offers)")
         elif node.attr.startswith("_") and not node.attr.startswith("__") \
                 and owner in EXCHANGES:

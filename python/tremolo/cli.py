@@ -374,8 +374,8 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
             return launch.restart_on_change(
                 watch, autoreload.child_argv(), settings.get("log_level", defaults.log_level),
                 settings.get("log_fmt", defaults.log_fmt), settings.get("log_config"))
-        except ValueError as exc:
-            return _fail(f"argument --log-config: {exc}")
+        except ConfigError as exc:
+            return _config_error(exc)
     bind = None
     if "bind" in settings:
         try:

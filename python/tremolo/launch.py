@@ -6,15 +6,17 @@ that watches the code and runs the server as its child: autoreload.py)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import autoreload, logs
-from .config import UNLIMITED, Options
+from .config import UNLIMITED, ConfigError, Options
 from .loading import detect_interface
 from .locks import ServerLock
-from .server import AdapterFactory
 from .sockets import Address
-from .supervisor import Renew, supervise
+
+if TYPE_CHECKING:
+    from .server import AdapterFactory
+    from .supervisor import Renew
 
 
 def start(factory: AdapterFactory, options: Options,
@@ -23,6 +25,9 @@ def start(factory: AdapterFactory, options: Options,
     """Serves until stopped: the listeners bound, the locks made, the workers
     started (or this process serving, with worker_num 0). ConfigError says what
     cannot work."""
+    # (the server's modules load here, not with the command line's --help)
+    from .supervisor import supervise
+
     supervise(factory, options, listeners, ServerLock.create(options.locks),
               primary=primary, what=what, renew=renew)
 
@@ -32,9 +37,12 @@ def restart_on_change(watch: autoreload.Watch, argv: Sequence[str], log_level: s
                       env: dict[str, str] | None = None) -> int:
     """--reload: this process logs as the server would and watches the code; the
     server runs as its child (`argv`, with `env`) and is started again when a
-    watched file changes. Returns the exit status; ValueError for a log_config that
+    watched file changes. Returns the exit status; ConfigError for a log_config that
     cannot be read."""
-    logs.configure(log_level, log_fmt, log_config)
+    try:
+        logs.configure(log_level, log_fmt, log_config)
+    except ValueError as exc:
+        raise ConfigError(f"log_config: {exc}", "log_config") from None
     return autoreload.run(list(argv), watch, env or {})
 
 

@@ -5,7 +5,7 @@ the numbers and acts between its own steps. So no signal ever runs the master's 
 inside the master's code: in a fork, in the middle of a metrics scrape that iterates
 the workers, or under the multiprocessing heap's lock, where a nested handler that
 forks again deadlocked. Signals are blocked around every fork, so that a new child
-never runs a handler of the master's: it installs its own (worker_process.child), and
+never runs a handler of the master's: it installs its own (watchers.WorkerSignals), and
 only then unblocks them."""
 
 from __future__ import annotations
@@ -89,9 +89,9 @@ class Inbox:
 
 @contextlib.contextmanager
 def blocked() -> Iterator[None]:
-    """The master's signals (and SIGUSR1) wait while the block runs (a fork): a
+    """The master's signals (and SIGUSR2) wait while the block runs (a fork): a
     child starts with them blocked and unblocks them once its own handlers are in
-    place (worker_process)."""
+    place (watchers.WorkerSignals)."""
     old = signal.pthread_sigmask(signal.SIG_BLOCK, FORK_BLOCKED)
     try:
         yield

@@ -53,8 +53,8 @@ Renew = Callable[[], AdapterFactory]
 
 
 def supervise(factory: AdapterFactory, options: Options,
-          extra: list[tuple[Address, dict[str, Any]]], lock: ServerLock,
-          primary: bool = True, what: str = "", renew: Renew | None = None) -> None:
+              extra: list[tuple[Address, dict[str, Any]]], lock: ServerLock,
+              primary: bool = True, what: str = "", renew: Renew | None = None) -> None:
     """Serves until SIGINT or SIGTERM. `what` names the application for the message
     that says the server is ready; `renew` imports the application's code again (in
     a new worker, on SIGHUP) and makes the factory from it."""
@@ -142,6 +142,9 @@ class Child:
     #: started by a rollout (SIGHUP), which goes on once it serves
     in_rollout: bool = False
     phase: Phase = Phase.STARTING
+    #: when it began to serve (0: never): only then is its loop watched
+    #: (worker_timeout), told to leave or not; a startup may block its loop
+    served_since: float = 0.0
     #: where it publishes its counters (--metrics)
     board: Board | None = None
     #: why it will have to be replaced, should it die (the metrics' restart cause)
@@ -275,7 +278,7 @@ class Supervisor:
             return
         now = time.monotonic()
         for c in list(self.children.values()):
-            if c.phase is Phase.STARTING or not c.beat.value:
+            if not c.served_since or not c.beat.value:
                 continue
             if now - c.beat.value > limit and c.proc.is_alive():
                 logger.error("worker %d has not answered for %.0fs (worker_timeout): a "
@@ -526,6 +529,7 @@ class Supervisor:
                 self.spawn(c.slot, replaces=pid, cause=message.cause)
                 continue
             old = self.children.get(c.replaces) if c.replaces is not None else None
+            c.served_since = time.monotonic()
             if c.phase is Phase.STARTING:  # (one told to leave meanwhile goes on leaving)
                 c.phase = Phase.SERVING
                 self.keep_newest(c)

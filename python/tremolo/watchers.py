@@ -78,10 +78,10 @@ def serve_metrics(loop: asyncio.AbstractEventLoop, worker: Worker,
 
 
 #: asks the master to replace this worker: (cause, why for the log)
-Recycle = Callable[[str, str], None]
+ReplaceMe = Callable[[str, str], None]
 
 
-def ask_once(worker: Worker, recycle: Recycle) -> Recycle:
+def ask_once(worker: Worker, recycle: ReplaceMe) -> ReplaceMe:
     """What asks the master, once, for this worker to be replaced: it starts a
     successor, then stops this one. The listeners' states ask when max_requests is
     served."""
@@ -97,7 +97,7 @@ def ask_once(worker: Worker, recycle: Recycle) -> Recycle:
     return replace_me
 
 
-def watch_memory(loop: asyncio.AbstractEventLoop, limit_kib: int, replace_me: Recycle
+def watch_memory(loop: asyncio.AbstractEventLoop, limit_kib: int, replace_me: ReplaceMe
                  ) -> None:
     """Once a second: past `limit_kib` of resident memory, asks to be replaced."""
     def check() -> None:
@@ -150,12 +150,13 @@ def heartbeat(loop: asyncio.AbstractEventLoop, beat: Heartbeat, worker_timeout: 
 
 
 class WorkerSignals:
-    """The signals a worker obeys, handled on its loop: the stops (SIGTERM and
-    REPLACED gracefully however often they come, a second SIGINT or SIGQUIT at
-    once), REOPEN (the log files) and, with one process, SIGHUP (said to do
-    nothing). They wait, blocked, until the
-    loop runs (`install`, its first callback): uvloop acts on a signal that came
-    between add_signal_handler() and the loop's start only once another one comes."""
+    """The signals a worker obeys, handled on its loop: the stops (SIGTERM and,
+    from its master, REPLACED gracefully however often they come, a second SIGINT or
+    SIGQUIT at once) and REOPEN (the log files). A server of one process has no
+    master to replace it: SIGHUP and SIGUSR2 are said to do nothing there (their
+    default actions would end it). They wait, blocked, until the loop runs
+    (`install`, its first callback): uvloop acts on a signal that came between
+    add_signal_handler() and the loop's start only once another one comes."""
 
     #: what is blocked from the start until `install`
     WAITING = (*STOPS, signal.SIGHUP, REOPEN)
@@ -170,7 +171,8 @@ class WorkerSignals:
     def install(self) -> None:
         loop = self.loop
         for sig in STOPS:
-            loop.add_signal_handler(sig, self.stop, sig)
+            if sig != REPLACED or self.master is not None:
+                loop.add_signal_handler(sig, self.stop, sig)
         # (a worker says nothing when all went well: the master said it for all)
         loop.add_signal_handler(REOPEN, logs.reopen_said, self.master is None)
         if self.master is None:
@@ -180,6 +182,9 @@ class WorkerSignals:
                                     "SIGHUP: nothing reloaded: a server of one process "
                                     "(workers 0) cannot replace itself; run it with "
                                     "workers (--workers 1 or more) to reload on SIGHUP")
+            loop.add_signal_handler(REPLACED, logger.warning,
+                                    "SIGUSR2: nothing done: it is what a master sends a "
+                                    "worker it replaces, and this server has none")
         signal.pthread_sigmask(signal.SIG_UNBLOCK, self.WAITING)
 
     def stop(self, signum: int = signal.SIGTERM) -> None:

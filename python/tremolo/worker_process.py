@@ -35,7 +35,7 @@ __all__ = ["REPLACED", "STARTUP_FAILED", "Message", "Recycle", "Serving", "child
 def run_worker(factory: AdapterFactory, options: Options,
                sockets: list[tuple[socket.socket, Options]], lock: ServerLock | None,
                ready: Callable[[], None] | None = None, *, master: int | None = None,
-               recycle: watchers.Recycle | None = None,
+               recycle: watchers.ReplaceMe | None = None,
                beat: watchers.Heartbeat | None = None, board: Board | None = None) -> None:
     """A worker's whole life: its loop, its sockets and its watchers (watchers.py),
     until it is told to stop. With a `master`, the worker stops at once (not draining
@@ -147,7 +147,7 @@ class Outbox(Protocol):
 
 def _die_with(master: int) -> None:
     """Asks Linux for a SIGTERM when the master dies (elsewhere the worker checks
-    its parent; see run_worker)."""
+    its parent: watchers.watch_parent)."""
     if sys.platform != "linux":
         return
     with contextlib.suppress(OSError, AttributeError):

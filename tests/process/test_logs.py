@@ -582,6 +582,21 @@ def test_a_stdout_that_cannot_hold_a_character_loses_no_line(tmp_path: Path) -> 
     assert len(lines) == 100 and all(line.endswith('"caf\\xe9"') for line in lines), lines[:2]
 
 
+def test_sigusr2_does_not_stop_a_server_of_one_process(tmp_path: Path) -> None:
+    """SIGUSR2 is what a master sends a worker it replaces; a server of one process
+    has no master, and says so rather than stopping (from a cold read)."""
+    proc, port = start(tmp_path, "--workers", "0")
+    try:
+        read_until(proc.stderr, "press CTRL+C to quit")
+        proc.send_signal(signal.SIGUSR2)
+        said = read_until(proc.stderr, "SIGUSR2")
+        assert "nothing done" in said and _answers(port) and proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+    assert proc.returncode == 0
+
+
 def test_no_access_log_and_a_log_config_file(tmp_path: Path) -> None:
     proc, port = start(tmp_path, "--no-access-log", "--workers", "0")
     try:

@@ -579,3 +579,69 @@ def test_the_start_says_where_the_metrics_are_even_on_port_0(tmp_path: Path,
                                      ).status_code == 200, "the endpoint", proc)
     finally:
         assert stop_process(proc) == 0
+
+
+# -- the endpoint in this process, driven by hand --------------------------------
+
+
+@contextmanager
+def endpoint() -> Iterator[Any]:
+    from tremolo.metrics.endpoint import Endpoint
+
+    ep = Endpoint(("127.0.0.1", 0), lambda: "up 1\n")
+    try:
+        yield ep
+    finally:
+        ep.close()
+
+
+def test_a_connection_past_the_limit_is_held_when_answering_made_room() -> None:
+    """From a cold read: the oldest held connections had sent their requests by the
+    time a 9th came; answering them made room, and the 9th was closed all the same."""
+    from tremolo.metrics.endpoint import EVICT_AFTER, MAX_CLIENTS
+
+    with endpoint() as ep:
+        held = [socket.create_connection(("127.0.0.1", ep.port), timeout=5)
+                for _ in range(MAX_CLIENTS)]
+        for _ in range(20):
+            ep.poll(0.01)
+        time.sleep(EVICT_AFTER * 2)
+        late = socket.create_connection(("127.0.0.1", ep.port), timeout=5)
+        for s in held:
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.05)
+        late.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        for _ in range(50):
+            ep.poll(0.01)
+        for s in [*held, late]:
+            assert s.recv(100).startswith(b"HTTP/1.1 200 ")
+            s.close()
+
+
+def test_the_watch_is_not_woken_at_once_while_accepting_is_paused() -> None:
+    """From a cold read: out of descriptors, an idle connection old enough to make
+    way set the master's wait to 0 for the whole pause (85,000 turns in 0.4 s)."""
+    from tremolo.metrics.endpoint import MAX_CLIENTS
+
+    with endpoint() as ep:
+        held = [socket.create_connection(("127.0.0.1", ep.port), timeout=5)
+                for _ in range(MAX_CLIENTS)]
+        for _ in range(20):
+            ep.poll(0.01)
+        now = time.monotonic()
+        ep.accepting, ep.paused_until = False, now + 0.5
+        assert ep.due(now) >= 0.49
+        for s in held:
+            s.close()
+
+
+def test_a_request_with_a_body_gets_the_answer_its_method_gets() -> None:
+    """The core's parser reads the scrapes: a declared body is let be (POST is 405
+    as before, not 413)."""
+    with endpoint() as ep:
+        with socket.create_connection(("127.0.0.1", ep.port), timeout=5) as s:
+            s.sendall(b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+            for _ in range(20):
+                ep.poll(0.01)
+            answer = s.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 405 ") and b"Allow: GET, HEAD" in answer

@@ -28,6 +28,8 @@ def test_the_code_keeps_its_layers_and_seam() -> None:
 @pytest.mark.parametrize(("module", "line", "said"), [
     ("asgi/http.py", "    x = ex.protocol.state", "an adapter reads .protocol"),
     ("wsgi/cycle.py", "    x = self.ex._body", "reads ex._body, an Exchange's private"),
+    ("asgi/http.py", "    x = getattr(ex, 'protocol')", "reaches .protocol with getattr()"),
+    ("framework/websocket.py", "    x = ex.flow.closed", "an adapter reads .flow"),
     ("framework/native.py", "    from ..protocols.http import HTTPProtocol",
      "an adapter imports HTTPProtocol"),
     ("framework/request.py", "    from ..protocols import http",

@@ -97,12 +97,12 @@ class Cycle(_core.CycleCore):
         if kind == "http.response.body":
             head = self.head
             if (head is not None and not self.started and not message.get("more_body")
-                    and not head.get("trailers") and not ex.flow.closed):
+                    and not head.get("trailers") and not ex.closed):
                 # the whole response at once: one write, Content-Length framing (the
                 # core checks an application's Content-Length against the body)
                 body = bytes(message.get("body", b""))
                 # (a body within buffer_size is never held back by a speed limit)
-                if len(body) > ex.flow.buffer_size and ex.limited(len(body)):
+                if len(body) > ex.buffer_size and ex.limited(len(body)):
                     return self._respond_limited(head, body)
                 ex.respond(head["status"], head.get("headers", ()), body)
                 self.started = self.complete = True
@@ -110,7 +110,7 @@ class Cycle(_core.CycleCore):
                     self._done()
                 return self.done
         elif (kind == "http.response.start" and self.head is None
-              and not ex.flow.closed):
+              and not ex.closed):
             self.head = message
             return self.done
         return self._send(message)

@@ -97,7 +97,7 @@ class Session:
             if (text is None) == (data is None):
                 raise AppError("websocket.send needs exactly one of 'text' and 'bytes'")
             if self.ws.send_now(text if text is not None else data):
-                await self.ws.flow.drain()
+                await self.ws.drain()
         elif state == CONNECTING:
             if kind == "websocket.accept":
                 self.ws = self.handshake.switch(

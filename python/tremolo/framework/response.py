@@ -200,10 +200,10 @@ class Response(_core.ResponseCore):
             data = data.encode()
         if self.replaced:
             return  # a response middleware's body was sent instead
-        if ex.flow.closed:
+        if ex.closed:
             # a stream must learn that no one listens any more (the transport
             # would drop every write without a word)
-            raise ex.flow.gone()
+            raise ex.gone()
         if not ex.started:
             if await self._prepare():
                 return

@@ -54,12 +54,12 @@ class WebSocket:
 
     async def __anext__(self) -> str | bytearray:
         # receive() written out: one coroutine fewer for every message
-        protocol = self.session
-        if protocol is None:
+        session = self.session
+        if session is None:
             await self.accept()
-            protocol = self._open()
+            session = self._open()
         try:
-            message = await protocol.receive_message()
+            message = await session.receive_message()
         except ConnectionClosed as exc:
             error = _closed(exc)
             if isinstance(error, WebSocketServerClosed):
@@ -126,12 +126,12 @@ class WebSocket:
             code = int.from_bytes(raw[:2], "big") if raw else 1000
             await self.close(code)
             return
-        protocol = self.session
-        if protocol is None:
-            protocol = self._open()  # (which raises)
+        session = self.session
+        if session is None:
+            session = self._open()  # (which raises)
         try:
-            if protocol.send_now(data, None if opcode == 0 else opcode, bool(fin)):
-                await protocol.flow.drain()
+            if session.send_now(data, None if opcode == 0 else opcode, bool(fin)):
+                await session.drain()
         except ConnectionClosed:
             pass
 

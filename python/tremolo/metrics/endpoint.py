@@ -40,8 +40,10 @@ logger = logging.getLogger(logs.SERVER)
 
 
 def _parser() -> _core.RequestParser:
+    # (a body is never read: the answer goes once the head is in, and the
+    # connection closes; one declared is let be, as before, up to this much)
     return _core.RequestParser(max_request_line=MAX_REQUEST, max_header_size=MAX_REQUEST,
-                               max_body_size=0)
+                               max_body_size=MAX_REQUEST)
 
 
 def respond(head: _core.RequestHead | _core.HTTPParseError, render: Callable[[], str]
@@ -146,7 +148,10 @@ class Endpoint:
         or one old enough to make way while more wait to be accepted."""
         dues = [c.deadline for c in self.clients.values()]
         if not self.accepting:
-            dues += [c.evictable for c in self.clients.values() if c.answer is None]
+            # (not before accepting may start again, out of descriptors: a wait of
+            # zero each turn was the busy loop the pause is there to prevent)
+            dues += [max(c.evictable, self.paused_until) for c in self.clients.values()
+                     if c.answer is None]
         return max(min(dues, default=now + 60.0) - now, 0.0)
 
     def _room(self) -> bool:
@@ -189,8 +194,9 @@ class Endpoint:
                                    "%gs", errno.errorcode.get(exc.errno or 0, exc),
                                    ACCEPT_PAUSE)
                 return
-            if len(self.clients) >= MAX_CLIENTS and not self._make_way():
-                sock.close()  # (the one that could make way was answered instead)
+            if len(self.clients) >= MAX_CLIENTS and not self._make_way() \
+                    and len(self.clients) >= MAX_CLIENTS:
+                sock.close()  # (those that could make way were answered, and stay)
                 return
             sock.setblocking(False)
             self.clients[sock] = _Client()

@@ -22,12 +22,21 @@ class Connection(Protocol):
     it as `Exchange.connection` and in connection_made/lost, and uses nothing else
     of the protocol (tools/check_layers.py sees to it)."""
 
-    #: the worker's loop, the adapter serving the connection, what adapters keep
-    #: per connection (by their own keys), and whether the client ended its side
-    loop: asyncio.AbstractEventLoop
-    adapter: Adapter
-    context: dict[str, Any]
-    eof: bool
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The worker's loop."""
+
+    @property
+    def adapter(self) -> Adapter:
+        """The adapter serving the connection."""
+
+    @property
+    def context(self) -> dict[str, Any]:
+        """What adapters keep per connection, by their own keys."""
+
+    @property
+    def eof(self) -> bool:
+        """The client ended its side (closed, or half-closed)."""
 
     @property
     def info(self) -> ConnectionInfo | None: ...

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from .. import _core
 from ..exceptions import RequestTimeout
 from .answers import answer_parts, refusal
-from .flow import time_out
+from .flow import ClientDisconnected, time_out
 from .lifecycle import DETACHED, DONE, RECEIVED, SENDING
 
 if TYPE_CHECKING:
@@ -154,6 +154,17 @@ class Exchange(_core.ExchangeCore):
     def closed(self) -> bool:
         """The connection is closed: nothing written reaches the client."""
         return bool(self.flow.closed)
+
+    def gone(self, why: str = "client disconnected") -> ClientDisconnected:
+        """What tells a writer that the client is gone (raise it): its handler is
+        then unwinding, and is not cancelled in its cleanup (see Flow.gone)."""
+        gone: ClientDisconnected = self.flow.gone(why)
+        return gone
+
+    @property
+    def buffer_size(self) -> int:
+        """The connection's buffer_size: what a write may hold at once."""
+        return int(self.flow.buffer_size)
 
     def watch_close(self, future: asyncio.Future[None]) -> None:
         """Resolves `future` when the connection closes."""

@@ -284,9 +284,13 @@ class WebSocketProtocol(asyncio.Protocol):
         if self.send_now(data, opcode, fin):
             await self.flow.drain()
 
+    async def drain(self) -> None:
+        """Waits while the client does not read what was sent (see send_now)."""
+        await self.flow.drain()
+
     def send_now(self, data: Any, opcode: int | None = None, fin: bool = True) -> bool:
         """send() without its wait: True when the client is not reading what is
-        sent, and the caller awaits `flow.drain()` before it sends more."""
+        sent, and the caller awaits `drain()` before it sends more."""
         if self.codec.close_sent or self.flow.closed:
             raise self.closed_by or ConnectionClosed(ABNORMAL, "the WebSocket is closed")
         if self.counters is not None and fin and (opcode is None or opcode < 8):
