@@ -177,7 +177,6 @@ def test_requests_the_server_refuses_are_in_the_access_log(
 
 def test_a_connection_over_the_limit_is_in_the_access_log(
         caplog: pytest.LogCaptureFixture) -> None:
-    import socket
 
     caplog.set_level(logging.INFO)
     with serve_in_thread(native, access_log=True, shutdown_timeout=2,
@@ -525,12 +524,8 @@ def _pipelined(port: int, count: int, target: str, agent: bytes = b"t") -> int:
     """`count` requests sent at once on one connection; the answers counted."""
     one = (f"GET {target} HTTP/1.1\r\nHost: x\r\nUser-Agent: ").encode() + agent + \
         b"\r\n\r\n"
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(one * (count - 1) + one.replace(b"Host: x", b"Host: x\r\nConnection: close"))
-        data = b""
-        while chunk := s.recv(1 << 16):
-            data += chunk
-    return data.count(b"HTTP/1.1 200 ")
+    last = one.replace(b"Host: x", b"Host: x\r\nConnection: close")
+    return exchange(port, one * (count - 1) + last, timeout=10).count(b"HTTP/1.1 200 ")
 
 
 def test_workers_lines_on_one_pipe_never_tear(tmp_path: Path) -> None:
@@ -678,7 +673,6 @@ def serving_a_busy_request(tmp_path: Path, *args: str
                            ) -> Iterator[subprocess.Popen[str]]:
     """`python3 -m tremolo ARGS slow:app`, serving one request whose handler runs for
     30 s; killed at the end if it is still there."""
-    import socket
 
     (tmp_path / "slow.py").write_text(SLOW)
     port = free_port()

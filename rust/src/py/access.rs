@@ -85,13 +85,11 @@ struct Facts<'a> {
 impl AccessLogCore {
     /// Logs a finished exchange (exchange.rs, without a Python frame).
     pub fn log_exchange(slf: &Bound<'_, Self>, ex: &Bound<'_, ExchangeCore>) -> PyResult<()> {
-        let py = slf.py();
-        let now = perf_counter(py)?;
-        let x = ex.borrow();
-        let head = x.head_ref().map(|h| h.bind(py).clone());
+        let now = perf_counter(slf.py())?;
+        let (head, fields, protocol) = parts(ex);
         // a HEAD response's body is left out: none was sent
         let is_head = head.as_ref().is_some_and(|h| h.get().is_head());
-        let fields = x.fields.as_ref().map(|f| f.bind(py).clone());
+        let x = ex.borrow();
         let facts = Facts {
             status: x.status,
             sent: if is_head { 0 } else { x.sent },
@@ -99,7 +97,6 @@ impl AccessLogCore {
             seconds: now - x.t0,
             fields: fields.as_ref(),
         };
-        let protocol = x.protocol_ref(py);
         drop(x);
         Self::line(slf, false, protocol.as_ref(), head.as_ref(), &facts)
     }
@@ -194,6 +191,23 @@ impl AccessLogCore {
         }
         Ok(())
     }
+}
+
+/// An exchange's head, response fields and protocol: what its line reads.
+type Parts<'py> = (
+    Option<Bound<'py, RequestHead>>,
+    Option<Bound<'py, PyAny>>,
+    Option<Bound<'py, PyAny>>,
+);
+
+fn parts<'py>(ex: &Bound<'py, ExchangeCore>) -> Parts<'py> {
+    let py = ex.py();
+    let x = ex.borrow();
+    (
+        x.head_ref().map(|h| h.bind(py).clone()),
+        x.fields.as_ref().map(|f| f.bind(py).clone()),
+        x.protocol_ref(py),
+    )
 }
 
 /// What became of a line: handed on alone (the user's logging), or pending, the
@@ -313,12 +327,7 @@ impl AccessLogCore {
         sent: u64,
         seconds: f64,
     ) -> PyResult<()> {
-        let py = slf.py();
-        let x = ex.cast::<ExchangeCore>()?.borrow();
-        let head = x.head_ref().map(|h| h.bind(py).clone());
-        let fields = x.fields.as_ref().map(|f| f.bind(py).clone());
-        let protocol = x.protocol_ref(py);
-        drop(x);
+        let (head, fields, protocol) = parts(ex.cast::<ExchangeCore>()?);
         let facts = Facts {
             status: code,
             sent,
