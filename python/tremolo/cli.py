@@ -9,7 +9,6 @@ be loaded shows why with its traceback, exit 1."""
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import re
 import sys
@@ -230,6 +229,8 @@ def _unknown(parser: Parser, extra: list[str], app: str | None) -> NoReturn:
         parser.error(f"unexpected argument {extra[0]!r} (APP is {app!r}; one APP only)")
     name = flags[0].split("=", 1)[0]
     known = [s for action in parser._actions for s in action.option_strings]
+    import difflib  # (only for a mistake: not a module of every process)
+
     near = difflib.get_close_matches(name, known, n=3, cutoff=0.7)
     hint = f"; did you mean {' or '.join(near)}?" if near else \
         " (python3 -m tremolo --help lists them)"

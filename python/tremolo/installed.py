@@ -6,17 +6,34 @@ start, with the way out."""
 
 from __future__ import annotations
 
-import importlib.metadata
+import os
+import sys
 
 DISTRIBUTION = "tremolo-server"
 ORIGINAL = "tremolo"
 
 
+def original_version() -> str | None:
+    """The version of the original's distribution where this Python finds packages,
+    from its metadata directory's name (`tremolo-0.5.3.dist-info`). Read from the
+    directories themselves, not importlib.metadata: that module and the email
+    package it needs are 2 MB of every process, workers included, for one look."""
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith(ORIGINAL + "-") and name.endswith((".dist-info", ".egg-info")):
+                rest = name[len(ORIGINAL) + 1:].removesuffix(".dist-info")
+                return rest.removesuffix(".egg-info").split("-")[0]
+    return None
+
+
 def clash() -> str | None:
     """A warning when the original's distribution is installed here too, else None."""
-    try:
-        version = importlib.metadata.version(ORIGINAL)
-    except importlib.metadata.PackageNotFoundError:
+    version = original_version()
+    if version is None:
         return None
     return (f"the original Tremolo ({ORIGINAL} {version}) is installed in this environment "
             f"as well as {DISTRIBUTION}: both provide the package 'tremolo' and overwrite "

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -49,8 +49,14 @@ PROCESS = (
     ("start", "process_start_time_seconds", "gauge", "When the process started, in "
      "seconds since the epoch; unlabelled: the server's first process."),
 )
-BUILD_LABELS = (f'{{version="{__version__}",python="{platform.python_version()}",'
-                f'implementation="{platform.python_implementation()}"}}')
+#: platform.python_implementation()'s names (read from sys: platform is a MiB of
+#: every process, workers included, for two strings)
+_IMPLEMENTATIONS = {"cpython": "CPython", "pypy": "PyPy", "graalpy": "GraalVM",
+                    "ironpython": "IronPython", "jython": "Jython"}
+_PYTHON = ".".join(map(str, sys.version_info[:3]))
+_IMPLEMENTATION = _IMPLEMENTATIONS.get(sys.implementation.name, sys.implementation.name)
+BUILD_LABELS = (f'{{version="{__version__}",python="{_PYTHON}",'
+                f'implementation="{_IMPLEMENTATION}"}}')
 
 logger = logging.getLogger(logs.SERVER)
 
