@@ -56,7 +56,6 @@ def serve_app(app: Any, *, interface: str = "auto", host: str | None = "127.0.0.
     given how to make the adapter factory from an app, gives what imports the app
     again in a rollout (SIGHUP); `name` is what the start line calls it (APP as
     given)."""
-
     if interface == "auto":
         interface = detect_interface(app)
     interface = "asgi" if interface == "asgi3" else interface

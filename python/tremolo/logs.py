@@ -77,7 +77,7 @@ def _attach(logger: logging.Logger, which: str, path: str | None, stream: Any,
     logger.propagate = False
 
 
-class _SaysOnce(logging.StreamHandler):  # type: ignore[type-arg]
+class _StreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """A handler that says once, on stderr, that it cannot write (a full disk, a
     closed stream), rather than a traceback per message, and again only after it
     wrote once more."""
@@ -103,11 +103,7 @@ class _SaysOnce(logging.StreamHandler):  # type: ignore[type-arg]
                                  f"({exc}); its messages are dropped until it can\n")
 
 
-class _StreamHandler(_SaysOnce):
-    pass
-
-
-class _FileHandler(_SaysOnce, logging.FileHandler):
+class _FileHandler(_StreamHandler, logging.FileHandler):
     pass
 
 

@@ -77,6 +77,10 @@ class _Client:
 
     __slots__ = ("answer", "deadline", "evictable", "parser")
 
+    def may_make_way(self, now: float) -> bool:
+        """Still sending its request, and held long enough to give its place up."""
+        return self.answer is None and now >= self.evictable
+
     def __init__(self) -> None:
         now = time.monotonic()
         self.deadline = now + REQUEST_TIMEOUT
@@ -160,20 +164,19 @@ class Endpoint:
         if len(self.clients) < MAX_CLIENTS:
             return True
         now = time.monotonic()
-        return any(c.answer is None and now >= c.evictable for c in self.clients.values())
+        return any(c.may_make_way(now) for c in self.clients.values())
 
-    def _make_way(self) -> bool:
-        """Drops the oldest connection held EVICT_AFTER that has not sent a whole
-        request, once what it did send is read (a request that came while the
-        process was busy is answered, not dropped)."""
+    def _make_way(self) -> None:
+        """Drops the oldest connection that may make way, once what it did send is
+        read (a request that came while the process was busy is answered, not
+        dropped: answering it may be what makes room)."""
         now = time.monotonic()
         for sock, client in list(self.clients.items()):
-            if client.answer is None and now >= client.evictable:
+            if client.may_make_way(now):
                 self._serve(sock)  # (what waits in its socket, read now)
                 if sock in self.clients and self.clients[sock].answer is None:
                     self._drop(sock)
-                    return True
-        return False
+                    return
 
     def _accept(self) -> None:
         while self._room():
@@ -194,8 +197,9 @@ class Endpoint:
                                    "%gs", errno.errorcode.get(exc.errno or 0, exc),
                                    ACCEPT_PAUSE)
                 return
-            if len(self.clients) >= MAX_CLIENTS and not self._make_way() \
-                    and len(self.clients) >= MAX_CLIENTS:
+            if len(self.clients) >= MAX_CLIENTS:
+                self._make_way()
+            if len(self.clients) >= MAX_CLIENTS:
                 sock.close()  # (those that could make way were answered, and stay)
                 return
             sock.setblocking(False)

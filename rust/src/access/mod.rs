@@ -70,6 +70,10 @@ pub struct Format {
     pieces: Option<Vec<Piece>>,
     /// the response fields' names (lowercased) the format reads, in order
     response: Vec<Vec<u8>>,
+    /// which time the line writes, and whether it writes the client: read for
+    /// every line, so worked out once
+    time: Time,
+    client: bool,
 }
 
 /// What one line is of: a request (answered, refused, or a WebSocket closing), and
@@ -134,11 +138,7 @@ impl Format {
             .find(|(name, _)| *name == text)
             .map_or(text, |(_, format)| format);
         if text == "json" {
-            return Ok(Format {
-                text: text.to_string(),
-                pieces: None,
-                response: Vec::new(),
-            });
+            return Ok(Format::made(text, None, Vec::new()));
         }
         if text.trim().is_empty() {
             return Err("empty (--no-access-log turns the access log off)".to_string());
@@ -181,11 +181,28 @@ impl Format {
         if !literal.is_empty() {
             pieces.push(Piece::Text(literal));
         }
-        Ok(Format {
+        Ok(Format::made(text, Some(pieces), response))
+    }
+
+    fn made(text: &str, pieces: Option<Vec<Piece>>, response: Vec<Vec<u8>>) -> Format {
+        let has = |letter: u8| {
+            pieces
+                .as_ref()
+                .is_none_or(|p| p.contains(&Piece::Atom(Atom::Letter(letter))))
+        };
+        let time = match &pieces {
+            None => Time::Iso,
+            Some(_) if has(b't') => Time::Common,
+            Some(_) => Time::None,
+        };
+        let client = has(b'h');
+        Format {
             text: text.to_string(),
-            pieces: Some(pieces),
+            pieces,
             response,
-        })
+            time,
+            client,
+        }
     }
 
     fn atom(key: &str, response: &mut Vec<Vec<u8>>) -> Result<Atom, String> {
@@ -232,12 +249,7 @@ impl Format {
         if self.text != PRESETS[0].1 {
             return self.clone();
         }
-        let mut closing = self.clone();
-        if let (Some(pieces), Ok(tail)) = (&mut closing.pieces, Format::parse(CLOSED)) {
-            pieces.extend(tail.pieces.unwrap_or_default());
-            closing.text.push_str(CLOSED);
-        }
-        closing
+        Format::parse(&format!("{}{CLOSED}", self.text)).unwrap_or_else(|_| self.clone())
     }
 
     /// The response fields' names (lowercased) whose values an [`Entry`] carries.
@@ -245,25 +257,15 @@ impl Format {
         &self.response
     }
 
-    fn has(&self, letter: u8) -> bool {
-        self.pieces
-            .as_ref()
-            .is_none_or(|pieces| pieces.contains(&Piece::Atom(Atom::Letter(letter))))
-    }
-
     /// Which time the line writes.
     pub fn time(&self) -> Time {
-        match &self.pieces {
-            None => Time::Iso,
-            Some(_) if self.has(b't') => Time::Common,
-            Some(_) => Time::None,
-        }
+        self.time
     }
 
     /// Whether the line writes the client (what it costs to find out is skipped
     /// otherwise).
     pub fn needs_client(&self) -> bool {
-        self.has(b'h')
+        self.client
     }
 
     /// Appends the line of `e` (without a line end).
